@@ -1,0 +1,1 @@
+"""Usage collection, the hourly ledger, metering submission, reconciliation and reports."""

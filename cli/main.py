@@ -1,0 +1,240 @@
+"""`controlplane`: run the API, workers, scheduler, migrations, emulators and the sandbox."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from core.errors import ConfigurationError
+from core.settings import Settings
+
+app = typer.Typer(
+    help="Control plane for VAST Blob-API façade clusters sold through Azure Marketplace.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+catalog_app = typer.Typer(help="The offer catalog.", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
+
+
+def _settings_or_exit() -> Settings:
+    from core.logging import configure_logging
+    from core.settings import get_settings
+
+    try:
+        settings = get_settings()
+    except ConfigurationError as error:
+        typer.secho(str(error), fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from None
+    configure_logging(settings.log_level, settings.log_format)
+    return settings
+
+
+@app.command()
+def api(
+    host: Annotated[str | None, typer.Option(help="Interface to bind; defaults to CP_API_HOST.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port; defaults to CP_API_PORT.")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Uvicorn worker processes.")] = 1,
+) -> None:
+    """Serve the HTTP API (landing page, webhook, JSON API, portal)."""
+    import uvicorn
+
+    settings = _settings_or_exit()
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=host or settings.api_host,
+        port=port if port is not None else settings.api_port,
+        workers=workers,
+        log_config=None,
+        access_log=False,
+    )
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, help="Parallel tasks; defaults to CP_WORKER_CONCURRENCY.")
+    ] = None,
+    pool: Annotated[str, typer.Option(help="Celery pool: threads, prefork or solo.")] = "threads",
+    queues: Annotated[str, typer.Option(help="Comma-separated queues to consume.")] = "celery",
+) -> None:
+    """Run a Celery worker that consumes outbox messages and scheduled jobs."""
+    settings = _settings_or_exit()
+    from workers.celery_app import celery_app
+
+    celery_app.worker_main(
+        [
+            "worker",
+            f"--loglevel={settings.log_level}",
+            f"--pool={pool}",
+            f"--concurrency={concurrency or settings.worker_concurrency}",
+            f"--queues={queues}",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )
+
+
+@app.command()
+def beat() -> None:
+    """Run the scheduler: Celery beat plus the outbox relay (exactly one per deployment)."""
+    settings = _settings_or_exit()
+    from core.db import get_database
+    from workers.celery_app import celery_app
+    from workers.relay import OutboxRelay, celery_publisher
+
+    stop = threading.Event()
+    relay = OutboxRelay(
+        get_database(),
+        celery_publisher(celery_app),
+        batch_size=settings.outbox_batch_size,
+        redispatch_after_seconds=settings.outbox_redispatch_after_seconds,
+    )
+    relay_thread = threading.Thread(
+        target=relay.run_forever, args=(stop, settings.outbox_poll_interval_seconds), name="outbox-relay", daemon=True
+    )
+    relay_thread.start()
+    try:
+        celery_app.start(["beat", f"--loglevel={settings.log_level}"])
+    finally:
+        stop.set()
+        relay_thread.join(timeout=10)
+
+
+@app.command()
+def relay(
+    once: Annotated[bool, typer.Option(help="Publish one batch and exit.")] = False,
+) -> None:
+    """Run only the outbox relay (the scheduler runs one already)."""
+    settings = _settings_or_exit()
+    from core.db import get_database
+    from workers.celery_app import celery_app
+    from workers.relay import OutboxRelay, celery_publisher
+
+    outbox_relay = OutboxRelay(
+        get_database(),
+        celery_publisher(celery_app),
+        batch_size=settings.outbox_batch_size,
+        redispatch_after_seconds=settings.outbox_redispatch_after_seconds,
+    )
+    if once:
+        typer.echo(f"published {outbox_relay.run_once()} message(s)")
+        return
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        outbox_relay.run_forever(stop, settings.outbox_poll_interval_seconds)
+    except KeyboardInterrupt:
+        stop.set()
+
+
+@app.command()
+def migrate(
+    revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
+    downgrade: Annotated[bool, typer.Option(help="Downgrade to the revision instead of upgrading.")] = False,
+) -> None:
+    """Apply database migrations, then load the offer catalog into the database."""
+    settings = _settings_or_exit()
+    from core import migrator
+    from core.catalog.loader import load_catalog, sync_catalog
+    from core.db import get_database
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if downgrade:
+        migrator.downgrade(settings.resolved_database_url, revision)
+        typer.echo(f"downgraded to {revision}")
+        return
+    try:
+        catalog = load_catalog(settings.catalog_path)
+    except ConfigurationError as error:
+        typer.secho(str(error), fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from None
+    migrator.upgrade(settings.resolved_database_url, revision)
+    with get_database().session() as session:
+        sync_catalog(session, catalog)
+    typer.echo(f"database at {revision}; catalog {catalog.catalog_version} loaded")
+
+
+@app.command()
+def probe(
+    timeout: Annotated[float, typer.Option(min=1, help="Seconds to wait for the worker.")] = 30.0,
+) -> None:
+    """Send a probe through outbox -> relay -> broker -> worker and report how long it took."""
+    _settings_or_exit()
+    from core.db import get_database
+    from core.probe import start_probe, wait_for_probe
+
+    database = get_database()
+    probe_id = start_probe(database)
+    elapsed = wait_for_probe(database, probe_id, timeout)
+    if elapsed is None:
+        typer.secho(f"probe {probe_id} did not complete within {timeout:.0f}s", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1)
+    typer.echo(f"probe {probe_id} completed in {elapsed * 1000:.0f} ms")
+
+
+@catalog_app.command("check")
+def catalog_check(
+    path: Annotated[Path, typer.Argument(help="Catalog file to validate.")] = Path("catalog/offers.toml"),
+) -> None:
+    """Validate a catalog file and print its offers and plans."""
+    from core.catalog.loader import load_catalog
+
+    try:
+        catalog = load_catalog(path)
+    except ConfigurationError as error:
+        typer.secho(str(error), fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from None
+    for offer in catalog.offers:
+        plans = ", ".join(f"{plan.id}{' (private)' if plan.private else ''}" for plan in offer.plans)
+        dimensions = ", ".join(dimension.id for dimension in offer.dimensions)
+        typer.echo(f"{offer.id}: plans {plans}; dimensions {dimensions}")
+
+
+@app.command()
+def emulators(
+    state_dir: Annotated[Path, typer.Option(help="Where the CA and emulators.json are written.")] = Path(
+        "var/emulators"
+    ),
+    seed: Annotated[int, typer.Option(help="Seed for generated ids and injected faults.")] = 0,
+    webhook_url: Annotated[str | None, typer.Option(help="Publisher webhook URL Marketplace calls.")] = None,
+) -> None:
+    """Start the Entra ID, Marketplace and ARM emulators on loopback ports and print their URLs."""
+    import json
+
+    from emulators.suite import EmulatorSuiteConfig, build_default_suite
+
+    suite = build_default_suite(
+        EmulatorSuiteConfig(state_dir=state_dir.resolve(), seed=seed, publisher_webhook_url=webhook_url)
+    )
+    state = suite.start()
+    typer.echo(json.dumps(state, indent=2))
+    typer.echo(f"state written to {state_dir / 'emulators.json'}; Ctrl-C stops")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        suite.stop()
+
+
+@app.command()
+def sandbox(
+    serve: Annotated[bool, typer.Option(help="Keep everything running after the demo until Ctrl-C.")] = False,
+    data_dir: Annotated[Path, typer.Option(help="Working folder; wiped at start.")] = Path("var/sandbox"),
+) -> None:
+    """Run the end-to-end demo on the embedded default (SQLite, embedded broker, local emulators)."""
+    from cli.sandbox import run_sandbox
+
+    raise typer.Exit(code=run_sandbox(data_dir.resolve(), serve=serve))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,52 @@
+"""Celery configuration shared by every process, and the names of the tasks work is enqueued under.
+
+The API enqueues by task name through the outbox and never imports `workers`; the workers register
+the consumers under these names.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from kombu import Connection
+
+from core.settings import Settings
+
+
+class TaskNames:
+    """Every task name in one place, so producers and consumers cannot drift apart."""
+
+    PIPELINE_PROBE = "system.pipeline_probe"
+    OUTBOX_BACKLOG_REPORT = "system.outbox_backlog_report"
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """Celery settings: late acks, one message in flight per worker process, JSON only."""
+    broker_url = settings.resolved_broker_url
+    data_dir = Path(settings.data_dir).resolve()
+    config: dict[str, Any] = {
+        "broker_url": broker_url,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "result_serializer": "json",
+        "task_ignore_result": True,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "worker_hijack_root_logger": False,
+        "broker_connection_retry_on_startup": True,
+        "beat_schedule_filename": str(data_dir / "celerybeat-schedule"),
+        "timezone": "UTC",
+        "enable_utc": True,
+    }
+    if broker_url.startswith(("redis://", "rediss://")):
+        # Unacknowledged messages come back after this long (longest task plus margin).
+        config["broker_transport_options"] = {"visibility_timeout": 3600}
+    return config
+
+
+def ping_broker(broker_url: str, timeout_seconds: float = 3.0) -> None:
+    """Raise when the broker cannot be reached."""
+    with Connection(broker_url, connect_timeout=timeout_seconds) as connection:
+        connection.ensure_connection(max_retries=1, timeout=timeout_seconds)

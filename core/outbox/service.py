@@ -1,0 +1,78 @@
+"""Enqueue work in the caller's transaction; claim and complete it from the relay and the consumers."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from core.correlation import current_correlation_id, new_correlation_id
+from core.db import utc_now
+from core.outbox.models import OutboxMessage
+
+
+def enqueue(
+    session: Session, task_name: str, arguments: dict[str, Any] | None = None, *, delay_seconds: float = 0
+) -> OutboxMessage:
+    """Add an outbox row in the current transaction: the work exists if and only if the change commits."""
+    message = OutboxMessage(
+        task_name=task_name,
+        arguments=arguments or {},
+        correlation_id=current_correlation_id() or new_correlation_id(),
+        available_at=utc_now() + timedelta(seconds=delay_seconds),
+    )
+    session.add(message)
+    session.flush()
+    return message
+
+
+def due_messages(
+    session: Session, *, limit: int, redispatch_after: timedelta, now: datetime | None = None
+) -> list[OutboxMessage]:
+    """Rows to dispatch now: never dispatched, or dispatched long ago and still not completed (lost on the way).
+
+    Locked with SKIP LOCKED on PostgreSQL so concurrent relays never claim the same row.
+    """
+    now = now or utc_now()
+    statement = (
+        select(OutboxMessage)
+        .where(
+            col(OutboxMessage.completed_at).is_(None),
+            OutboxMessage.available_at <= now,
+            sa.or_(
+                col(OutboxMessage.dispatched_at).is_(None),
+                col(OutboxMessage.dispatched_at) <= now - redispatch_after,
+            ),
+        )
+        .order_by(col(OutboxMessage.id))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list(session.exec(statement).all())
+
+
+def mark_dispatched(session: Session, message: OutboxMessage) -> None:
+    message.dispatched_at = utc_now()
+    message.dispatch_count += 1
+    session.add(message)
+
+
+def claim_for_completion(session: Session, message_id: int) -> OutboxMessage | None:
+    """Lock the row for a consumer; None when it is already completed (a duplicate delivery)."""
+    message = session.exec(select(OutboxMessage).where(OutboxMessage.id == message_id).with_for_update()).first()
+    if message is None or message.completed_at is not None:
+        return None
+    return message
+
+
+def mark_completed(session: Session, message: OutboxMessage) -> None:
+    message.completed_at = utc_now()
+    session.add(message)
+
+
+def pending_count(session: Session) -> int:
+    """Messages not completed yet: the backlog operators watch."""
+    statement = select(sa.func.count()).select_from(OutboxMessage).where(col(OutboxMessage.completed_at).is_(None))
+    return int(session.exec(statement).one())

@@ -1,0 +1,125 @@
+"""Typed settings for every process of the control plane, read from `CP_*` environment variables or `.env`.
+
+Defaults point at the Azure public cloud; the sandbox and the tests point the endpoints at the local emulators.
+Secrets are `SecretStr` so they never print. Unknown `CP_*` keys in a `.env` file are refused.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.errors import ConfigurationError
+
+MARKETPLACE_RESOURCE_APP_ID = "20e940b3-4c77-4b0b-9a53-9e16a1b010a7"
+REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CATALOG_PATH = REPOSITORY_ROOT / "catalog" / "offers.toml"
+
+
+class Settings(BaseSettings):
+    """Every setting the API, workers, scheduler and CLI read."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CP_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    # Storage and messaging
+    data_dir: Path = Field(default=Path("var"), description="Working directory for the embedded database and broker.")
+    database_url: str = Field(default="", description="SQLAlchemy URL; empty means SQLite under data_dir.")
+    broker_url: str = Field(default="", description="Celery broker URL; empty means the embedded SQLite broker.")
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+
+    # Publisher identity (Entra app registrations)
+    entra_authority_host: str = "https://login.microsoftonline.com"
+    publisher_tenant_id: str = Field(description="Entra tenant id of the publisher.")
+    publisher_client_id: str = Field(description="Client id of the publisher's single-tenant fulfilment app.")
+    publisher_client_secret: SecretStr | None = None
+    publisher_client_certificate_path: Path | None = None
+    use_workload_identity: bool = False
+
+    # Marketplace
+    marketplace_fulfillment_base_url: str = "https://marketplaceapi.microsoft.com/api/saas"
+    marketplace_metering_base_url: str = "https://marketplaceapi.microsoft.com/api"
+    marketplace_api_version: str = "2018-08-31"
+    marketplace_resource_app_id: str = MARKETPLACE_RESOURCE_APP_ID
+
+    # Azure Resource Manager
+    arm_endpoint: str = "https://management.azure.com"
+    arm_credential_scope: str = "https://management.azure.com/.default"
+
+    # Outbound HTTP
+    ca_bundle: Path | None = Field(default=None, description="Extra CA bundle to trust (the emulators' CA locally).")
+    http_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+
+    # Catalog
+    catalog_path: Path = DEFAULT_CATALOG_PATH
+
+    # Outbox relay
+    outbox_poll_interval_seconds: float = Field(default=0.5, gt=0, le=60)
+    outbox_batch_size: int = Field(default=100, ge=1, le=10_000)
+    outbox_redispatch_after_seconds: float = Field(
+        default=300.0, gt=0, description="A dispatched message not completed after this long is dispatched again."
+    )
+
+    # Processes
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=0, le=65535)
+    worker_concurrency: int = Field(default=2, ge=1, le=64)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "console"] = "json"
+
+    @field_validator("publisher_tenant_id", "publisher_client_id")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _publisher_credential_chosen(self) -> Settings:
+        if not (self.publisher_client_secret or self.publisher_client_certificate_path or self.use_workload_identity):
+            raise ValueError(
+                "one publisher credential is required: CP_PUBLISHER_CLIENT_SECRET, "
+                "CP_PUBLISHER_CLIENT_CERTIFICATE_PATH or CP_USE_WORKLOAD_IDENTITY=true"
+            )
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'controlplane.db').resolve()}"
+
+    @property
+    def resolved_broker_url(self) -> str:
+        return self.broker_url or f"sqla+sqlite:///{(self.data_dir / 'broker.db').resolve()}"
+
+    @property
+    def tls_verify(self) -> str | bool:
+        """What httpx's `verify=` and azure-core's `connection_verify=` take."""
+        return str(self.ca_bundle) if self.ca_bundle else True
+
+
+def load_settings() -> Settings:
+    """Read the settings, turning validation errors into one message that names each bad setting."""
+    try:
+        return Settings()  # type: ignore[call-arg]  # required fields come from the environment
+    except ValidationError as error:
+        problems = []
+        for issue in error.errors():
+            location = ".".join(str(part) for part in issue["loc"])
+            name = f"CP_{location.upper()}" if location else "settings"
+            problems.append(f"{name}: {issue['msg']}")
+        raise ConfigurationError("invalid settings: " + "; ".join(problems)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return load_settings()

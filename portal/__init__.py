@@ -1,0 +1,1 @@
+"""The server-rendered portal for customer admins and publisher operators."""

@@ -1,0 +1,34 @@
+"""The one Celery app; `controlplane worker` and `controlplane beat` run it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery, signals
+
+from core.correlation import CORRELATION_HEADER, current_correlation_id
+from core.messaging import celery_config
+from core.settings import get_settings
+
+
+def create_celery_app() -> Celery:
+    """Build the app from settings and register every task module."""
+    app = Celery("controlplane")
+    app.conf.update(celery_config(get_settings()))
+    app.conf.imports = ["workers.tasks"]
+    from workers.schedule import beat_schedule
+
+    app.conf.beat_schedule = beat_schedule()
+    return app
+
+
+celery_app = create_celery_app()
+
+
+@signals.before_task_publish.connect
+def _carry_correlation_id(headers: dict[str, Any] | None = None, **_: Any) -> None:
+    # The correlation id travels in the message headers, so the task's logs share the request's id.
+    if headers is not None and CORRELATION_HEADER not in headers:
+        correlation_id = current_correlation_id()
+        if correlation_id:
+            headers[CORRELATION_HEADER] = correlation_id

@@ -1,0 +1,65 @@
+"""Outbox consumers: a delivered message is applied once, whatever the broker redelivers.
+
+The consumer locks the outbox row, returns early when it is already completed, and marks it
+completed in the same transaction as its effect, so a crash before commit leaves it to run again
+and a crash after commit makes the next delivery a no-op.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from celery import Task
+from sqlmodel import Session
+
+from core.correlation import correlation_scope
+from core.db import get_database
+from core.outbox.service import claim_for_completion, mark_completed
+from workers.celery_app import celery_app
+
+logger = logging.getLogger(__name__)
+
+OutboxHandler = Callable[..., None]
+
+
+def outbox_consumer(name: str, *, max_retries: int = 8) -> Callable[[OutboxHandler], Task]:
+    """Register `handler(session, **arguments)` as the consumer of outbox messages named `name`.
+
+    Exceptions retry with exponential backoff and jitter up to `max_retries`; after that the
+    message stays uncompleted and the relay dispatches it again later.
+    """
+
+    def register(handler: OutboxHandler) -> Task:
+        @celery_app.task(  # type: ignore[untyped-decorator]
+            name=name,
+            bind=True,
+            acks_late=True,
+            autoretry_for=(Exception,),
+            retry_backoff=2,
+            retry_backoff_max=300,
+            retry_jitter=True,
+            max_retries=max_retries,
+        )
+        def consume(task: Task, outbox_id: int, arguments: dict[str, Any], correlation_id: str | None = None) -> str:
+            with correlation_scope(correlation_id):
+                with get_database().session() as session:
+                    message = claim_for_completion(session, outbox_id)
+                    if message is None:
+                        logger.info("outbox message already completed", extra={"outbox_id": outbox_id, "task": name})
+                        return "duplicate"
+                    handler(session, **arguments)
+                    mark_completed(session, message)
+                logger.info("outbox message completed", extra={"outbox_id": outbox_id, "task": name})
+                return "completed"
+
+        return consume
+
+    return register
+
+
+def run_in_session(handler: Callable[[Session], None]) -> None:
+    """Run `handler` in one unit of work (used by periodic tasks that are not outbox consumers)."""
+    with get_database().session() as session:
+        handler(session)
