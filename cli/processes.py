@@ -82,15 +82,34 @@ class ProcessGroup:
             managed.stop()
 
 
+def wait_until_listening(base_url: str, timeout_seconds: float, group: ProcessGroup | None = None) -> None:
+    """Poll /healthz until the process answers at all."""
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        _raise_if_any_exited(group)
+        try:
+            if httpx.get(f"{base_url}/healthz", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{base_url} did not answer /healthz within {timeout_seconds:.0f}s")
+
+
+def _raise_if_any_exited(group: ProcessGroup | None) -> None:
+    if group is None:
+        return
+    dead = [managed.name for managed in group.processes if not managed.alive()]
+    if dead:
+        raise RuntimeError(f"process(es) exited early: {', '.join(dead)}; see logs in {group.log_dir}")
+
+
 def wait_until_ready(base_url: str, timeout_seconds: float, group: ProcessGroup | None = None) -> dict[str, object]:
     """Poll /readyz until it answers ready; raise with the last answer when time runs out."""
     deadline = time.monotonic() + timeout_seconds
     last: object = "no answer"
     while time.monotonic() < deadline:
-        if group is not None:
-            dead = [managed.name for managed in group.processes if not managed.alive()]
-            if dead:
-                raise RuntimeError(f"process(es) exited early: {', '.join(dead)}; see logs in {group.log_dir}")
+        _raise_if_any_exited(group)
         try:
             response = httpx.get(f"{base_url}/readyz", timeout=5)
             last = response.json()

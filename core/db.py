@@ -132,3 +132,10 @@ def get_database() -> Database:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         _databases[url] = Database(url, pool_size=settings.database_pool_size)
     return _databases[url]
+
+
+def reset_databases() -> None:
+    """Forget engines inherited from a parent process (prefork workers must open their own connections)."""
+    for database in _databases.values():
+        database.engine.dispose(close=False)
+    _databases.clear()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from kombu import Connection
+from kombu.connection import Connection
 
 from core.settings import Settings
 
@@ -48,5 +48,5 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 
 def ping_broker(broker_url: str, timeout_seconds: float = 3.0) -> None:
     """Raise when the broker cannot be reached."""
-    with Connection(broker_url, connect_timeout=timeout_seconds) as connection:
+    with Connection(broker_url, connect_timeout=timeout_seconds) as connection:  # type: ignore[no-untyped-call]
         connection.ensure_connection(max_retries=1, timeout=timeout_seconds)

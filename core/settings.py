@@ -100,6 +100,20 @@ class Settings(BaseSettings):
     def resolved_broker_url(self) -> str:
         return self.broker_url or f"sqla+sqlite:///{(self.data_dir / 'broker.db').resolve()}"
 
+    def as_environment(self) -> dict[str, str]:
+        """These settings as CP_* variables, to hand to a child process (secrets included, so keep it in memory)."""
+        environment: dict[str, str] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            elif isinstance(value, bool):
+                value = "true" if value else "false"
+            environment[f"CP_{name.upper()}"] = str(value)
+        return environment
+
     @property
     def tls_verify(self) -> str | bool:
         """What httpx's `verify=` and azure-core's `connection_verify=` take."""
@@ -109,7 +123,7 @@ class Settings(BaseSettings):
 def load_settings() -> Settings:
     """Read the settings, turning validation errors into one message that names each bad setting."""
     try:
-        return Settings()  # type: ignore[call-arg]  # required fields come from the environment
+        return Settings()  # required fields come from the environment
     except ValidationError as error:
         problems = []
         for issue in error.errors():

@@ -7,6 +7,7 @@ from typing import Any
 from celery import Celery, signals
 
 from core.correlation import CORRELATION_HEADER, current_correlation_id
+from core.db import reset_databases
 from core.messaging import celery_config
 from core.settings import get_settings
 
@@ -32,3 +33,8 @@ def _carry_correlation_id(headers: dict[str, Any] | None = None, **_: Any) -> No
         correlation_id = current_correlation_id()
         if correlation_id:
             headers[CORRELATION_HEADER] = correlation_id
+
+
+@signals.worker_process_init.connect
+def _fresh_connections_per_child(**_: Any) -> None:
+    reset_databases()

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
-from sqlmodel import Session, select
+from sqlmodel import Session, SQLModel, select
 
 from core.catalog.models import MeteredDimension, Offer, Plan, PlanIncludedQuantity
 from core.catalog.schemas import CatalogSpec
 from core.errors import ConfigurationError
+
+RowT = TypeVar("RowT", bound=SQLModel)
 
 
 def load_catalog(path: Path) -> CatalogSpec:
@@ -41,52 +44,69 @@ def sync_catalog(session: Session, catalog: CatalogSpec) -> None:
     Rows are never deleted: subscriptions keep pointing at plans that a newer catalog retired.
     """
     for offer_spec in catalog.offers:
-        offer = session.get(Offer, offer_spec.id) or Offer(id=offer_spec.id)
-        offer.publisher_id = offer_spec.publisher_id
-        offer.display_name = offer_spec.display_name
-        offer.activation = offer_spec.activation.value
-        offer.blob_api_port = offer_spec.blob_api_port
-        offer.catalog_version = catalog.catalog_version
-        session.add(offer)
-        session.flush()
+        offer = _upsert(
+            session,
+            session.get(Offer, offer_spec.id),
+            Offer,
+            id=offer_spec.id,
+            publisher_id=offer_spec.publisher_id,
+            display_name=offer_spec.display_name,
+            activation=offer_spec.activation.value,
+            blob_api_port=offer_spec.blob_api_port,
+            catalog_version=catalog.catalog_version,
+        )
         dimensions: dict[str, MeteredDimension] = {}
         for dimension_spec in offer_spec.dimensions:
-            dimension = session.exec(
+            existing_dimension = session.exec(
                 select(MeteredDimension).where(
                     MeteredDimension.offer_id == offer.id, MeteredDimension.dimension_id == dimension_spec.id
                 )
-            ).first() or MeteredDimension(offer_id=offer.id, dimension_id=dimension_spec.id)
-            dimension.display_name = dimension_spec.display_name
-            dimension.unit = dimension_spec.unit
-            dimension.aggregation = dimension_spec.aggregation.value
-            dimension.precision = dimension_spec.precision
-            dimension.rounding = dimension_spec.rounding.value
-            session.add(dimension)
-            dimensions[dimension_spec.id] = dimension
-        session.flush()
+            ).first()
+            dimensions[dimension_spec.id] = _upsert(
+                session,
+                existing_dimension,
+                MeteredDimension,
+                offer_id=offer.id,
+                dimension_id=dimension_spec.id,
+                display_name=dimension_spec.display_name,
+                unit=dimension_spec.unit,
+                aggregation=dimension_spec.aggregation.value,
+                precision=dimension_spec.precision,
+                rounding=dimension_spec.rounding.value,
+            )
         for plan_spec in offer_spec.plans:
-            plan = session.exec(
+            existing_plan = session.exec(
                 select(Plan).where(Plan.offer_id == offer.id, Plan.plan_id == plan_spec.id)
-            ).first() or Plan(offer_id=offer.id, plan_id=plan_spec.id)
-            for field in (
-                "display_name",
-                "description",
-                "private",
-                "vm_size",
-                "nodes_per_unit",
-                "capacity_tib_per_unit",
-                "min_quantity",
-                "max_quantity",
-            ):
-                setattr(plan, field, getattr(plan_spec, field))
-            session.add(plan)
-            session.flush()
-            assert plan.id is not None
+            ).first()
+            plan = _upsert(
+                session,
+                existing_plan,
+                Plan,
+                offer_id=offer.id,
+                plan_id=plan_spec.id,
+                **plan_spec.model_dump(exclude={"id", "included"}),
+            )
             for dimension_id, dimension in dimensions.items():
+                assert plan.id is not None
                 assert dimension.id is not None
-                included = session.get(PlanIncludedQuantity, (plan.id, dimension.id)) or PlanIncludedQuantity(
-                    plan_pk=plan.id, dimension_pk=dimension.id
+                _upsert(
+                    session,
+                    session.get(PlanIncludedQuantity, (plan.id, dimension.id)),
+                    PlanIncludedQuantity,
+                    plan_pk=plan.id,
+                    dimension_pk=dimension.id,
+                    included_per_hour_per_unit=plan_spec.included.get(dimension_id, 0.0),
                 )
-                included.included_per_hour_per_unit = plan_spec.included.get(dimension_id, 0.0)
-                session.add(included)
-        session.flush()
+
+
+def _upsert(session: Session, existing: RowT | None, model: type[RowT], **values: Any) -> RowT:
+    """Update `existing` with `values`, or create a `model` row from them; flushed so ids are assigned."""
+    if existing is None:
+        row = model(**values)
+    else:
+        row = existing
+        for field, value in values.items():
+            setattr(row, field, value)
+    session.add(row)
+    session.flush()
+    return row

@@ -1,0 +1,17 @@
+# One image for every role: api, worker and beat differ only by the command.
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY core core
+COPY api api
+COPY workers workers
+COPY billing billing
+COPY portal portal
+COPY emulators emulators
+COPY armexpr armexpr
+COPY cli cli
+COPY catalog catalog
+COPY arm-templates arm-templates
+RUN pip install --no-cache-dir .
+USER nobody
+ENTRYPOINT ["controlplane"]

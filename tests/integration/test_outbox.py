@@ -1,0 +1,113 @@
+"""The transactional outbox: atomic with the state change, re-dispatched after a crash, applied once."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from celery import Celery
+from sqlmodel import select
+
+from cli.processes import ProcessGroup
+from core.audit.models import AuditEvent
+from core.audit.service import record_audit_event
+from core.db import Database, utc_now
+from core.messaging import TaskNames, celery_config
+from core.outbox.models import OutboxMessage
+from core.outbox.service import enqueue
+from core.probe import start_probe, wait_for_probe
+from core.settings import Settings
+from workers.relay import OutboxRelay, celery_publisher
+
+
+@pytest.fixture
+def publisher_app(base_settings: Settings) -> Iterator[Celery]:
+    app = Celery("outbox-tests")
+    app.conf.update(celery_config(base_settings))
+    yield app
+    app.close()
+
+
+def _messages(database: Database) -> list[OutboxMessage]:
+    with database.session() as session:
+        return list(session.exec(select(OutboxMessage)).all())
+
+
+def _probe_effects(database: Database, probe_id: str) -> int:
+    with database.session() as session:
+        statement = select(AuditEvent).where(
+            AuditEvent.action == "system.pipeline_probe.completed", AuditEvent.subject_id == probe_id
+        )
+        return len(session.exec(statement).all())
+
+
+def test_state_change_and_outbox_row_commit_together(database: Database) -> None:
+    with database.session() as session:
+        record_audit_event(session, actor="test", action="thing.changed", subject_type="thing", subject_id="1")
+        enqueue(session, TaskNames.PIPELINE_PROBE, {"probe_id": "committed"})
+    assert [message.arguments["probe_id"] for message in _messages(database)] == ["committed"]
+
+
+def test_state_change_and_outbox_row_roll_back_together(database: Database) -> None:
+    def failing_unit_of_work() -> None:
+        with database.session() as session:
+            record_audit_event(session, actor="test", action="thing.changed", subject_type="thing", subject_id="2")
+            enqueue(session, TaskNames.PIPELINE_PROBE, {"probe_id": "rolled-back"})
+            raise RuntimeError("the unit of work fails after both writes")
+
+    with pytest.raises(RuntimeError):
+        failing_unit_of_work()
+    assert _messages(database) == []
+    with database.session() as session:
+        assert session.exec(select(AuditEvent)).all() == []
+
+
+@pytest.mark.broker
+def test_relay_round_trip_through_the_broker(
+    database: Database, publisher_app: Celery, worker_processes: ProcessGroup
+) -> None:
+    probe_id = start_probe(database)
+    assert OutboxRelay(database, celery_publisher(publisher_app)).run_once() == 1
+    assert wait_for_probe(database, probe_id, timeout_seconds=60) is not None
+    [message] = _messages(database)
+    assert message.dispatch_count == 1
+    assert message.completed_at is not None
+    assert OutboxRelay(database, celery_publisher(publisher_app)).run_once() == 0
+
+
+@pytest.mark.broker
+def test_message_lost_after_dispatch_is_dispatched_again(
+    database: Database, publisher_app: Celery, worker_processes: ProcessGroup
+) -> None:
+    probe_id = start_probe(database)
+    with database.session() as session:
+        [message] = session.exec(select(OutboxMessage)).all()
+        # As if a broker lost it: marked dispatched long ago, never completed.
+        message.dispatched_at = utc_now() - timedelta(minutes=10)
+        message.dispatch_count = 1
+        session.add(message)
+    relay = OutboxRelay(database, celery_publisher(publisher_app), redispatch_after_seconds=300)
+    assert relay.run_once() == 1
+    assert wait_for_probe(database, probe_id, timeout_seconds=60) is not None
+    [message] = _messages(database)
+    assert message.dispatch_count == 2
+    assert _probe_effects(database, probe_id) == 1
+
+
+@pytest.mark.broker
+def test_scheduler_relays_the_outbox_to_a_worker(
+    database: Database, base_settings: Settings, worker_processes: ProcessGroup, tmp_path: Path
+) -> None:
+    group = ProcessGroup(tmp_path, {**os.environ, **base_settings.as_environment()})
+    group.add("beat", "beat")
+    group.start_all()
+    try:
+        probe_ids = [start_probe(database) for _ in range(5)]
+        for probe_id in probe_ids:
+            assert wait_for_probe(database, probe_id, timeout_seconds=60) is not None
+    finally:
+        group.stop_all()
+    assert all(message.completed_at is not None for message in _messages(database))

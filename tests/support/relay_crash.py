@@ -1,0 +1,28 @@
+"""Run one relay pass that dies (SIGKILL) right after publishing, before marking anything dispatched.
+
+Started as a child process by the outbox tests, with CP_* settings in its environment.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from core.db import get_database
+from core.outbox.models import OutboxMessage
+from workers.celery_app import celery_app
+from workers.relay import OutboxRelay, celery_publisher
+
+
+def main() -> None:
+    publish = celery_publisher(celery_app)
+
+    def publish_then_die(message: OutboxMessage) -> None:
+        publish(message)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    OutboxRelay(get_database(), publish_then_die).run_once()
+
+
+if __name__ == "__main__":
+    main()
