@@ -8,6 +8,7 @@ from api.errors import install_error_handlers
 from api.middleware import CorrelationMiddleware
 from api.routers import health
 from core.db import Database, get_database
+from core.identity.tokens import EntraTokenVerifier
 from core.settings import Settings, get_settings
 
 
@@ -21,6 +22,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     )
     app.state.settings = settings
     app.state.database = database or get_database()
+    app.state.token_verifier = EntraTokenVerifier(
+        settings.entra_authority_host, v1_issuer_host=settings.entra_v1_issuer_host, verify=settings.tls_verify
+    )
     install_error_handlers(app)
     app.add_middleware(CorrelationMiddleware)
     app.include_router(health.router)

@@ -24,7 +24,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def domain_error(request: Request, error: ControlPlaneError) -> JSONResponse:
         if error.status_code >= 500:
             logger.error("request failed", extra={"code": error.code, "path": request.url.path})
-        return JSONResponse(error_body(error.code, error.message, error.details), status_code=error.status_code)
+        headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if error.status_code == 401 else None
+        return JSONResponse(
+            error_body(error.code, error.message, error.details), status_code=error.status_code, headers=headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:

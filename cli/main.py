@@ -135,7 +135,7 @@ def relay(
 
 @app.command()
 def migrate(
-    revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
+    revision: Annotated[str, typer.Option(help="Target revision.")] = "heads",
     downgrade: Annotated[bool, typer.Option(help="Downgrade to the revision instead of upgrading.")] = False,
 ) -> None:
     """Apply database migrations, then load the offer catalog into the database."""

@@ -19,6 +19,11 @@ class TaskNames:
 
     PIPELINE_PROBE = "system.pipeline_probe"
     OUTBOX_BACKLOG_REPORT = "system.outbox_backlog_report"
+    # Converge one cluster towards its desired spec: {"cluster_id": str}.
+    CLUSTER_RECONCILE = "clusters.reconcile"
+    # A cluster reached (or failed to reach) a desired generation:
+    # {"cluster_id": str, "generation": int, "outcome": "converged" | "failed", "reason": str | None}.
+    CLUSTER_CONVERGED = "subscriptions.cluster_converged"
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:

@@ -44,6 +44,19 @@ class Settings(BaseSettings):
     publisher_client_secret: SecretStr | None = None
     publisher_client_certificate_path: Path | None = None
     use_workload_identity: bool = False
+    entra_v1_issuer_host: str = Field(
+        default="https://sts.windows.net", description="Issuer host of v1 tokens ({host}/{tenant id}/)."
+    )
+    entra_disable_instance_discovery: bool = Field(
+        default=False, description="True for authorities Entra's instance discovery does not know (the emulator)."
+    )
+    # The multi-tenant control-plane app: portal and landing-page sign-in, and ARM access in customer tenants.
+    control_plane_client_id: str | None = None
+    control_plane_client_secret: SecretStr | None = None
+    control_plane_client_certificate_path: Path | None = None
+    operator_app_role: str = Field(default="Operator", description="App role that makes a signed-in user an operator.")
+    session_secret: SecretStr | None = Field(default=None, description="Signs session and CSRF cookies.")
+    public_base_url: str = Field(default="http://127.0.0.1:8000", description="Where browsers reach the API.")
 
     # Marketplace
     marketplace_fulfillment_base_url: str = "https://marketplaceapi.microsoft.com/api/saas"

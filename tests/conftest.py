@@ -16,12 +16,14 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 import core.models  # noqa: F401  # registers every table
+from cli.emulator_environment import settings_for_emulators
 from cli.processes import ProcessGroup, free_port, wait_until_listening
 from core import migrator
 from core.catalog.loader import load_catalog, sync_catalog
 from core.db import Database, make_engine
 from core.models import metadata
 from core.settings import DEFAULT_CATALOG_PATH, Settings
+from emulators.suite import EmulatorSuite, EmulatorSuiteConfig, build_default_suite
 
 TEST_DATABASE = os.environ.get("CP_TEST_DATABASE", "sqlite")
 TEST_BROKER = os.environ.get("CP_TEST_BROKER", "embedded")
@@ -157,3 +159,30 @@ def api_base_url(tmp_path_factory: pytest.TempPathFactory, base_settings: Settin
     group, base_url = start_api(tmp_path_factory.mktemp("api-logs"), base_settings)
     yield base_url
     group.stop_all()
+
+
+@pytest.fixture(scope="session")
+def emulator_suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorSuite]:
+    """Entra ID, Marketplace and ARM emulators for the whole session, on loopback HTTPS ports."""
+    suite = build_default_suite(
+        EmulatorSuiteConfig(
+            state_dir=tmp_path_factory.mktemp("emulators"), seed=20261126, catalog_path=DEFAULT_CATALOG_PATH
+        )
+    )
+    suite.start()
+    yield suite
+    suite.stop()
+
+
+@pytest.fixture(scope="session")
+def app_settings(emulator_suite: EmulatorSuite, base_settings: Settings) -> Settings:
+    """Settings for the processes under test, pointed at the emulators (database and broker as base_settings)."""
+    return settings_for_emulators(
+        emulator_suite.state(),
+        data_dir=base_settings.data_dir,
+        database_url=base_settings.database_url,
+        broker_url=base_settings.broker_url,
+        log_format="json",
+        outbox_poll_interval_seconds=0.2,
+        session_secret="test-session-secret-" + uuid.uuid4().hex,
+    )
