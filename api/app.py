@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.middleware import CorrelationMiddleware
-from api.routers import health
+from api.routers import health, managed_apps
 from core.db import Database, get_database
 from core.identity.tokens import EntraTokenVerifier
 from core.settings import Settings, get_settings
@@ -28,4 +28,5 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     install_error_handlers(app)
     app.add_middleware(CorrelationMiddleware)
     app.include_router(health.router)
+    app.include_router(managed_apps.router)
     return app

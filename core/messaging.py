@@ -24,6 +24,15 @@ class TaskNames:
     # A cluster reached (or failed to reach) a desired generation:
     # {"cluster_id": str, "generation": int, "outcome": "converged" | "failed", "reason": str | None}.
     CLUSTER_CONVERGED = "subscriptions.cluster_converged"
+    # Verify a Marketplace operation by reading it back, apply it, report it: {"operation_id", "subscription_id"}.
+    MARKETPLACE_PROCESS_OPERATION = "subscriptions.process_operation"
+    # Activate a Marketplace subscription (start billing): {"subscription_id": str}.
+    MARKETPLACE_ACTIVATE = "subscriptions.activate"
+    # Reconcile with Marketplace: {"report_id": int} (forced) or no arguments (scheduled).
+    MARKETPLACE_RECONCILE = "subscriptions.reconcile"
+    MARKETPLACE_RECONCILE_SCHEDULED = "subscriptions.reconcile_scheduled"
+    # Read a managed application back from ARM and link it: {"managed_application_id": str}.
+    MANAGED_APP_OBSERVE = "managed_apps.observe"
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from core.audit.models import AuditEvent
 from core.catalog.models import MeteredDimension, Offer, Plan, PlanIncludedQuantity
 from core.clusters.models import Cluster
 from core.inbox.models import InboundEvent
+from core.managed_apps.models import ManagedApplication
 from core.networking.models import PrivateEndpointConnection
 from core.outbox.models import OutboxMessage
 from core.subscriptions.models import MarketplaceOperation, MarketplaceSubscription
@@ -18,6 +19,7 @@ __all__ = [
     "AuditEvent",
     "Cluster",
     "InboundEvent",
+    "ManagedApplication",
     "MarketplaceOperation",
     "MarketplaceSubscription",
     "MeteredDimension",

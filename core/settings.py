@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     control_plane_client_certificate_path: Path | None = None
     operator_app_role: str = Field(default="Operator", description="App role that makes a signed-in user an operator.")
     session_secret: SecretStr | None = Field(default=None, description="Signs session and CSRF cookies.")
+    managed_app_notification_secret: SecretStr | None = Field(
+        default=None, description="The `sig` query value Azure appends to managed-app notifications."
+    )
     public_base_url: str = Field(default="http://127.0.0.1:8000", description="Where browsers reach the API.")
 
     # Marketplace
@@ -63,6 +66,14 @@ class Settings(BaseSettings):
     marketplace_metering_base_url: str = "https://marketplaceapi.microsoft.com/api"
     marketplace_api_version: str = "2018-08-31"
     marketplace_resource_app_id: str = MARKETPLACE_RESOURCE_APP_ID
+    marketplace_max_attempts: int = Field(default=5, ge=1, le=20, description="Attempts per Marketplace call.")
+    marketplace_backoff_initial_seconds: float = Field(default=0.5, gt=0, le=60)
+    marketplace_webhook_enabled: bool = Field(default=True, description="False answers webhooks 503 (maintenance).")
+    marketplace_reconcile_interval_seconds: float = Field(default=900.0, gt=0)
+    marketplace_operation_redrive_after_seconds: float = Field(
+        default=120.0, gt=0, description="An operation not reported after this long is driven again by reconcile."
+    )
+    session_cookie_name: str = Field(default="cp_session", pattern=r"^[A-Za-z0-9_-]+$")
 
     # Azure Resource Manager
     arm_endpoint: str = "https://management.azure.com"
