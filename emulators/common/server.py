@@ -56,6 +56,8 @@ class EmulatorServer:
             ssl_keyfile=str(self.tls.key_path),
             lifespan="off",
             timeout_keep_alive=30,
+            # A TLS client that keeps an idle connection open would otherwise hold shutdown until the join times out.
+            timeout_graceful_shutdown=2,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
