@@ -32,6 +32,12 @@ class EmulatorComponent(Protocol):
         """JSON-serialisable facts for emulators.json (URLs, control API, credentials)."""
 
 
+# Optional component hooks, looked up with getattr so components without them need nothing:
+#   use_certificate_authority(tls) - called before asgi_app(), for components that open more servers later
+#     (the ARM emulator serves each Key Vault's data plane on its own port, as vaults have their own hosts);
+#   stop() - called when the suite stops, to close those servers.
+
+
 @dataclass
 class EmulatorSuiteConfig:
     """Options for a suite; ports of 0 mean any free port."""
@@ -61,6 +67,9 @@ class EmulatorSuite:
     def start(self) -> dict[str, Any]:
         """Start every component's server, then write and return the state document."""
         for name, component in self.components.items():
+            use_certificate_authority = getattr(component, "use_certificate_authority", None)
+            if use_certificate_authority is not None:
+                use_certificate_authority(self.tls)
             server = EmulatorServer(
                 name, component.asgi_app(), self.tls, host=self.config.host, port=self.config.ports.get(name, 0)
             )
@@ -77,7 +86,10 @@ class EmulatorSuite:
         }
 
     def stop(self) -> None:
-        for server in reversed(list(self.servers.values())):
+        for name, server in reversed(list(self.servers.items())):
+            stop_component = getattr(self.components.get(name), "stop", None)
+            if stop_component is not None:
+                stop_component()
             server.stop()
         self.servers.clear()
 
