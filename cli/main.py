@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from cli.billing import billing_app
 from cli.templates import templates_app
 from core.errors import ConfigurationError
 from core.settings import Settings
@@ -21,6 +22,7 @@ app = typer.Typer(
 catalog_app = typer.Typer(help="The offer catalog.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(templates_app, name="templates")
+app.add_typer(billing_app, name="billing")
 
 
 def _settings_or_exit() -> Settings:
@@ -205,14 +207,33 @@ def emulators(
     ),
     seed: Annotated[int, typer.Option(help="Seed for generated ids and injected faults.")] = 0,
     webhook_url: Annotated[str | None, typer.Option(help="Publisher webhook URL Marketplace calls.")] = None,
+    options_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--options",
+            help="JSON object of emulator options, e.g. initial fault rules: "
+            '{"marketplace_faults": [{"kind": "status", "status": 429, "count": 3}], "arm_deployment_seconds": 5}.',
+        ),
+    ] = None,
 ) -> None:
-    """Start the Entra ID, Marketplace and ARM emulators on loopback ports and print their URLs."""
+    """Start the Entra ID, Marketplace, ARM (with Key Vault) and other emulators on loopback ports."""
     import json
 
     from emulators.suite import EmulatorSuiteConfig, build_default_suite
 
+    options = json.loads(options_file.read_text()) if options_file else {}
+    if not isinstance(options, dict):
+        typer.secho("--options must hold a JSON object", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2)
+    deployment_seconds = float(options.pop("arm_deployment_seconds", 1.0))
     suite = build_default_suite(
-        EmulatorSuiteConfig(state_dir=state_dir.resolve(), seed=seed, publisher_webhook_url=webhook_url)
+        EmulatorSuiteConfig(
+            state_dir=state_dir.resolve(),
+            seed=seed,
+            publisher_webhook_url=webhook_url,
+            arm_deployment_seconds=deployment_seconds,
+            options=options,
+        )
     )
     state = suite.start()
     typer.echo(json.dumps(state, indent=2))
