@@ -28,6 +28,6 @@ def settings_for_emulators(state: dict[str, Any], **overrides: Any) -> Settings:
         "ca_bundle": Path(state["ca_bundle"]),
     }
     if "arm" in state:
-        values["arm_endpoint"] = state["arm"]["endpoint"]
+        values["arm_endpoint"] = state["arm"]["base_url"]
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
