@@ -91,6 +91,8 @@ class MarketplaceSubscription(SQLModel, table=True):
     is_test: bool = False
     is_free_trial: bool = False
     activated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # SHA-256 of the landing-page token that confirmed the purchase: the same token cannot confirm twice.
+    confirmed_token_sha256: str | None = Field(default=None, unique=True, max_length=64)
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
     # The last Marketplace representation we saw, unknown fields included, for support and reconciliation.
@@ -119,6 +121,31 @@ class MarketplaceOperation(SQLModel, table=True):
     result: str | None = Field(default=None, max_length=16)
     failure_reason: str | None = Field(default=None, max_length=2048)
     attempts: int = 0
+    # The cluster's desired generation this operation produced; it is reported once the cluster converges there.
+    desired_generation: int | None = None
     time_stamp: datetime | None = Field(default=None, sa_type=UTCDateTime)
     received_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+
+
+class ReconciliationStatus(StrEnum):
+    REQUESTED = "requested"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class MarketplaceReconciliationReport(SQLModel, table=True):
+    """One reconciliation run against the fulfilment API and the changes it made."""
+
+    __tablename__ = "marketplace_reconciliation_reports"
+    __table_args__ = (enum_check("status", ReconciliationStatus, "ck_marketplace_reconciliation_reports_status"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    trigger: str = Field(max_length=64, description="schedule, or the operator who forced it")
+    status: str = Field(default=ReconciliationStatus.REQUESTED.value, max_length=16, index=True)
+    requested_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    subscriptions_seen: int = 0
+    operations_seen: int = 0
+    changes: list[dict[str, Any]] = Field(default_factory=list, sa_type=sa.JSON)
+    error: str | None = Field(default=None, max_length=2048)

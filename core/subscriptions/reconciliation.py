@@ -1,0 +1,135 @@
+"""Reconciliation with Marketplace: compare what the fulfilment API says with what we hold, repair both ways.
+
+The caller lists subscriptions and pending operations from Marketplace and hands each subscription in;
+every repair is audited and returned as a change record for the report.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from core.clusters.service import change_desired_spec
+from core.db import utc_now
+from core.marketplace.fulfillment_client import FulfillmentOperation, FulfillmentSubscription
+from core.messaging import TaskNames
+from core.outbox.service import enqueue
+from core.subscriptions.models import (
+    MarketplaceOperation,
+    MarketplaceReconciliationReport,
+    OperationAction,
+    OperationState,
+    ReconciliationStatus,
+    SubscriptionStatus,
+)
+from core.subscriptions.service import (
+    adopt_operation,
+    adopt_subscription,
+    cluster_of,
+    find_subscription,
+    known_status,
+    transition_subscription,
+)
+
+# What the desired spec becomes when Marketplace says a subscription is in a status.
+DESIRED_FOR_STATUS: dict[SubscriptionStatus, dict[str, bool]] = {
+    SubscriptionStatus.SUSPENDED: {"desired_suspended": True},
+    SubscriptionStatus.SUBSCRIBED: {"desired_suspended": False},
+    SubscriptionStatus.UNSUBSCRIBED: {"desired_deleted": True},
+}
+UNFINISHED_OPERATION_STATES = (OperationState.RECEIVED, OperationState.VERIFIED, OperationState.APPLIED)
+
+
+def start_report(session: Session, trigger: str) -> MarketplaceReconciliationReport:
+    """A report row in state requested."""
+    report = MarketplaceReconciliationReport(trigger=trigger[:64])
+    session.add(report)
+    session.flush()
+    return report
+
+
+def finish_report(
+    session: Session,
+    report: MarketplaceReconciliationReport,
+    *,
+    changes: list[dict[str, Any]],
+    subscriptions_seen: int,
+    operations_seen: int,
+    error: str | None = None,
+) -> None:
+    """Record the outcome of a run."""
+    report.status = (ReconciliationStatus.FAILED if error else ReconciliationStatus.COMPLETED).value
+    report.finished_at = utc_now()
+    report.changes = changes
+    report.subscriptions_seen = subscriptions_seen
+    report.operations_seen = operations_seen
+    report.error = error[:2048] if error else None
+    session.add(report)
+    session.flush()
+
+
+def reconcile_subscription(
+    session: Session,
+    remote: FulfillmentSubscription,
+    pending_operations: list[FulfillmentOperation],
+    *,
+    actor: str,
+    redrive_before: datetime,
+) -> list[dict[str, Any]]:
+    """Repair one subscription: adopt what we never heard of, follow Marketplace's status, re-drive stuck work."""
+    changes: list[dict[str, Any]] = []
+    ours = find_subscription(session, remote.id)
+    if ours is None:
+        if remote.status == SubscriptionStatus.UNSUBSCRIBED.value:
+            return changes
+        ours = adopt_subscription(session, remote, actor=actor)
+        changes.append({"subscription_id": remote.id, "change": "subscription_adopted", "status": remote.status})
+    target = known_status(remote.status)
+    if target is not None and ours.status != target.value:
+        before = ours.status
+        if transition_subscription(session, ours, target, actor=actor, reason="reconciled with Marketplace"):
+            changes.append(
+                {"subscription_id": ours.id, "change": "status_followed", "from": before, "to": target.value}
+            )
+            cluster = cluster_of(session, ours.id)
+            desired = DESIRED_FOR_STATUS.get(target)
+            if cluster is not None and desired and not cluster.desired_deleted:
+                change_desired_spec(
+                    session, cluster.id, actor=actor, reason=f"reconciled: Marketplace says {remote.status}", **desired
+                )
+        else:
+            changes.append({"subscription_id": ours.id, "change": "status_refused", "from": before, "to": target.value})
+    for operation in pending_operations:
+        if session.get(MarketplaceOperation, operation.id) is not None:
+            continue
+        if operation.action not in {action.value for action in OperationAction}:
+            changes.append(
+                {"operation_id": operation.id, "change": "operation_unknown_action", "action": operation.action}
+            )
+            continue
+        adopt_operation(session, operation, actor=actor)
+        enqueue(
+            session,
+            TaskNames.MARKETPLACE_PROCESS_OPERATION,
+            {"operation_id": operation.id, "subscription_id": operation.subscription_id},
+        )
+        changes.append({"operation_id": operation.id, "change": "operation_adopted", "action": operation.action})
+    stuck = session.exec(
+        select(MarketplaceOperation).where(
+            MarketplaceOperation.subscription_id == ours.id,
+            col(MarketplaceOperation.state).in_([state.value for state in UNFINISHED_OPERATION_STATES]),
+            MarketplaceOperation.updated_at < redrive_before,
+        )
+    ).all()
+    for stuck_operation in stuck:
+        enqueue(
+            session,
+            TaskNames.MARKETPLACE_PROCESS_OPERATION,
+            {"operation_id": stuck_operation.id, "subscription_id": stuck_operation.subscription_id},
+        )
+        changes.append(
+            {"operation_id": stuck_operation.id, "change": "operation_redriven", "state": stuck_operation.state}
+        )
+    return changes

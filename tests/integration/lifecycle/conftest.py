@@ -1,0 +1,139 @@
+"""One running control plane (API, worker, scheduler) on the emulators for the lifecycle tests.
+
+The Marketplace emulator sends its webhooks to this API and links purchases to its landing page.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy.exc import DBAPIError
+from sqlmodel import select
+
+from cli.processes import ProcessGroup, free_port, wait_until_listening
+from core.clusters.models import Cluster
+from core.db import Database
+from core.messaging import TaskNames
+from core.models import metadata
+from core.outbox.service import enqueue
+from core.settings import Settings
+from emulators.suite import EmulatorSuite
+from tests.conftest import CATALOG_TABLES
+from tests.integration.lifecycle.marketplace_driver import Browser, Emulators, wait_for
+
+CLEANUP_ATTEMPTS = 5
+
+
+@dataclass
+class ControlPlane:
+    """The processes under test and where to reach them."""
+
+    base_url: str
+    settings: Settings
+    group: ProcessGroup
+
+
+@pytest.fixture
+def database(database_url: str) -> Iterator[Database]:
+    """As the shared fixture, but the cleanup retries: the running worker may still add rows while it deletes."""
+    database = Database(database_url)
+    yield database
+    for attempt in range(1, CLEANUP_ATTEMPTS + 1):
+        try:
+            with database.engine.begin() as connection:
+                for table in reversed(metadata.sorted_tables):
+                    if table.name not in CATALOG_TABLES:
+                        connection.execute(table.delete())
+            break
+        except DBAPIError:  # a foreign key or deadlock against the still-running worker
+            if attempt == CLEANUP_ATTEMPTS:
+                raise
+    database.dispose()
+
+
+@pytest.fixture(scope="package")
+def emulators(emulator_suite: EmulatorSuite) -> Iterator[Emulators]:
+    driver = Emulators(emulator_suite)
+    yield driver
+    driver.close()
+
+
+@pytest.fixture(scope="package")
+def control_plane(
+    tmp_path_factory: pytest.TempPathFactory, app_settings: Settings, emulators: Emulators
+) -> Iterator[ControlPlane]:
+    """API + worker + scheduler (outbox relay), wired to the emulators in both directions."""
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    settings = app_settings.model_copy(
+        update={
+            "api_port": port,
+            "public_base_url": base_url,
+            "marketplace_backoff_initial_seconds": 0.2,
+            # A message lost with a killed worker is dispatched again after this long.
+            "outbox_redispatch_after_seconds": 4.0,
+        }
+    )
+    environment = {**os.environ, **settings.as_environment()}
+    group = ProcessGroup(tmp_path_factory.mktemp("lifecycle-logs"), environment)
+    group.add("api", "api")
+    group.add("worker", "worker", "--concurrency=2")
+    group.add("beat", "beat")
+    group.start_all()
+    try:
+        wait_until_listening(base_url, timeout_seconds=60, group=group)
+        emulators.set_webhook(f"{base_url}/marketplace/webhook")
+        emulators.marketplace_control("PUT", "/landing-page", json={"url": f"{base_url}/marketplace/landing"})
+        yield ControlPlane(base_url, settings, group)
+    finally:
+        emulators.set_webhook(None)
+        group.stop_all()
+
+
+@pytest.fixture
+def browser(emulators: Emulators) -> Iterator[Browser]:
+    client = Browser(emulators)
+    yield client
+    client.close()
+
+
+@dataclass
+class ActiveSubscription:
+    """A purchase taken through the landing page and activated: Subscribed on both sides."""
+
+    subscription_id: str
+    cluster_id: str
+
+
+def report_converged(database: Database, cluster_id: str, outcome: str = "converged", reason: str | None = None) -> int:
+    """What the provisioning controller does when a cluster reaches its desired generation (the contract)."""
+    with database.session() as session:
+        cluster = session.get(Cluster, cluster_id)
+        assert cluster is not None
+        generation = cluster.desired_generation
+        enqueue(
+            session,
+            TaskNames.CLUSTER_CONVERGED,
+            {"cluster_id": cluster_id, "generation": generation, "outcome": outcome, "reason": reason},
+        )
+    return generation
+
+
+@pytest.fixture
+def active_subscription(
+    control_plane: ControlPlane, emulators: Emulators, browser: Browser, database: Database
+) -> ActiveSubscription:
+    purchase = emulators.purchase(plan_id="standard", quantity=2)
+    subscription_id = purchase["subscription_id"]
+    assert browser.confirm(browser.open_landing(purchase["landing_page_url"])).status_code == 200
+    with database.session() as session:
+        cluster = session.exec(select(Cluster).where(Cluster.subscription_id == subscription_id)).one()
+    report_converged(database, cluster.id)
+    wait_for(
+        lambda: emulators.marketplace_subscription(subscription_id)["saasSubscriptionStatus"] == "Subscribed",
+        what="activation",
+    )
+    return ActiveSubscription(subscription_id, cluster.id)

@@ -1,0 +1,147 @@
+"""Drive the emulators and the control plane the way Marketplace, Entra ID and a customer's browser do."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import httpx
+
+from cli.marketplace_demo import (
+    CONTOSO_ADMIN,
+    CONTOSO_TENANT_ID,
+    CustomerBrowser,
+    deployment_choices,
+)
+from emulators.suite import EmulatorSuite
+
+FABRIKAM_ADMIN = "frank.admin@fabrikam.onmicrosoft.com"
+OPERATOR_OBJECT_ID = "0b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e"
+ResultT = TypeVar("ResultT")
+
+
+def wait_for(check: Callable[[], ResultT | None], *, timeout_seconds: float = 30, what: str = "condition") -> ResultT:
+    """Poll `check` until it returns something truthy; fail with `what` after the deadline."""
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_seconds:.0f} s waiting for {what}")
+        time.sleep(0.1)
+
+
+@dataclass
+class Emulators:
+    """Control APIs of the Entra ID and Marketplace emulators."""
+
+    suite: EmulatorSuite
+    http: httpx.Client = field(init=False)
+
+    def __post_init__(self) -> None:
+        state = self.suite.state()
+        self.ca_bundle = state["ca_bundle"]
+        self.entra = state["entra"]
+        self.marketplace = state["marketplace"]
+        self.http = httpx.Client(verify=self.ca_bundle, timeout=10)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def deployment_choices(self) -> dict[str, str]:
+        """Landing-page choices that target Contoso's subscription in the ARM emulator."""
+        return deployment_choices(self.suite.state())
+
+    def marketplace_control(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.http.request(method, f"{self.marketplace['control_url']}{path}", **kwargs)
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+    def purchase(self, plan_id: str = "standard", quantity: int | None = 2, tenant_id: str = CONTOSO_TENANT_ID) -> Any:
+        """A customer buys the offer: a PendingFulfillmentStart subscription and a landing token."""
+        return self.marketplace_control(
+            "POST",
+            "/purchases",
+            json={
+                "plan_id": plan_id,
+                "quantity": quantity,
+                "beneficiary": {"tenant_id": tenant_id, "email": CONTOSO_ADMIN, "object_id": str(uuid.uuid4())},
+            },
+        )
+
+    def customer_action(self, subscription_id: str, action: str, body: dict[str, Any] | None = None) -> Any:
+        return self.marketplace_control("POST", f"/subscriptions/{subscription_id}/{action}", json=body)
+
+    def marketplace_subscription(self, subscription_id: str) -> dict[str, Any]:
+        state = self.marketplace_control("GET", "/state")
+        return next(item for item in state["subscriptions"] if item["id"] == subscription_id)
+
+    def marketplace_operation(self, operation_id: str) -> dict[str, Any] | None:
+        state = self.marketplace_control("GET", "/state")
+        return next((item for item in state["operations"] if item["id"] == operation_id), None)
+
+    def set_webhook(self, url: str | None) -> None:
+        self.marketplace_control("PUT", "/webhook", json={"url": url})
+
+    def wait_until_not_delivered(self, operation_ids: set[str]) -> None:
+        """Wait until the emulator's webhook sender has dealt with these operations (skipped: no URL was set)."""
+
+        def settled() -> bool:
+            deliveries = self.marketplace_control("GET", "/webhook-deliveries")
+            outcomes = {
+                item["operation_id"]: item["outcome"] for item in deliveries if item["operation_id"] in operation_ids
+            }
+            if any(outcome == "delivered" for outcome in outcomes.values()):
+                raise AssertionError(f"a webhook meant to be lost was delivered: {outcomes}")
+            return len(outcomes) == len(operation_ids) and "pending" not in outcomes.values()
+
+        wait_for(settled, what="the emulator to skip the webhooks")
+
+    def add_marketplace_fault(self, rule: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self.marketplace_control("POST", "/faults", json=rule)
+        return result
+
+    def marketplace_faults(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.marketplace_control("GET", "/faults")
+        return result
+
+    def clear_marketplace_faults(self) -> None:
+        self.marketplace_control("DELETE", "/faults")
+
+    def mint_token(self, **request: Any) -> str:
+        response = self.http.post(f"{self.entra['control_url']}/tokens", json=request)
+        response.raise_for_status()
+        token: str = response.json()["access_token"]
+        return token
+
+    def webhook_token(self) -> str:
+        response = self.http.post(f"{self.entra['control_url']}/tokens/marketplace-webhook")
+        response.raise_for_status()
+        token: str = response.json()["access_token"]
+        return token
+
+    def control_plane_token(self, *, roles: list[str], tenant_id: str | None = None) -> str:
+        """A user token for the control-plane app (operator when roles hold Operator in the publisher tenant)."""
+        app_id = self.entra["control_plane_app_id"]
+        return self.mint_token(
+            tenant_id=tenant_id or self.entra["publisher_tenant_id"],
+            audience=app_id,
+            client_id=app_id,
+            extra_claims={"roles": roles, "oid": OPERATOR_OBJECT_ID, "name": "Test user"},
+        )
+
+
+class Browser(CustomerBrowser):
+    """A customer's browser whose default choices target the emulated Contoso subscription."""
+
+    def __init__(self, emulators: Emulators) -> None:
+        super().__init__(emulators.ca_bundle)
+        self.emulators = emulators
+
+    def confirm(self, landing_page: httpx.Response, choices: dict[str, str] | None = None) -> httpx.Response:
+        """Submit the deployment form (Contoso's ARM subscription unless told otherwise)."""
+        return super().confirm(landing_page, choices or self.emulators.deployment_choices())

@@ -1,0 +1,202 @@
+"""Purchase -> landing page (Entra sign-in) -> confirmation -> recorded -> activated, through real HTTP."""
+
+from __future__ import annotations
+
+import pytest
+from sqlmodel import select
+
+from cli.marketplace_demo import DEFAULT_CHOICES
+from core.audit.models import AuditEvent
+from core.catalog.models import Offer
+from core.clusters.models import Cluster
+from core.db import Database
+from core.messaging import TaskNames
+from core.outbox.service import enqueue
+from core.subscriptions.models import MarketplaceSubscription
+from tests.integration.lifecycle.conftest import ControlPlane
+from tests.integration.lifecycle.marketplace_driver import (
+    FABRIKAM_ADMIN,
+    Browser,
+    Emulators,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.broker, pytest.mark.timeout(90)]
+
+
+def _subscription(database: Database, subscription_id: str) -> MarketplaceSubscription | None:
+    with database.session() as session:
+        return session.get(MarketplaceSubscription, subscription_id)
+
+
+def _cluster(database: Database, subscription_id: str) -> Cluster | None:
+    with database.session() as session:
+        return session.exec(select(Cluster).where(Cluster.subscription_id == subscription_id)).first()
+
+
+def _subscription_count(database: Database) -> int:
+    with database.session() as session:
+        return len(session.exec(select(MarketplaceSubscription)).all())
+
+
+def test_purchase_is_recorded_with_the_desired_spec_and_activated_when_the_cluster_is_ready(
+    control_plane: ControlPlane, emulators: Emulators, browser: Browser, database: Database
+) -> None:
+    purchase = emulators.purchase(plan_id="standard", quantity=2)
+    subscription_id = purchase["subscription_id"]
+
+    landing = browser.open_landing(purchase["landing_page_url"])
+    assert landing.status_code == 200, landing.text
+    assert "Alice Admin" in landing.text  # the signed-in customer
+    assert "VAST Blob API Façade" in landing.text
+    assert "Standard" in landing.text
+    assert '<dd id="quantity">2</dd>' in landing.text
+    cookie = next(cookie for cookie in browser.http.cookies.jar if cookie.name == "cp_session")
+    assert cookie.has_nonstandard_attr("HttpOnly")
+
+    progress = browser.confirm(landing)
+    assert progress.status_code == 200, progress.text
+    assert progress.url.path == f"/marketplace/subscriptions/{subscription_id}"
+    assert "cluster.requested" in progress.text
+
+    subscription = _subscription(database, subscription_id)
+    assert subscription is not None
+    assert subscription.status == "PendingFulfillmentStart"
+    assert (subscription.plan_id, subscription.quantity) == ("standard", 2)
+    cluster = _cluster(database, subscription_id)
+    assert cluster is not None
+    assert (cluster.region, cluster.resource_group, cluster.desired_quantity) == ("westeurope", "rg-vast-facade", 2)
+    assert cluster.pls_visibility_subscriptions == ["*"]
+    assert cluster.key_policy == {
+        "key_vault_sku": "premium",
+        "key_type": "RSA-HSM",
+        "key_size": 4096,
+        "rotation_days": 30,
+    }
+    # when_ready: nothing is activated before the cluster converges.
+    assert emulators.marketplace_subscription(subscription_id)["saasSubscriptionStatus"] == "PendingFulfillmentStart"
+
+    with database.session() as session:
+        enqueue(
+            session,
+            TaskNames.CLUSTER_CONVERGED,
+            {
+                "cluster_id": cluster.id,
+                "generation": cluster.desired_generation,
+                "outcome": "converged",
+                "reason": None,
+            },
+        )
+    wait_for(
+        lambda: emulators.marketplace_subscription(subscription_id)["saasSubscriptionStatus"] == "Subscribed",
+        what="activation in Marketplace",
+    )
+    wait_for(
+        lambda: (row := _subscription(database, subscription_id)) is not None and row.status == "Subscribed",
+        what="our subscription to follow",
+    )
+    json_progress = browser.http.get(f"{control_plane.base_url}/marketplace/subscriptions/{subscription_id}/progress")
+    assert json_progress.status_code == 200
+    actions = [event["action"] for event in json_progress.json()["events"]]
+    assert "subscription.activated" in actions
+    assert json_progress.json()["subscription_status"] == "Subscribed"
+
+    # A return through "Manage account" (a fresh token) shows the subscription, records nothing new.
+    again = emulators.marketplace_control("POST", f"/subscriptions/{subscription_id}/landing-token")
+    returning = browser.open_landing(again["landing_page_url"])
+    assert returning.status_code == 200
+    assert returning.url.path == f"/marketplace/subscriptions/{subscription_id}"
+    assert _subscription_count(database) == 1
+
+
+def test_immediate_activation_mode_activates_on_confirmation(
+    control_plane: ControlPlane, emulators: Emulators, browser: Browser, database: Database
+) -> None:
+    with database.session() as session:
+        offer = session.get(Offer, "vast-blob-facade")
+        assert offer is not None
+        offer.activation = "immediately"
+        session.add(offer)
+    try:
+        purchase = emulators.purchase(plan_id="performance", quantity=1)
+        progress = browser.confirm(browser.open_landing(purchase["landing_page_url"]))
+        assert progress.status_code == 200, progress.text
+        wait_for(
+            lambda: (
+                emulators.marketplace_subscription(purchase["subscription_id"])["saasSubscriptionStatus"]
+                == "Subscribed"
+            ),
+            what="immediate activation",
+        )
+        with database.session() as session:
+            activations = session.exec(
+                select(AuditEvent).where(
+                    AuditEvent.action == "subscription.activated", AuditEvent.subject_id == purchase["subscription_id"]
+                )
+            ).all()
+        # Activated by the confirmation's own task, not by a convergence (none was reported for it).
+        assert len(activations) == 1
+    finally:
+        with database.session() as session:
+            offer = session.get(Offer, "vast-blob-facade")
+            assert offer is not None
+            offer.activation = "when_ready"
+            session.add(offer)
+
+
+def test_forged_expired_and_reused_tokens_get_an_error_page_and_no_record(
+    control_plane: ControlPlane, emulators: Emulators, browser: Browser, database: Database
+) -> None:
+    forged = browser.open_landing(f"{control_plane.base_url}/marketplace/landing?token=Zm9yZ2VkLXRva2VuLXZhbHVl")
+    assert forged.status_code == 400
+    assert "invalid or has expired" in forged.text
+
+    purchase = emulators.purchase()
+    landing = browser.open_landing(purchase["landing_page_url"])
+    assert browser.confirm(landing).status_code == 200
+    reused = browser.confirm(landing)
+    assert reused.status_code == 403
+    assert "already" in reused.text
+    assert browser.open_landing(purchase["landing_page_url"]).status_code == 403
+
+    stale = emulators.purchase()
+    emulators.marketplace_control("POST", "/clock/advance", json={"seconds": 25 * 3600})
+    try:
+        expired = browser.open_landing(stale["landing_page_url"])
+    finally:
+        emulators.marketplace_control("PUT", "/clock", json={"offset_seconds": 0})
+    assert expired.status_code == 400
+    assert "expired" in expired.text
+    assert _subscription(database, stale["subscription_id"]) is None
+    assert _subscription_count(database) == 1
+
+
+def test_invalid_choices_are_shown_back_and_another_tenant_is_refused(
+    control_plane: ControlPlane, emulators: Emulators, browser: Browser, database: Database
+) -> None:
+    purchase = emulators.purchase()
+    landing = browser.open_landing(purchase["landing_page_url"])
+    invalid = browser.confirm(
+        landing, {**DEFAULT_CHOICES, "azure_subscription_id": "not-a-guid", "rotation_days": "3", "key_size": "1024"}
+    )
+    assert invalid.status_code == 422
+    assert "azure subscription id" in invalid.text
+    assert "rotation days" in invalid.text
+    assert "key size" in invalid.text
+    assert _subscription(database, purchase["subscription_id"]) is None
+
+    forged_form = browser.http.post(
+        f"{control_plane.base_url}/marketplace/landing",
+        data={**DEFAULT_CHOICES, "csrf_token": "forged", "token": "irrelevant-token"},
+    )
+    assert forged_form.status_code == 403
+    assert "stale" in forged_form.text
+
+    outsider = Browser(emulators)
+    try:
+        refused = outsider.open_landing(purchase["landing_page_url"], username=FABRIKAM_ADMIN)
+    finally:
+        outsider.close()
+    assert refused.status_code == 403
+    assert "neither the purchaser" in refused.text
+    assert _subscription(database, purchase["subscription_id"]) is None
