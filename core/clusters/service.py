@@ -130,7 +130,9 @@ def change_desired_spec(session: Session, cluster_id: str, *, actor: str, reason
 
 def lock_cluster(session: Session, cluster_id: str) -> Cluster:
     """The cluster row, locked for update until the transaction ends."""
-    cluster = session.exec(select(Cluster).where(Cluster.id == cluster_id).with_for_update()).first()
+    cluster = session.exec(
+        select(Cluster).where(Cluster.id == cluster_id).with_for_update().execution_options(populate_existing=True)
+    ).first()
     if cluster is None:
         raise NotFound("cluster not found", details={"cluster_id": cluster_id})
     return cluster

@@ -1,0 +1,167 @@
+"""Benchmark: N clusters requested at once, converged by 2 worker processes against the ARM emulator.
+
+Prints the time until all are ready next to the critical path (steps x ARM deployment latency), worker memory
+at the start and end, and duplicate deployments (more than one ARM deployment per cluster, step and generation).
+Defaults are small; the issue's size is `--clusters 1000 --latency 5`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlmodel import func, select
+
+import core.models  # noqa: F401  # registers every table
+from cli.emulator_environment import settings_for_emulators
+from cli.processes import ProcessGroup
+from core import migrator
+from core.arm_templates.steps import FACADE_CLUSTER_STEPS
+from core.catalog.loader import load_catalog, sync_catalog
+from core.clusters.models import Cluster, ClusterStatus
+from core.clusters.provisioning_models import ArmDeployment
+from core.clusters.schemas import ClusterPlacement, KeyPolicy, PrivateLinkPolicy
+from core.clusters.service import request_cluster
+from core.db import Database, make_engine
+from core.settings import DEFAULT_CATALOG_PATH
+from core.tenants.service import get_or_create_tenant
+from emulators.suite import EmulatorSuiteConfig, build_default_suite
+
+
+def _rss_megabytes(pid: int) -> float:
+    total = 0.0
+    for candidate in [pid, *_children(pid)]:
+        try:
+            for line in Path(f"/proc/{candidate}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) / 1024
+        except FileNotFoundError:
+            continue
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(item) for item in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
+def main() -> None:
+    """Run the benchmark and print its figures."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--clusters", type=int, default=100)
+    parser.add_argument("--latency", type=float, default=1.0, help="seconds per ARM deployment")
+    parser.add_argument("--database", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--broker", default="redis://127.0.0.1:6379/12")
+    parser.add_argument("--timeout", type=float, default=900)
+    parser.add_argument("--poll", type=float, default=None, help="controller check interval (default: the latency)")
+    parser.add_argument("--concurrency", type=int, default=4, help="processes per worker")
+    arguments = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="bench-provisioning-"))
+    if arguments.broker.startswith("redis://"):
+        import redis
+
+        # Messages left by an earlier run name outbox rows of a schema that no longer exists.
+        client = redis.Redis.from_url(arguments.broker)
+        client.flushdb()
+        client.close()
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    admin = make_engine(arguments.database)
+    with admin.begin() as connection:
+        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    database_url = f"{arguments.database}?options=-csearch_path%3D{schema}"
+    migrator.upgrade(database_url)
+    database = Database(database_url)
+    suite = build_default_suite(
+        EmulatorSuiteConfig(
+            state_dir=work / "emulators",
+            catalog_path=DEFAULT_CATALOG_PATH,
+            arm_deployment_seconds=arguments.latency,
+            options={"arm_rate_limits": {"write_capacity": 100_000, "read_capacity": 100_000}},
+        )
+    )
+    state = suite.start()
+    settings = settings_for_emulators(
+        state,
+        data_dir=work,
+        database_url=database_url,
+        broker_url=arguments.broker,
+        provisioning_poll_interval_seconds=arguments.poll or arguments.latency,
+        outbox_poll_interval_seconds=0.1,
+        log_level="WARNING",
+    )
+    environment = {**os.environ, **settings.as_environment()}
+    group = ProcessGroup(work / "logs", environment)
+    group.add("relay", "relay")
+    workers = [group.add(f"worker-{index}", "worker", f"--concurrency={arguments.concurrency}") for index in range(2)]
+    try:
+        tenant_id = state["entra"]["tenants"]["contoso"]["id"]
+        subscription_id = next(item["id"] for item in state["arm"]["subscriptions"] if item["tenant_id"] == tenant_id)
+        with database.session() as session:
+            sync_catalog(session, load_catalog(DEFAULT_CATALOG_PATH))
+            tenant = get_or_create_tenant(session, tenant_id)
+            for index in range(arguments.clusters):
+                request_cluster(
+                    session,
+                    tenant_id=tenant.id,
+                    subscription_id=None,
+                    managed_application_id=f"bench-{index:05d}",
+                    plan_id="standard",
+                    quantity=1,
+                    placement=ClusterPlacement(
+                        azure_subscription_id=subscription_id,
+                        resource_group=f"rg-bench-{index:05d}",
+                        region="westeurope",
+                    ),
+                    private_link=PrivateLinkPolicy(),
+                    key_policy=KeyPolicy(),
+                    actor="bench",
+                )
+        started = time.monotonic()
+        group.start_all()
+        ready = 0
+        # Worker memory is read once the first cluster is ready (imports and connections are warm), then at the end.
+        memory_start: list[float] = []
+        while time.monotonic() - started < arguments.timeout:
+            with database.session() as session:
+                ready = session.exec(
+                    select(func.count()).select_from(Cluster).where(Cluster.status == ClusterStatus.READY.value)
+                ).one()
+            if ready and not memory_start:
+                memory_start = [_rss_megabytes(item.process.pid) for item in workers if item.process]
+            if ready == arguments.clusters:
+                break
+            time.sleep(0.5)
+        elapsed = time.monotonic() - started
+        memory_end = [_rss_megabytes(item.process.pid) for item in workers if item.process]
+        with database.session() as session:
+            rows = session.exec(select(ArmDeployment.cluster_id, ArmDeployment.step, ArmDeployment.generation)).all()
+        duplicates = len(rows) - len(set(rows))
+    finally:
+        group.stop_all()
+        suite.stop()
+        database.dispose()
+        with admin.begin() as connection:
+            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+    critical_path = len(FACADE_CLUSTER_STEPS) * arguments.latency
+    print(f"clusters ready        : {ready}/{arguments.clusters}")
+    print(f"time until all ready  : {elapsed:.1f} s")
+    print(f"critical path         : {critical_path:.1f} s ({len(FACADE_CLUSTER_STEPS)} steps x {arguments.latency} s)")
+    print(f"ratio                 : {elapsed / critical_path:.2f}x")
+    print(
+        f"worker memory (MB)    : first ready {[round(m) for m in memory_start]} end {[round(m) for m in memory_end]}"
+    )
+    print("(time includes starting the worker and relay processes)")
+    print(f"deployments recorded  : {len(rows)}; duplicates per cluster/step/generation: {duplicates}")
+
+
+if __name__ == "__main__":
+    main()
