@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -47,6 +48,15 @@ class PlanSpec(_Strict):
         return self
 
 
+class InactiveUsagePolicy(StrEnum):
+    """What billing does with usage of hours that close after the subscription stopped being Subscribed."""
+
+    # Marketplace refuses events for suspended or unsubscribed resources: record them waived, send nothing.
+    WAIVE = "waive"
+    # Send anyway and keep Marketplace's answer (rejected and flagged for the operator).
+    SUBMIT = "submit"
+
+
 class OfferSpec(_Strict):
     id: str = Field(pattern=MARKETPLACE_ID)
     publisher_id: str = Field(min_length=1)
@@ -55,6 +65,7 @@ class OfferSpec(_Strict):
     blob_api_port: int = Field(ge=1, le=65535)
     dimensions: list[DimensionSpec] = Field(min_length=1)
     plans: list[PlanSpec] = Field(min_length=1)
+    inactive_subscription_usage: InactiveUsagePolicy = InactiveUsagePolicy.WAIVE
 
     @model_validator(mode="after")
     def _consistent(self) -> OfferSpec:

@@ -18,6 +18,25 @@ class UsageSample(SQLModel, table=True):
         # A replayed sample is the same sample: one row.
         sa.UniqueConstraint("cluster_id", "dimension_id", "sampled_at", name="uq_usage_samples_point"),
         sa.CheckConstraint("value >= 0", name="ck_usage_samples_value"),
+        # The ledger groups by (cluster, dimension, hour): the hour is stored, not computed per dialect.
+        sa.Index("ix_usage_samples_cluster_id_dimension_id_hour_start", "cluster_id", "dimension_id", "hour_start"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    cluster_id: str = Field(foreign_key="clusters.id", max_length=36)
+    dimension_id: str = Field(max_length=64)
+    sampled_at: datetime = Field(sa_type=UTCDateTime)
+    hour_start: datetime = Field(sa_type=UTCDateTime, index=True, description="sampled_at truncated to the hour")
+    value: float
+    received_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+
+
+class RejectedUsageSample(SQLModel, table=True):
+    """A sample the collector refused (e.g. dated in the future), kept with the reason for operators."""
+
+    __tablename__ = "rejected_usage_samples"
+    __table_args__ = (
+        sa.UniqueConstraint("cluster_id", "dimension_id", "sampled_at", name="uq_rejected_usage_samples_point"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -25,6 +44,7 @@ class UsageSample(SQLModel, table=True):
     dimension_id: str = Field(max_length=64)
     sampled_at: datetime = Field(sa_type=UTCDateTime)
     value: float
+    reason: str = Field(max_length=512)
     received_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
 
 
@@ -46,7 +66,8 @@ class LedgerStatus(StrEnum):
 LEDGER_STATES = StateMachine(
     "usage ledger entry",
     {
-        LedgerStatus.PENDING: [LedgerStatus.SUBMITTED, LedgerStatus.EXPIRED],
+        # Rejected without sending: usage the catalog waives (subscription no longer active).
+        LedgerStatus.PENDING: [LedgerStatus.SUBMITTED, LedgerStatus.EXPIRED, LedgerStatus.REJECTED],
         LedgerStatus.SUBMITTED: [
             LedgerStatus.ACCEPTED,
             LedgerStatus.DUPLICATE,
@@ -71,6 +92,8 @@ class UsageLedgerEntry(SQLModel, table=True):
         enum_check("status", LedgerStatus, "ck_usage_ledger_status"),
         enum_check("resource_kind", ResourceKind, "ck_usage_ledger_resource_kind"),
         sa.CheckConstraint("billable_quantity >= 0", name="ck_usage_ledger_billable"),
+        # Submission claims the oldest pending hours first, in small rounds: an index walk, not a sort of the backlog.
+        sa.Index("ix_usage_ledger_entries_status_hour_start_id", "status", "hour_start", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -88,4 +111,26 @@ class UsageLedgerEntry(SQLModel, table=True):
     status_reason: str | None = Field(default=None, max_length=2048)
     submitted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     settled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+
+
+class UsageLedgerAdjustment(SQLModel, table=True):
+    """A correction found after an hour closed: recorded beside the entry, never an edit of it.
+
+    Marketplace keeps the first event per hour, so an adjustment is for the operator (credit or
+    extra charge through Partner Center), not something submission sends.
+    """
+
+    __tablename__ = "usage_ledger_adjustments"
+    __table_args__ = (
+        # Re-running the close job over the same late samples finds the same adjustment: one row.
+        sa.UniqueConstraint("ledger_entry_id", "samples_received_through", name="uq_usage_ledger_adjustments_point"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    ledger_entry_id: int = Field(foreign_key="usage_ledger_entries.id", index=True)
+    samples_received_through: datetime = Field(sa_type=UTCDateTime)
+    corrected_measured_quantity: float
+    corrected_billable_quantity: float
+    billable_delta: float
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)

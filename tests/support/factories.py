@@ -1,0 +1,89 @@
+"""Factories for rows many tests need: tenants, Marketplace subscriptions and clusters (flushed, not committed).
+
+Each takes only what a test cares about; the rest gets valid, unique defaults.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlmodel import Session
+
+from core.clusters.models import Cluster, ClusterStatus
+from core.subscriptions.models import MarketplaceSubscription, SubscriptionStatus
+from core.tenants.models import Tenant
+
+DEFAULT_OFFER_ID = "vast-blob-facade"
+
+
+def create_tenant(session: Session, **fields: Any) -> Tenant:
+    """A tenant with a fresh Entra tenant id."""
+    tenant = Tenant(**{"entra_tenant_id": str(uuid.uuid4()), "display_name": "Contoso", **fields})
+    session.add(tenant)
+    session.flush()
+    return tenant
+
+
+def create_subscription(
+    session: Session,
+    tenant: Tenant,
+    *,
+    subscription_id: str | None = None,
+    plan_id: str = "standard",
+    quantity: int | None = 1,
+    status: SubscriptionStatus = SubscriptionStatus.SUBSCRIBED,
+    **fields: Any,
+) -> MarketplaceSubscription:
+    """A Marketplace subscription of the default offer (pass the emulator's id to bill against the emulator)."""
+    subscription = MarketplaceSubscription(
+        **{
+            "id": subscription_id or str(uuid.uuid4()),
+            "tenant_id": tenant.id,
+            "offer_id": DEFAULT_OFFER_ID,
+            "plan_id": plan_id,
+            "quantity": quantity,
+            "status": status.value,
+            "beneficiary_tenant_id": tenant.entra_tenant_id,
+            **fields,
+        }
+    )
+    session.add(subscription)
+    session.flush()
+    return subscription
+
+
+def create_cluster(
+    session: Session,
+    tenant: Tenant,
+    *,
+    subscription: MarketplaceSubscription | None = None,
+    managed_application_id: str | None = None,
+    status: ClusterStatus = ClusterStatus.READY,
+    **fields: Any,
+) -> Cluster:
+    """A cluster owned by a subscription (or a managed application), ready by default."""
+    plan_id = subscription.plan_id if subscription is not None else fields.pop("desired_plan_id", "standard")
+    quantity = (subscription.quantity if subscription is not None else None) or fields.pop("desired_quantity", 1)
+    name = fields.pop("name", f"facade-{uuid.uuid4().hex[:10]}")
+    cluster = Cluster(
+        **{
+            "tenant_id": tenant.id,
+            "subscription_id": subscription.id if subscription is not None else None,
+            "managed_application_id": managed_application_id,
+            "name": name,
+            "region": "westeurope",
+            "azure_subscription_id": str(uuid.uuid4()),
+            "resource_group": f"rg-{name}",
+            "desired_plan_id": plan_id,
+            "desired_quantity": quantity,
+            "status": status.value,
+            "observed_plan_id": plan_id if status == ClusterStatus.READY else None,
+            "observed_quantity": quantity if status == ClusterStatus.READY else None,
+            "endpoint_fqdn": f"{name}.facade.example",
+            **fields,
+        }
+    )
+    session.add(cluster)
+    session.flush()
+    return cluster
