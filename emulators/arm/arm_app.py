@@ -135,9 +135,7 @@ class ArmDispatcher:
         if subscription is None:
             raise ArmError(404, "SubscriptionNotFound", f"The subscription '{segments[1]}' could not be found.")
         permission = "read" if request.method in READ_METHODS else "write"
-        if str(claims.get("tid", "")).lower() != subscription.tenant_id.lower() or not subscription.allows(
-            app_id, permission
-        ):
+        if not subscription.authorizes(str(claims.get("tid", "")), app_id, permission):
             raise ArmError(
                 403,
                 "AuthorizationFailed",
@@ -199,7 +197,7 @@ class ArmDispatcher:
         visible = [
             subscription.as_arm()
             for subscription in self.store.subscriptions.values()
-            if subscription.tenant_id.lower() == tenant_id and subscription.allows(app_id, "read")
+            if subscription.authorizes(tenant_id, app_id, "read")
         ]
         return ArmResponse(200, {"value": visible})
 

@@ -32,10 +32,13 @@ class SubscriptionRequest(BaseModel):
 
 
 class AccessRequest(BaseModel):
-    """A role for an app on a subscription."""
+    """A role for an app on a subscription; `cross_tenant` grants it to the app signed in to its home tenant."""
 
     model_config = ConfigDict(extra="forbid")
     role: Role = "Contributor"
+    cross_tenant: bool = Field(
+        default=False, description="honour tokens of the app's home tenant (a managed-app publisher authorization)"
+    )
 
 
 class QuotaRequest(BaseModel):
@@ -77,6 +80,10 @@ def subscription_summary(subscription: Subscription) -> dict[str, Any]:
         "tenant_id": subscription.tenant_id,
         "display_name": subscription.display_name,
         "access": dict(subscription.access),
+        "cross_tenant_access": {
+            app_id: {"role": role, "home_tenant_id": home_tenant_id}
+            for app_id, (role, home_tenant_id) in subscription.cross_tenant_access.items()
+        },
         "deployment_seconds": subscription.deployment_seconds,
         "quotas": [
             {"region": region, "name": name, "limit": limit} for (region, name), limit in subscription.quotas.items()
@@ -115,7 +122,15 @@ def build_control_router(emulator: ArmEmulator) -> APIRouter:
     def grant_access(subscription_id: str, app_id: str, request: AccessRequest) -> dict[str, Any]:
         with store.lock:
             subscription = subscription_or_404(subscription_id)
-            subscription.access[app_id.lower()] = request.role
+            if not request.cross_tenant:
+                subscription.access[app_id.lower()] = request.role
+                return subscription_summary(subscription)
+            app = next(
+                (item for item in emulator.entra.directory.apps.values() if item.app_id.lower() == app_id.lower()), None
+            )
+            if app is None:
+                raise HTTPException(404, f"app {app_id} is not registered in the directory")
+            subscription.cross_tenant_access[app_id.lower()] = (request.role, app.home_tenant_id)
             return subscription_summary(subscription)
 
     @router.delete("/subscriptions/{subscription_id}/access/{app_id}")
@@ -123,6 +138,7 @@ def build_control_router(emulator: ArmEmulator) -> APIRouter:
         with store.lock:
             subscription = subscription_or_404(subscription_id)
             subscription.access.pop(app_id.lower(), None)
+            subscription.cross_tenant_access.pop(app_id.lower(), None)
             return subscription_summary(subscription)
 
     @router.put("/subscriptions/{subscription_id}/quotas")

@@ -13,12 +13,17 @@ ROLE_PERMISSIONS = {"owner": {"read", "write"}, "contributor": {"read", "write"}
 
 @dataclass
 class Subscription:
-    """A subscription owned by a tenant; `access` maps an app (client) id to its role on the subscription."""
+    """A subscription owned by a tenant; `access` maps an app (client) id to its role on the subscription.
+
+    `cross_tenant_access` maps an app id to (role, the app's home tenant id): a grant honoured for tokens the app
+    gets in its own home tenant, as a managed-application offer's publisher authorizations give the publisher.
+    """
 
     id: str
     tenant_id: str
     display_name: str
     access: dict[str, str] = field(default_factory=dict)
+    cross_tenant_access: dict[str, tuple[str, str]] = field(default_factory=dict)
     deployment_seconds: float | None = None
     # (region, quota name) -> limit, e.g. ("eastus", "cores") -> 20; both lower-case.
     quotas: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -27,6 +32,18 @@ class Subscription:
         """True when the app holds a role granting `permission` ("read" or "write")."""
         role = self.access.get(app_id.lower())
         return role is not None and permission in ROLE_PERMISSIONS.get(role.lower(), set())
+
+    def authorizes(self, token_tenant_id: str, app_id: str, permission: str) -> bool:
+        """True for the app's role with a token of this subscription's tenant, or its cross-tenant grant's home."""
+        if token_tenant_id.lower() == self.tenant_id.lower():
+            return self.allows(app_id, permission)
+        grant = self.cross_tenant_access.get(app_id.lower())
+        if grant is None:
+            return False
+        role, home_tenant_id = grant
+        return token_tenant_id.lower() == home_tenant_id.lower() and permission in ROLE_PERMISSIONS.get(
+            role.lower(), set()
+        )
 
     def as_arm(self) -> dict[str, Any]:
         """The subscription as GET /subscriptions/{id} answers."""

@@ -217,3 +217,71 @@ def test_subscription_without_role_or_of_another_tenant_is_403(
     with pytest.raises(HttpResponseError) as raised:
         client.resource_groups.create_or_update("written", {"location": "westeurope"})
     assert raised.value.error.code == "AuthorizationFailed"
+
+
+def test_cross_tenant_grant_is_honoured_for_the_apps_home_tenant_only(
+    arm_mgmt_client: Callable[..., Any],
+    arm_state: dict[str, Any],
+    arm_control: httpx.Client,
+    emulator_state: dict[str, Any],
+    entra: EntraEmulator,
+    ca_bundle: Path,
+) -> None:
+    app_id = emulator_state["entra"]["apps"]["control-plane"]["client_id"]
+    tenants = emulator_state["entra"]["tenants"]
+    created = arm_control.post(
+        "/subscriptions",
+        json={"tenant_id": tenants["contoso"]["id"], "display_name": "Contoso apps", "access": {app_id: "Owner"}},
+    ).json()
+    subscription_id = created["id"]
+    arm_mgmt_client(ResourceManagementClient, subscription_id=subscription_id).resource_groups.create_or_update(
+        "customer-apps", {"location": "westeurope"}
+    )
+    from_publisher: ResourceManagementClient = arm_mgmt_client(
+        ResourceManagementClient, tenant_key="publisher", subscription_id=subscription_id
+    )
+    # A role in the customer's own tenant does not reach tokens of the publisher tenant.
+    with pytest.raises(HttpResponseError) as raised:
+        from_publisher.resource_groups.get("customer-apps")
+    assert raised.value.error.code == "AuthorizationFailed"
+
+    granted = arm_control.put(
+        f"/subscriptions/{subscription_id}/access/{app_id}", json={"role": "Reader", "cross_tenant": True}
+    )
+    assert granted.status_code == 200, granted.text
+    assert granted.json()["cross_tenant_access"][app_id.lower()] == {
+        "role": "Reader",
+        "home_tenant_id": tenants["publisher"]["id"],
+    }
+    assert from_publisher.resource_groups.get("customer-apps").name == "customer-apps"
+    with pytest.raises(HttpResponseError) as raised:
+        from_publisher.resource_groups.create_or_update("publisher-write", {"location": "westeurope"})
+    assert raised.value.error.code == "AuthorizationFailed"
+    publisher_token = entra.mint_access_token(
+        tenant_id=tenants["publisher"]["id"], audience=ARM_AUDIENCE, client_id=app_id
+    )
+    fabrikam_token = entra.mint_access_token(
+        tenant_id=tenants["fabrikam"]["id"], audience=ARM_AUDIENCE, client_id=app_id
+    )
+    version = {"api-version": "2022-12-01"}
+    with raw_arm(arm_state, ca_bundle, publisher_token) as http:
+        subscription = http.get(f"/subscriptions/{subscription_id}", params=version)
+        listed = {item["subscriptionId"] for item in http.get("/subscriptions", params=version).json()["value"]}
+    assert subscription.status_code == 200
+    # The customer's tenant, which a publisher reads to learn whose application it is.
+    assert subscription.json()["tenantId"] == tenants["contoso"]["id"]
+    assert subscription_id in listed
+    # A token of any other tenant than the app's home tenant gets nothing from the cross-tenant grant.
+    with raw_arm(arm_state, ca_bundle, fabrikam_token) as http:
+        assert http.get(f"/subscriptions/{subscription_id}", params=version).status_code == 403
+
+    assert (
+        arm_control.put(
+            f"/subscriptions/{subscription_id}/access/{uuid.uuid4()}", json={"role": "Reader", "cross_tenant": True}
+        ).status_code
+        == 404
+    )
+    arm_control.delete(f"/subscriptions/{subscription_id}/access/{app_id}").raise_for_status()
+    with pytest.raises(HttpResponseError) as raised:
+        from_publisher.resource_groups.get("customer-apps")
+    assert raised.value.error.code == "AuthorizationFailed"
