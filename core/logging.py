@@ -1,4 +1,4 @@
-"""JSON logs on stdout through stdlib logging, each line carrying the correlation id."""
+"""JSON logs on stdout through stdlib logging, each line carrying the correlation id and the trace and span ids."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from core.correlation import current_correlation_id
+from core.telemetry.tracing import current_trace_ids
 
 # Attributes every LogRecord has; anything else passed through `extra=` is emitted as a field.
 _STANDARD_ATTRIBUTES = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
@@ -27,6 +28,9 @@ class JsonFormatter(logging.Formatter):
         correlation_id = current_correlation_id()
         if correlation_id:
             entry["correlation_id"] = correlation_id
+        trace_ids = current_trace_ids()
+        if trace_ids:
+            entry["trace_id"], entry["span_id"] = trace_ids
         for key, value in record.__dict__.items():
             if key not in _STANDARD_ATTRIBUTES and not key.startswith("_"):
                 entry[key] = value

@@ -38,3 +38,19 @@ def _carry_correlation_id(headers: dict[str, Any] | None = None, **_: Any) -> No
 @signals.worker_process_init.connect
 def _fresh_connections_per_child(**_: Any) -> None:
     reset_databases()
+
+
+@signals.worker_init.connect
+def _worker_telemetry(**_: Any) -> None:
+    # Traces, Celery spans and the log spool for Log Analytics, once per worker process before tasks run.
+    from opentelemetry.instrumentation.celery import CeleryInstrumentor
+
+    from core.db import get_database
+    from core.monitoring.log_spool import install_log_spool
+    from core.telemetry.tracing import configure_tracing
+
+    settings = get_settings()
+    configure_tracing(settings, "worker")
+    CeleryInstrumentor().instrument()
+    if settings.monitor_ingestion_endpoint:
+        install_log_spool(get_database(), settings.monitor_log_spool_level, "worker")

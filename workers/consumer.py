@@ -17,6 +17,7 @@ from sqlmodel import Session
 from core.correlation import correlation_scope
 from core.db import get_database
 from core.outbox.service import claim_for_completion, mark_completed
+from core.telemetry.tracing import continued_trace, tracer
 from workers.celery_app import celery_app
 
 logger = logging.getLogger(__name__)
@@ -42,8 +43,19 @@ def outbox_consumer(name: str, *, max_retries: int = 8) -> Callable[[OutboxHandl
             retry_jitter=True,
             max_retries=max_retries,
         )
-        def consume(task: Task, outbox_id: int, arguments: dict[str, Any], correlation_id: str | None = None) -> str:
-            with correlation_scope(correlation_id):
+        def consume(
+            task: Task,
+            outbox_id: int,
+            arguments: dict[str, Any],
+            correlation_id: str | None = None,
+            traceparent: str | None = None,
+        ) -> str:
+            # The span continues the trace of the request that enqueued the message (its traceparent on the row).
+            with (
+                correlation_scope(correlation_id),
+                continued_trace(traceparent),
+                tracer(__name__).start_as_current_span(f"outbox.consume {name}", attributes={"outbox.id": outbox_id}),
+            ):
                 with get_database().session() as session:
                     message = claim_for_completion(session, outbox_id)
                     if message is None:

@@ -33,6 +33,7 @@ def celery_publisher(app: Celery) -> Publisher:
                 "outbox_id": message.id,
                 "arguments": message.arguments,
                 "correlation_id": message.correlation_id,
+                "traceparent": message.traceparent,
             },
             task_id=f"outbox-{message.id}-{message.dispatch_count + 1}",
             headers={"x-ms-correlationid": message.correlation_id} if message.correlation_id else None,

@@ -22,6 +22,8 @@ class OutboxMessage(SQLModel, table=True):
     task_name: str = Field(max_length=128)
     arguments: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
     correlation_id: str | None = Field(default=None, max_length=64)
+    # W3C traceparent of the span that enqueued the work, so the consumer continues the same trace.
+    traceparent: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
     available_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
     dispatched_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

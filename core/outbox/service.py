@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 from core.correlation import current_correlation_id, new_correlation_id
 from core.db import utc_now
 from core.outbox.models import OutboxMessage
+from core.telemetry.tracing import current_traceparent
 
 
 def enqueue(
@@ -21,6 +22,7 @@ def enqueue(
         task_name=task_name,
         arguments=arguments or {},
         correlation_id=current_correlation_id() or new_correlation_id(),
+        traceparent=current_traceparent(),
         available_at=utc_now() + timedelta(seconds=delay_seconds),
     )
     session.add(message)
