@@ -1,1 +1,1 @@
-"""The server-rendered portal for customer admins and publisher operators."""
+"""The web portal: server-rendered pages for customer admins and publisher operators, signed in with Entra ID."""

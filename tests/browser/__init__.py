@@ -1,0 +1,1 @@
+"""Browser tests of the portal: Playwright driving Debian chromium against the running control plane."""
