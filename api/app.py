@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from api.errors import install_error_handlers
 from api.middleware import CorrelationMiddleware
-from api.routers import health, managed_apps
+from api.routers import billing, clusters, health, managed_apps, marketplace, operations, publisher
 from core.db import Database, get_database
 from core.identity.tokens import EntraTokenVerifier
+from core.monitoring.log_spool import install_log_spool
 from core.settings import Settings, get_settings
+from core.telemetry.tracing import configure_tracing
+from portal.installation import install_portal
 
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
@@ -25,8 +29,20 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.token_verifier = EntraTokenVerifier(
         settings.entra_authority_host, v1_issuer_host=settings.entra_v1_issuer_host, verify=settings.tls_verify
     )
+    # Traces of every request, continued into the outbox; with an export configured, warnings and errors
+    # are spooled for Log Analytics.
+    configure_tracing(settings, "api")
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
+    if settings.monitor_ingestion_endpoint:
+        install_log_spool(app.state.database, settings.monitor_log_spool_level, "api")
     install_error_handlers(app)
     app.add_middleware(CorrelationMiddleware)
     app.include_router(health.router)
+    app.include_router(operations.router)
+    app.include_router(clusters.router)
     app.include_router(managed_apps.router)
+    app.include_router(marketplace.router)
+    app.include_router(publisher.router)
+    app.include_router(billing.router)
+    install_portal(app)
     return app

@@ -29,5 +29,11 @@ def settings_for_emulators(state: dict[str, Any], **overrides: Any) -> Settings:
     }
     if "arm" in state:
         values["arm_endpoint"] = state["arm"]["base_url"]
+    if "facade" in state:
+        values["cluster_metrics_url_template"] = state["facade"]["metrics_url_template"]
+    if "loganalytics" in state:
+        log_analytics = state["loganalytics"]
+        values["monitor_ingestion_endpoint"] = log_analytics["endpoint"]
+        values["monitor_dcr_immutable_id"] = log_analytics["dcr_immutable_id"]
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

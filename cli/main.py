@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from cli.billing import billing_app
 from cli.templates import templates_app
 from core.errors import ConfigurationError
 from core.settings import Settings
@@ -21,6 +22,7 @@ app = typer.Typer(
 catalog_app = typer.Typer(help="The offer catalog.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(templates_app, name="templates")
+app.add_typer(billing_app, name="billing")
 
 
 def _settings_or_exit() -> Settings:

@@ -24,6 +24,13 @@ class TaskNames:
     # A cluster reached (or failed to reach) a desired generation:
     # {"cluster_id": str, "generation": int, "outcome": "converged" | "failed", "reason": str | None}.
     CLUSTER_CONVERGED = "subscriptions.cluster_converged"
+    # Rotate a cluster's customer-managed key: {"rotation_id": str}.
+    CLUSTER_ROTATE_KEY = "clusters.rotate_key"
+    # List a cluster's private endpoint connections, apply its policy, push decisions to ARM: {"cluster_id": str}.
+    CLUSTER_SYNC_PRIVATE_ENDPOINTS = "clusters.sync_private_endpoints"
+    # Beat: re-enqueue clusters whose next check is overdue, rotate keys due by policy, sync connections.
+    CLUSTER_SWEEP = "clusters.sweep"
+    CLUSTER_PRIVATE_ENDPOINT_SWEEP = "clusters.private_endpoint_sweep"
     # Verify a Marketplace operation by reading it back, apply it, report it: {"operation_id", "subscription_id"}.
     MARKETPLACE_PROCESS_OPERATION = "subscriptions.process_operation"
     # Activate a Marketplace subscription (start billing): {"subscription_id": str}.
@@ -31,7 +38,20 @@ class TaskNames:
     # Reconcile with Marketplace: {"report_id": int} (forced) or no arguments (scheduled).
     MARKETPLACE_RECONCILE = "subscriptions.reconcile"
     MARKETPLACE_RECONCILE_SCHEDULED = "subscriptions.reconcile_scheduled"
-    # Read a managed application back from ARM and link it: {"managed_application_id": str}.
+    # Operations (beat): export audit events and spooled logs to Log Analytics; probe every ready cluster's
+    # Blob endpoint; evaluate SLO burn rates. BLOB_PROBE_CLUSTER probes one cluster now: {"cluster_id": str}.
+    MONITOR_EXPORT_LOGS = "operations.export_logs"
+    BLOB_PROBE_SWEEP = "operations.blob_probe_sweep"
+    BLOB_PROBE_CLUSTER = "operations.blob_probe_cluster"
+    # Billing (beat, no arguments): read cluster usage, close hours into the ledger, send closed hours to
+    # Marketplace metering, settle entries whose answer was lost, reconcile the previous day.
+    BILLING_COLLECT_USAGE = "billing.collect_usage"
+    BILLING_CLOSE_HOURS = "billing.close_hours"
+    BILLING_SUBMIT_USAGE = "billing.submit_usage"
+    BILLING_SETTLE_UNKNOWN = "billing.settle_unknown"
+    BILLING_RECONCILE = "billing.reconcile"
+    SLO_EVALUATE = "operations.slo_evaluate"
+    # Read a managed application back from ARM and link it: {"managed_application_id": str, "attempt"?: int}.
     MANAGED_APP_OBSERVE = "managed_apps.observe"
 
 

@@ -79,6 +79,51 @@ class Settings(BaseSettings):
     arm_endpoint: str = "https://management.azure.com"
     arm_credential_scope: str = "https://management.azure.com/.default"
 
+    # Metering and billing
+    cluster_metrics_url_template: str = Field(
+        default="https://{endpoint_fqdn}/_vast/metrics",
+        description="A cluster's metrics endpoint; {endpoint_fqdn}, {cluster_name} and {cluster_id} are filled in.",
+    )
+    billing_collection_lookback_hours: float = Field(
+        default=3.0, gt=0, le=168, description="How far back the first collection of a cluster reads."
+    )
+    billing_hour_close_grace_minutes: float = Field(
+        default=15.0, ge=0, le=1440, description="Late samples are accepted this long after an hour ends."
+    )
+    billing_close_lookback_hours: float = Field(
+        default=48.0, gt=0, le=24 * 90, description="Hours older than this are no longer closed into the ledger."
+    )
+    metering_window_hours: float = Field(
+        default=24.0, gt=1, le=24, description="Marketplace accepts usage this long after the hour starts."
+    )
+    metering_answer_timeout_minutes: float = Field(
+        default=10.0, gt=0, description="A submitted entry with no recorded answer after this long is unknown."
+    )
+    metering_parallel_batches: int = Field(
+        default=8, ge=1, le=64, description="Batches of 25 usage events a submitter keeps in flight."
+    )
+    arm_retry_total: int = Field(default=6, ge=0, le=20, description="Retries of one ARM call (429/5xx/network).")
+    arm_retry_backoff_seconds: float = Field(default=0.8, ge=0, le=60, description="Backoff factor between retries.")
+    arm_retry_backoff_max_seconds: float = Field(default=30.0, gt=0, le=600)
+
+    # Provisioning controller
+    provisioning_poll_interval_seconds: float = Field(
+        default=5.0, gt=0, le=600, description="Delay before checking a running ARM deployment again."
+    )
+    provisioning_retry_budget: int = Field(
+        default=4, ge=1, le=50, description="Failed attempts of one generation before the cluster is failed."
+    )
+    provisioning_retry_backoff_seconds: float = Field(
+        default=10.0, gt=0, le=3600, description="First delay after a failed attempt; doubles per attempt."
+    )
+    provisioning_sweep_interval_seconds: float = Field(
+        default=30.0, gt=0, le=3600, description="Beat interval of the sweep that re-enqueues overdue clusters."
+    )
+    private_endpoint_sync_interval_seconds: float = Field(default=60.0, gt=0, le=3600)
+    cluster_retention_days: float = Field(
+        default=7.0, ge=0, le=365, description="Days a cluster's data is kept after unsubscribe before deletion."
+    )
+
     # Outbound HTTP
     ca_bundle: Path | None = Field(default=None, description="Extra CA bundle to trust (the emulators' CA locally).")
     http_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
@@ -92,6 +137,45 @@ class Settings(BaseSettings):
     outbox_redispatch_after_seconds: float = Field(
         default=300.0, gt=0, description="A dispatched message not completed after this long is dispatched again."
     )
+
+    # Operations: traces, Azure Monitor export, the Blob API probe and SLOs
+    telemetry_traces_exporter: Literal["none", "console", "jsonl", "otlp"] = Field(
+        default="none", description="Where spans go: nowhere, stdout, a JSON-lines file or an OTLP/HTTP collector."
+    )
+    telemetry_traces_path: Path | None = Field(
+        default=None, description="JSON-lines span file (the jsonl exporter); empty means data_dir/traces.jsonl."
+    )
+    telemetry_otlp_endpoint: str | None = Field(default=None, description="OTLP/HTTP traces URL (otlp exporter).")
+    telemetry_service_name: str = Field(default="controlplane", max_length=64)
+    monitor_ingestion_endpoint: str | None = Field(
+        default=None, description="Data collection endpoint of the Logs Ingestion API; empty disables the export."
+    )
+    monitor_dcr_immutable_id: str | None = Field(default=None, description="Immutable id of the data collection rule.")
+    monitor_audit_stream: str = Field(default="Custom-ControlPlaneAudit_CL", description="DCR stream of audit events.")
+    monitor_log_stream: str = Field(default="Custom-ControlPlaneLogs_CL", description="DCR stream of spooled logs.")
+    monitor_credential_audience: str = Field(default="https://monitor.azure.com", description="Token audience.")
+    monitor_export_batch_size: int = Field(default=200, ge=1, le=5000)
+    monitor_export_interval_seconds: float = Field(default=30.0, gt=0, le=3600)
+    monitor_log_spool_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="WARNING", description="Log records at or above this level are spooled for Log Analytics."
+    )
+    blob_probe_interval_seconds: float = Field(default=300.0, gt=0, le=86_400)
+    blob_probe_endpoint_template: str = Field(
+        default="https://{endpoint_fqdn}",
+        description="A cluster's Blob endpoint from its endpoint_fqdn (Azurite locally: http://{endpoint_fqdn}/<account>).",
+    )
+    blob_probe_account_name: str | None = Field(
+        default=None, description="With blob_probe_account_key: probe with shared key + SAS instead of Entra ID."
+    )
+    blob_probe_account_key: SecretStr | None = None
+    blob_probe_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    slo_availability_objective: float = Field(default=0.999, gt=0, lt=1, description="Good probe checks / all.")
+    slo_latency_threshold_ms: float = Field(default=500.0, gt=0, description="A probe check slower than this is slow.")
+    slo_latency_objective: float = Field(default=0.99, gt=0, lt=1, description="Checks under the threshold / all.")
+    slo_provision_objective_seconds: float = Field(default=3600.0, gt=0, description="requested -> ready target.")
+    slo_change_objective_seconds: float = Field(default=1800.0, gt=0, description="A change applied within this.")
+    slo_window_days: float = Field(default=28.0, gt=0, le=90, description="The error budget's window.")
+    slo_evaluation_interval_seconds: float = Field(default=300.0, gt=0, le=86_400)
 
     # Processes
     api_host: str = "127.0.0.1"

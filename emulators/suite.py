@@ -95,9 +95,11 @@ class EmulatorSuite:
 
 
 def build_default_suite(config: EmulatorSuiteConfig) -> EmulatorSuite:
-    """Entra ID first (the others verify its tokens), then Marketplace, then ARM."""
+    """Entra ID first (the others verify its tokens), then Marketplace, ARM, the façade metrics, Log Analytics."""
     from emulators.arm import build_arm_components
     from emulators.entra import EntraEmulator
+    from emulators.facade import FacadeMetricsEmulator
+    from emulators.loganalytics import LogAnalyticsEmulator
     from emulators.marketplace import MarketplaceEmulator
 
     suite = EmulatorSuite(config)
@@ -106,4 +108,6 @@ def build_default_suite(config: EmulatorSuiteConfig) -> EmulatorSuite:
     suite.add(MarketplaceEmulator.from_suite_config(config, entra))
     for component in build_arm_components(config, entra):
         suite.add(component)
+    suite.add(LogAnalyticsEmulator.from_suite_config(config, entra))
+    suite.add(FacadeMetricsEmulator.from_suite_config(config))
     return suite
