@@ -42,23 +42,27 @@ class UsageChart:
     total_billed: float
 
 
+def bar_slot(index: int, count: int) -> tuple[float, float]:
+    """The x and width of bar `index` of `count` across the plot area (shared by every bar chart)."""
+    slot = (CHART_WIDTH - AXIS_MARGIN) / max(count, 1)
+    return round(AXIS_MARGIN + index * slot + BAR_GAP / 2, 2), round(max(slot - BAR_GAP, 1.0), 2)
+
+
 def build_usage_chart(dimension_id: str, title: str, unit: str, hours: list[HourlyUsage]) -> UsageChart:
     """Scale the hours to the chart: height is proportional to the measured quantity of the busiest hour."""
-    plot_width = CHART_WIDTH - AXIS_MARGIN
     peak = max((hour.measured for hour in hours), default=0.0)
     scale = (CHART_HEIGHT - 10) / peak if peak > 0 else 0.0
-    slot = plot_width / max(len(hours), 1)
     bars = []
     for index, hour in enumerate(hours):
         # The included part is what the plan covers of what was measured; the billed part is the ledger's overage.
         covered = min(hour.measured, hour.included)
         included_height = covered * scale
         billed_height = hour.billed * scale
-        x = AXIS_MARGIN + index * slot + BAR_GAP / 2
+        x, width = bar_slot(index, len(hours))
         bars.append(
             ChartBar(
-                x=round(x, 2),
-                width=round(max(slot - BAR_GAP, 1.0), 2),
+                x=x,
+                width=width,
                 included_y=round(CHART_HEIGHT - included_height, 2),
                 included_height=round(included_height, 2),
                 billed_y=round(CHART_HEIGHT - included_height - billed_height, 2),

@@ -1,9 +1,10 @@
 """The Blob API health probe of one cluster endpoint, through the official azure-storage-blob SDK.
 
 The only module that imports azure-storage-blob. One run makes two passes over the endpoint: one
-authorised by the account credential (Entra ID token in production; shared key where the endpoint
-is Azurite, which cannot verify our Entra tokens) and one authorised by a SAS. Each pass runs the
-checks in order and stops at the first failure, so a report names exactly the check that broke.
+authorised by the account credential (Entra ID token in production, where the SAS is signed with a
+user delegation key; shared key where the endpoint is plain-http Azurite) and one authorised by a SAS.
+Each pass runs the checks in order and stops at the first failure, so a report names exactly the
+check that broke.
 The "capacity-tier" source of the range copy persists between runs with known content: a tampered
 or lost source shows up as `put_block_from_url` failing with ContentMismatch.
 """
@@ -113,10 +114,19 @@ def capacity_tier_content() -> bytes:
 class BlobProbe:
     """Runs the checks against one Blob endpoint."""
 
-    def __init__(self, endpoint: str, credential: AccountCredential, *, timeout_seconds: float = 10.0) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        credential: AccountCredential,
+        *,
+        timeout_seconds: float = 10.0,
+        connection_verify: str | bool = True,
+    ) -> None:
         self.endpoint = endpoint.rstrip("/")
         self.credential = credential
         self.timeout_seconds = timeout_seconds
+        # A CA bundle path where the endpoint's certificate is not publicly trusted (Azurite over https locally).
+        self.connection_verify = connection_verify
         # A probe measures: no retries may hide a failure or stretch a latency.
         self.service = BlobServiceClient(
             self.endpoint,
@@ -124,6 +134,7 @@ class BlobProbe:
             retry_total=0,
             connection_timeout=timeout_seconds,
             read_timeout=timeout_seconds,
+            connection_verify=connection_verify,
         )
         self._user_delegation_key: UserDelegationKey | None = None
 
@@ -141,7 +152,9 @@ class BlobProbe:
         ]
         if self._run_pass(report, label, account_checks):
             sas_container = ContainerClient.from_container_url(
-                f"{account_container.url}?{self._container_sas(container_name)}", retry_total=0
+                f"{account_container.url}?{self._container_sas(container_name)}",
+                retry_total=0,
+                connection_verify=self.connection_verify,
             )
             self._run_pass(report, "sas", self._data_checks(sas_container, "sas"))
         self._remove(account_container)
@@ -333,4 +346,5 @@ class BlobProbe:
 def _error_code(error: HttpResponseError) -> str | None:
     # The storage SDK sets `error_code` from the x-ms-error-code header; azure-core does not declare it.
     code = getattr(error, "error_code", None)
-    return str(code) if code else None
+    # Known codes arrive as StorageErrorCode members, whose str() is "StorageErrorCode.NAME": keep the wire value.
+    return str(getattr(code, "value", code)) if code else None

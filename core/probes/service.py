@@ -68,6 +68,7 @@ def probe_cluster(session: Session, settings: Settings, credentials: CredentialF
             blob_endpoint(settings, cluster),
             probe_credential(settings, credentials, tenant.entra_tenant_id),
             timeout_seconds=settings.blob_probe_timeout_seconds,
+            connection_verify=settings.tls_verify,
         )
         try:
             report = probe.run()

@@ -8,9 +8,9 @@ Endpoints (`{tenant}` is a tenant id, its domain, or `common` / `organizations` 
   RS256/x5t or PS256/x5t#S256), authorization_code with PKCE S256, refresh_token;
 - `GET|POST /{tenant}/oauth2/v2.0/authorize` (HTML sign-in page), `GET /{tenant}/oauth2/v2.0/logout`.
 
-Issuers: v2 `{authority_url}/{tid}/v2.0`, v1 `{authority_url}/sts/{tid}/` (Azure: login.microsoftonline.com
-and sts.windows.net). Tokens for Microsoft resources (Marketplace 20e940b3-..., ARM, Key Vault, Storage) are
-v1 like Azure's; tokens for our app registrations are v2. Clock skew tolerated by `verify_access_token`: 30 s.
+Issuers: v2 `{authority_url}/{tid}/v2.0` (Azure: login.microsoftonline.com), v1 `https://sts.windows.net/{tid}/`
+(Azure's own). Tokens for Microsoft resources (Marketplace 20e940b3-..., ARM, Key Vault, Storage) are v1
+like Azure's; tokens for our app registrations are v2. Clock skew tolerated by `verify_access_token`: 30 s.
 
 Client options the app needs, and nothing else differs from production:
 

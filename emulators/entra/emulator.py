@@ -11,7 +11,7 @@ from emulators.entra.grants import GrantStore, TokenEndpoint
 from emulators.entra.routes import build_entra_app
 from emulators.entra.sign_in import SignInService
 from emulators.entra.signing_keys import SigningKeyRing
-from emulators.entra.tokens import TokenIssuer, issuer_v1, issuer_v2
+from emulators.entra.tokens import V1_ISSUER_HOST, TokenIssuer, issuer_v1, issuer_v2
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -62,7 +62,7 @@ class EntraEmulator:
         base = self.authority_url
         return {
             "authority_url": base,
-            "sts_url": f"{base}/sts",
+            "sts_url": V1_ISSUER_HOST,
             "control_url": f"{base}/_emulator",
             "publisher_tenant_id": publisher_tenant.id,
             "issuer_v2_template": issuer_v2(base, "{tenant_id}"),

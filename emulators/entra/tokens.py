@@ -2,7 +2,8 @@
 
 Issuers (the emulator's https base URL stands in for both Microsoft hosts):
 - v2 tokens: `{authority_url}/{tenant id}/v2.0` (Azure: `https://login.microsoftonline.com/{tid}/v2.0`);
-- v1 tokens: `{authority_url}/sts/{tenant id}/` (Azure: `https://sts.windows.net/{tid}/`).
+- v1 tokens: `https://sts.windows.net/{tenant id}/`, exactly Azure's (resources such as Azurite insist on it;
+  the host is only a name inside the token, nothing is ever fetched from it).
 """
 
 from __future__ import annotations
@@ -30,9 +31,12 @@ def issuer_v2(authority_url: str, tenant_id: str) -> str:
     return f"{authority_url}/{tenant_id}/v2.0"
 
 
+V1_ISSUER_HOST = "https://sts.windows.net"
+
+
 def issuer_v1(authority_url: str, tenant_id: str) -> str:
     """The `iss` of v1 tokens of a tenant."""
-    return f"{authority_url}/sts/{tenant_id}/"
+    return f"{V1_ISSUER_HOST}/{tenant_id}/"
 
 
 def _normalise_audience(audience: str) -> str:

@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import ValidationError
 from sqlmodel import Session, select
 
-from api.dependencies import DatabaseDep
+from api.dependencies import DatabaseDep, SettingsDep
 from core.audit.queries import search_audit_events
 from core.catalog.models import MeteredDimension, Plan
 from core.clusters.key_rotation import request_key_rotation
@@ -27,6 +27,7 @@ from core.db import utc_now
 from core.errors import Conflict, ValidationFailed
 from core.networking.models import ConnectionStatus
 from core.networking.service import decide_connection, list_connections
+from core.slo.service import visible_cluster
 from core.subscriptions.models import SubscriptionStatus
 from core.subscriptions.overview import (
     SubscriptionOverview,
@@ -37,6 +38,7 @@ from core.subscriptions.overview import (
 from core.subscriptions.schemas import split_list
 from core.usage.queries import usage_by_dimension
 from portal.pages import FormVisitorDep, PortalRoute, VisitorDep, redirect_with_message, render
+from portal.slo_view import CHART_BUCKET_MINUTES, CHART_HOURS, cluster_slo
 from portal.usage_chart import UsageChart, build_usage_chart
 
 router = APIRouter(prefix="/portal", tags=["portal"], route_class=PortalRoute, include_in_schema=False)
@@ -187,6 +189,25 @@ def rotate_key(
     return redirect_with_message(
         visitor.session, _detail_path(subscription_id) + "#key", "Key rotation requested; the new key id appears here."
     )
+
+
+@router.get("/clusters/{cluster_id}/slo", response_class=HTMLResponse)
+def cluster_slo_page(
+    request: Request, visitor: VisitorDep, database: DatabaseDep, settings: SettingsDep, cluster_id: str
+) -> Response:
+    """A cluster's service levels: objectives, SLIs, error budgets, burn rates, alerts and SLI charts."""
+    with database.session() as db:
+        slo = cluster_slo(db, settings, visible_cluster(db, visitor.principal, cluster_id), with_charts=True)
+    context = {
+        "slo": slo,
+        "chart_hours": CHART_HOURS,
+        "chart_bucket_minutes": CHART_BUCKET_MINUTES,
+        "probe_interval_minutes": settings.blob_probe_interval_seconds / 60,
+        "back_url": _detail_path(slo.cluster.subscription_id)
+        if slo.cluster.subscription_id
+        else "/portal/subscriptions",
+    }
+    return render(request, visitor.session, "slo.html", context)
 
 
 @router.get("/audit", response_class=HTMLResponse)

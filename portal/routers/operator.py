@@ -23,6 +23,7 @@ from core.errors import NotFound
 from core.messaging import TaskNames
 from core.networking.service import visible_cluster
 from core.outbox.service import enqueue
+from core.slo.service import visible_clusters
 from core.subscriptions.models import SubscriptionStatus
 from core.subscriptions.overview import subscription_overviews
 from core.subscriptions.reconciliation import start_report
@@ -31,6 +32,7 @@ from core.subscriptions.stuck_operations import stuck_operations
 from core.usage.reconciliation_models import DifferenceKind
 from portal.configuration_view import setting_lines
 from portal.pages import OperatorDep, OperatorFormDep, PortalRoute, redirect_with_message, render
+from portal.slo_view import cluster_slo
 
 router = APIRouter(prefix="/portal/operator", tags=["portal"], route_class=PortalRoute, include_in_schema=False)
 # Work unchanged for this long is shown as stuck: well past what one controller or operation step takes.
@@ -155,6 +157,19 @@ def report_csv(visitor: OperatorDep, database: DatabaseDep, report_id: str) -> P
         media_type="text/csv",
         headers={"Content-Disposition": f'attachment; filename="usage-reconciliation-{number}.csv"'},
     )
+
+
+@router.get("/slo", response_class=HTMLResponse)
+def slo_overview_page(request: Request, visitor: OperatorDep, database: DatabaseDep, settings: SettingsDep) -> Response:
+    """Every cluster's SLO status: objectives, current SLIs, error budget left and active burn-rate alerts."""
+    now = utc_now()
+    with database.session() as db:
+        clusters = [
+            cluster_slo(db, settings, cluster, with_charts=False, now=now)
+            for cluster in visible_clusters(db, visitor.principal)
+        ]
+    context = {"clusters": clusters, "evaluated_at": now}
+    return render(request, visitor.session, "operator/slo.html", context)
 
 
 @router.get("/configuration", response_class=HTMLResponse)

@@ -25,6 +25,8 @@ from core.clusters.models import Cluster, ClusterStatus
 from core.clusters.provisioning_models import KeyRotation
 from core.db import Database, utc_now
 from core.networking.models import PrivateEndpointConnection
+from core.probes.models import BlobProbeSample
+from core.slo.service import cluster_slo_status, cluster_time_series, evaluate_burn_rate_alerts
 from core.usage.models import UsageLedgerEntry, UsageSample
 from core.usage.reconciliation_models import UsageReconciliationDifference
 from tests.browser.conftest import (
@@ -475,3 +477,108 @@ def test_usage_charts_reconciliation_report_csv_and_configuration(
 
 def _hour(entry: UsageLedgerEntry) -> datetime:
     return entry.hour_start
+
+
+def _plant_probe_samples(database: Database, cluster_id: str, now: datetime) -> None:
+    """Probe checks as the probe service stores them: (minutes ago, good, failed, latency ms)."""
+    batches = [(180, 20, 0, 30.0), (120, 18, 2, 30.0), (25, 10, 0, 800.0), (2, 9, 1, 30.0)]
+    with database.session() as session:
+        cluster = session.get(Cluster, cluster_id)
+        assert cluster is not None
+        for minutes_ago, good, failed, latency_ms in batches:
+            run_id = str(uuid.uuid4())
+            for index in range(good + failed):
+                session.add(
+                    BlobProbeSample(
+                        run_id=run_id,
+                        cluster_id=cluster.id,
+                        tenant_id=cluster.tenant_id,
+                        check_name="put_block_blob",
+                        authentication="entra",
+                        succeeded=index >= failed,
+                        latency_ms=latency_ms,
+                        error_code="ServiceRequestError" if index < failed else None,
+                        probed_at=now - timedelta(minutes=minutes_ago, seconds=index),
+                    )
+                )
+
+
+def _number(value: str | None) -> float | None:
+    return float(value) if value else None
+
+
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.3f} %"
+
+
+def test_slo_page_shows_core_slo_numbers_and_charts_and_hides_other_tenants_clusters(
+    story: Story, control_plane: ControlPlane, new_context: ContextFactory, portal_database: Database
+) -> None:
+    settings = control_plane.settings
+    _plant_probe_samples(portal_database, story.contoso.cluster_id, utc_now())
+    with portal_database.session() as session:
+        fired = evaluate_burn_rate_alerts(session, settings)
+    assert ("availability", "page") in {(alert["objective"], alert["severity"]) for alert in fired}
+
+    base = control_plane.base_url
+    alice = sign_in(new_context(), base, CONTOSO_ADMIN, path=f"/portal/subscriptions/{story.contoso.subscription_id}")
+    alice.locator("#slo-link").click()
+    expect(alice.locator("h1")).to_contain_text("Service levels of")
+    evaluated_at = datetime.fromisoformat(alice.locator("#evaluated-at").get_attribute("datetime") or "")
+    with portal_database.session() as session:
+        cluster = session.get(Cluster, story.contoso.cluster_id)
+        assert cluster is not None
+        # Evaluated at the page's instant, so a probe run after the page was drawn cannot change the numbers.
+        status = cluster_slo_status(session, settings, cluster, now=evaluated_at)
+        series = cluster_time_series(session, settings, cluster, hours=24, bucket_minutes=60, now=evaluated_at)
+    for objective in status["objectives"]:
+        row = alice.locator(f"#objectives tr[data-objective='{objective['name']}']")
+        expect(row.locator(".attainment")).to_have_text(_percent(objective["attainment"]))
+        expect(row.locator(".budget")).to_have_text(_percent(objective["error_budget_remaining"]))
+        expect(row.locator(".counts")).to_have_text(f"{objective['good']} / {objective['total']}")
+        assert _number(row.locator(".attainment").get_attribute("data-value")) == objective["attainment"]
+        assert _number(row.locator(".budget").get_attribute("data-value")) == objective["error_budget_remaining"]
+        for window, rate in objective["burn_rates"].items():
+            shown = row.locator(f".burn-rates [data-window='{window}']").get_attribute("data-value")
+            assert _number(shown) == rate, (objective["name"], window)
+        # The chart has one bar per hour with checks, as tall as good / all checks of that hour.
+        good_key = {"availability": "available", "latency": "fast"}[objective["name"]]
+        expected = [point[good_key] / point["total"] for point in series["points"] if point["total"]]
+        bars = alice.locator(f"svg.sli-chart[data-objective='{objective['name']}'] rect")
+        shown_slis = [float(value) for value in bars.evaluate_all("(rects) => rects.map((r) => r.dataset.sli)")]
+        assert shown_slis == pytest.approx(expected)
+    assert {objective["name"]: objective["met"] for objective in status["objectives"]} == {
+        "availability": False,
+        "latency": False,
+    }
+    recorded = {(alert["objective"], alert["severity"]) for alert in status["recent_alerts"]}
+    shown_alerts = alice.locator("#active-alerts li")
+    expect(shown_alerts).to_have_count(len(status["recent_alerts"]))
+    for objective_name, severity in recorded:
+        expect(shown_alerts.filter(has_text=f"{severity} {objective_name}").first).to_be_visible()
+    screenshot(alice, "customer-slo")
+
+    # Another tenant's cluster is as unknown as one that does not exist, and the overview is operators' only.
+    frank = sign_in(new_context(), base, FABRIKAM_ADMIN)
+    for page, other_cluster in ((alice, story.fabrikam.cluster_id), (frank, story.contoso.cluster_id)):
+        response = page.request.get(f"{base}/portal/clusters/{other_cluster}/slo", max_redirects=0)
+        assert response.status == 404
+        assert "Not found" in response.text()
+        assert page.request.get(f"{base}/portal/operator/slo", max_redirects=0).status == 404
+    assert frank.request.get(f"{base}/portal/clusters/{story.fabrikam.cluster_id}/slo").status == 200
+
+    olivia = sign_in(new_context(), base, OPERATOR, path="/portal/operator/slo")
+    expect(olivia.locator("h1")).to_have_text("Service levels")
+    for purchase in (story.contoso, story.fabrikam):
+        expect(olivia.locator(f"#slo-overview tr[data-cluster-id='{purchase.cluster_id}']")).to_have_count(2)
+    availability = olivia.locator(
+        f"#slo-overview tr[data-cluster-id='{story.contoso.cluster_id}'][data-objective='availability']"
+    )
+    assert (
+        _number(availability.locator(".attainment").get_attribute("data-value"))
+        == status["objectives"][0]["attainment"]
+    )
+    expect(availability.locator(".alerts")).to_contain_text("page")
+    screenshot(olivia, "operator-slo")
+    olivia.locator(f"#slo-overview tr[data-cluster-id='{story.contoso.cluster_id}'] a").click()
+    expect(olivia.locator("svg.sli-chart")).to_have_count(2)

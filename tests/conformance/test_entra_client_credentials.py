@@ -91,7 +91,7 @@ def test_client_secret_credential_gets_a_v1_marketplace_token(
     claims = entra.verify_access_token(access_token.token, audience=MARKETPLACE_APP_ID)
     tenant_id = entra_state["publisher_tenant_id"]
     assert claims["aud"] == MARKETPLACE_APP_ID
-    assert claims["iss"] == f"{entra_state['authority_url']}/sts/{tenant_id}/"
+    assert claims["iss"] == f"https://sts.windows.net/{tenant_id}/"
     assert claims["ver"] == "1.0"
     assert claims["appid"] == app["client_id"]
     assert claims["appidacr"] == "1"

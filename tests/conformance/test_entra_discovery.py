@@ -34,7 +34,7 @@ def test_v1_discovery_uses_the_sts_issuer(emulator_state: dict[str, Any], ca_bun
     entra_state = emulator_state["entra"]
     base, tenant_id = entra_state["authority_url"], entra_state["publisher_tenant_id"]
     document = httpx.get(f"{base}/{tenant_id}/.well-known/openid-configuration", verify=str(ca_bundle)).json()
-    assert document["issuer"] == f"{base}/sts/{tenant_id}/"
+    assert document["issuer"] == f"https://sts.windows.net/{tenant_id}/"
     assert document["issuer"] == entra_state["issuer_v1_template"].format(tenant_id=tenant_id)
 
 
