@@ -12,12 +12,16 @@ from core.db import Database
 from core.settings import Settings
 
 
-def get_app_settings(request: Request) -> Settings:
+# The two getters below only read app state: async, so FastAPI calls them on the event loop instead of
+# sending each one through the threadpool on every request.
+async def get_app_settings(request: Request) -> Settings:
+    """The settings the app was built with."""
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_app_database(request: Request) -> Database:
+async def get_app_database(request: Request) -> Database:
+    """The app's Database (one engine and pool per process)."""
     database: Database = request.app.state.database
     return database
 

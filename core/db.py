@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session, SQLModel, create_engine
@@ -59,6 +61,26 @@ def normalize_database_url(url: str) -> str:
 
 def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
+
+
+def insert_unless_conflicting(
+    session: Session, entity: type[SQLModel], conflict_columns: tuple[str, ...], *, returning_rows: bool = False
+) -> sa.Insert:
+    """INSERT ... ON CONFLICT (conflict_columns) DO NOTHING [RETURNING the row] for the session's backend.
+
+    The unique key decides in one statement, so a concurrent twin inserts nothing. Execute it with the row
+    as parameters: columns left out get their column defaults. Built once per backend and shape.
+    """
+    return _insert_unless_conflicting(session.get_bind().dialect.name, entity, conflict_columns, returning_rows)
+
+
+@cache
+def _insert_unless_conflicting(
+    dialect_name: str, entity: type[SQLModel], conflict_columns: tuple[str, ...], returning_rows: bool
+) -> sa.Insert:
+    insert = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
+    statement = insert(entity).on_conflict_do_nothing(index_elements=list(conflict_columns))
+    return statement.returning(entity) if returning_rows else statement
 
 
 def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:

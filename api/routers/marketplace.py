@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import threading
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
+import anyio
 from fastapi import APIRouter, Form, Query, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
@@ -60,6 +61,9 @@ FORM_FIELDS = (
 )
 FORM_DEFAULTS = {"key_vault_sku": "standard", "key_type": "RSA", "key_size": "3072", "rotation_days": "90"}
 _services_lock = threading.Lock()
+# Storing a webhook is mostly Python work under the GIL: a few threads overlap its database round trips, while
+# one thread per in-flight request would only fight the event loop for the GIL and stretch every latency.
+WEBHOOK_STORE_THREADS = anyio.CapacityLimiter(4)
 
 
 def fulfillment_client(request: Request) -> FulfillmentClient:
@@ -308,9 +312,8 @@ async def webhook(request: Request, settings: SettingsDep, database: DatabaseDep
         return JSONResponse(error_body("Unavailable", "webhook intake is disabled"), status_code=503)
     raw = await request.body()
     verifier: EntraTokenVerifier = request.app.state.token_verifier
-    return await run_in_threadpool(
-        _handle_webhook, database, verifier, settings, request.headers.get("authorization", ""), raw
-    )
+    handle = partial(_handle_webhook, database, verifier, settings, request.headers.get("authorization", ""), raw)
+    return await anyio.to_thread.run_sync(handle, limiter=WEBHOOK_STORE_THREADS)
 
 
 def _handle_webhook(

@@ -23,7 +23,11 @@ def record_audit_event(
     after: dict[str, Any] | None = None,
     details: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Append one audit event (flushed, committed with the change it describes)."""
+    """Append one audit event, committed with the change it describes.
+
+    Not flushed here: it goes to the database with the caller's next flush or commit, so a request
+    that records several rows pays for one flush.
+    """
     event = AuditEvent(
         actor=actor,
         action=action,
@@ -37,5 +41,4 @@ def record_audit_event(
         correlation_id=current_correlation_id(),
     )
     session.add(event)
-    session.flush()
     return event

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from core.correlation import current_correlation_id
+from core.db import insert_unless_conflicting
 from core.inbox.models import InboundEvent, InboundSource
 
 
@@ -16,22 +16,20 @@ def record_inbound_event(
 ) -> tuple[InboundEvent, bool]:
     """Store the event unless one with the same natural id exists; returns (event, created).
 
-    A savepoint absorbs the unique-key race when the same event arrives twice concurrently.
+    One INSERT ... ON CONFLICT DO NOTHING RETURNING: the unique key decides, so a concurrent twin
+    waits for the first transaction and then inserts nothing (no pre-check, no savepoint).
     """
+    statement = insert_unless_conflicting(session, InboundEvent, ("source", "natural_id"), returning_rows=True)
+    row = {
+        "source": source.value,
+        "natural_id": natural_id,
+        "payload": payload,
+        "correlation_id": current_correlation_id(),
+    }
+    created = session.exec(statement, params=row).scalars().first()
+    if created is not None:
+        return created, True
     existing = session.exec(
         select(InboundEvent).where(InboundEvent.source == source.value, InboundEvent.natural_id == natural_id)
-    ).first()
-    if existing is not None:
-        return existing, False
-    event = InboundEvent(
-        source=source.value, natural_id=natural_id, payload=payload, correlation_id=current_correlation_id()
-    )
-    try:
-        with session.begin_nested():
-            session.add(event)
-    except IntegrityError:
-        winner = session.exec(
-            select(InboundEvent).where(InboundEvent.source == source.value, InboundEvent.natural_id == natural_id)
-        ).one()
-        return winner, False
-    return event, True
+    ).one()
+    return existing, False

@@ -18,7 +18,7 @@ from core.audit.service import record_audit_event
 from core.catalog.models import ActivationMode, Offer, Plan
 from core.clusters.models import Cluster
 from core.clusters.service import change_desired_spec, request_cluster
-from core.db import utc_now
+from core.db import insert_unless_conflicting, utc_now
 from core.errors import Conflict, Forbidden, NotFound
 from core.inbox.models import InboundSource
 from core.inbox.service import record_inbound_event
@@ -293,21 +293,22 @@ def record_webhook(session: Session, payload: WebhookPayload, *, raw_body: dict[
     if not created:
         return WebhookReceipt(payload.id, created=False)
     subscription = find_subscription(session, payload.subscription_id)
-    if subscription is not None and session.get(MarketplaceOperation, payload.id) is None:
-        session.add(
-            MarketplaceOperation(
-                id=payload.id,
-                subscription_id=payload.subscription_id,
-                activity_id=payload.activity_id,
-                action=payload.action.value,
-                plan_id=payload.plan_id,
-                quantity=payload.quantity,
-                marketplace_status=payload.status[:32],
-                request_source=payload.request_source,
-                time_stamp=payload.time_stamp,
-            )
+    if subscription is not None:
+        # Reconciliation may have adopted this operation before its webhook arrived: keep that row as it is.
+        session.exec(
+            insert_unless_conflicting(session, MarketplaceOperation, ("id",)),
+            params={
+                "id": payload.id,
+                "subscription_id": payload.subscription_id,
+                "activity_id": payload.activity_id,
+                "action": payload.action.value,
+                "plan_id": payload.plan_id,
+                "quantity": payload.quantity,
+                "marketplace_status": payload.status[:32],
+                "request_source": payload.request_source,
+                "time_stamp": payload.time_stamp,
+            },
         )
-        session.flush()
     record_audit_event(
         session,
         actor=MARKETPLACE_ACTOR,

@@ -47,13 +47,14 @@ def test_outage_loses_nothing_and_recovery_sends_each_row_once(
 ) -> None:
     control, settings = log_analytics
     with database.session() as session:
-        audit_ids = [
+        events = [
             record_audit_event(
                 session, actor="test", action="operations.test_event", subject_type="test", subject_id=str(index)
-            ).id
+            )
             for index in range(7)
         ]
         session.add(LogRecord(level="warning", logger_name="tests", message="spooled warning", process="test-1"))
+    audit_ids = [event.id for event in events]  # assigned when the unit of work flushed on commit
     ingestion = LogAnalyticsIngestion(settings, CredentialFactory(settings).publisher)
     streams = {"audit_stream": settings.monitor_audit_stream, "log_stream": settings.monitor_log_stream}
     try:

@@ -1,0 +1,145 @@
+"""Storing a webhook at the service level: one row per natural id under concurrency, adopted operations kept."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sqlmodel import select
+
+from core.audit.models import AuditEvent
+from core.db import Database
+from core.inbox.models import InboundEvent, InboundSource
+from core.inbox.service import record_inbound_event
+from core.outbox.models import OutboxMessage
+from core.subscriptions.models import MarketplaceOperation, MarketplaceSubscription, OperationState
+from core.subscriptions.schemas import WebhookPayload
+from core.subscriptions.service import record_webhook
+from core.tenants.service import get_or_create_tenant
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def test_concurrent_twins_store_one_inbound_event_and_agree_on_it(database: Database) -> None:
+    natural_id = f"operation-{uuid.uuid4()}"
+    twins = 8
+    start_together = threading.Barrier(twins)
+
+    def deliver(copy: int) -> tuple[int | None, bool]:
+        start_together.wait()
+        with database.session() as session:
+            event, created = record_inbound_event(
+                session, InboundSource.MARKETPLACE_WEBHOOK, natural_id, {"id": natural_id, "copy": copy}
+            )
+            return event.id, created
+
+    with ThreadPoolExecutor(max_workers=twins) as pool:
+        outcomes = list(pool.map(deliver, range(twins)))
+
+    assert sorted(created for _, created in outcomes) == [False] * (twins - 1) + [True]
+    with database.session() as session:
+        stored = session.exec(select(InboundEvent).where(InboundEvent.natural_id == natural_id)).all()
+    assert len(stored) == 1
+    assert {event_id for event_id, _ in outcomes} == {stored[0].id}
+    winner_copy = stored[0].payload["copy"]
+    assert outcomes[winner_copy] == (stored[0].id, True)
+    assert stored[0].received_at is not None
+
+
+def test_webhook_for_an_operation_reconciliation_already_adopted_keeps_the_adopted_row(database: Database) -> None:
+    subscription_id, operation_id = str(uuid.uuid4()), str(uuid.uuid4())
+    with database.session() as session:
+        tenant = get_or_create_tenant(session, str(uuid.uuid4()))
+        session.add(
+            MarketplaceSubscription(
+                id=subscription_id,
+                tenant_id=tenant.id,
+                offer_id="vast-blob-facade",
+                plan_id="standard",
+                quantity=2,
+                beneficiary_tenant_id=tenant.entra_tenant_id,
+                status="Subscribed",
+            )
+        )
+        session.flush()
+        session.add(
+            MarketplaceOperation(
+                id=operation_id,
+                subscription_id=subscription_id,
+                action="Renew",
+                marketplace_status="InProgress",
+                state=OperationState.VERIFIED.value,
+                attempts=2,
+            )
+        )
+    body = {
+        "id": operation_id,
+        "subscriptionId": subscription_id,
+        "action": "Renew",
+        "status": "Succeeded",
+        "planId": "standard",
+        "quantity": 2,
+    }
+
+    with database.session() as session:
+        receipt = record_webhook(session, WebhookPayload.model_validate(body), raw_body=body)
+    with database.session() as session:
+        replay = record_webhook(session, WebhookPayload.model_validate(body), raw_body=body)
+
+    assert (receipt.created, replay.created) == (True, False)
+    with database.session() as session:
+        operation = session.get(MarketplaceOperation, operation_id)
+        assert operation is not None
+        assert (operation.state, operation.attempts, operation.marketplace_status) == ("verified", 2, "InProgress")
+        audits = session.exec(select(AuditEvent).where(AuditEvent.subject_id == operation_id)).all()
+        assert [audit.action for audit in audits] == ["marketplace.webhook_received"]
+        assert audits[0].tenant_id == tenant.id
+        messages = session.exec(select(OutboxMessage)).all()
+        assert [message.arguments for message in messages if message.arguments.get("operation_id") == operation_id] == [
+            {"operation_id": operation_id, "subscription_id": subscription_id}
+        ]
+
+
+def test_webhook_for_a_known_subscription_stores_the_operation_with_its_defaults(database: Database) -> None:
+    subscription_id, operation_id = str(uuid.uuid4()), str(uuid.uuid4())
+    with database.session() as session:
+        tenant = get_or_create_tenant(session, str(uuid.uuid4()))
+        session.add(
+            MarketplaceSubscription(
+                id=subscription_id,
+                tenant_id=tenant.id,
+                offer_id="vast-blob-facade",
+                plan_id="standard",
+                quantity=2,
+                beneficiary_tenant_id=tenant.entra_tenant_id,
+                status="Subscribed",
+            )
+        )
+    body = {
+        "id": operation_id,
+        "activityId": str(uuid.uuid4()),
+        "subscriptionId": subscription_id,
+        "action": "ChangeQuantity",
+        "status": "InProgress",
+        "quantity": 5,
+        "timeStamp": "2026-11-26T00:00:00Z",
+    }
+
+    with database.session() as session:
+        assert record_webhook(session, WebhookPayload.model_validate(body), raw_body=body).created
+
+    with database.session() as session:
+        operation = session.get(MarketplaceOperation, operation_id)
+    assert operation is not None
+    assert (operation.action, operation.quantity, operation.state, operation.attempts) == (
+        "ChangeQuantity",
+        5,
+        "received",
+        0,
+    )
+    assert operation.time_stamp is not None
+    assert operation.time_stamp.isoformat() == "2026-11-26T00:00:00+00:00"
+    assert operation.received_at is not None
+    assert operation.updated_at is not None
