@@ -2,13 +2,17 @@
 
 Prints the time until all are ready next to the critical path (steps x ARM deployment latency), worker memory
 at the start and end, and duplicate deployments (more than one ARM deployment per cluster, step and generation).
+The emulators run in their own process, so the figures measure our workers rather than this load generator.
 Defaults are small; the issue's size is `--clusters 1000 --latency 5`.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -18,6 +22,7 @@ import sqlalchemy as sa
 from sqlmodel import func, select
 
 import core.models  # noqa: F401  # registers every table
+from bench.metering_submission import wait_for_state
 from cli.emulator_environment import settings_for_emulators
 from cli.processes import ProcessGroup
 from core import migrator
@@ -30,7 +35,6 @@ from core.clusters.service import request_cluster
 from core.db import Database, make_engine
 from core.settings import DEFAULT_CATALOG_PATH
 from core.tenants.service import get_or_create_tenant
-from emulators.suite import EmulatorSuiteConfig, build_default_suite
 
 
 def _rss_megabytes(pid: int) -> float:
@@ -42,6 +46,19 @@ def _rss_megabytes(pid: int) -> float:
                     total += int(line.split()[1]) / 1024
         except FileNotFoundError:
             continue
+    return total
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process and its children, from /proc (clock ticks to seconds)."""
+    total = 0.0
+    for candidate in [pid, *_children(pid)]:
+        try:
+            fields = Path(f"/proc/{candidate}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        # Fields after the command name start at `state` (field 3): utime and stime are fields 14 and 15.
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return total
 
 
@@ -79,15 +96,27 @@ def main() -> None:
     database_url = f"{arguments.database}?options=-csearch_path%3D{schema}"
     migrator.upgrade(database_url)
     database = Database(database_url)
-    suite = build_default_suite(
-        EmulatorSuiteConfig(
-            state_dir=work / "emulators",
-            catalog_path=DEFAULT_CATALOG_PATH,
-            arm_deployment_seconds=arguments.latency,
-            options={"arm_rate_limits": {"write_capacity": 100_000, "read_capacity": 100_000}},
+    options_path = work / "emulator-options.json"
+    options_path.write_text(
+        json.dumps(
+            {
+                "arm_deployment_seconds": arguments.latency,
+                "arm_rate_limits": {"write_capacity": 100_000, "read_capacity": 100_000},
+            }
         )
     )
-    state = suite.start()
+    state_dir = work / "emulators"
+    # ARM is another service: in this process it would share the load generator's GIL and skew the figures.
+    emulators = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "emulators", "--state-dir", str(state_dir), "--options", str(options_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        state = wait_for_state(state_dir / "emulators.json", emulators)
+    except BaseException:
+        emulators.terminate()
+        raise
     settings = settings_for_emulators(
         state,
         data_dir=work,
@@ -141,12 +170,15 @@ def main() -> None:
             time.sleep(0.5)
         elapsed = time.monotonic() - started
         memory_end = [_rss_megabytes(item.process.pid) for item in workers if item.process]
+        worker_cpu = sum(_cpu_seconds(item.process.pid) for item in workers if item.process)
+        emulator_cpu = _cpu_seconds(emulators.pid)
         with database.session() as session:
             rows = session.exec(select(ArmDeployment.cluster_id, ArmDeployment.step, ArmDeployment.generation)).all()
         duplicates = len(rows) - len(set(rows))
     finally:
         group.stop_all()
-        suite.stop()
+        emulators.terminate()
+        emulators.wait(timeout=30)
         database.dispose()
         with admin.begin() as connection:
             connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
@@ -159,6 +191,7 @@ def main() -> None:
     print(
         f"worker memory (MB)    : first ready {[round(m) for m in memory_start]} end {[round(m) for m in memory_end]}"
     )
+    print(f"CPU seconds           : workers {worker_cpu:.1f}, emulators {emulator_cpu:.1f} (their own process)")
     print("(time includes starting the worker and relay processes)")
     print(f"deployments recorded  : {len(rows)}; duplicates per cluster/step/generation: {duplicates}")
 

@@ -149,6 +149,22 @@ def _enum_text(value: Any) -> str:
     return str(getattr(value, "value", value))
 
 
+def _observation(name: str, deployment: Any) -> DeploymentObservation:
+    """A deployment as the SDK returns it (from a GET or a list), reduced to state, plain outputs and error."""
+    properties = deployment.properties
+    raw_outputs = (properties.outputs if properties else None) or {}
+    outputs = {
+        key: value["value"] if isinstance(value, dict) and "value" in value else value
+        for key, value in raw_outputs.items()
+    }
+    return DeploymentObservation(
+        name=name,
+        provisioning_state=_enum_text(properties.provisioning_state if properties else None),
+        outputs=outputs,
+        error=_error_from_body(properties.error if properties else None),
+    )
+
+
 class ArmClient:
     """ARM in one customer subscription, as the control-plane app signed in to that customer's tenant."""
 
@@ -292,18 +308,19 @@ class ArmClient:
             return None
         except Exception as error:
             raise self._translate(error) from error
-        properties = deployment.properties
-        raw_outputs = (properties.outputs if properties else None) or {}
-        outputs = {
-            key: value["value"] if isinstance(value, dict) and "value" in value else value
-            for key, value in raw_outputs.items()
-        }
-        return DeploymentObservation(
-            name=name,
-            provisioning_state=_enum_text(properties.provisioning_state if properties else None),
-            outputs=outputs,
-            error=_error_from_body(properties.error if properties else None),
-        )
+        return _observation(name, deployment)
+
+    def list_deployments(self, resource_group: str) -> dict[str, DeploymentObservation]:
+        """Every deployment ARM keeps in the resource group, by name (empty when the group does not exist)."""
+        try:
+            return {
+                str(item.name): _observation(str(item.name), item)
+                for item in self._deployments.deployments.list_by_resource_group(resource_group)
+            }
+        except ResourceNotFoundError:
+            return {}
+        except Exception as error:
+            raise self._translate(error) from error
 
     # Scale set power ---------------------------------------------------------------------------------------------
     def begin_deallocate_scale_set(self, resource_group: str, name: str) -> None:

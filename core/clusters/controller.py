@@ -36,7 +36,7 @@ from core.arm_templates.steps import (
 )
 from core.audit.models import AuditOutcome
 from core.audit.service import record_audit_event
-from core.azure.arm import ArmAccessDenied, ArmClient, ArmClientFactory, ArmRequestFailed
+from core.azure.arm import ArmAccessDenied, ArmClient, ArmClientFactory, ArmRequestFailed, DeploymentObservation
 from core.catalog.models import Offer, Plan
 from core.clusters.models import CLUSTER_STATES, Cluster, ClusterStatus
 from core.clusters.provisioning_models import ArmDeployment, DeploymentState
@@ -159,8 +159,15 @@ class ClusterController:
 
     def _converge(self, session: Session, cluster: Cluster, arm: ArmClient) -> None:
         in_flight = self._in_flight(session, cluster)
-        if in_flight is not None and not self._settle_in_flight(session, cluster, arm, in_flight):
-            return
+        known: dict[str, DeploymentObservation] | None = None
+        if in_flight is not None:
+            # One list answers both questions of this pass: has the running step ended, and does ARM already hold
+            # the next step's deployment name (a PUT whose commit was lost). The row lock keeps it current.
+            known = arm.list_deployments(in_flight.resource_group)
+            if not self._settle_in_flight(session, cluster, in_flight, known.get(in_flight.deployment_name)):
+                return
+            if in_flight.resource_group != cluster.resource_group:
+                known = None  # the next step deploys elsewhere: this list says nothing about it
         if cluster.desired_deleted:
             self._converge_deletion(session, cluster, arm)
             return
@@ -169,7 +176,7 @@ class ClusterController:
             return
         plan = first_step_to_deploy(plans, self._deployed_hashes(session, cluster))
         if plan is not None:
-            self._start_step(session, cluster, arm, plan)
+            self._start_step(session, cluster, arm, plan, known)
             return
         if not self._converge_power(session, cluster, arm):
             return
@@ -183,9 +190,10 @@ class ClusterController:
         )
         return session.exec(statement.order_by(col(ArmDeployment.id).desc())).first()
 
-    def _settle_in_flight(self, session: Session, cluster: Cluster, arm: ArmClient, row: ArmDeployment) -> bool:
-        """Record the end of a running deployment; False while it still runs or when it failed."""
-        observation = arm.get_deployment(row.resource_group, row.deployment_name)
+    def _settle_in_flight(
+        self, session: Session, cluster: Cluster, row: ArmDeployment, observation: DeploymentObservation | None
+    ) -> bool:
+        """Record the end of a running deployment from ARM's view of it; False while it still runs or when it failed."""
         now = utc_now()
         if observation is not None and not observation.finished:
             self._schedule_check(session, cluster, self.settings.provisioning_poll_interval_seconds)
@@ -295,7 +303,15 @@ class ClusterController:
         return plans
 
     # Starting a step ------------------------------------------------------------------------------------------------
-    def _start_step(self, session: Session, cluster: Cluster, arm: ArmClient, plan: StepPlan) -> None:
+    def _start_step(
+        self,
+        session: Session,
+        cluster: Cluster,
+        arm: ArmClient,
+        plan: StepPlan,
+        known: Mapping[str, DeploymentObservation] | None,
+    ) -> None:
+        """PUT the step's deployment unless ARM already holds its name; `known` is this pass's list of the group."""
         generation = cluster.desired_generation
         failed_before = session.exec(
             select(ArmDeployment).where(
@@ -311,7 +327,8 @@ class ClusterController:
             arm.ensure_resource_group(cluster.resource_group, cluster.region, {"vast-cluster": cluster.name})
         # A crash after an earlier PUT but before its commit leaves ARM with a deployment we have no row for:
         # adopt it instead of submitting it again.
-        if arm.get_deployment(cluster.resource_group, name) is None:
+        existing = known.get(name) if known is not None else arm.get_deployment(cluster.resource_group, name)
+        if existing is None:
             arm.begin_deployment(cluster.resource_group, name, _step_template(plan.step), plan.parameters)
         row = ArmDeployment(
             cluster_id=cluster.id,

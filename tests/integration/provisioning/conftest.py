@@ -142,6 +142,8 @@ def drive(database: Database, controller: ClusterController) -> Driver:
 
 
 def _fresh(session: Session, cluster_id: str) -> Cluster:
+    # refresh() reloads from the database and drops unflushed changes: flush the pass's last ones first.
+    session.flush()
     cluster = session.get(Cluster, cluster_id)
     assert cluster is not None
     session.refresh(cluster)
