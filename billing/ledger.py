@@ -19,10 +19,10 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from billing.quantities import billable_quantity_sql
-from billing.sql_inserts import execute_insert_counting, insert_ignoring_conflicts, table_of
+from billing.sql_inserts import execute_insert_counting, table_of
 from core.catalog.models import Aggregation, MeteredDimension, Plan, PlanIncludedQuantity
 from core.clusters.models import Cluster
-from core.db import UTCDateTime, utc_now
+from core.db import UTCDateTime, insert_ignoring_conflicts, utc_now
 from core.managed_apps.models import ManagedApplication
 from core.subscriptions.models import MarketplaceSubscription
 from core.usage.models import LedgerStatus, ResourceKind, UsageLedgerAdjustment, UsageLedgerEntry, UsageSample

@@ -6,25 +6,16 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlmodel import Session, SQLModel
+
+from core.db import insert_ignoring_conflicts
 
 
 def table_of(model: type[SQLModel]) -> sa.Table:
     """The Core table behind a SQLModel table class."""
     table: sa.Table = model.__table__  # type: ignore[attr-defined]
     return table
-
-
-def insert_ignoring_conflicts(session: Session, table: sa.Table) -> Any:
-    """An INSERT for the session's dialect that skips rows violating a unique constraint."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing()
-    if dialect == "sqlite":
-        return sqlite.insert(table).on_conflict_do_nothing()
-    raise NotImplementedError(f"no conflict-ignoring insert for {dialect}")
 
 
 def insert_rows_ignoring_conflicts(session: Session, table: sa.Table, rows: Sequence[dict[str, Any]]) -> int:

@@ -12,8 +12,8 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from core.errors import ConfigurationError, ControlPlaneError
-from core.settings import Settings
+from cli.process_settings import settings_or_exit
+from core.errors import ControlPlaneError
 
 billing_app = typer.Typer(help="Usage collection, the hourly ledger, metering submission and reconciliation.")
 
@@ -28,19 +28,6 @@ FromOption = Annotated[
 ]
 ToOption = Annotated[datetime | None, typer.Option("--to", help="End (UTC, exclusive); default now.")]
 FormatOption = Annotated[OutputFormat, typer.Option("--format", help="Output format.")]
-
-
-def _settings() -> Settings:
-    from core.logging import configure_logging
-    from core.settings import get_settings
-
-    try:
-        settings = get_settings()
-    except ConfigurationError as error:
-        typer.secho(str(error), fg=typer.colors.RED, err=True)
-        raise typer.Exit(code=2) from None
-    configure_logging(settings.log_level, settings.log_format)
-    return settings
 
 
 def _period(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
@@ -75,7 +62,7 @@ def _fail(error: ControlPlaneError) -> typer.Exit:
 @billing_app.command("status")
 def status(start: FromOption = None, end: ToOption = None, output: FormatOption = OutputFormat.JSON) -> None:
     """Ledger entries and billable quantity by status for hours in the period."""
-    _settings()
+    settings_or_exit()
     from billing.reports import status_counts
     from core.db import get_database
 
@@ -91,7 +78,7 @@ def status(start: FromOption = None, end: ToOption = None, output: FormatOption 
 @billing_app.command("collect")
 def collect() -> None:
     """Read usage from every running cluster now."""
-    settings = _settings()
+    settings = settings_or_exit()
     from billing.jobs import run_collection
     from core.db import get_database
 
@@ -107,7 +94,7 @@ def close_hour(
     end: Annotated[datetime | None, typer.Option("--to", help="Close hours starting before this (UTC).")] = None,
 ) -> None:
     """Close every hour past its grace period into ledger entries (idempotent)."""
-    settings = _settings()
+    settings = settings_or_exit()
     from billing.jobs import run_close
     from core.db import get_database
 
@@ -131,7 +118,7 @@ def close_hour(
 @billing_app.command("submit")
 def submit() -> None:
     """Send every closed, in-window pending entry to Marketplace metering, then settle unknown ones."""
-    settings = _settings()
+    settings = settings_or_exit()
     from billing.jobs import run_settlement, run_submission
     from billing.reports import status_counts
     from core.db import get_database
@@ -158,7 +145,7 @@ def reconcile(
     output: FormatOption = OutputFormat.JSON,
 ) -> None:
     """Compare the ledger with Marketplace's usage retrieval for whole UTC days and store the report."""
-    settings = _settings()
+    settings = settings_or_exit()
     from billing.jobs import run_reconciliation
     from billing.reconciliation import report_with_differences
     from billing.schemas import DifferenceView
@@ -183,7 +170,7 @@ def reconcile(
 @billing_app.command("report")
 def report(start: FromOption = None, end: ToOption = None, output: FormatOption = OutputFormat.CSV) -> None:
     """Ledger entries of hours in the period, with status, quantities and Marketplace event ids."""
-    _settings()
+    settings_or_exit()
     from billing.reports import ledger_entries
     from core.db import get_database
 

@@ -10,9 +10,9 @@ from typing import Annotated
 import typer
 
 from cli.billing import billing_app
+from cli.process_settings import settings_or_exit
 from cli.templates import templates_app
 from core.errors import ConfigurationError
-from core.settings import Settings
 
 app = typer.Typer(
     help="Control plane for VAST Blob-API façade clusters sold through Azure Marketplace.",
@@ -25,19 +25,6 @@ app.add_typer(templates_app, name="templates")
 app.add_typer(billing_app, name="billing")
 
 
-def _settings_or_exit() -> Settings:
-    from core.logging import configure_logging
-    from core.settings import get_settings
-
-    try:
-        settings = get_settings()
-    except ConfigurationError as error:
-        typer.secho(str(error), fg=typer.colors.RED, err=True)
-        raise typer.Exit(code=2) from None
-    configure_logging(settings.log_level, settings.log_format)
-    return settings
-
-
 @app.command()
 def api(
     host: Annotated[str | None, typer.Option(help="Interface to bind; defaults to CP_API_HOST.")] = None,
@@ -47,7 +34,7 @@ def api(
     """Serve the HTTP API (landing page, webhook, JSON API, portal)."""
     import uvicorn
 
-    settings = _settings_or_exit()
+    settings = settings_or_exit()
     uvicorn.run(
         "api.app:create_app",
         factory=True,
@@ -68,7 +55,7 @@ def worker(
     queues: Annotated[str, typer.Option(help="Comma-separated queues to consume.")] = "celery",
 ) -> None:
     """Run a Celery worker that consumes outbox messages and scheduled jobs."""
-    settings = _settings_or_exit()
+    settings = settings_or_exit()
     from workers.celery_app import celery_app
 
     celery_app.worker_main(
@@ -87,7 +74,7 @@ def worker(
 @app.command()
 def beat() -> None:
     """Run the scheduler: Celery beat plus the outbox relay (exactly one per deployment)."""
-    settings = _settings_or_exit()
+    settings = settings_or_exit()
     from core.db import get_database
     from workers.celery_app import celery_app
     from workers.relay import OutboxRelay, celery_publisher
@@ -115,7 +102,7 @@ def relay(
     once: Annotated[bool, typer.Option(help="Publish one batch and exit.")] = False,
 ) -> None:
     """Run only the outbox relay (the scheduler runs one already)."""
-    settings = _settings_or_exit()
+    settings = settings_or_exit()
     from core.db import get_database
     from workers.celery_app import celery_app
     from workers.relay import OutboxRelay, celery_publisher
@@ -143,7 +130,7 @@ def migrate(
     downgrade: Annotated[bool, typer.Option(help="Downgrade to the revision instead of upgrading.")] = False,
 ) -> None:
     """Apply database migrations, then load the offer catalog into the database."""
-    settings = _settings_or_exit()
+    settings = settings_or_exit()
     from core import migrator
     from core.catalog.loader import load_catalog, sync_catalog
     from core.db import get_database
@@ -169,7 +156,7 @@ def probe(
     timeout: Annotated[float, typer.Option(min=1, help="Seconds to wait for the worker.")] = 30.0,
 ) -> None:
     """Send a probe through outbox -> relay -> broker -> worker and report how long it took."""
-    _settings_or_exit()
+    settings_or_exit()
     from core.db import get_database
     from core.probe import start_probe, wait_for_probe
 

@@ -63,6 +63,14 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
+def insert_ignoring_conflicts(
+    session: Session, target: sa.Table | type[SQLModel], conflict_columns: tuple[str, ...] | None = None
+) -> Any:
+    """INSERT ... ON CONFLICT [(conflict_columns)] DO NOTHING for the session's backend (SQLite or PostgreSQL)."""
+    statement = _dialect_insert(session.get_bind().dialect.name)(target)
+    return statement.on_conflict_do_nothing(index_elements=list(conflict_columns) if conflict_columns else None)
+
+
 def insert_unless_conflicting(
     session: Session, entity: type[SQLModel], conflict_columns: tuple[str, ...], *, returning_rows: bool = False
 ) -> sa.Insert:
@@ -78,9 +86,19 @@ def insert_unless_conflicting(
 def _insert_unless_conflicting(
     dialect_name: str, entity: type[SQLModel], conflict_columns: tuple[str, ...], returning_rows: bool
 ) -> sa.Insert:
-    insert = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
-    statement = insert(entity).on_conflict_do_nothing(index_elements=list(conflict_columns))
+    statement: sa.Insert = _dialect_insert(dialect_name)(entity).on_conflict_do_nothing(
+        index_elements=list(conflict_columns)
+    )
     return statement.returning(entity) if returning_rows else statement
+
+
+def _dialect_insert(dialect_name: str) -> Any:
+    """The dialect's own insert construct, which knows ON CONFLICT; only our two backends have one here."""
+    if dialect_name == "postgresql":
+        return postgresql.insert
+    if dialect_name == "sqlite":
+        return sqlite.insert
+    raise NotImplementedError(f"no conflict-ignoring insert for {dialect_name}")
 
 
 def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
