@@ -128,7 +128,7 @@ def main() -> None:
     )
     environment = {**os.environ, **settings.as_environment()}
     group = ProcessGroup(work / "logs", environment)
-    group.add("relay", "relay")
+    relay = group.add("relay", "relay")
     workers = [group.add(f"worker-{index}", "worker", f"--concurrency={arguments.concurrency}") for index in range(2)]
     try:
         tenant_id = state["entra"]["tenants"]["contoso"]["id"]
@@ -153,6 +153,7 @@ def main() -> None:
                     key_policy=KeyPolicy(),
                     actor="bench",
                 )
+        load_at_start = os.getloadavg()[0]
         started = time.monotonic()
         group.start_all()
         ready = 0
@@ -171,7 +172,9 @@ def main() -> None:
         elapsed = time.monotonic() - started
         memory_end = [_rss_megabytes(item.process.pid) for item in workers if item.process]
         worker_cpu = sum(_cpu_seconds(item.process.pid) for item in workers if item.process)
+        relay_cpu = _cpu_seconds(relay.process.pid) if relay.process else 0.0
         emulator_cpu = _cpu_seconds(emulators.pid)
+        load_at_end = os.getloadavg()[0]
         with database.session() as session:
             rows = session.exec(select(ArmDeployment.cluster_id, ArmDeployment.step, ArmDeployment.generation)).all()
         duplicates = len(rows) - len(set(rows))
@@ -191,7 +194,16 @@ def main() -> None:
     print(
         f"worker memory (MB)    : first ready {[round(m) for m in memory_start]} end {[round(m) for m in memory_end]}"
     )
-    print(f"CPU seconds           : workers {worker_cpu:.1f}, emulators {emulator_cpu:.1f} (their own process)")
+    print(
+        f"CPU seconds           : workers {worker_cpu:.1f}, relay {relay_cpu:.1f}, "
+        f"emulators {emulator_cpu:.1f} (their own process)"
+    )
+    per_cluster = max(ready, 1)
+    print(
+        f"CPU ms per ready cluster: workers {1000 * worker_cpu / per_cluster:.0f}, "
+        f"relay {1000 * relay_cpu / per_cluster:.0f}, emulators {1000 * emulator_cpu / per_cluster:.0f}"
+    )
+    print(f"load average (1 min)  : {load_at_start:.1f} at start, {load_at_end:.1f} at end ({os.cpu_count()} CPUs)")
     print("(time includes starting the worker and relay processes)")
     print(f"deployments recorded  : {len(rows)}; duplicates per cluster/step/generation: {duplicates}")
 

@@ -65,6 +65,45 @@ class StepPlan:
     parameters_hash: str
 
 
+class DeploymentHistory:
+    """A cluster's ARM deployment rows, read once per pass, oldest first: the pass asks it several questions
+    (what runs, what each step last deployed, the first cluster step's key) instead of querying for each."""
+
+    def __init__(self, rows: Sequence[ArmDeployment]) -> None:
+        self.rows = list(rows)
+
+    @classmethod
+    def load(cls, session: Session, cluster_id: str) -> DeploymentHistory:
+        """Every deployment row of the cluster, in id order."""
+        statement = select(ArmDeployment).where(ArmDeployment.cluster_id == cluster_id).order_by(col(ArmDeployment.id))
+        return cls(session.exec(statement).all())
+
+    def add(self, row: ArmDeployment) -> None:
+        """A row this pass created."""
+        self.rows.append(row)
+
+    def in_flight(self) -> ArmDeployment | None:
+        """The newest running deployment."""
+        running = [row for row in self.rows if row.state == DeploymentState.RUNNING.value]
+        return running[-1] if running else None
+
+    def deployed_hashes(self) -> dict[str, str]:
+        """Per step, the parameter fingerprint of its latest successful deployment."""
+        return {row.step: row.parameters_hash for row in self.rows if row.state == DeploymentState.SUCCEEDED.value}
+
+    def latest_outputs(self) -> dict[str, dict[str, Any]]:
+        """Per step, the outputs of its latest successful deployment."""
+        return {row.step: row.outputs for row in self.rows if row.state == DeploymentState.SUCCEEDED.value}
+
+    def first_of_step(self, step: str) -> ArmDeployment | None:
+        """The step's oldest deployment, whatever its state."""
+        return next((row for row in self.rows if row.step == step), None)
+
+    def attempts(self, step: str, generation: int) -> int:
+        """How many deployments the step already has for this generation."""
+        return sum(1 for row in self.rows if row.step == step and row.generation == generation)
+
+
 def parameters_fingerprint(parameters: Mapping[str, Any]) -> str:
     """A stable hash of a step's parameters: equal fingerprints mean the step has nothing to change."""
     return hashlib.sha256(json.dumps(parameters, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
@@ -142,7 +181,7 @@ class ClusterController:
             return
         try:
             arm = self._arm_for(session, cluster)
-            self._converge(session, cluster, arm)
+            self._converge(session, cluster, arm, DeploymentHistory.load(session, cluster.id))
         except ArmAccessDenied as error:
             self._fail(session, cluster, "ArmAccessDenied", error.message, [])
         except ArmRequestFailed as error:
@@ -157,8 +196,8 @@ class ClusterController:
             raise ConfigurationError(f"cluster {cluster.id} has no tenant row")
         return self.arm_clients.for_subscription(tenant.entra_tenant_id, cluster.azure_subscription_id)
 
-    def _converge(self, session: Session, cluster: Cluster, arm: ArmClient) -> None:
-        in_flight = self._in_flight(session, cluster)
+    def _converge(self, session: Session, cluster: Cluster, arm: ArmClient, history: DeploymentHistory) -> None:
+        in_flight = history.in_flight()
         known: dict[str, DeploymentObservation] | None = None
         if in_flight is not None:
             # One list answers both questions of this pass: has the running step ended, and does ARM already hold
@@ -169,27 +208,20 @@ class ClusterController:
             if in_flight.resource_group != cluster.resource_group:
                 known = None  # the next step deploys elsewhere: this list says nothing about it
         if cluster.desired_deleted:
-            self._converge_deletion(session, cluster, arm)
+            self._converge_deletion(session, cluster, arm, history)
             return
-        plans = self.step_plans(session, cluster)
+        plans = self.step_plans(session, cluster, history)
         if plans is None:
             return
-        plan = first_step_to_deploy(plans, self._deployed_hashes(session, cluster))
+        plan = first_step_to_deploy(plans, history.deployed_hashes())
         if plan is not None:
-            self._start_step(session, cluster, arm, plan, known)
+            self._start_step(session, cluster, arm, plan, known, history)
             return
-        if not self._converge_power(session, cluster, arm):
+        if not self._converge_power(session, cluster, arm, history):
             return
-        self._record_converged(session, cluster)
+        self._record_converged(session, cluster, history)
 
     # In-flight deployments ----------------------------------------------------------------------------------------
-    @staticmethod
-    def _in_flight(session: Session, cluster: Cluster) -> ArmDeployment | None:
-        statement = select(ArmDeployment).where(
-            ArmDeployment.cluster_id == cluster.id, ArmDeployment.state == DeploymentState.RUNNING.value
-        )
-        return session.exec(statement.order_by(col(ArmDeployment.id).desc())).first()
-
     def _settle_in_flight(
         self, session: Session, cluster: Cluster, row: ArmDeployment, observation: DeploymentObservation | None
     ) -> bool:
@@ -222,36 +254,15 @@ class ClusterController:
         return False
 
     # Step selection -----------------------------------------------------------------------------------------------
-    def _deployed_hashes(self, session: Session, cluster: Cluster) -> dict[str, str]:
-        """Per step, the parameter fingerprint of its latest successful deployment."""
-        statement = (
-            select(ArmDeployment)
-            .where(ArmDeployment.cluster_id == cluster.id, ArmDeployment.state == DeploymentState.SUCCEEDED.value)
-            .order_by(col(ArmDeployment.id))
-        )
-        return {row.step: row.parameters_hash for row in session.exec(statement)}
-
-    def _latest_outputs(self, session: Session, cluster: Cluster) -> dict[str, dict[str, Any]]:
-        statement = (
-            select(ArmDeployment)
-            .where(ArmDeployment.cluster_id == cluster.id, ArmDeployment.state == DeploymentState.SUCCEEDED.value)
-            .order_by(col(ArmDeployment.id))
-        )
-        return {row.step: row.outputs for row in session.exec(statement)}
-
-    def _admin_public_key(self, session: Session, cluster: Cluster) -> str:
+    @staticmethod
+    def _admin_public_key(history: DeploymentHistory) -> str:
         # Reuse the key of the first cluster deployment, so a scale change does not also change the nodes' key.
-        statement = (
-            select(ArmDeployment)
-            .where(ArmDeployment.cluster_id == cluster.id, ArmDeployment.step == CLUSTER)
-            .order_by(col(ArmDeployment.id))
-        )
-        first = session.exec(statement).first()
+        first = history.first_of_step(CLUSTER)
         if first is not None and first.parameters.get("adminSshPublicKey"):
             return str(first.parameters["adminSshPublicKey"])
         return _new_admin_public_key()
 
-    def step_plans(self, session: Session, cluster: Cluster) -> list[StepPlan] | None:
+    def step_plans(self, session: Session, cluster: Cluster, history: DeploymentHistory) -> list[StepPlan] | None:
         """Every step's parameters for the desired spec, as far as earlier outputs allow (later steps wait)."""
         plan_row = session.exec(select(Plan).where(Plan.plan_id == cluster.desired_plan_id)).first()
         if plan_row is None:
@@ -287,7 +298,7 @@ class ClusterController:
             DNS: {"clusterName": cluster.name},
             DIAGNOSTICS: {"clusterName": cluster.name, "location": cluster.region},
         }
-        outputs = self._latest_outputs(session, cluster)
+        outputs = history.latest_outputs()
         plans: list[StepPlan] = []
         for step in FACADE_CLUSTER_STEPS:
             try:
@@ -298,7 +309,7 @@ class ClusterController:
             fingerprint = parameters_fingerprint(parameters)
             if step.name == CLUSTER:
                 # The SSH key is not part of the desired spec: keep it out of the fingerprint.
-                parameters = {**parameters, "adminSshPublicKey": self._admin_public_key(session, cluster)}
+                parameters = {**parameters, "adminSshPublicKey": self._admin_public_key(history)}
             plans.append(StepPlan(step.name, parameters, fingerprint))
         return plans
 
@@ -310,17 +321,11 @@ class ClusterController:
         arm: ArmClient,
         plan: StepPlan,
         known: Mapping[str, DeploymentObservation] | None,
+        history: DeploymentHistory,
     ) -> None:
         """PUT the step's deployment unless ARM already holds its name; `known` is this pass's list of the group."""
         generation = cluster.desired_generation
-        failed_before = session.exec(
-            select(ArmDeployment).where(
-                ArmDeployment.cluster_id == cluster.id,
-                ArmDeployment.step == plan.step,
-                ArmDeployment.generation == generation,
-            )
-        ).all()
-        attempt = len(failed_before) + 1
+        attempt = history.attempts(plan.step, generation) + 1
         name = deployment_name_for(cluster.name, plan.step, generation, attempt)
         self._move(session, cluster, status_while_deploying(ClusterStatus(cluster.status)))
         if plan.step == IDENTITY_KEY_VAULT:
@@ -342,21 +347,23 @@ class ClusterController:
         )
         session.add(row)
         session.flush()
+        history.add(row)
         cluster.current_step = plan.step
         cluster.arm_deployment_name = name
         self._audit_step(session, cluster, row, "cluster.step.started", AuditOutcome.SUCCESS)
         self._schedule_check(session, cluster, self.settings.provisioning_poll_interval_seconds)
 
     # Power state (suspend / reinstate) -------------------------------------------------------------------------------
-    def _scale_set_name(self, session: Session, cluster: Cluster) -> str | None:
-        outputs = self._latest_outputs(session, cluster).get(CLUSTER) or {}
+    @staticmethod
+    def _scale_set_name(history: DeploymentHistory) -> str | None:
+        outputs = history.latest_outputs().get(CLUSTER) or {}
         name = outputs.get("scaleSetName")
         return str(name) if name else None
 
-    def _converge_power(self, session: Session, cluster: Cluster, arm: ArmClient) -> bool:
+    def _converge_power(self, session: Session, cluster: Cluster, arm: ArmClient, history: DeploymentHistory) -> bool:
         """Make the scale set's power match `desired_suspended`; True when it does."""
         status = ClusterStatus(cluster.status)
-        scale_set = self._scale_set_name(session, cluster)
+        scale_set = self._scale_set_name(history)
         if scale_set is None:
             return True
         if cluster.desired_suspended:
@@ -389,10 +396,12 @@ class ClusterController:
         return False
 
     # Unsubscribe: stop, keep for the retention period, then delete --------------------------------------------------
-    def _converge_deletion(self, session: Session, cluster: Cluster, arm: ArmClient) -> None:
+    def _converge_deletion(
+        self, session: Session, cluster: Cluster, arm: ArmClient, history: DeploymentHistory
+    ) -> None:
         now = utc_now()
         if cluster.status != ClusterStatus.DEPROVISIONING.value or cluster.retention_until is None:
-            scale_set = self._scale_set_name(session, cluster)
+            scale_set = self._scale_set_name(history)
             if scale_set is not None and arm.scale_set_power_state(cluster.resource_group, scale_set) not in (
                 None,
                 "deallocated",
@@ -423,8 +432,8 @@ class ClusterController:
         self._schedule_check(session, cluster, self.settings.provisioning_poll_interval_seconds)
 
     # Outcomes -------------------------------------------------------------------------------------------------------
-    def _record_converged(self, session: Session, cluster: Cluster) -> None:
-        outputs = self._latest_outputs(session, cluster)
+    def _record_converged(self, session: Session, cluster: Cluster, history: DeploymentHistory) -> None:
+        outputs = history.latest_outputs()
         identity = outputs.get(IDENTITY_KEY_VAULT, {})
         link = outputs.get(PRIVATE_LINK, {})
         cluster.endpoint_fqdn = outputs.get(DNS, {}).get("endpointFqdn") or cluster.endpoint_fqdn

@@ -567,9 +567,11 @@ class ArmDispatcher:
         self._check_scope_exists(subscription, parse_resource_id(f"{scope}/providers/{resource_type}/placeholder"))
         with self.store.lock:
             values = []
-            for resource in list(self.store.resources.values()):
+            for resource in self.store.resources_under(scope):
+                if resource.type.lower() != resource_type.lower():
+                    continue
                 parsed = parse_resource_id(resource.id)
-                if parsed.type.lower() != resource_type.lower() or "/" in parsed.name:
+                if "/" in parsed.name:
                     continue
                 in_scope = parsed.scope.lower() == scope.lower() or (
                     # Listing at a subscription returns the resources of every group in it.

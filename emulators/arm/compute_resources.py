@@ -8,7 +8,6 @@ import uuid
 from typing import Any
 
 from emulators.arm.errors import ArmError, ResourceFailure
-from emulators.arm.resource_ids import parse_resource_id
 from emulators.arm.resource_providers import PutRequest, ResourceHandler, ResourceProviders, now_timestamp
 from emulators.arm.store import StoredResource, Subscription
 
@@ -27,10 +26,9 @@ def vcpus_of_size(size: str) -> int:
 
 def _usage(providers: ResourceProviders, subscription: Subscription, region: str, excluding: str) -> tuple[int, int]:
     cores = capacity = 0
-    for resource in providers.store.resources.values():
-        if resource.type.lower() != SCALE_SET_TYPE or resource.id.lower() == excluding.lower():
-            continue
-        if (parse_resource_id(resource.id).subscription_id or "").lower() != subscription.id.lower():
+    subscription_prefix = f"/subscriptions/{subscription.id.lower()}/"
+    for resource in providers.store.resources_of_type(SCALE_SET_TYPE):
+        if resource.id.lower() == excluding.lower() or not resource.id.lower().startswith(subscription_prefix):
             continue
         if str(resource.body.get("location", "")).lower() != region:
             continue
@@ -45,6 +43,8 @@ def check_quota(
 ) -> None:
     """Refuse a scale set size that would exceed the subscription's regional quotas (deallocated VMs count too)."""
     region = location.lower().replace(" ", "")
+    if not any((region, quota_name) in subscription.quotas for quota_name in (QUOTA_CORES, QUOTA_SCALE_SET_CAPACITY)):
+        return  # no limit in this region: nothing to add up
     used_cores, used_capacity = _usage(providers, subscription, region, resource_id)
     requested_capacity = int(sku.get("capacity", 0))
     requested_cores = requested_capacity * vcpus_of_size(str(sku.get("name", "")))

@@ -7,6 +7,8 @@ deadline applies it (`advance`), so tests see the same sequence every time.
 from __future__ import annotations
 
 import hashlib
+import heapq
+import itertools
 import json
 import threading
 import time
@@ -97,7 +99,14 @@ class DeploymentEngine:
         self.providers = providers
         self.default_seconds = default_seconds
         self.duration_rules: list[DurationRule] = []
+        # Only _keep/_forget change `deployments`, keeping the per-group index in step.
         self.deployments: dict[str, Deployment] = {}
+        # Resource group scope key -> deployment key -> deployment: a group's list without visiting every deployment.
+        self._by_group: dict[str, dict[str, Deployment]] = {}
+        # (deadline, tie-breaker, deployment) of runs submitted to wait for their deadline; `advance` pops the due
+        # ones instead of scanning every deployment on every request. Entries of canceled or replaced runs are skipped.
+        self._running: list[tuple[float, int, Deployment]] = []
+        self._tie_breaker = itertools.count()
         self._lock = threading.RLock()
 
     # Submission --------------------------------------------------------------------------------------------------
@@ -221,7 +230,8 @@ class DeploymentEngine:
             if existing is not None:
                 deployment.run_statuses = dict(existing.run_statuses)
                 deployment.run_statuses[existing.run_id] = (existing.state, existing.error)
-            self.deployments[id_key(deployment_id)] = deployment
+            self._keep(deployment)
+            heapq.heappush(self._running, (deployment.deadline, next(self._tie_breaker), deployment))
             return deployment, existing is None
 
     def _seconds_for(self, subscription: Subscription, name: str) -> float:
@@ -244,12 +254,10 @@ class DeploymentEngine:
         """Apply every running deployment whose deadline has passed, oldest first."""
         now = time.time() if now is None else now
         with self.store.lock:
-            due = sorted(
-                (item for item in self.deployments.values() if item.state == "Running" and item.deadline <= now),
-                key=lambda item: item.deadline,
-            )
-            for deployment in due:
-                self._apply(deployment)
+            while self._running and self._running[0][0] <= now:
+                _, _, deployment = heapq.heappop(self._running)
+                if deployment.state == "Running" and self.deployments.get(id_key(deployment.id)) is deployment:
+                    self._apply(deployment)
 
     def _apply(self, deployment: Deployment) -> None:
         assert deployment.evaluator is not None
@@ -374,7 +382,7 @@ class DeploymentEngine:
             evaluator=evaluator,
             plan=plan,
         )
-        self.deployments[id_key(nested.id)] = nested
+        self._keep(nested)
         failures = self._execute(nested, evaluator, plan, subscription)
         if failures:
             self._finish(
@@ -410,11 +418,8 @@ class DeploymentEngine:
 
     def list(self, subscription_id: str, resource_group: str) -> list[Deployment]:
         """Deployments of a resource group, oldest first."""
-        prefix = id_key(resource_group_scope(subscription_id, resource_group)) + "/"
-        return sorted(
-            (item for key, item in self.deployments.items() if key.startswith(prefix)),
-            key=lambda item: item.submitted_at,
-        )
+        group = self._by_group.get(id_key(resource_group_scope(subscription_id, resource_group)), {})
+        return sorted(group.values(), key=lambda item: item.submitted_at)
 
     def cancel(self, deployment: Deployment) -> None:
         """POST .../cancel: only while running; nothing it would have created is created."""
@@ -432,13 +437,27 @@ class DeploymentEngine:
             raise ArmError(
                 409, "DeploymentActive", f"The deployment '{deployment.name}' is still active and cannot be deleted."
             )
-        self.deployments.pop(id_key(deployment.id), None)
+        self._forget(deployment)
 
     def delete_resource_group(self, subscription_id: str, resource_group: str) -> None:
         """Forget the deployments of a deleted resource group."""
-        prefix = id_key(resource_group_scope(subscription_id, resource_group)) + "/"
-        for key in [key for key in self.deployments if key.startswith(prefix)]:
-            del self.deployments[key]
+        group = self._by_group.pop(id_key(resource_group_scope(subscription_id, resource_group)), {})
+        for key in group:
+            self.deployments.pop(key, None)
+
+    def _keep(self, deployment: Deployment) -> None:
+        key = id_key(deployment.id)
+        self.deployments[key] = deployment
+        self._by_group.setdefault(self._group_key(deployment), {})[key] = deployment
+
+    def _forget(self, deployment: Deployment) -> None:
+        key = id_key(deployment.id)
+        self.deployments.pop(key, None)
+        self._by_group.get(self._group_key(deployment), {}).pop(key, None)
+
+    @staticmethod
+    def _group_key(deployment: Deployment) -> str:
+        return id_key(resource_group_scope(deployment.subscription_id, deployment.resource_group))
 
     def run_status(self, deployment: Deployment, run_id: str) -> dict[str, Any]:
         """The Azure-AsyncOperation body of a run."""

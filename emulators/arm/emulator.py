@@ -169,9 +169,7 @@ class ArmEmulator:
                             return True
                 return False
             target = (f"{vault.resource_id}/keys/{key_name}" if key_name else vault.resource_id).lower()
-            for resource in self.store.resources.values():
-                if resource.type.lower() != "microsoft.authorization/roleassignments":
-                    continue
+            for resource in self.store.resources_of_type("microsoft.authorization/roleassignments"):
                 assignment = resource.body["properties"]
                 scope = str(assignment["scope"]).lower().rstrip("/")
                 if str(assignment["principalId"]).lower() != object_id:

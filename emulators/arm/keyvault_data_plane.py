@@ -1,7 +1,8 @@
-"""The Key Vault data plane (what azure-keyvault-keys calls): one HTTPS server per vault.
+"""The Key Vault data plane (what azure-keyvault-keys calls): one HTTPS port per vault.
 
-Each vault gets its own loopback port because the SDK derives the vault from a key id's scheme, host and
-port only (`https://host:port/keys/{name}/{version}`), as real vaults have their own host names.
+Each vault gets its own loopback port (one event loop serves them all, see `VaultListeners`) because the
+SDK derives the vault from a key id's scheme, host and port only (`https://host:port/keys/{name}/{version}`),
+as real vaults have their own host names.
 Authentication is Key Vault's challenge: a request without a token gets 401 with
 `WWW-Authenticate: Bearer authorization="<authority>/<tenant>", resource="https://vault.azure.net"`.
 """
@@ -26,8 +27,8 @@ from emulators.arm.keyvault_keys import (
     key_bundle,
     new_key_version,
 )
+from emulators.arm.vault_listeners import VaultListeners
 from emulators.common.faults import FaultInjectionMiddleware, FaultInjector, fault_control_router
-from emulators.common.server import EmulatorServer
 
 if TYPE_CHECKING:
     from emulators.common.tls import EmulatorCertificateAuthority
@@ -53,7 +54,7 @@ class VaultState:
     url: str = ""
     deleted: bool = False
     keys: dict[str, VaultKey] = field(default_factory=dict)
-    server: EmulatorServer | None = None
+    port: int | None = None
 
     @property
     def recovery_level(self) -> str:
@@ -96,7 +97,7 @@ class KeyVaultService:
         self._lock = threading.RLock()
         self._vaults: dict[str, VaultState] = {}
         self._vaults_by_port: dict[int, VaultState] = {}
-        self._retired_servers: list[EmulatorServer] = []
+        self._listeners: VaultListeners | None = None
         self._app = self._build_app()
 
     # Vault lifecycle (called by ARM) ---------------------------------------------------------------------------
@@ -118,13 +119,14 @@ class KeyVaultService:
             vault.resource_id, vault.tenant_id, vault.sku_name = resource_id, tenant_id, sku_name
             vault.purge_protection = purge_protection
             vault.deleted = False
-            if vault.server is None:
+            if vault.port is None:
                 if self.tls is None:
                     raise RuntimeError("the Key Vault data plane has no TLS certificate authority yet")
-                server = EmulatorServer(f"keyvault-{name}", self._app, self.tls, host=self.host)
-                vault.url = server.start()
-                vault.server = server
-                self._vaults_by_port[server.port] = vault
+                if self._listeners is None:
+                    self._listeners = VaultListeners(self._app, self.tls, host=self.host)
+                vault.port = self._listeners.open_port()
+                vault.url = f"https://{self.host}:{vault.port}"
+                self._vaults_by_port[vault.port] = vault
             return vault
 
     def vault(self, name: str) -> VaultState | None:
@@ -142,22 +144,16 @@ class KeyVaultService:
         """Forget a vault; its port answers VaultNotFound until the emulator stops (no wait inside a request)."""
         with self._lock:
             vault = self._vaults.pop(name.lower(), None)
-            if vault is not None and vault.server is not None:
-                self._vaults_by_port.pop(vault.server.port, None)
-                self._retired_servers.append(vault.server)
+            if vault is not None and vault.port is not None:
+                self._vaults_by_port.pop(vault.port, None)
 
     def stop(self) -> None:
-        """Close every vault server, in parallel: each waits for its clients' idle connections."""
+        """Close every vault's port (purged vaults' too)."""
         with self._lock:
-            servers = [vault.server for vault in self._vaults.values() if vault.server is not None]
-            servers.extend(self._retired_servers)
-            self._retired_servers.clear()
+            listeners, self._listeners = self._listeners, None
             self._vaults_by_port.clear()
-        stoppers = [threading.Thread(target=server.stop, name=f"stop-{server.name}") for server in servers]
-        for stopper in stoppers:
-            stopper.start()
-        for stopper in stoppers:
-            stopper.join()
+        if listeners is not None:
+            listeners.stop()
 
     def create_key(
         self,

@@ -34,8 +34,8 @@ class VaultHandler(ResourceHandler):
         subscription_key = request.subscription.id.lower()
         recover = str(request.properties.get("createMode", "default")).lower() == "recover"
         if request.existing is None:
-            for other in providers.store.resources.values():
-                if other.type.lower() == VAULT_TYPE and other.body["name"].lower() == name.lower():
+            for other in providers.store.resources_of_type(VAULT_TYPE):
+                if other.body["name"].lower() == name.lower():
                     raise ResourceFailure("VaultAlreadyExists", f"The vault name '{name}' is already in use.")
             deleted = providers.store.deleted_vaults.get((subscription_key, name.lower()))
             if deleted is not None and not recover:

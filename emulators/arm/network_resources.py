@@ -169,9 +169,7 @@ class LoadBalancerHandler(ResourceHandler):
         stored.runtime["addresses"] = allocated_addresses(stored)
 
     def on_delete(self, providers: ResourceProviders, stored: StoredResource) -> bool:
-        for pls in providers.store.resources.values():
-            if pls.type.lower() != "microsoft.network/privatelinkservices":
-                continue
+        for pls in providers.store.resources_of_type("microsoft.network/privatelinkservices"):
             for frontend in pls.body["properties"].get("loadBalancerFrontendIpConfigurations", []):
                 if frontend.get("id", "").lower().startswith(stored.id.lower() + "/"):
                     raise ArmError(
@@ -320,9 +318,7 @@ class PrivateEndpointConnectionHandler(ResourceHandler):
 
 def find_private_link_service(providers: ResourceProviders, alias_or_id: str) -> StoredResource:
     """The PLS named by alias (case-insensitive) or resource id; 404 when there is none."""
-    for resource in providers.store.resources.values():
-        if resource.type.lower() != "microsoft.network/privatelinkservices":
-            continue
+    for resource in providers.store.resources_of_type("microsoft.network/privatelinkservices"):
         if (
             resource.id.lower() == alias_or_id.lower().rstrip("/")
             or str(resource.body["properties"].get("alias", "")).lower() == alias_or_id.lower()

@@ -113,11 +113,9 @@ class RoleAssignmentHandler(ResourceHandler):
                     "RoleAssignmentUpdateNotPermitted",
                     "Tenant ID, application ID, principal ID, and scope are not allowed to be updated.",
                 )
-        for other in providers.store.resources.values():
-            if (
-                other.type.lower() != "microsoft.authorization/roleassignments"
-                or other.id.lower() == request.resource_id.id.lower()
-            ):
+        # An assignment's scope is the scope of its id, so the ones at this scope sit under this prefix.
+        for other in providers.store.resources_under(f"{scope}/providers/Microsoft.Authorization/roleAssignments"):
+            if other.id.lower() == request.resource_id.id.lower():
                 continue
             other_properties = other.body["properties"]
             if (

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import bisect
 import threading
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from emulators.arm.resource_ids import id_key, parse_resource_id
@@ -102,9 +104,9 @@ class StoredResource:
     # Emulator-side state that is not part of the resource body (power state of a scale set, vault port, ...).
     runtime: dict[str, Any] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def type(self) -> str:
-        """The full resource type."""
+        """The full resource type (parsed once: listings and checks ask for it on every resource)."""
         return parse_resource_id(self.id).type
 
 
@@ -115,7 +117,15 @@ class ArmStore:
         self.lock = threading.RLock()
         self.subscriptions: dict[str, Subscription] = {}
         self.resource_groups: dict[tuple[str, str], ResourceGroup] = {}
+        # Only put_resource/remove_resource change `resources`: they keep the two indexes below in step.
         self.resources: dict[str, StoredResource] = {}
+        # Keys in sorted order, for prefix scans (children, group members) without visiting every resource.
+        self._sorted_keys: list[str] = []
+        # Lower-case type -> key -> resource, in insertion order, for checks that look at one type only.
+        self._by_type: dict[str, dict[str, StoredResource]] = {}
+        # Insertion sequence of each key, so prefix scans answer in the order resources were created.
+        self._sequence: dict[str, int] = {}
+        self._next_sequence = 0
         # Soft-deleted vaults: (subscription, vault name) -> the deletedVaults representation.
         self.deleted_vaults: dict[tuple[str, str], dict[str, Any]] = {}
 
@@ -133,13 +143,35 @@ class ArmStore:
 
     def put_resource(self, resource: StoredResource) -> None:
         """Insert or replace."""
-        self.resources[id_key(resource.id)] = resource
+        key = id_key(resource.id)
+        if key not in self.resources:
+            bisect.insort(self._sorted_keys, key)
+            self._sequence[key] = self._next_sequence
+            self._next_sequence += 1
+        self.resources[key] = resource
+        self._by_type.setdefault(resource.type.lower(), {})[key] = resource
 
     def remove_resource(self, resource_id: str) -> StoredResource | None:
         """Remove one resource (not its children)."""
-        return self.resources.pop(id_key(resource_id), None)
+        key = id_key(resource_id)
+        resource = self.resources.pop(key, None)
+        if resource is not None:
+            del self._sorted_keys[bisect.bisect_left(self._sorted_keys, key)]
+            del self._sequence[key]
+            self._by_type[resource.type.lower()].pop(key, None)
+        return resource
 
     def resources_under(self, prefix_id: str) -> list[StoredResource]:
         """Every resource whose id starts with `prefix_id/` (children, extension resources, group members)."""
         prefix = id_key(prefix_id) + "/"
-        return [resource for key, resource in self.resources.items() if key.startswith(prefix)]
+        keys = []
+        position = bisect.bisect_left(self._sorted_keys, prefix)
+        while position < len(self._sorted_keys) and self._sorted_keys[position].startswith(prefix):
+            keys.append(self._sorted_keys[position])
+            position += 1
+        keys.sort(key=self._sequence.__getitem__)
+        return [self.resources[key] for key in keys]
+
+    def resources_of_type(self, resource_type: str) -> list[StoredResource]:
+        """Every resource of one full type (case-insensitive), oldest first."""
+        return list(self._by_type.get(resource_type.lower(), {}).values())

@@ -92,8 +92,12 @@ def _strings_in(value: Any) -> Iterator[str]:
             yield from _strings_in(item)
 
 
+@functools.lru_cache(maxsize=16_384)
 def parse_expression(text: str) -> armexpr.Node:
-    """Parse with ARM's InvalidTemplate error on bad syntax or unknown functions."""
+    """Parse with ARM's InvalidTemplate error on bad syntax or unknown functions.
+
+    Cached across deployments: the same templates come back with other parameters, and nodes are immutable.
+    """
     try:
         node = armexpr.parse(text)
     except armexpr.ArmExpressionError as error:
@@ -142,7 +146,6 @@ class TemplateEvaluator:
         self._utc_now_allowed = False
         self._variable_values: dict[str, Any] = {}
         self._variables_in_progress: set[str] = set()
-        self._expression_cache: dict[str, armexpr.Node] = {}
         self.template_resource_ids: dict[str, str] = {}
         declared = (template.get("parameters") or {}) if outer is None else {}
         self.parameter_names = {key.lower(): key for key in declared}
@@ -266,11 +269,7 @@ class TemplateEvaluator:
 
     def evaluate_expression(self, text: str) -> Any:
         """Evaluate one `[...]` expression."""
-        node = self._expression_cache.get(text)
-        if node is None:
-            node = parse_expression(text)
-            self._expression_cache[text] = node
-        return self._evaluate_node(node)
+        return self._evaluate_node(parse_expression(text))
 
     def _evaluate_node(self, node: armexpr.Node) -> Any:
         if isinstance(node, armexpr.StringLiteral | armexpr.NumberLiteral | armexpr.BooleanLiteral):
