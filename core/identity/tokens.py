@@ -3,6 +3,10 @@
 Keys are fetched from the authority's JWKS and cached; a token with an unknown `kid` triggers at most
 one refetch per `refetch_interval_seconds` (key rotation is honoured, forged kids cannot make us fetch
 on every request). Only RS256 is accepted, so `none` and HS256-with-the-public-key tokens fail.
+
+Callers such as Marketplace send the same token on many requests, so the outcome of the expensive part
+(parsing and the RSA signature check) is remembered per exact token string; lifetime, audience, issuer
+and parties are still checked on every call.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from core.errors import Unauthenticated
 
 CLOCK_SKEW_SECONDS = 30
 ALLOWED_ALGORITHMS = ["RS256"]
+# Bounded: when full the memory of signature checks starts afresh (tokens live about an hour anyway).
+SIGNATURE_MEMORY_SIZE = 1024
 
 
 class SigningKeyCache:
@@ -99,9 +105,27 @@ class EntraTokenVerifier:
             verify=verify,
             refetch_interval_seconds=refetch_interval_seconds,
         )
+        self._signed_claims: dict[str, dict[str, Any]] = {}
+        self._signed_claims_lock = threading.Lock()
 
     def verify(self, token: str, rules: TokenRules) -> dict[str, Any]:
         """Return the verified claims, or raise Unauthenticated naming the first check that failed."""
+        claims = self._signed_claims.get(token)
+        if claims is None:
+            claims = self._check_signature(token)
+            with self._signed_claims_lock:
+                if len(self._signed_claims) >= SIGNATURE_MEMORY_SIZE:
+                    self._signed_claims.clear()
+                self._signed_claims[token] = claims
+        self._check_lifetime(claims)
+        audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
+        if not set(audiences) & set(rules.audiences):
+            raise Unauthenticated("token audience is not this application")
+        self._check_issuer_and_parties(claims, rules)
+        return dict(claims)
+
+    def _check_signature(self, token: str) -> dict[str, Any]:
+        """Claims of a token whose signature, algorithm and required claims check out (and not expired now)."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -117,20 +141,31 @@ class EntraTokenVerifier:
                 token,
                 key=key.key,
                 algorithms=ALLOWED_ALGORITHMS,
-                audience=list(rules.audiences),
                 leeway=CLOCK_SKEW_SECONDS,
-                options={"require": ["exp", "iat", "iss", "aud", "tid"]},
+                # The audience depends on the caller's rules: verify() checks it on every call.
+                options={"require": ["exp", "iat", "iss", "aud", "tid"], "verify_aud": False},
             )
         except jwt.ExpiredSignatureError:
             raise Unauthenticated("token expired") from None
         except jwt.ImmatureSignatureError:
             raise Unauthenticated("token not yet valid") from None
-        except jwt.InvalidAudienceError:
-            raise Unauthenticated("token audience is not this application") from None
         except jwt.PyJWTError as error:
             raise Unauthenticated(f"token rejected: {error}") from None
-        self._check_issuer_and_parties(claims, rules)
+        audience = claims["aud"]
+        if not isinstance(audience, str) and not (
+            isinstance(audience, list) and all(isinstance(item, str) for item in audience)
+        ):
+            raise Unauthenticated("token rejected: Invalid claim format in token")
         return claims
+
+    @staticmethod
+    def _check_lifetime(claims: dict[str, Any]) -> None:
+        """Expiry and not-before against the clock now: a remembered signature does not outlive its token."""
+        now = time.time()
+        if float(claims["exp"]) <= now - CLOCK_SKEW_SECONDS:
+            raise Unauthenticated("token expired")
+        if "nbf" in claims and float(claims["nbf"]) > now + CLOCK_SKEW_SECONDS:
+            raise Unauthenticated("token not yet valid")
 
     def _check_issuer_and_parties(self, claims: dict[str, Any], rules: TokenRules) -> None:
         tenant_id = str(claims["tid"])

@@ -7,7 +7,6 @@ fulfilment client and hand it in. Every function flushes; the request or task bo
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -18,10 +17,8 @@ from core.audit.service import record_audit_event
 from core.catalog.models import ActivationMode, Offer, Plan
 from core.clusters.models import Cluster
 from core.clusters.service import change_desired_spec, request_cluster
-from core.db import insert_unless_conflicting, utc_now
+from core.db import utc_now
 from core.errors import Conflict, Forbidden, NotFound
-from core.inbox.models import InboundSource
-from core.inbox.service import record_inbound_event
 from core.marketplace.fulfillment_client import FulfillmentOperation, FulfillmentSubscription, ResolvedPurchase
 from core.messaging import TaskNames
 from core.outbox.service import enqueue
@@ -34,11 +31,10 @@ from core.subscriptions.models import (
     OperationState,
     SubscriptionStatus,
 )
-from core.subscriptions.schemas import DeploymentChoices, WebhookPayload
+from core.subscriptions.schemas import DeploymentChoices
 from core.tenants.service import get_or_create_tenant
 from core.usage.models import UsageSample
 
-MARKETPLACE_ACTOR = "marketplace"
 WORKER_ACTOR = "system:subscription-controller"
 CAPACITY_DIMENSION = "capacity_tib"
 # Actions Marketplace waits on: we PATCH Success or Failure once the cluster has converged.
@@ -277,59 +273,6 @@ def transition_operation(
         after={"state": target.value, "result": operation.result},
         details={"action": operation.action, "subscription_id": operation.subscription_id, **details},
     )
-
-
-@dataclass(frozen=True)
-class WebhookReceipt:
-    """What storing a webhook did: `created` is False for a replay."""
-
-    operation_id: str
-    created: bool
-
-
-def record_webhook(session: Session, payload: WebhookPayload, *, raw_body: dict[str, Any]) -> WebhookReceipt:
-    """Store a verified webhook once (inbox, operation row, outbox) in the caller's transaction."""
-    event, created = record_inbound_event(session, InboundSource.MARKETPLACE_WEBHOOK, payload.id, raw_body)
-    if not created:
-        return WebhookReceipt(payload.id, created=False)
-    subscription = find_subscription(session, payload.subscription_id)
-    if subscription is not None:
-        # Reconciliation may have adopted this operation before its webhook arrived: keep that row as it is.
-        session.exec(
-            insert_unless_conflicting(session, MarketplaceOperation, ("id",)),
-            params={
-                "id": payload.id,
-                "subscription_id": payload.subscription_id,
-                "activity_id": payload.activity_id,
-                "action": payload.action.value,
-                "plan_id": payload.plan_id,
-                "quantity": payload.quantity,
-                "marketplace_status": payload.status[:32],
-                "request_source": payload.request_source,
-                "time_stamp": payload.time_stamp,
-            },
-        )
-    record_audit_event(
-        session,
-        actor=MARKETPLACE_ACTOR,
-        action="marketplace.webhook_received",
-        subject_type="marketplace_operation",
-        subject_id=payload.id,
-        tenant_id=subscription.tenant_id if subscription else None,
-        details={
-            "action": payload.action.value,
-            "subscription_id": payload.subscription_id,
-            "status": payload.status,
-            "inbound_event_id": event.id,
-            "known_subscription": subscription is not None,
-        },
-    )
-    enqueue(
-        session,
-        TaskNames.MARKETPLACE_PROCESS_OPERATION,
-        {"operation_id": payload.id, "subscription_id": payload.subscription_id},
-    )
-    return WebhookReceipt(payload.id, created=True)
 
 
 def lock_operation(session: Session, operation_id: str) -> MarketplaceOperation | None:

@@ -16,7 +16,7 @@ from core.inbox.service import record_inbound_event
 from core.outbox.models import OutboxMessage
 from core.subscriptions.models import MarketplaceOperation, MarketplaceSubscription, OperationState
 from core.subscriptions.schemas import WebhookPayload
-from core.subscriptions.service import record_webhook
+from core.subscriptions.webhook_store import record_webhook
 from core.tenants.service import get_or_create_tenant
 
 pytestmark = pytest.mark.timeout(60)
