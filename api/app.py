@@ -5,8 +5,10 @@ from __future__ import annotations
 from fastapi import FastAPI
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-from api.errors import install_error_handlers
+from api.body_limits import BodyLimitMiddleware
+from api.errors import MIDDLEWARE_RESPONSES, install_error_handlers
 from api.middleware import CorrelationMiddleware
+from api.rate_limits import install_rate_limits
 from api.routers import billing, clusters, health, managed_apps, marketplace, operations, publisher
 from core.db import Database, get_database
 from core.identity.tokens import EntraTokenVerifier
@@ -23,6 +25,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         title="VAST on Azure control plane",
         version="0.1.0",
         description="Marketplace fulfilment, provisioning, metering and operations for VAST Blob-API façade clusters.",
+        responses=MIDDLEWARE_RESPONSES,
     )
     app.state.settings = settings
     app.state.database = database or get_database()
@@ -37,6 +40,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     if settings.monitor_ingestion_endpoint:
         install_log_spool(app.state.database, settings.monitor_log_spool_level, "api")
     install_error_handlers(app)
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=settings.request_body_max_bytes, max_depth=settings.request_json_max_depth
+    )
+    # Inside the correlation middleware, so a 429 is logged and carries a correlation id like any answer.
+    install_rate_limits(app, settings, app.state.database)
     app.add_middleware(CorrelationMiddleware)
     app.include_router(health.router)
     app.include_router(operations.router)

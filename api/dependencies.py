@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from sqlmodel import Session
 
 from core.db import Database
@@ -31,6 +31,11 @@ def get_session(database: Annotated[Database, Depends(get_app_database)]) -> Ite
     with database.session() as session:
         yield session
 
+
+# The largest integer every supported database binds (signed 64-bit): beyond it SQLite's driver raises instead of
+# answering, so a larger id or offset is refused as invalid input before any query runs.
+MAX_DATABASE_INTEGER = 2**63 - 1
+RowId = Annotated[int, Path(ge=1, le=MAX_DATABASE_INTEGER, description="Numeric id of the row")]
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 DatabaseDep = Annotated[Database, Depends(get_app_database)]

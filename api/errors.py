@@ -3,18 +3,62 @@
 from __future__ import annotations
 
 import logging
+from http import HTTPStatus
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
 
 from core.errors import ControlPlaneError
 
 logger = logging.getLogger(__name__)
+# What each error status means on the JSON API unless a route says more precisely.
+ERROR_DESCRIPTIONS = {
+    401: "Missing or invalid bearer token",
+    403: "The caller may not do this",
+    404: "No such resource, or it belongs to another tenant",
+    422: "A parameter or the body is invalid; `details` says which and why",
+}
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable, machine-readable error code, e.g. NotFound or ValidationFailed")
+    message: str
+    details: dict[str, Any]
+
+
+class ErrorResponse(BaseModel):
+    """The body of every JSON error answer."""
+
+    error: ErrorDetail
 
 
 def error_body(code: str, message: str, details: object = None) -> dict[str, object]:
     return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+def error_response(description: str) -> dict[str, Any]:
+    """A `responses=` entry: an error status with the error body and what it means on this route."""
+    return {"model": ErrorResponse, "description": description}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` entries for these error statuses with their usual meaning."""
+    return {status: error_response(ERROR_DESCRIPTIONS[status]) for status in statuses}
+
+
+# What the request middlewares (api/body_limits.py, api/rate_limits.py) may answer on any route, before it runs.
+MIDDLEWARE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: error_response("A NUL character in the URL or body, JSON nested too deeply, or a body that cannot be parsed"),
+    413: error_response("The body is larger than this deployment accepts"),
+    429: {
+        **error_response("The caller is over its rate limit, or webhook intake is over its backlog"),
+        "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}},
+    },
+}
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -28,6 +72,12 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             error_body(error.code, error.message, error.details), status_code=error.status_code, headers=headers
         )
+
+    @app.exception_handler(HTTPException)
+    async def framework_error(request: Request, error: HTTPException) -> JSONResponse:
+        """What the framework refuses itself (unknown path, wrong method, a body it cannot parse), in our shape."""
+        code = HTTPStatus(error.status_code).phrase.replace(" ", "").replace("-", "")
+        return JSONResponse(error_body(code, str(error.detail)), status_code=error.status_code, headers=error.headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:

@@ -1,10 +1,16 @@
-"""Benchmark: Marketplace webhook ingest (token verified, stored once, outbox row) against PostgreSQL.
+"""Benchmark: Marketplace webhook ingest (token verified, stored once, audited, outbox row) against PostgreSQL.
 
-Side by side with a minimal FastAPI endpoint that only inserts one row (the stack's ceiling), each served
-by one uvicorn process on loopback. Two phases per server: a closed loop (`--concurrency` clients for
-`--seconds`) for the sustained rate, and an open loop at `--rate` requests/s for latency. About one request
-in ten replays an earlier operation id; afterwards the stored rows are counted to show zero lost or
-duplicated effects. Prints figures; asserts nothing.
+Side by side with a minimal FastAPI endpoint that only inserts one row (the stack's ceiling). Both servers run
+the same way: `--processes` single-worker uvicorn processes (uvloop, httptools) sharing one loopback port
+through SO_REUSEPORT (what `cli api --reuse-port` does), with the same engine options.
+The load generator runs in its own process with a lean keep-alive HTTP/1.1 client, so its cost stays off the
+servers' interpreter. Two phases per server: a closed loop (`--concurrency` clients for `--seconds`) for the
+sustained rate, and an open loop at `--rate` requests/s whose latencies count from each request's scheduled
+send time (a stalled server shows up in p99 instead of slowing the load down). About one request in ten
+replays an earlier operation id; afterwards the stored rows are counted to show zero lost or duplicated effects.
+
+Wall-clock rates depend on whatever else the machine runs, so each phase also prints the CPU time the server
+processes and their PostgreSQL backends spent per request. Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
@@ -12,17 +18,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
+import shutil
+import signal
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -39,6 +49,7 @@ from emulators.suite import EmulatorSuite, EmulatorSuiteConfig
 
 MINIMAL_TABLE = "bench_minimal_rows"
 REPLAY_EVERY = 10
+REQUEST_TIMEOUT_SECONDS = 10.0
 
 
 def build_minimal_app() -> FastAPI:
@@ -69,12 +80,18 @@ def build_minimal_app() -> FastAPI:
 
 @dataclass
 class Phase:
-    """Latencies and statuses of one load phase."""
+    """Latencies, failures and CPU cost of one load phase."""
 
     name: str
     seconds: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
     failures: int = 0
+    server_cpu_seconds: float = 0.0
+    database_cpu_seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies_ms) / self.seconds if self.seconds else 0.0
 
     def line(self) -> str:
         latencies = sorted(self.latencies_ms)
@@ -82,30 +99,95 @@ class Phase:
             return f"{self.name}: no successful requests ({self.failures} failures)"
         p50 = statistics.median(latencies)
         p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-        rate = len(latencies) / self.seconds if self.seconds else 0.0
-        return f"{self.name}: {rate:7.1f} req/s  p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  failures {self.failures}"
+        requests = len(latencies) + self.failures
+        return (
+            f"{self.name}: {self.rate:7.1f} req/s  p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  failures {self.failures}  "
+            f"CPU/request: server {self.server_cpu_seconds / requests * 1000:5.2f} ms, "
+            f"PostgreSQL {self.database_cpu_seconds / requests * 1000:5.2f} ms"
+        )
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the load goes and what it sends."""
+
+    port: int
+    path: str
+    authorization: str
+    subscription_id: str
+
+
+class KeepAliveConnection:
+    """One HTTP/1.1 connection that POSTs and reads Content-Length responses; reconnects after an error."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    async def post(self, body: bytes) -> int:
+        """Send one request and return the response status (0 when the exchange failed)."""
+        head = (
+            f"POST {self.target.path} HTTP/1.1\r\nHost: 127.0.0.1:{self.target.port}\r\n"
+            f"Authorization: {self.target.authorization}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        try:
+            return await asyncio.wait_for(self._exchange(head + body), REQUEST_TIMEOUT_SECONDS)
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
+            self.close()
+            return 0
+
+    async def _exchange(self, request: bytes) -> int:
+        if self._streams is None:
+            self._streams = await asyncio.open_connection("127.0.0.1", self.target.port)
+        reader, writer = self._streams
+        writer.write(request)
+        response_head = await reader.readuntil(b"\r\n\r\n")
+        status = int(response_head.split(b" ", 2)[1])
+        length = 0
+        for line in response_head.lower().split(b"\r\n"):
+            if line.startswith(b"content-length:"):
+                length = int(line.split(b":", 1)[1])
+        await reader.readexactly(length)
+        return status
+
+    def close(self) -> None:
+        if self._streams is not None:
+            self._streams[1].close()
+            self._streams = None
 
 
 class LoadGenerator:
     """Sends webhook-shaped bodies; every REPLAY_EVERY-th request repeats an earlier operation id."""
 
-    def __init__(self, url: str, headers: dict[str, str], subscription_id: str) -> None:
-        self.url = url
-        self.headers = headers
-        self.subscription_id = subscription_id
-        self.sent_ids: list[str] = []
+    def __init__(self, target: Target, sent_ids: list[str], acknowledged_ids: set[str]) -> None:
+        self.target = target
+        self.sent_ids = sent_ids
+        self.acknowledged_ids = acknowledged_ids
 
-    def body(self) -> bytes:
+    def next_operation_id(self) -> str:
         if self.sent_ids and len(self.sent_ids) % REPLAY_EVERY == 0:
             operation_id = self.sent_ids[len(self.sent_ids) // 2]
         else:
             operation_id = str(uuid.uuid4())
         self.sent_ids.append(operation_id)
+        return operation_id
+
+    async def send(self, connection: KeepAliveConnection, phase: Phase, since: float) -> None:
+        """Send one webhook and record its latency from `since` (or a failure)."""
+        operation_id = self.next_operation_id()
+        if await connection.post(self.body(operation_id)) == 200:
+            phase.latencies_ms.append((time.perf_counter() - since) * 1000)
+            self.acknowledged_ids.add(operation_id)
+        else:
+            phase.failures += 1
+
+    def body(self, operation_id: str) -> bytes:
         return json.dumps(
             {
                 "id": operation_id,
                 "activityId": str(uuid.uuid4()),
-                "subscriptionId": self.subscription_id,
+                "subscriptionId": self.target.subscription_id,
                 "offerId": "vast-blob-facade",
                 "planId": "standard",
                 "quantity": 2,
@@ -113,74 +195,147 @@ class LoadGenerator:
                 "timeStamp": "2026-11-26T00:00:00Z",
                 "status": "Succeeded",
                 "operationRequestSource": "Azure",
-                "subscription": {"id": self.subscription_id},
+                "subscription": {"id": self.target.subscription_id},
             }
         ).encode()
 
-    async def _send(self, client: httpx.AsyncClient, phase: Phase) -> None:
-        started = time.perf_counter()
-        try:
-            response = await client.post(self.url, content=self.body(), headers=self.headers)
-            ok = response.status_code == 200
-        except httpx.HTTPError:
-            ok = False
-        if ok:
-            phase.latencies_ms.append((time.perf_counter() - started) * 1000)
-        else:
-            phase.failures += 1
-
     async def closed_loop(self, concurrency: int, seconds: float) -> Phase:
         phase = Phase(f"sustained ({concurrency} clients)")
-        deadline = time.perf_counter() + seconds
-
-        async def client_loop(client: httpx.AsyncClient) -> None:
-            while time.perf_counter() < deadline:
-                await self._send(client, phase)
-
         started = time.perf_counter()
-        async with httpx.AsyncClient(timeout=10, limits=httpx.Limits(max_connections=concurrency)) as client:
-            await asyncio.gather(*(client_loop(client) for _ in range(concurrency)))
+        deadline = started + seconds
+
+        async def client_loop() -> None:
+            connection = KeepAliveConnection(self.target)
+            while time.perf_counter() < deadline:
+                await self.send(connection, phase, time.perf_counter())
+            connection.close()
+
+        await asyncio.gather(*(client_loop() for _ in range(concurrency)))
         phase.seconds = time.perf_counter() - started
         return phase
 
-    async def open_loop(self, rate: float, seconds: float) -> Phase:
+    async def open_loop(self, rate: float, seconds: float, connections: int) -> Phase:
         phase = Phase(f"open loop at {rate:.0f} req/s")
         total = int(rate * seconds)
+        schedule: asyncio.Queue[float | None] = asyncio.Queue()
         started = time.perf_counter()
-        async with httpx.AsyncClient(timeout=10, limits=httpx.Limits(max_connections=200)) as client:
-            tasks = []
-            for index in range(total):
-                delay = started + index / rate - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                tasks.append(asyncio.create_task(self._send(client, phase)))
-            await asyncio.gather(*tasks)
+
+        async def sender() -> None:
+            connection = KeepAliveConnection(self.target)
+            while (scheduled := await schedule.get()) is not None:
+                # From the scheduled send time: time spent waiting for a free connection counts.
+                await self.send(connection, phase, scheduled)
+            connection.close()
+
+        senders = [asyncio.create_task(sender()) for _ in range(connections)]
+        for index in range(total):
+            scheduled = started + index / rate
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            schedule.put_nowait(scheduled)
+        for _ in senders:
+            schedule.put_nowait(None)
+        await asyncio.gather(*senders)
         phase.seconds = time.perf_counter() - started
         return phase
 
 
-def _serve(arguments: list[str], environment: dict[str, str], port: int, log_path: Path) -> subprocess.Popen[bytes]:
-    log = log_path.open("ab")
-    process = subprocess.Popen(arguments, env=environment, stdout=log, stderr=subprocess.STDOUT)
-    log.close()
-    wait_until_listening(f"http://127.0.0.1:{port}", timeout_seconds=60)
-    return process
+def run_phase(
+    target: Target,
+    sent_ids: list[str],
+    acknowledged_ids: set[str],
+    kind: str,
+    concurrency: int,
+    rate: float,
+    seconds: float,
+) -> tuple[Phase, list[str], set[str]]:
+    """One phase in the load generator's process; returns the phase and the operation ids sent and acknowledged."""
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    generator = LoadGenerator(target, sent_ids, acknowledged_ids)
+    if kind == "closed":
+        phase = asyncio.run(generator.closed_loop(concurrency, seconds))
+    else:
+        phase = asyncio.run(generator.open_loop(rate, seconds, concurrency))
+    return phase, generator.sent_ids, generator.acknowledged_ids
+
+
+def _process_tree(pid: int) -> list[int]:
+    tree = [pid]
+    for parent in tree:
+        try:
+            tree.extend(int(child) for child in Path(f"/proc/{parent}/task/{parent}/children").read_text().split())
+        except FileNotFoundError:
+            continue
+    return tree
+
+
+def _cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """User plus system CPU seconds of each live process, from /proc (fields 14 and 15 of stat)."""
+    seconds: dict[int, float] = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        seconds[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return seconds
+
+
+def _backend_pids(admin: sa.Engine, application_name: str) -> list[int]:
+    with admin.connect() as connection:
+        rows = connection.execute(
+            sa.text("SELECT pid FROM pg_stat_activity WHERE application_name = :name"), {"name": application_name}
+        )
+        return [int(pid) for (pid,) in rows]
+
+
+def _cpu_spent(before: dict[int, float], after: dict[int, float]) -> float:
+    # A process born during the phase (a new pooled connection) spent all of its CPU inside it.
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+
+
+def serve_minimal(port: int) -> None:
+    """One ceiling process on a port its siblings share (SO_REUSEPORT), the way `cli api --reuse-port` serves."""
+    import uvicorn
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    listener.bind(("127.0.0.1", port))
+    config = uvicorn.Config(
+        "bench.webhook_ingest:build_minimal_app", factory=True, port=port, log_level="warning", access_log=False
+    )
+    uvicorn.Server(config).run(sockets=[listener])
+
+
+def _serve(
+    arguments: list[str], environment: dict[str, str], count: int, port: int, log_path: Path
+) -> list[subprocess.Popen[bytes]]:
+    processes = []
+    for _ in range(count):
+        with log_path.open("ab") as log:
+            process = subprocess.Popen(
+                arguments, env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        processes.append(process)
+    # Generous: on a busy machine importing the app takes a while.
+    wait_until_listening(f"http://127.0.0.1:{port}", timeout_seconds=180)
+    return processes
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
+    os.killpg(process.pid, signal.SIGTERM)
     try:
         process.wait(timeout=15)
     except subprocess.TimeoutExpired:
-        process.kill()
+        os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=5)
-
-
-def _measure(generator: LoadGenerator, concurrency: int, rate: float, seconds: float) -> list[Phase]:
-    return [
-        asyncio.run(generator.closed_loop(concurrency, seconds)),
-        asyncio.run(generator.open_loop(rate, seconds)),
-    ]
 
 
 def _count(database: Database, statement: str) -> int:
@@ -194,8 +349,15 @@ def main() -> None:
     parser.add_argument("--database", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rate", type=float, default=300.0)
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--concurrency", type=int, default=32, help="clients of the closed loop")
+    parser.add_argument("--connections", type=int, default=64, help="connections of the open loop")
+    parser.add_argument("--processes", type=int, default=2, help="server processes sharing the port, per server")
+    parser.add_argument("--serve-minimal", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--only", choices=["ceiling", "webhook"], help="measure one server only")
     options = parser.parse_args()
+    if options.serve_minimal:
+        serve_minimal(options.serve_minimal)
+        return
 
     schema = f"bench_webhook_{uuid.uuid4().hex[:8]}"
     admin = make_engine(options.database)
@@ -205,6 +367,7 @@ def main() -> None:
     state_dir = Path(tempfile.mkdtemp(prefix="bench-webhook-"))
     suite = EmulatorSuite(EmulatorSuiteConfig(state_dir=state_dir))
     processes: list[subprocess.Popen[bytes]] = []
+    load_process = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
     try:
         migrator.upgrade(url)
         database = Database(url)
@@ -237,7 +400,6 @@ def main() -> None:
         api_port, minimal_port = free_port(), free_port()
         environment = {
             **os.environ,
-            "CP_DATABASE_URL": url,
             "CP_DATA_DIR": str(state_dir),
             "CP_ENTRA_AUTHORITY_HOST": state["authority_url"],
             "CP_ENTRA_V1_ISSUER_HOST": state["sts_url"],
@@ -247,67 +409,90 @@ def main() -> None:
             "CP_CA_BUNDLE": str(suite.tls.ca_path),
             "CP_LOG_LEVEL": "WARNING",
             "CP_API_PORT": str(api_port),
-            "CP_BENCH_DATABASE_URL": url,
         }
-        headers = {
-            "Authorization": f"Bearer {entra.mint_marketplace_webhook_token()}",
-            "Content-Type": "application/json",
-        }
-        results: dict[str, tuple[list[Phase], LoadGenerator]] = {}
-        servers: dict[str, tuple[list[str], int, str]] = {
-            "minimal insert (ceiling)": (
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "bench.webhook_ingest:build_minimal_app",
-                    "--factory",
-                    "--port",
-                    str(minimal_port),
-                    "--log-level",
-                    "warning",
-                    "--no-access-log",
-                ],
+        authorization = f"Bearer {entra.mint_marketplace_webhook_token()}"
+        servers = {
+            "ceiling": (
+                "minimal insert (ceiling)",
+                [sys.executable, "-m", "bench.webhook_ingest", "--serve-minimal", str(minimal_port)],
                 minimal_port,
                 "/ingest",
             ),
-            "webhook (verify + store)": ([sys.executable, "-m", "cli.main", "api"], api_port, "/marketplace/webhook"),
+            "webhook": (
+                "webhook (verify + store)",
+                [sys.executable, "-m", "cli.main", "api", "--reuse-port"],
+                api_port,
+                "/marketplace/webhook",
+            ),
         }
-        for name, (arguments, port, path) in servers.items():
-            process = _serve(arguments, environment, port, state_dir / f"{port}.log")
-            processes.append(process)
-            generator = LoadGenerator(f"http://127.0.0.1:{port}{path}", headers, subscription_id)
-            results[name] = (_measure(generator, options.concurrency, options.rate, options.seconds), generator)
-            _stop(process)
-            processes.remove(process)
+        results: dict[str, tuple[str, list[Phase], list[str], set[str]]] = {}
+        for key, (name, arguments, port, path) in servers.items():
+            if options.only and key != options.only:
+                continue
+            application_name = f"bench_{key}"
+            server_url = f"{url}&application_name={application_name}"
+            server_environment = {**environment, "CP_DATABASE_URL": server_url, "CP_BENCH_DATABASE_URL": server_url}
+            servers_started = _serve(arguments, server_environment, options.processes, port, state_dir / f"{key}.log")
+            processes.extend(servers_started)
+            target = Target(port, path, authorization, subscription_id)
+            sent_ids: list[str] = []
+            acknowledged_ids: set[str] = set()
+            phases: list[Phase] = []
+            for kind, clients in (("closed", options.concurrency), ("open", options.connections)):
+                server_pids = [pid for process in servers_started for pid in _process_tree(process.pid)]
+                server_before = _cpu_seconds(server_pids)
+                database_before = _cpu_seconds(_backend_pids(admin, application_name))
+                phase, sent_ids, acknowledged_ids = load_process.submit(
+                    run_phase, target, sent_ids, acknowledged_ids, kind, clients, options.rate, options.seconds
+                ).result()
+                phase.server_cpu_seconds = _cpu_spent(server_before, _cpu_seconds(server_pids))
+                phase.database_cpu_seconds = _cpu_spent(
+                    database_before, _cpu_seconds(_backend_pids(admin, application_name))
+                )
+                phases.append(phase)
+            results[key] = (name, phases, sent_ids, acknowledged_ids)
+            for process in servers_started:
+                _stop(process)
+                processes.remove(process)
 
-        print(f"webhook ingest on PostgreSQL, {options.seconds:.0f} s per phase, 1 uvicorn process per server")
-        for name, (phases, _) in results.items():
+        print(
+            f"webhook ingest on PostgreSQL, {options.seconds:.0f} s per phase, "
+            f"{options.processes} uvicorn process(es) per server, load average {os.getloadavg()[0]:.1f}"
+        )
+        for name, phases, _, _ in results.values():
             print(f"  {name}")
             for phase in phases:
                 print(f"    {phase.line()}")
-        ceiling = results["minimal insert (ceiling)"][0][0]
-        webhook = results["webhook (verify + store)"][0][0]
-        ratio = (len(webhook.latencies_ms) / webhook.seconds) / (len(ceiling.latencies_ms) / ceiling.seconds)
-        print(f"  sustained webhook rate = {ratio * 100:.0f}% of the ceiling")
-        generator = results["webhook (verify + store)"][1]
-        unique_ids = len(set(generator.sent_ids))
-        stored = _count(database, "SELECT count(*) FROM inbound_events")
-        operations = _count(database, "SELECT count(*) FROM marketplace_operations")
-        outbox = _count(database, "SELECT count(*) FROM outbox_messages")
-        print(
-            f"  effects: {len(generator.sent_ids)} requests, {unique_ids} distinct operation ids -> "
-            f"{stored} inbox rows, {operations} operation rows, {outbox} outbox rows "
-            f"(lost {unique_ids - stored}, duplicated {max(0, stored - unique_ids)})"
-        )
+        if "ceiling" in results and "webhook" in results:
+            ratio = results["webhook"][1][0].rate / results["ceiling"][1][0].rate
+            print(f"  sustained webhook rate = {ratio * 100:.0f}% of the ceiling")
+        if "webhook" in results:
+            _, _, sent_ids, acknowledged_ids = results["webhook"]
+            with database.engine.connect() as connection:
+                stored_ids = set(connection.execute(sa.text("SELECT natural_id FROM inbound_events")).scalars())
+            operations = _count(database, "SELECT count(*) FROM marketplace_operations")
+            outbox = _count(database, "SELECT count(*) FROM outbox_messages")
+            audited = _count(
+                database, "SELECT count(*) FROM audit_events WHERE action = 'marketplace.webhook_received'"
+            )
+            # Each stored operation must have exactly one operation row, outbox row and audit event.
+            duplicated = max(operations, outbox, audited) - len(stored_ids)
+            print(
+                f"  effects: {len(sent_ids)} requests, {len(set(sent_ids))} distinct operation ids, "
+                f"{len(acknowledged_ids)} acknowledged -> {len(stored_ids)} inbox rows, {operations} operation rows, "
+                f"{outbox} outbox rows, {audited} audit events "
+                f"(lost {len(acknowledged_ids - stored_ids)}, duplicated {max(0, duplicated)})"
+            )
         database.dispose()
     finally:
+        load_process.shutdown(cancel_futures=True)
         for process in processes:
             _stop(process)
         suite.stop()
         with admin.begin() as connection:
             connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+        shutil.rmtree(state_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,13 @@ class BadRequest(ControlPlaneError):
     code = "BadRequest"
 
 
+class PayloadTooLarge(ControlPlaneError):
+    """A request body above the configured size limit."""
+
+    status_code = 413
+    code = "PayloadTooLarge"
+
+
 class Unauthenticated(ControlPlaneError):
     status_code = 401
     code = "Unauthenticated"
@@ -66,3 +73,10 @@ class UpstreamUnavailable(ControlPlaneError):
 
     status_code = 503
     code = "UpstreamUnavailable"
+
+
+class TooManyRequests(ControlPlaneError):
+    """A client over its rate limit, or webhook intake over its backlog bound; answered with Retry-After."""
+
+    status_code = 429
+    code = "TooManyRequests"

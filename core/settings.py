@@ -184,6 +184,38 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
 
+    # --- Request body limits (api/body_limits.py): refused before any handler or JSON parser runs ---
+    request_body_max_bytes: int = Field(
+        default=256 * 1024, ge=1024, description="Largest request body accepted; larger ones get 413."
+    )
+    request_json_max_depth: int = Field(
+        default=32, ge=4, le=512, description="Deepest JSON nesting accepted; deeper bodies get 400."
+    )
+    # --- end of request body limits ---
+
+    # --- Rate limits and back-pressure (api/rate_limits.py) ---
+    # Token buckets per client: `*_per_second` refills, `*_burst` is the bucket's size.
+    rate_limits_enabled: bool = Field(default=True, description="False serves every request unthrottled.")
+    rate_limit_storage_url: str = Field(
+        default="",
+        pattern=r"^(rediss?://.+)?$",
+        description="Empty: buckets in each API process; redis://host:port/db shares them.",
+    )
+    rate_limit_api_per_second: float = Field(default=50.0, gt=0, description="JSON API, per principal or address.")
+    rate_limit_api_burst: int = Field(default=500, ge=1, le=1_000_000)
+    rate_limit_portal_per_second: float = Field(default=20.0, gt=0, description="Portal and landing pages.")
+    rate_limit_portal_burst: int = Field(default=200, ge=1, le=1_000_000)
+    rate_limit_webhook_per_second: float = Field(
+        default=500.0, gt=0, description="Webhooks and notifications, per token tid/appid (Marketplace is one)."
+    )
+    rate_limit_webhook_burst: int = Field(default=10_000, ge=1, le=1_000_000)
+    webhook_backlog_limit: int = Field(
+        default=50_000, ge=0, description="Outbox messages not completed above which webhooks get 429; 0: no bound."
+    )
+    webhook_backlog_refresh_seconds: float = Field(default=1.0, gt=0, le=60, description="Age of the cached count.")
+    webhook_backlog_retry_after_seconds: int = Field(default=10, ge=1, le=3600)
+    # --- end of rate limits and back-pressure ---
+
     @field_validator("publisher_tenant_id", "publisher_client_id")
     @classmethod
     def _not_blank(cls, value: str) -> str:

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
 
-from api.dependencies import SessionDep
+from api.dependencies import RowId, SessionDep
+from api.errors import error_response, error_responses
 from api.security import OperatorDep
 from billing.reconciliation import differences_csv, list_reports, report_with_differences
 from billing.reports import status_counts
 from billing.schemas import DifferenceView, LedgerStatusView, ReportSummaryView, ReportView
 from core.errors import ValidationFailed
 
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing or invalid bearer token"},
-    403: {"description": "The caller is not a publisher operator"},
+ERROR_RESPONSES = {
+    **error_responses(401, 422),
+    403: error_response("The caller is not a publisher operator"),
 }
 router = APIRouter(prefix="/publisher/billing", tags=["billing"], responses=ERROR_RESPONSES)
 
@@ -50,9 +51,9 @@ def get_reports(
     "/reconciliation-reports/{report_id}",
     response_model=ReportView,
     summary="One reconciliation report with its differences",
-    responses={404: {"description": "No such report"}},
+    responses={404: error_response("No such report")},
 )
-def get_report(session: SessionDep, operator: OperatorDep, report_id: int) -> ReportView:
+def get_report(session: SessionDep, operator: OperatorDep, report_id: RowId) -> ReportView:
     """Every difference of one report."""
     report, differences = report_with_differences(session, report_id)
     return ReportView(
@@ -63,11 +64,15 @@ def get_report(session: SessionDep, operator: OperatorDep, report_id: int) -> Re
 
 @router.get(
     "/reconciliation-reports/{report_id}/differences.csv",
-    response_class=PlainTextResponse,
+    # The plain Response class leaves the 200 to the CSV below and documents the errors as JSON.
+    response_class=Response,
     summary="One report's differences as CSV",
-    responses={200: {"content": {"text/csv": {}}}, 404: {"description": "No such report"}},
+    responses={
+        200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
+        404: error_response("No such report"),
+    },
 )
-def get_report_csv(session: SessionDep, operator: OperatorDep, report_id: int) -> PlainTextResponse:
+def get_report_csv(session: SessionDep, operator: OperatorDep, report_id: RowId) -> PlainTextResponse:
     """The differences with a header row, for spreadsheets."""
     _, differences = report_with_differences(session, report_id)
     return PlainTextResponse(

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import col, select
 
 from api.dependencies import SessionDep
+from api.errors import error_response, error_responses
 from api.security import OperatorDep, PrincipalDep
 from core.clusters.key_rotation import request_key_rotation
 from core.clusters.models import Cluster
@@ -22,7 +23,7 @@ from core.errors import NotFound
 from core.networking.models import ConnectionStatus, PrivateEndpointConnection
 from core.networking.service import decide_connection, list_connections, visible_cluster
 
-router = APIRouter(prefix="/api/clusters", tags=["clusters"])
+router = APIRouter(prefix="/api/clusters", tags=["clusters"], responses=error_responses(401, 404, 422))
 
 
 class StepView(BaseModel):
@@ -153,14 +154,22 @@ def get_cluster(cluster_id: str, session: SessionDep, principal: PrincipalDep) -
     return _cluster_view(cluster, list(deployments))
 
 
-@router.post("/{cluster_id}/retry", status_code=202)
+@router.post(
+    "/{cluster_id}/retry",
+    status_code=202,
+    responses={**error_responses(403), 409: error_response("The cluster has not failed")},
+)
 def retry_cluster(cluster_id: str, body: ReasonRequest, session: SessionDep, operator: OperatorDep) -> ClusterView:
     """Operators only: give a failed cluster a fresh retry budget."""
     cluster = retry_failed_cluster(session, cluster_id, actor=operator.actor, reason=body.reason)
     return _cluster_view(cluster, [])
 
 
-@router.post("/{cluster_id}/key-rotations", status_code=202)
+@router.post(
+    "/{cluster_id}/key-rotations",
+    status_code=202,
+    responses={409: error_response("A rotation is already in progress, or the cluster has no key yet")},
+)
 def rotate_key(cluster_id: str, body: ReasonRequest, session: SessionDep, principal: PrincipalDep) -> RotationView:
     """Rotate the customer-managed key now (the customer's admins or operators)."""
     cluster = visible_cluster(session, principal, cluster_id)
@@ -195,7 +204,10 @@ def get_connections(
     return [_connection_view(row) for row in list_connections(session, principal, cluster_id, status)]
 
 
-@router.post("/{cluster_id}/private-endpoint-connections/{connection_id}/decision")
+@router.post(
+    "/{cluster_id}/private-endpoint-connections/{connection_id}/decision",
+    responses={409: error_response("The connection was already decided this way, or rejected")},
+)
 def decide(
     cluster_id: str, connection_id: str, body: DecisionRequest, session: SessionDep, principal: PrincipalDep
 ) -> ConnectionView:

@@ -6,11 +6,17 @@ import asyncio
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from api.dependencies import DatabaseDep, SettingsDep
 from core.messaging import ping_broker
 
 router = APIRouter(tags=["health"])
+
+
+class Readiness(BaseModel):
+    status: str
+    checks: dict[str, str]
 
 
 @router.get("/healthz", summary="The process is up")
@@ -21,7 +27,8 @@ async def healthz() -> dict[str, str]:
 @router.get(
     "/readyz",
     summary="The database and the broker are reachable",
-    responses={503: {"description": "A dependency is unreachable; the body names it"}},
+    response_model=Readiness,
+    responses={503: {"description": "A dependency is unreachable; the body names it", "model": Readiness}},
 )
 async def readyz(database: DatabaseDep, settings: SettingsDep) -> JSONResponse:
     checks: dict[str, str] = {}

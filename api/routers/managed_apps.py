@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import hmac
 import json
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import ValidationError
 
 from api.dependencies import DatabaseDep, SessionDep, SettingsDep
+from api.errors import error_response
+from api.openapi_schemas import raw_json_body
 from core.audit.refusals import record_refusal
-from core.errors import BadRequest, Unauthenticated, UpstreamUnavailable, ValidationFailed
+from core.errors import BadRequest, NotFound, Unauthenticated, ValidationFailed
 from core.managed_apps.schemas import ManagedAppNotification
 from core.managed_apps.service import record_notification
 
@@ -23,20 +26,26 @@ ACTOR = "azure:managed-applications"
     "/resource",
     summary="Managed-application lifecycle notification",
     responses={
-        400: {"description": "Body is not JSON or is too large"},
-        401: {"description": "Missing or wrong `sig` query parameter"},
-        422: {"description": "Body is not a notification this offer accepts"},
+        400: error_response("Body is not JSON or is too large"),
+        401: error_response("Missing or wrong `sig` query parameter"),
+        404: error_response("This deployment does not take managed-application notifications"),
+        422: error_response("Body is not a notification this offer accepts"),
     },
+    openapi_extra=raw_json_body(ManagedAppNotification, "The notification; read only once `sig` is verified"),
 )
 async def managed_app_notification(
-    request: Request, session: SessionDep, database: DatabaseDep, settings: SettingsDep
+    request: Request,
+    session: SessionDep,
+    database: DatabaseDep,
+    settings: SettingsDep,
+    sig: Annotated[str, Query(description="The shared secret of the offer's notification endpoint URL")] = "",
 ) -> dict[str, str]:
     """Store the notification durably (once per application, event type, state and time) and answer 200."""
     secret = settings.managed_app_notification_secret
     if secret is None:
-        raise UpstreamUnavailable("managed-application notifications are not configured on this deployment")
-    supplied = request.query_params.get("sig", "")
-    if not hmac.compare_digest(supplied.encode(), secret.get_secret_value().encode()):
+        # Not configured means the endpoint does not exist here; a 5xx would tell Azure to retry for nothing.
+        raise NotFound("managed-application notifications are not enabled on this deployment")
+    if not hmac.compare_digest(sig.encode(), secret.get_secret_value().encode()):
         _refuse(database, "missing or wrong signature parameter")
         raise Unauthenticated("missing or wrong signature parameter")
     body = await request.body()

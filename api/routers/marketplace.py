@@ -24,7 +24,8 @@ from sqlmodel import select
 
 from api.browser_session import BrowserSession
 from api.dependencies import DatabaseDep, SettingsDep
-from api.errors import error_body
+from api.errors import ErrorResponse, error_body, error_response, error_responses
+from api.openapi_schemas import inline_schema, raw_json_body
 from core.audit.models import AuditOutcome
 from core.audit.service import record_audit_event
 from core.catalog.models import Offer, Plan
@@ -41,11 +42,14 @@ from core.subscriptions.service import (
     check_signed_in_party,
     find_subscription,
     record_purchase,
-    record_webhook,
     token_already_confirmed,
 )
+from core.subscriptions.webhook_store import record_webhook
 
 router = APIRouter(prefix="/marketplace", tags=["marketplace"])
+# The browser-facing pages answer their errors with an HTML page, except FastAPI's own parameter validation.
+HTML_PAGE = {"text/html": {"schema": {"type": "string"}}}
+HTML_OR_JSON_ERROR = {**HTML_PAGE, "application/json": {"schema": inline_schema(ErrorResponse)}}
 templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent.parent / "templates"))
 CALLBACK_PATH = "/marketplace/landing/callback"
 FORM_FIELDS = (
@@ -115,7 +119,21 @@ def _resolve(request: Request, token: str) -> ResolvedPurchase:
         raise
 
 
-@router.get("/landing", response_class=HTMLResponse, summary="Landing page of a Marketplace purchase")
+@router.get(
+    "/landing",
+    response_class=HTMLResponse,
+    summary="Landing page of a Marketplace purchase",
+    responses={
+        302: {"description": "Not signed in: to Entra ID sign-in"},
+        303: {"description": "The purchase is already set up: to its progress page"},
+        400: {
+            "description": "No purchase token or an invalid one (a page); a NUL in the URL",
+            "content": HTML_OR_JSON_ERROR,
+        },
+        403: {"description": "The token is another publisher's or was already used", "content": HTML_PAGE},
+        422: {"description": "A query parameter is invalid", "content": HTML_OR_JSON_ERROR},
+    },
+)
 def landing(
     request: Request, settings: SettingsDep, database: DatabaseDep, token: Annotated[str | None, Query()] = None
 ) -> Response:
@@ -192,7 +210,24 @@ def landing_callback(request: Request, settings: SettingsDep) -> Response:
     return response
 
 
-@router.post("/landing", response_class=HTMLResponse, summary="Confirm a Marketplace purchase")
+@router.post(
+    "/landing",
+    response_class=HTMLResponse,
+    summary="Confirm a Marketplace purchase",
+    responses={
+        303: {"description": "Recorded: to the progress page"},
+        400: {
+            "description": "Invalid or expired purchase token (a page); a body that is no form",
+            "content": HTML_OR_JSON_ERROR,
+        },
+        401: {"description": "Not signed in", "content": HTML_PAGE},
+        403: {"description": "Form expired, another publisher's token, or a token already used", "content": HTML_PAGE},
+        422: {
+            "description": "Invalid deployment choices (the form again) or missing form fields",
+            "content": HTML_OR_JSON_ERROR,
+        },
+    },
+)
 def confirm_purchase(
     request: Request,
     settings: SettingsDep,
@@ -254,7 +289,16 @@ def _field_label(location: tuple[int | str, ...]) -> str:
     return str(location[-1]).replace("_", " ") if location else "form"
 
 
-@router.get("/subscriptions/{subscription_id}", response_class=HTMLResponse, summary="Progress of a purchase")
+@router.get(
+    "/subscriptions/{subscription_id}",
+    response_class=HTMLResponse,
+    summary="Progress of a purchase",
+    responses={
+        401: {"description": "Not signed in", "content": HTML_PAGE},
+        404: {"description": "Not this customer's subscription", "content": HTML_PAGE},
+        422: {"description": "A path parameter is invalid", "content": HTML_OR_JSON_ERROR},
+    },
+)
 def progress_page(request: Request, settings: SettingsDep, database: DatabaseDep, subscription_id: str) -> Response:
     """Live progress from the audit trail (works by reload; a few lines of JS poll the JSON twin)."""
     session = BrowserSession.load(request, settings)
@@ -274,7 +318,11 @@ def progress_page(request: Request, settings: SettingsDep, database: DatabaseDep
     "/subscriptions/{subscription_id}/progress",
     response_model=PurchaseProgress,
     summary="Progress of a purchase as JSON (signed-in customer)",
-    responses={401: {"description": "Not signed in"}, 404: {"description": "Not this customer's subscription"}},
+    responses={
+        401: error_response("Not signed in"),
+        404: error_response("Not this customer's subscription"),
+        **error_responses(422),
+    },
 )
 def progress_json(request: Request, settings: SettingsDep, database: DatabaseDep, subscription_id: str) -> Any:
     """The JSON the progress page polls."""
@@ -300,11 +348,12 @@ def webhook_rules(settings: Settings) -> TokenRules:
     summary="Marketplace SaaS webhook",
     responses={
         200: {"description": "Stored (or a replay of a stored operation)"},
-        400: {"description": "Malformed JSON or mismatched subscription ids"},
-        401: {"description": "Missing or invalid Entra bearer token"},
-        422: {"description": "Body does not match the webhook schema (e.g. unknown action)"},
-        503: {"description": "Webhook intake disabled"},
+        400: error_response("Malformed JSON or mismatched subscription ids"),
+        401: error_response("Missing or invalid Entra bearer token"),
+        422: error_response("Body does not match the webhook schema (e.g. unknown action)"),
+        503: error_response("Webhook intake disabled (maintenance); Marketplace delivers again later"),
     },
+    openapi_extra=raw_json_body(WebhookPayload, "The operation Marketplace notifies; verified before it is parsed"),
 )
 async def webhook(request: Request, settings: SettingsDep, database: DatabaseDep) -> JSONResponse:
     """Verify the token, validate the body, store it durably once, answer fast."""

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from api.dependencies import DatabaseDep, SessionDep, SettingsDep
+from api.errors import error_response, error_responses
 from api.security import OperatorDep, PrincipalDep
 from core.audit.service import record_audit_event
 from core.messaging import TaskNames
@@ -22,14 +23,24 @@ from core.telemetry.database_gauges import DatabaseGaugeCollector
 from core.telemetry.metrics import CONTENT_TYPE, render_metrics
 
 router = APIRouter(tags=["operations"])
+NO_SUCH_CLUSTER = error_response("No such cluster, or it belongs to another tenant")
 
 
-@router.get("/metrics", summary="Prometheus metrics of the control plane", response_class=Response)
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics of the control plane",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
 def metrics(database: DatabaseDep) -> Response:
     return Response(render_metrics(DatabaseGaugeCollector(database)), media_type=CONTENT_TYPE)
 
 
-@router.get("/api/operations/slo/clusters", summary="SLO status of every cluster the caller may see")
+@router.get(
+    "/api/operations/slo/clusters",
+    summary="SLO status of every cluster the caller may see",
+    responses=error_responses(401),
+)
 def list_cluster_slos(session: SessionDep, settings: SettingsDep, principal: PrincipalDep) -> dict[str, Any]:
     clusters = visible_clusters(session, principal)
     return {"clusters": [cluster_slo_status(session, settings, cluster) for cluster in clusters]}
@@ -38,7 +49,7 @@ def list_cluster_slos(session: SessionDep, settings: SettingsDep, principal: Pri
 @router.get(
     "/api/operations/slo/clusters/{cluster_id}",
     summary="SLO status of one cluster: objectives, error budgets, burn rates, latest probe, alerts",
-    responses={404: {"description": "No such cluster, or it belongs to another tenant"}},
+    responses={**error_responses(401, 422), 404: NO_SUCH_CLUSTER},
 )
 def get_cluster_slo(
     cluster_id: str, session: SessionDep, settings: SettingsDep, principal: PrincipalDep
@@ -49,7 +60,7 @@ def get_cluster_slo(
 @router.get(
     "/api/operations/slo/clusters/{cluster_id}/series",
     summary="Probe results of one cluster per time bucket, for charts",
-    responses={404: {"description": "No such cluster, or it belongs to another tenant"}},
+    responses={**error_responses(401, 422), 404: NO_SUCH_CLUSTER},
 )
 def get_cluster_slo_series(
     cluster_id: str,
@@ -67,7 +78,7 @@ def get_cluster_slo_series(
     "/api/operations/clusters/{cluster_id}/blob-probe",
     status_code=202,
     summary="Probe a cluster's Blob endpoint now (operators)",
-    responses={404: {"description": "No such cluster"}},
+    responses={**error_responses(401, 403, 422), 404: error_response("No such cluster")},
 )
 def request_blob_probe(cluster_id: str, session: SessionDep, operator: OperatorDep) -> dict[str, Any]:
     cluster = visible_cluster(session, operator, cluster_id)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from api.dependencies import SessionDep
+from api.dependencies import MAX_DATABASE_INTEGER, RowId, SessionDep
+from api.errors import error_response, error_responses
 from api.security import OperatorDep
 from core.messaging import TaskNames
 from core.outbox.service import enqueue
@@ -21,9 +22,9 @@ from core.subscriptions.reconciliation import start_report
 from core.subscriptions.schemas import OperationView, ReconciliationReportView, SubscriptionDetail, SubscriptionPage
 from core.subscriptions.service import retry_operation
 
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing or invalid bearer token"},
-    403: {"description": "The caller is not a publisher operator"},
+ERROR_RESPONSES = {
+    **error_responses(401, 422),
+    403: error_response("The caller is not a publisher operator"),
 }
 router = APIRouter(prefix="/publisher", tags=["publisher"], responses=ERROR_RESPONSES)
 
@@ -35,7 +36,7 @@ def get_subscriptions(
     status: Annotated[SubscriptionStatus | None, Query(description="Marketplace status")] = None,
     plan_id: Annotated[str | None, Query(max_length=64)] = None,
     tenant_id: Annotated[str | None, Query(max_length=64, description="Beneficiary's Entra tenant id")] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_DATABASE_INTEGER)] = 0,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> SubscriptionPage:
     """Subscriptions, newest first."""
@@ -53,7 +54,7 @@ def get_subscriptions(
     "/subscriptions/{subscription_id}",
     response_model=SubscriptionDetail,
     summary="A subscription with its cluster, operations and audit trail",
-    responses={404: {"description": "No such subscription"}},
+    responses={404: error_response("No such subscription")},
 )
 def get_subscription(session: SessionDep, operator: OperatorDep, subscription_id: str) -> SubscriptionDetail:
     """Everything we hold about one subscription."""
@@ -65,7 +66,7 @@ def get_subscription(session: SessionDep, operator: OperatorDep, subscription_id
     response_model=OperationView,
     status_code=202,
     summary="Retry a failed Marketplace operation",
-    responses={404: {"description": "No such operation"}, 409: {"description": "The operation has not failed"}},
+    responses={404: error_response("No such operation"), 409: error_response("The operation has not failed")},
 )
 def post_retry_operation(session: SessionDep, operator: OperatorDep, operation_id: str) -> OperationView:
     """Send a failed operation through verification and application again."""
@@ -90,8 +91,8 @@ def post_reconciliation(session: SessionDep, operator: OperatorDep) -> Reconcili
     "/reconciliations/{report_id}",
     response_model=ReconciliationReportView,
     summary="A reconciliation report",
-    responses={404: {"description": "No such report"}},
+    responses={404: error_response("No such report")},
 )
-def get_reconciliation(session: SessionDep, operator: OperatorDep, report_id: int) -> ReconciliationReportView:
+def get_reconciliation(session: SessionDep, operator: OperatorDep, report_id: RowId) -> ReconciliationReportView:
     """What a reconciliation found and changed."""
     return reconciliation_report(session, report_id)

@@ -10,6 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from core.clusters.schemas import ClusterPlacement, KeyPolicy, PrivateLinkPolicy
 from core.subscriptions.models import OperationAction
 
+# Quantities are stored in INTEGER columns (32-bit on PostgreSQL): a larger one is invalid input, not a database error.
+MAX_QUANTITY = 2**31 - 1
+
 
 class WebhookSubscriptionSnapshot(BaseModel):
     """The subscription as it was before the operation (only its id is checked; the rest is kept)."""
@@ -30,7 +33,7 @@ class WebhookPayload(BaseModel):
     publisher_id: str | None = Field(default=None, alias="publisherId")
     offer_id: str | None = Field(default=None, alias="offerId")
     plan_id: str | None = Field(default=None, alias="planId", max_length=64)
-    quantity: int | None = Field(default=None, ge=0)
+    quantity: int | None = Field(default=None, ge=0, le=MAX_QUANTITY)
     action: OperationAction
     time_stamp: datetime | None = Field(default=None, alias="timeStamp")
     status: str = Field(min_length=1, max_length=32)

@@ -51,6 +51,12 @@ BLOB_PROBE_CHECKS = Counter(
 LOG_EXPORT_ROWS = Counter(
     "cp_log_export_rows", "Rows sent to Log Analytics, by stream and result", ["stream", "result"]
 )
+# Labels are fixed words (never a client id), so a flood of clients cannot grow the exposition.
+REQUESTS_THROTTLED = Counter(
+    "cp_requests_throttled",
+    "Requests answered 429, by surface (api, portal, webhook) and reason (client_limit, backlog)",
+    ["surface", "reason"],
+)
 
 
 def render_metrics(*extra_collectors: Collector) -> bytes:

@@ -13,6 +13,8 @@
 Control API under `/_emulator` (no authentication; loopback only):
 `POST purchases`, `POST subscriptions/{id}/landing-token`, `POST subscriptions/{id}/change-plan|change-quantity|
 suspend|reinstate|unsubscribe|renew`, `GET|PUT webhook`, `GET|PUT landing-page`, `GET webhook-deliveries`,
+`POST webhook-deliveries/redeliver` `{"delivery_ids"}` (send again, in that order, fresh token),
+`PUT webhook-hold` `{"size"}` / `DELETE webhook-hold` (hold the next webhooks, send them newest first),
 `GET state`, `GET|PUT clock`, `POST clock/advance`, `POST managed-applications`,
 `POST usage-events/{id}/drop`, `PATCH usage-events/{id}`, and fault rules under `faults`.
 

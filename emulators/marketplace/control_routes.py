@@ -81,6 +81,20 @@ class ClockAdvance(BaseModel):
     seconds: float = Field(ge=0)
 
 
+class WebhookHold(BaseModel):
+    """Hold the next `size` webhooks back, then send them newest first."""
+
+    model_config = ConfigDict(extra="forbid")
+    size: int = Field(ge=1, le=100)
+
+
+class WebhookRedelivery(BaseModel):
+    """Past deliveries to send again, in this order."""
+
+    model_config = ConfigDict(extra="forbid")
+    delivery_ids: list[str] = Field(min_length=1, max_length=100)
+
+
 class ManagedApplicationRegistration(BaseModel):
     """A managed application allowed to report usage."""
 
@@ -176,6 +190,19 @@ def build_control_router(emulator: MarketplaceEmulator) -> APIRouter:
     @router.get("/webhook-deliveries")
     def webhook_deliveries() -> list[dict[str, Any]]:
         return emulator.webhooks.deliveries()
+
+    @router.put("/webhook-hold")
+    def hold_webhooks(hold: WebhookHold) -> dict[str, int]:
+        emulator.webhooks.hold(hold.size)
+        return {"size": hold.size}
+
+    @router.delete("/webhook-hold")
+    def release_webhooks() -> dict[str, int]:
+        return {"released": emulator.webhooks.release_held()}
+
+    @router.post("/webhook-deliveries/redeliver", status_code=201)
+    def redeliver_webhooks(redelivery: WebhookRedelivery) -> dict[str, list[str]]:
+        return {"delivery_ids": emulator.webhooks.redeliver(redelivery.delivery_ids)}
 
     @router.get("/state")
     def full_state() -> dict[str, Any]:

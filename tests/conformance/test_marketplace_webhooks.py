@@ -174,3 +174,31 @@ def test_unreachable_webhook_is_abandoned_after_bounded_retries(
     assert delivery["outcome"] == "abandoned"
     assert len(delivery["attempts"]) == 4
     assert all("error" in attempt for attempt in delivery["attempts"])
+
+
+def test_held_webhooks_are_sent_newest_first(
+    receiver: PublisherReceiver, marketplace_api: httpx.Client, marketplace_control: httpx.Client, purchase: Purchase
+) -> None:
+    first, second = _activated(marketplace_api, purchase), _activated(marketplace_api, purchase)
+    marketplace_control.put("/webhook-hold", json={"size": 2}).raise_for_status()
+    older = marketplace_control.post(f"/subscriptions/{first}/renew").json()
+    newer = marketplace_control.post(f"/subscriptions/{second}/renew").json()
+    assert [receiver.next_call()["body"]["id"] for _ in range(2)] == [newer["id"], older["id"]]
+    assert marketplace_control.delete("/webhook-hold").json() == {"released": 0}
+
+
+def test_a_past_delivery_is_sent_again_with_a_valid_token(
+    receiver: PublisherReceiver, marketplace_api: httpx.Client, marketplace_control: httpx.Client, purchase: Purchase
+) -> None:
+    subscription_id = _activated(marketplace_api, purchase)
+    operation = marketplace_control.post(f"/subscriptions/{subscription_id}/renew").json()
+    original = receiver.next_call()
+    delivery = _delivery(marketplace_control, operation["id"])
+    redelivered = marketplace_control.post(
+        "/webhook-deliveries/redeliver", json={"delivery_ids": [delivery["id"], "no-such-delivery"]}
+    ).json()["delivery_ids"]
+    again = receiver.next_call()
+    assert again["valid"]
+    assert again["body"] == original["body"]
+    [copy] = [item for item in marketplace_control.get("/webhook-deliveries").json() if item["id"] in redelivered]
+    assert copy["redelivery_of"] == delivery["id"]

@@ -1,4 +1,6 @@
-"""Factories for rows many tests need: tenants, Marketplace subscriptions and clusters (flushed, not committed).
+"""Factories for rows many tests need: tenants, subscriptions, operations, clusters, connections, key rotations.
+
+Rows are flushed, not committed.
 
 Each takes only what a test cares about; the rest gets valid, unique defaults.
 """
@@ -11,7 +13,15 @@ from typing import Any
 from sqlmodel import Session
 
 from core.clusters.models import Cluster, ClusterStatus
-from core.subscriptions.models import MarketplaceSubscription, SubscriptionStatus
+from core.clusters.provisioning_models import KeyRotation, KeyRotationState
+from core.networking.models import ConnectionStatus, PrivateEndpointConnection
+from core.subscriptions.models import (
+    MarketplaceOperation,
+    MarketplaceSubscription,
+    OperationAction,
+    OperationState,
+    SubscriptionStatus,
+)
 from core.tenants.models import Tenant
 
 DEFAULT_OFFER_ID = "vast-blob-facade"
@@ -87,3 +97,69 @@ def create_cluster(
     session.add(cluster)
     session.flush()
     return cluster
+
+
+def create_operation(
+    session: Session,
+    subscription: MarketplaceSubscription,
+    *,
+    action: OperationAction = OperationAction.CHANGE_QUANTITY,
+    state: OperationState = OperationState.REPORTED,
+    **fields: Any,
+) -> MarketplaceOperation:
+    """A Marketplace operation on the subscription, already reported by default."""
+    operation = MarketplaceOperation(
+        **{
+            "id": str(uuid.uuid4()),
+            "subscription_id": subscription.id,
+            "action": action.value,
+            "marketplace_status": "Succeeded" if state == OperationState.REPORTED else "InProgress",
+            "state": state.value,
+            **fields,
+        }
+    )
+    session.add(operation)
+    session.flush()
+    return operation
+
+
+def create_private_endpoint_connection(
+    session: Session, cluster: Cluster, *, status: ConnectionStatus = ConnectionStatus.PENDING, **fields: Any
+) -> PrivateEndpointConnection:
+    """A connection on the cluster's Private Link Service from a consumer subscription, pending by default."""
+    source = str(uuid.uuid4())
+    name = fields.pop("connection_name", f"pe-{uuid.uuid4().hex[:10]}")
+    connection = PrivateEndpointConnection(
+        **{
+            "cluster_id": cluster.id,
+            "tenant_id": cluster.tenant_id,
+            "connection_name": name,
+            "arm_connection_id": f"{cluster.pls_resource_id or '/pls'}/privateEndpointConnections/{name}",
+            "private_endpoint_id": f"/subscriptions/{source}/resourceGroups/consumer/providers/"
+            f"Microsoft.Network/privateEndpoints/{name}",
+            "source_subscription_id": source,
+            "status": status.value,
+            **fields,
+        }
+    )
+    session.add(connection)
+    session.flush()
+    return connection
+
+
+def create_key_rotation(
+    session: Session, cluster: Cluster, *, state: KeyRotationState = KeyRotationState.COMPLETED, **fields: Any
+) -> KeyRotation:
+    """A finished rotation of the cluster's key by default."""
+    rotation = KeyRotation(
+        **{
+            "cluster_id": cluster.id,
+            "requested_by": "policy:key-rotation",
+            "state": state.value,
+            "key_id_before": cluster.key_id,
+            **fields,
+        }
+    )
+    session.add(rotation)
+    session.flush()
+    return rotation

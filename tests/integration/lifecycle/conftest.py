@@ -36,21 +36,26 @@ class ControlPlane:
     group: ProcessGroup
 
 
-@pytest.fixture
-def database(database_url: str) -> Iterator[Database]:
-    """As the shared fixture, but the cleanup retries: the running worker may still add rows while it deletes."""
-    database = Database(database_url)
-    yield database
+def delete_test_rows(database: Database) -> None:
+    """Empty every table but the catalog, retrying: the running worker may still add rows while it deletes."""
     for attempt in range(1, CLEANUP_ATTEMPTS + 1):
         try:
             with database.engine.begin() as connection:
                 for table in reversed(metadata.sorted_tables):
                     if table.name not in CATALOG_TABLES:
                         connection.execute(table.delete())
-            break
+            return
         except DBAPIError:  # a foreign key or deadlock against the still-running worker
             if attempt == CLEANUP_ATTEMPTS:
                 raise
+
+
+@pytest.fixture
+def database(database_url: str) -> Iterator[Database]:
+    """As the shared fixture, but the cleanup retries (see delete_test_rows)."""
+    database = Database(database_url)
+    yield database
+    delete_test_rows(database)
     database.dispose()
 
 
