@@ -30,16 +30,34 @@ def api(
     host: Annotated[str | None, typer.Option(help="Interface to bind; defaults to CP_API_HOST.")] = None,
     port: Annotated[int | None, typer.Option(help="Port; defaults to CP_API_PORT.")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Uvicorn worker processes.")] = 1,
+    reuse_port: Annotated[
+        bool, typer.Option(help="Bind with SO_REUSEPORT so several API processes share one port (one worker each).")
+    ] = False,
 ) -> None:
     """Serve the HTTP API (landing page, webhook, JSON API, portal)."""
     import uvicorn
 
     settings = settings_or_exit()
+    bind_host = host or settings.api_host
+    bind_port = port if port is not None else settings.api_port
+    if reuse_port:
+        import socket
+
+        # The kernel spreads connections over every process bound this way; one killed leaves the others serving.
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        listener.bind((bind_host, bind_port))
+        config = uvicorn.Config(
+            "api.app:create_app", factory=True, host=bind_host, port=bind_port, log_config=None, access_log=False
+        )
+        uvicorn.Server(config).run(sockets=[listener])
+        return
     uvicorn.run(
         "api.app:create_app",
         factory=True,
-        host=host or settings.api_host,
-        port=port if port is not None else settings.api_port,
+        host=bind_host,
+        port=bind_port,
         workers=workers,
         log_config=None,
         access_log=False,
@@ -56,9 +74,9 @@ def worker(
 ) -> None:
     """Run a Celery worker that consumes outbox messages and scheduled jobs."""
     settings = settings_or_exit()
-    from workers.celery_app import celery_app
+    from workers.celery_app import run_worker
 
-    celery_app.worker_main(
+    run_worker(
         [
             "worker",
             f"--loglevel={settings.log_level}",
@@ -238,12 +256,50 @@ def emulators(
 @app.command()
 def sandbox(
     serve: Annotated[bool, typer.Option(help="Keep everything running after the demo until Ctrl-C.")] = False,
-    data_dir: Annotated[Path, typer.Option(help="Working folder; wiped at start.")] = Path("var/sandbox"),
+    data_dir: Annotated[Path | None, typer.Option(help="Working folder; wiped at start.")] = None,
+    scenario: Annotated[
+        str, typer.Option(help="demo: the guided demo; full: the end-to-end run with invariants (exit 1 if one fails).")
+    ] = "demo",
+    seed: Annotated[int, typer.Option(help="full: seed of the workload and the chaos.")] = 20261128,
+    subscriptions: Annotated[int, typer.Option(min=1, max=5000, help="full: purchases.")] = 50,
+    events: Annotated[
+        int | None, typer.Option(min=0, help="full: customer actions after provisioning (default 3 per purchase).")
+    ] = None,
+    hours: Annotated[float, typer.Option(min=1, max=20, help="full: simulated hours of usage metered.")] = 4.0,
+    chaos: Annotated[bool, typer.Option(help="full: inject seeded faults while the workload runs.")] = True,
+    chaos_intensity: Annotated[float, typer.Option(min=0.1, max=10, help="full: scales the faults injected.")] = 1.0,
+    backend: Annotated[
+        str, typer.Option(help="full: auto (PostgreSQL + a private Redis when there), embedded or scaled.")
+    ] = "auto",
+    postgres_url: Annotated[
+        str, typer.Option(help="full: PostgreSQL server of the scaled backend (a schema is made per run).")
+    ] = "postgresql+psycopg://postgres@127.0.0.1:5432/test",
 ) -> None:
-    """Run the end-to-end demo on the embedded default (SQLite, embedded broker, local emulators)."""
+    """Run the end-to-end demo, or with --scenario full the whole system under load (and chaos) with invariants."""
+    if scenario == "full":
+        from cli.scenario.full import ScenarioOptions, run_full_scenario
+
+        if backend not in ("auto", "embedded", "scaled"):
+            typer.secho("--backend must be auto, embedded or scaled", fg=typer.colors.RED, err=True)
+            raise typer.Exit(code=2)
+        options = ScenarioOptions(
+            data_dir=(data_dir or Path("var/scenario")).resolve(),
+            seed=seed,
+            subscriptions=subscriptions,
+            events=events,
+            hours=hours,
+            chaos=chaos,
+            chaos_intensity=chaos_intensity,
+            backend=backend,  # type: ignore[arg-type]  # checked above
+            postgres_url=postgres_url,
+        )
+        raise typer.Exit(code=run_full_scenario(options))
+    if scenario != "demo":
+        typer.secho("--scenario must be demo or full", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2)
     from cli.sandbox import run_sandbox
 
-    raise typer.Exit(code=run_sandbox(data_dir.resolve(), serve=serve))
+    raise typer.Exit(code=run_sandbox((data_dir or Path("var/sandbox")).resolve(), serve=serve))
 
 
 if __name__ == "__main__":

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
+import threading
+import time
 from typing import Any
 
 from celery import Celery, signals
+from celery.platforms import EX_FAILURE
 
 from core.correlation import CORRELATION_HEADER, current_correlation_id
 from core.db import reset_databases
@@ -24,6 +30,31 @@ def create_celery_app() -> Celery:
 
 
 celery_app = create_celery_app()
+logger = logging.getLogger(__name__)
+# A worker that stops on its own sooner than this after starting is failing to start: exit, do not loop.
+RESTART_AFTER_RUNNING_SECONDS = 10.0
+
+
+def run_worker(arguments: list[str]) -> None:
+    """Run `celery worker`; if it gives up on its own, start it afresh in this same process.
+
+    Celery stops with an "Unrecoverable error" on some broker failures (kombu raising while it tidies up
+    after a restarted Redis went away mid-acknowledgement); the worker must come back, as a supervisor would
+    bring it back, rather than leave the deployment without consumers. Unacknowledged work is redelivered.
+    A shutdown by signal or by remote control is respected.
+    """
+    told_to_stop = threading.Event()
+    exit_codes: list[int | str | None] = []
+    signals.worker_shutting_down.connect(lambda **_: told_to_stop.set(), weak=False)
+    signals.worker_shutdown.connect(lambda sender, **_: exit_codes.append(sender.exitcode), weak=False)
+    started = time.monotonic()
+    celery_app.worker_main(arguments)
+    ran_for = time.monotonic() - started
+    gave_up = bool(exit_codes) and exit_codes[-1] == EX_FAILURE and not told_to_stop.is_set()
+    if not gave_up or ran_for < RESTART_AFTER_RUNNING_SECONDS:
+        return
+    logger.error("the worker stopped by itself after %.0f s; starting it afresh", ran_for)
+    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])  # noqa: S606  # our own command line again
 
 
 @signals.before_task_publish.connect

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from core.clusters.service import change_desired_spec
@@ -30,6 +31,7 @@ from core.subscriptions.service import (
     cluster_of,
     find_subscription,
     known_status,
+    lock_subscription,
     transition_subscription,
 )
 
@@ -77,8 +79,12 @@ def reconcile_subscription(
     *,
     actor: str,
     redrive_before: datetime,
+    listed_at: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """Repair one subscription: adopt what we never heard of, follow Marketplace's status, re-drive stuck work."""
+    """Repair one subscription: adopt what we never heard of, follow Marketplace's status, re-drive stuck work.
+
+    `listed_at` is when Marketplace was read: an operation of ours that moved since makes that status stale.
+    """
     changes: list[dict[str, Any]] = []
     ours = find_subscription(session, remote.id)
     if ours is None:
@@ -86,8 +92,12 @@ def reconcile_subscription(
             return changes
         ours = adopt_subscription(session, remote, actor=actor)
         changes.append({"subscription_id": remote.id, "change": "subscription_adopted", "status": remote.status})
+    else:
+        # Locked before comparing, as the webhook path does: a transition committed meanwhile is seen, not redone.
+        ours = lock_subscription(session, remote.id)
     target = known_status(remote.status)
-    if target is not None and ours.status != target.value:
+    settling = target is not None and _status_settling(session, ours.id, target, pending_operations, listed_at)
+    if target is not None and ours.status != target.value and not settling:
         before = ours.status
         if transition_subscription(session, ours, target, actor=actor, reason="reconciled with Marketplace"):
             changes.append(
@@ -133,3 +143,32 @@ def reconcile_subscription(
             {"operation_id": stuck_operation.id, "change": "operation_redriven", "state": stuck_operation.state}
         )
     return changes
+
+
+def _status_settling(
+    session: Session,
+    subscription_id: str,
+    target: SubscriptionStatus,
+    pending_operations: list[FulfillmentOperation],
+    listed_at: datetime | None,
+) -> bool:
+    """True when Marketplace's status may lag ours: a Reinstate in flight, or our operations moved since the read.
+
+    A Reinstate applied here (Subscribed) stays Suspended at Marketplace until we report it; following
+    Marketplace then would suspend the cluster again. Unsubscribed is terminal and is followed regardless.
+    """
+    if target == SubscriptionStatus.UNSUBSCRIBED:
+        return False
+    if any(operation.action == OperationAction.REINSTATE.value for operation in pending_operations):
+        return True
+    unfinished = [state.value for state in UNFINISHED_OPERATION_STATES]
+    moving: sa.ColumnElement[bool] = sa.and_(
+        col(MarketplaceOperation.action) == OperationAction.REINSTATE.value,
+        col(MarketplaceOperation.state).in_(unfinished),
+    )
+    if listed_at is not None:
+        moving = sa.or_(moving, col(MarketplaceOperation.updated_at) >= listed_at)
+    in_flight = session.exec(
+        select(MarketplaceOperation.id).where(MarketplaceOperation.subscription_id == subscription_id, moving)
+    ).first()
+    return in_flight is not None

@@ -200,6 +200,7 @@ def reconcile_scheduled() -> None:
 
 def reconcile(session: Session, client: FulfillmentClient, report_row: MarketplaceReconciliationReport) -> None:
     """List everything from Marketplace first, then repair in this transaction and write the report."""
+    listed_at = utc_now()
     try:
         remote_subscriptions = client.list_subscriptions()
         pending = {
@@ -216,7 +217,12 @@ def reconcile(session: Session, client: FulfillmentClient, report_row: Marketpla
     for remote in remote_subscriptions:
         changes.extend(
             reconcile_subscription(
-                session, remote, pending.get(remote.id, []), actor=WORKER_ACTOR, redrive_before=redrive_before
+                session,
+                remote,
+                pending.get(remote.id, []),
+                actor=WORKER_ACTOR,
+                redrive_before=redrive_before,
+                listed_at=listed_at,
             )
         )
     finish_report(
