@@ -163,3 +163,24 @@ def create_key_rotation(
     session.add(rotation)
     session.flush()
     return rotation
+
+
+def webhook_payload(subscription_id: str | None = None, **overrides: Any) -> dict[str, Any]:
+    """A well-formed Marketplace webhook body (ChangeQuantity, fresh operation id); `overrides` replace fields."""
+    subscription_id = subscription_id or str(uuid.uuid4())
+    return {
+        "id": str(uuid.uuid4()),
+        "activityId": str(uuid.uuid4()),
+        "subscriptionId": subscription_id,
+        "publisherId": "vastdata1234567890",
+        "offerId": DEFAULT_OFFER_ID,
+        "planId": "standard",
+        "quantity": 3,
+        "action": "ChangeQuantity",
+        "timeStamp": "2026-11-26T01:00:00Z",
+        "status": "InProgress",
+        "operationRequestSource": "Azure",
+        "subscription": {"id": subscription_id, "saasSubscriptionStatus": "Subscribed"},
+        "purchaseToken": None,
+        **overrides,
+    }

@@ -22,30 +22,21 @@ from core.outbox.models import OutboxMessage
 from core.subscriptions.models import MarketplaceOperation
 from tests.integration.lifecycle.conftest import ActiveSubscription, ControlPlane
 from tests.integration.lifecycle.marketplace_driver import Emulators
+from tests.support.factories import webhook_payload
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(90)]
 MARKETPLACE_APP_ID = "20e940b3-4c77-4b0b-9a53-9e16a1b010a7"
 
 
 def _body(subscription_id: str | None = None, **overrides: Any) -> dict[str, Any]:
+    """A webhook carrying fields Marketplace may add later, which must be tolerated."""
     subscription_id = subscription_id or str(uuid.uuid4())
-    return {
-        "id": str(uuid.uuid4()),
-        "activityId": str(uuid.uuid4()),
-        "subscriptionId": subscription_id,
-        "publisherId": "vastdata1234567890",
-        "offerId": "vast-blob-facade",
-        "planId": "standard",
-        "quantity": 3,
-        "action": "ChangeQuantity",
-        "timeStamp": "2026-11-26T01:00:00Z",
-        "status": "InProgress",
-        "operationRequestSource": "Azure",
-        "subscription": {"id": subscription_id, "saasSubscriptionStatus": "Subscribed", "newField": {"x": 1}},
-        "purchaseToken": None,
-        "someFutureField": "tolerated",
+    return webhook_payload(
+        subscription_id,
+        subscription={"id": subscription_id, "saasSubscriptionStatus": "Subscribed", "newField": {"x": 1}},
+        someFutureField="tolerated",
         **overrides,
-    }
+    )
 
 
 def _post(base_url: str, *, token: str | None, content: bytes) -> httpx.Response:

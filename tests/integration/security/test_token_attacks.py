@@ -37,6 +37,7 @@ from core.subscriptions.models import MarketplaceOperation
 from tests.conftest import start_api
 from tests.integration.lifecycle.conftest import ActiveSubscription, ControlPlane
 from tests.integration.lifecycle.marketplace_driver import OPERATOR_OBJECT_ID, Emulators
+from tests.support.factories import webhook_payload
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(60)]
 MARKETPLACE_APP_ID = "20e940b3-4c77-4b0b-9a53-9e16a1b010a7"
@@ -202,22 +203,7 @@ WEBHOOK_ATTACKS: dict[str, tuple[TokenFactory, str]] = {
 
 def webhook_body() -> dict[str, Any]:
     """A well-formed ChangeQuantity webhook, so a refusal can only come from the token."""
-    subscription_id = str(uuid.uuid4())
-    return {
-        "id": str(uuid.uuid4()),
-        "activityId": str(uuid.uuid4()),
-        "subscriptionId": subscription_id,
-        "publisherId": "vastdata1234567890",
-        "offerId": "vast-blob-facade",
-        "planId": "standard",
-        "quantity": 3,
-        "action": "ChangeQuantity",
-        "timeStamp": "2026-11-26T01:00:00Z",
-        "status": "InProgress",
-        "operationRequestSource": "Azure",
-        "subscription": {"id": subscription_id, "saasSubscriptionStatus": "Subscribed"},
-        "purchaseToken": None,
-    }
+    return webhook_payload()
 
 
 def post_webhook(base_url: str, token: str, body: dict[str, Any]) -> httpx.Response:
