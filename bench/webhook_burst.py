@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import base64
 import json
-import os
 import secrets
 import subprocess
 import sys
@@ -39,6 +38,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import core.models  # noqa: F401  # registers every table
 from api.browser_session import BrowserSession
 from api.rate_limits import RateLimitMiddleware
+from bench.entra_for_webhooks import api_environment, start_entra
 from cli.processes import free_port, wait_until_listening
 from core import migrator
 from core.db import Database, make_engine
@@ -222,27 +222,11 @@ def _burst(options: argparse.Namespace) -> None:
     process: subprocess.Popen[bytes] | None = None
     try:
         migrator.upgrade(url)
-        from emulators.common.faults import FaultInjector
-        from emulators.entra import EntraEmulator
-        from emulators.entra.directory import DEFAULT_DIRECTORY_PATH, Directory
-
-        entra = EntraEmulator(Directory.load(DEFAULT_DIRECTORY_PATH), FaultInjector())
-        suite.add(entra)
-        state = suite.start()["entra"]
-        publisher_app = state["apps"]["publisher-fulfillment"]
+        entra, entra_environment = start_entra(suite)
         port = free_port()
         environment = {
-            **os.environ,
+            **api_environment(entra_environment, state_dir, port),
             "CP_DATABASE_URL": url,
-            "CP_DATA_DIR": str(state_dir),
-            "CP_ENTRA_AUTHORITY_HOST": state["authority_url"],
-            "CP_ENTRA_V1_ISSUER_HOST": state["sts_url"],
-            "CP_PUBLISHER_TENANT_ID": state["publisher_tenant_id"],
-            "CP_PUBLISHER_CLIENT_ID": publisher_app["client_id"],
-            "CP_PUBLISHER_CLIENT_SECRET": publisher_app["client_secret"],
-            "CP_CA_BUNDLE": str(suite.tls.ca_path),
-            "CP_LOG_LEVEL": "WARNING",
-            "CP_API_PORT": str(port),
             "CP_RATE_LIMIT_WEBHOOK_PER_SECOND": str(options.webhook_rate),
             "CP_RATE_LIMIT_WEBHOOK_BURST": str(options.webhook_burst),
             "CP_WEBHOOK_BACKLOG_LIMIT": str(options.backlog_limit),

@@ -38,6 +38,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 import core.models  # noqa: F401  # registers every table
+from bench.entra_for_webhooks import api_environment, start_entra
 from cli.processes import free_port, wait_until_listening
 from core import migrator
 from core.catalog.loader import load_catalog, sync_catalog
@@ -375,14 +376,7 @@ def main() -> None:
             sync_catalog(session, load_catalog(DEFAULT_CATALOG_PATH))
         with database.engine.begin() as connection:
             connection.execute(sa.text(f"CREATE TABLE {MINIMAL_TABLE} (natural_id varchar(64) PRIMARY KEY)"))
-        from emulators.common.faults import FaultInjector
-        from emulators.entra import EntraEmulator
-        from emulators.entra.directory import DEFAULT_DIRECTORY_PATH, Directory
-
-        entra = EntraEmulator(Directory.load(DEFAULT_DIRECTORY_PATH), FaultInjector())
-        suite.add(entra)
-        state = suite.start()["entra"]
-        publisher_app = state["apps"]["publisher-fulfillment"]
+        entra, entra_environment = start_entra(suite)
         subscription_id = str(uuid.uuid4())
         with database.session() as session:
             tenant = get_or_create_tenant(session, "3f8b2a61-9d4e-4c7a-8e15-2b6c9d0a4f71")
@@ -398,18 +392,7 @@ def main() -> None:
                 )
             )
         api_port, minimal_port = free_port(), free_port()
-        environment = {
-            **os.environ,
-            "CP_DATA_DIR": str(state_dir),
-            "CP_ENTRA_AUTHORITY_HOST": state["authority_url"],
-            "CP_ENTRA_V1_ISSUER_HOST": state["sts_url"],
-            "CP_PUBLISHER_TENANT_ID": state["publisher_tenant_id"],
-            "CP_PUBLISHER_CLIENT_ID": publisher_app["client_id"],
-            "CP_PUBLISHER_CLIENT_SECRET": publisher_app["client_secret"],
-            "CP_CA_BUNDLE": str(suite.tls.ca_path),
-            "CP_LOG_LEVEL": "WARNING",
-            "CP_API_PORT": str(api_port),
-        }
+        environment = api_environment(entra_environment, state_dir, api_port)
         authorization = f"Bearer {entra.mint_marketplace_webhook_token()}"
         servers = {
             "ceiling": (

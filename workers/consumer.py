@@ -1,8 +1,9 @@
 """Outbox consumers: a delivered message is applied once, whatever the broker redelivers.
 
-The consumer locks the outbox row, returns early when it is already completed, and marks it
-completed in the same transaction as its effect, so a crash before commit leaves it to run again
-and a crash after commit makes the next delivery a no-op.
+The consumer locks the outbox row and returns early when it is already completed, or when the message is
+not the row's (a stale message for a reused id). Otherwise it marks the row completed in the same
+transaction as its effect, so a crash before commit leaves it to run again and a crash after commit makes
+the next delivery a no-op.
 """
 
 from __future__ import annotations
@@ -61,6 +62,11 @@ def outbox_consumer(name: str, *, max_retries: int = 8) -> Callable[[OutboxHandl
                     if message is None:
                         logger.info("outbox message already completed", extra={"outbox_id": outbox_id, "task": name})
                         return "duplicate"
+                    if message.task_name != name or message.arguments != arguments:
+                        # A message for a row since deleted whose id was reused (SQLite reuses the highest rowid):
+                        # applying it would complete the new row with another row's work.
+                        logger.warning("outbox message does not match its row", extra={"outbox_id": outbox_id})
+                        return "stale"
                     handler(session, **arguments)
                     mark_completed(session, message)
                 logger.info("outbox message completed", extra={"outbox_id": outbox_id, "task": name})

@@ -111,3 +111,21 @@ def test_scheduler_relays_the_outbox_to_a_worker(
     finally:
         group.stop_all()
     assert all(message.completed_at is not None for message in _messages(database))
+
+
+@pytest.mark.broker
+def test_a_stale_message_for_a_reused_row_id_is_not_applied_to_the_new_row(
+    database: Database, publisher_app: Celery, worker_processes: ProcessGroup
+) -> None:
+    probe_id = start_probe(database)
+    [message] = _messages(database)
+    # What a message published for an earlier row with the same id looks like: another probe's arguments.
+    publisher_app.send_task(
+        TaskNames.PIPELINE_PROBE,
+        kwargs={"outbox_id": message.id, "arguments": {"probe_id": "an-earlier-row"}},
+        task_id=f"outbox-{message.id}-stale",
+    )
+    assert OutboxRelay(database, celery_publisher(publisher_app)).run_once() == 1
+    assert wait_for_probe(database, probe_id, timeout_seconds=60) is not None
+    assert _probe_effects(database, "an-earlier-row") == 0
+    assert _probe_effects(database, probe_id) == 1
