@@ -85,7 +85,8 @@ def worker(
             f"--queues={queues}",
             "--without-gossip",
             "--without-mingle",
-        ]
+        ],
+        queues=queues.split(","),
     )
 
 

@@ -6,6 +6,7 @@ CP_TEST_DATABASE = sqlite (default) | postgresql; CP_TEST_BROKER = embedded (def
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -38,9 +39,9 @@ def pytest_report_header() -> str:
     return f"control plane backends: database={TEST_DATABASE} broker={TEST_BROKER}"
 
 
-@pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A database migrated to head with the catalog loaded: a SQLite file, or a fresh PostgreSQL schema."""
+@contextlib.contextmanager
+def migrated_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A database migrated to head with the catalog loaded: a SQLite file, or a PostgreSQL schema dropped after."""
     if TEST_DATABASE == "postgresql":
         schema = f"cp_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
         admin = make_engine(POSTGRES_URL)
@@ -55,11 +56,20 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with database.session() as session:
         sync_catalog(session, load_catalog(DEFAULT_CATALOG_PATH))
     database.dispose()
-    yield url
-    if admin is not None:
-        with admin.begin() as connection:
-            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    try:
+        yield url
+    finally:
+        if admin is not None:
+            with admin.begin() as connection:
+                connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+            admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The session's database (see `migrated_database`)."""
+    with migrated_database(tmp_path_factory) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

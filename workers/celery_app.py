@@ -11,6 +11,8 @@ from typing import Any
 
 from celery import Celery, signals
 from celery.platforms import EX_FAILURE
+from sqlalchemy.exc import IntegrityError
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_random
 
 from core.correlation import CORRELATION_HEADER, current_correlation_id
 from core.db import reset_databases
@@ -35,8 +37,24 @@ logger = logging.getLogger(__name__)
 RESTART_AFTER_RUNNING_SECONDS = 10.0
 
 
-def run_worker(arguments: list[str]) -> None:
-    """Run `celery worker`; if it gives up on its own, start it afresh in this same process.
+@retry(
+    retry=retry_if_exception_type(IntegrityError), stop=stop_after_attempt(5), wait=wait_random(0, 0.2), reraise=True
+)
+def declare_task_queues(queues: list[str]) -> None:
+    """Create the worker's task queues on the SQLite broker where they are missing.
+
+    Two workers starting together on the SQLite broker race to insert a queue's row, and inside Celery the
+    loser's IntegrityError ends that worker ("Unrecoverable error"); here a retry simply finds the row.
+    """
+    if not str(celery_app.conf.broker_url).startswith("sqla+"):
+        return  # Redis and RabbitMQ declare idempotently; connecting here would only duplicate Celery's retries
+    with celery_app.connection_for_write() as connection:
+        for queue in queues:
+            connection.default_channel.queue_declare(queue=queue, durable=True, auto_delete=False)
+
+
+def run_worker(arguments: list[str], queues: list[str]) -> None:
+    """Run `celery worker` on `queues` (also named in `arguments`); if it gives up on its own, start it afresh.
 
     Celery stops with an "Unrecoverable error" on some broker failures (kombu raising while it tidies up
     after a restarted Redis went away mid-acknowledgement); the worker must come back, as a supervisor would
@@ -47,6 +65,7 @@ def run_worker(arguments: list[str]) -> None:
     exit_codes: list[int | str | None] = []
     signals.worker_shutting_down.connect(lambda **_: told_to_stop.set(), weak=False)
     signals.worker_shutdown.connect(lambda sender, **_: exit_codes.append(sender.exitcode), weak=False)
+    declare_task_queues(queues)
     started = time.monotonic()
     celery_app.worker_main(arguments)
     ran_for = time.monotonic() - started

@@ -24,7 +24,6 @@ from typing import Any, Literal
 import httpx
 import sqlalchemy as sa
 import typer
-from kombu import Connection
 from pydantic import SecretStr
 
 from cli.emulator_environment import settings_for_emulators
@@ -42,7 +41,6 @@ from core.settings import Settings
 Backend = Literal["auto", "embedded", "scaled"]
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 RESOURCE_GROUP_PREFIX = "rg-scenario-"
-TASK_QUEUE = "celery"  # what `controlplane worker` consumes by default
 PRODUCT_PROCESSES = ("api-1", "api-2", "worker-1", "worker-2", "beat")
 
 
@@ -241,16 +239,6 @@ def scenario_settings(
     return settings_for_emulators(state, **overrides)
 
 
-def declare_task_queue(broker_url: str) -> None:
-    """Create the task queue before the workers start, as a deployment step.
-
-    Two workers declaring it at once on the SQLite broker race to insert the same queue row, and kombu lets
-    the loser's IntegrityError end that worker ("Unrecoverable error").
-    """
-    with Connection(broker_url) as connection:
-        connection.default_channel.queue_declare(queue=TASK_QUEUE, durable=True, auto_delete=False)
-
-
 def build_process_group(settings: Settings, log_dir: Path) -> ProcessGroup:
     """Two API processes on one port, two workers, the scheduler."""
     group = ProcessGroup(log_dir, {**os.environ, **settings.as_environment()})
@@ -309,7 +297,6 @@ def run_full_scenario(options: ScenarioOptions) -> int:
         database = Database(observer_url)
         with database.session() as session:
             sync_catalog(session, load_catalog(settings.catalog_path))
-        declare_task_queue(settings.resolved_broker_url)
         group = build_process_group(settings, data_dir / "logs")
         say("starting api-1, api-2 (one port), worker-1, worker-2 and beat")
         group.start_all()

@@ -79,16 +79,20 @@ def test_rate_limit_headers_count_down_per_subscription(
     arm_state: dict[str, Any],
     arm_subscriptions: dict[str, str],
     ca_bundle: Path,
+    resource_group: str,
 ) -> None:
     token = arm_credential_for("contoso").get_token(*arm_state["credential_scopes"]).token
     with httpx.Client(
         base_url=arm_state["base_url"], verify=str(ca_bundle), headers={"Authorization": f"Bearer {token}"}
     ) as http:
-        url = f"/subscriptions/{arm_subscriptions['contoso']}/resourcegroups"
-        first = http.get(url, params={"api-version": "2025-04-01"})
-        second = http.get(url, params={"api-version": "2025-04-01"})
-    remaining = [int(response.headers["x-ms-ratelimit-remaining-subscription-reads"]) for response in (first, second)]
-    assert remaining[1] < remaining[0]
+        url = f"/subscriptions/{arm_subscriptions['contoso']}/resourcegroups/{resource_group}"
+        # Writes refill at 20 a second: of a few back-to-back writes, some land within 50 ms of the one before,
+        # however slow the machine, so the count goes down (reads refill too fast to show it reliably).
+        responses = [
+            http.put(url, params={"api-version": "2025-04-01"}, json={"location": "westeurope"}) for _ in range(6)
+        ]
+    remaining = [int(response.headers["x-ms-ratelimit-remaining-subscription-writes"]) for response in responses]
+    assert min(remaining[1:]) < remaining[0]
 
 
 def test_quota_exceeded_fails_the_deployment_then_scale_set_operations(

@@ -29,7 +29,8 @@ from core.marketplace.fulfillment_client import FulfillmentClient
 from core.messaging import TaskNames
 from core.outbox.service import enqueue
 from core.settings import Settings
-from tests.conftest import REDIS_URL, TEST_BROKER, start_api
+from tests.conftest import REDIS_URL, TEST_BROKER, migrated_database, start_api
+from tests.integration.lifecycle.conftest import delete_test_rows
 from tests.integration.lifecycle.marketplace_driver import Emulators, wait_for
 
 pytestmark = pytest.mark.timeout(120)
@@ -47,13 +48,37 @@ def _storage_overrides() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def limited_api(tmp_path_factory: pytest.TempPathFactory, app_settings: Settings) -> Iterator[str]:
+def own_database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A database of this module's own: no relay or worker of the other tests ever sees its thousand webhooks."""
+    with migrated_database(tmp_path_factory) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def own_database_engine(own_database_url: str) -> Iterator[Database]:
+    database = Database(own_database_url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def own_database(own_database_engine: Database) -> Iterator[Database]:
+    """The module's database, emptied after each test."""
+    yield own_database_engine
+    delete_test_rows(own_database_engine)
+
+
+@pytest.fixture(scope="module")
+def limited_api(
+    tmp_path_factory: pytest.TempPathFactory, app_settings: Settings, own_database_url: str
+) -> Iterator[str]:
     """An API whose JSON API and portal allow 1 request/s with a burst of 3, and that refuses webhooks while
     more than 100 outbox messages wait, asking for a retry after 1 s (the webhook's own limit stays generous).
     """
     group, base_url = start_api(
         tmp_path_factory.mktemp("rate-limit-logs"),
         app_settings,
+        CP_DATABASE_URL=own_database_url,
         CP_RATE_LIMIT_API_PER_SECOND="1",
         CP_RATE_LIMIT_API_BURST=str(BURST),
         CP_RATE_LIMIT_PORTAL_PER_SECOND="1",
@@ -207,9 +232,9 @@ def wait_for_delivery(
 
 
 def test_webhooks_over_the_backlog_bound_get_429_and_marketplace_retries_until_stored(
-    limited_api: str, emulators: Emulators, database: Database, app_settings: Settings, webhook_target: None
+    limited_api: str, emulators: Emulators, own_database: Database, app_settings: Settings, webhook_target: None
 ) -> None:
-    backlog = fill_outbox(database, BACKLOG_LIMIT + 1)
+    backlog = fill_outbox(own_database, BACKLOG_LIMIT + 1)
     token = {"Authorization": f"Bearer {emulators.webhook_token()}", "Content-Type": "application/json"}
     direct_id = str(uuid.uuid4())
     with client_from("127.0.0.15") as http:
@@ -218,7 +243,7 @@ def test_webhooks_over_the_backlog_bound_get_429_and_marketplace_retries_until_s
         )
         assert_precise_refusal(refused, "backlog")
         assert refused.headers["Retry-After"] == "1"
-    assert inbox_ids(database) == []  # refused, so nothing was stored
+    assert inbox_ids(own_database) == []  # refused, so nothing was stored
 
     # Marketplace's own sender meets the bound on an InProgress operation: it must retry, not give up.
     purchase = emulators.purchase(plan_id="standard", quantity=2)
@@ -241,7 +266,7 @@ def test_webhooks_over_the_backlog_bound_get_429_and_marketplace_retries_until_s
     assert throttled["attempts"][0]["retry_after_seconds"] == 1
     assert (second - first).total_seconds() >= 0.9  # Retry-After honoured, not the 0.5 s backoff
 
-    complete_outbox(database, backlog)  # the workers catch up
+    complete_outbox(own_database, backlog)  # the workers catch up
     delivered = wait_for_delivery(
         emulators,
         operation["id"],
@@ -258,11 +283,11 @@ def test_webhooks_over_the_backlog_bound_get_429_and_marketplace_retries_until_s
             f"{limited_api}/marketplace/webhook", content=webhook_body(direct_id, str(uuid.uuid4())), headers=token
         )
         assert stored.status_code == 200
-    assert sorted(inbox_ids(database)) == sorted([direct_id, operation["id"]])  # each stored once, none lost
+    assert sorted(inbox_ids(own_database)) == sorted([direct_id, operation["id"]])  # each stored once, none lost
 
 
 def test_a_burst_of_webhooks_over_the_backlog_bound_is_absorbed_without_loss_or_duplicates(
-    limited_api: str, emulators: Emulators, database: Database
+    limited_api: str, emulators: Emulators, own_database: Database
 ) -> None:
     operation_ids = [str(uuid.uuid4()) for _ in range(BURST_SIZE)]
     result, drains = asyncio.run(
@@ -270,7 +295,7 @@ def test_a_burst_of_webhooks_over_the_backlog_bound_is_absorbed_without_loss_or_
             f"{limited_api}/marketplace/webhook",
             emulators.webhook_token(),
             operation_ids,
-            database,
+            own_database,
             concurrency=BURST_CONCURRENCY,
             local_address="127.0.0.16",
         )
@@ -280,8 +305,8 @@ def test_a_burst_of_webhooks_over_the_backlog_bound_is_absorbed_without_loss_or_
     assert result.throttled > 0
     assert drains >= 1
     assert set(result.statuses) == {200, 429}
-    assert stored_rows(database) == {"inbox": BURST_SIZE, "inbox_distinct": BURST_SIZE, "outbox": BURST_SIZE}
-    assert set(inbox_ids(database)) == set(operation_ids)
+    assert stored_rows(own_database) == {"inbox": BURST_SIZE, "inbox_distinct": BURST_SIZE, "outbox": BURST_SIZE}
+    assert set(inbox_ids(own_database)) == set(operation_ids)
 
 
 def test_health_and_metrics_are_never_throttled(limited_api: str) -> None:
