@@ -35,7 +35,9 @@ def get_session(database: Annotated[Database, Depends(get_app_database)]) -> Ite
 # The largest integer every supported database binds (signed 64-bit): beyond it SQLite's driver raises instead of
 # answering, so a larger id or offset is refused as invalid input before any query runs.
 MAX_DATABASE_INTEGER = 2**63 - 1
-RowId = Annotated[int, Path(ge=1, le=MAX_DATABASE_INTEGER, description="Numeric id of the row")]
+# Numeric primary keys are 32-bit `integer` columns on PostgreSQL, which refuses a larger bound value outright.
+MAX_ROW_ID = 2**31 - 1
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="Numeric id of the row")]
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 DatabaseDep = Annotated[Database, Depends(get_app_database)]
