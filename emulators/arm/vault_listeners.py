@@ -16,6 +16,7 @@ from typing import Any
 
 import uvicorn
 
+from emulators.common.server import tls_server_config
 from emulators.common.tls import EmulatorCertificateAuthority
 
 LISTEN_BACKLOG = 512
@@ -76,16 +77,7 @@ class VaultListeners:
     def _running_server(self, timeout: float) -> _MultiPortServer:
         with self._lock:
             if self._server is None:
-                config = uvicorn.Config(
-                    self.app,
-                    log_level="warning",
-                    ssl_certfile=str(self.tls.cert_path),
-                    ssl_keyfile=str(self.tls.key_path),
-                    lifespan="off",
-                    timeout_keep_alive=30,
-                    # An idle TLS client connection would otherwise hold shutdown until the join times out.
-                    timeout_graceful_shutdown=2,
-                )
+                config = tls_server_config(self.app, self.tls)
                 self._server = _MultiPortServer(config)
                 self._thread = threading.Thread(
                     target=self._server.run, kwargs={"sockets": []}, name="emulator-keyvaults", daemon=True

@@ -12,6 +12,20 @@ import uvicorn
 from emulators.common.tls import EmulatorCertificateAuthority
 
 
+def tls_server_config(app: Any, tls: EmulatorCertificateAuthority) -> uvicorn.Config:
+    """The uvicorn configuration every emulator server uses: HTTPS with the emulators' certificate, quiet logs."""
+    return uvicorn.Config(
+        app,
+        log_level="warning",
+        ssl_certfile=str(tls.cert_path),
+        ssl_keyfile=str(tls.key_path),
+        lifespan="off",
+        timeout_keep_alive=30,
+        # A TLS client that keeps an idle connection open would otherwise hold shutdown until the join times out.
+        timeout_graceful_shutdown=2,
+    )
+
+
 class EmulatorServer:
     """One emulator on one loopback port; `start()` returns its https base URL."""
 
@@ -49,16 +63,7 @@ class EmulatorServer:
         sock.bind((self.host, self._requested_port))
         sock.listen(512)
         self._socket = sock
-        config = uvicorn.Config(
-            self.app,
-            log_level="warning",
-            ssl_certfile=str(self.tls.cert_path),
-            ssl_keyfile=str(self.tls.key_path),
-            lifespan="off",
-            timeout_keep_alive=30,
-            # A TLS client that keeps an idle connection open would otherwise hold shutdown until the join times out.
-            timeout_graceful_shutdown=2,
-        )
+        config = tls_server_config(self.app, self.tls)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [sock]}, name=f"emulator-{self.name}", daemon=True
