@@ -20,6 +20,7 @@ from core.messaging import TaskNames
 from core.models import metadata
 from core.outbox.service import enqueue
 from core.settings import Settings
+from core.subscriptions.models import MarketplaceSubscription
 from emulators.suite import EmulatorSuite
 from tests.conftest import CATALOG_TABLES
 from tests.integration.lifecycle.marketplace_driver import Browser, Emulators, wait_for
@@ -141,4 +142,12 @@ def active_subscription(
         lambda: emulators.marketplace_subscription(subscription_id)["saasSubscriptionStatus"] == "Subscribed",
         what="activation",
     )
+    # Marketplace answers before our transaction commits: the tests that follow act on our record.
+    wait_for(lambda: _status(database, subscription_id) == "Subscribed", what="our subscription to follow")
     return ActiveSubscription(subscription_id, cluster.id)
+
+
+def _status(database: Database, subscription_id: str) -> str | None:
+    with database.session() as session:
+        subscription = session.get(MarketplaceSubscription, subscription_id)
+        return None if subscription is None else subscription.status

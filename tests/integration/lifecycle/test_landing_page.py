@@ -121,21 +121,24 @@ def test_immediate_activation_mode_activates_on_confirmation(
         purchase = emulators.purchase(plan_id="performance", quantity=1)
         progress = browser.confirm(browser.open_landing(purchase["landing_page_url"]))
         assert progress.status_code == 200, progress.text
-        wait_for(
-            lambda: (
-                emulators.marketplace_subscription(purchase["subscription_id"])["saasSubscriptionStatus"]
-                == "Subscribed"
-            ),
-            what="immediate activation",
-        )
-        with database.session() as session:
-            activations = session.exec(
-                select(AuditEvent).where(
-                    AuditEvent.action == "subscription.activated", AuditEvent.subject_id == purchase["subscription_id"]
+
+        def activations() -> list[AuditEvent]:
+            with database.session() as session:
+                return list(
+                    session.exec(
+                        select(AuditEvent).where(
+                            AuditEvent.action == "subscription.activated",
+                            AuditEvent.subject_id == purchase["subscription_id"],
+                        )
+                    ).all()
                 )
-            ).all()
+
+        # Our side commits after Marketplace has answered, so wait on our record, not on Marketplace's status.
+        wait_for(lambda: bool(activations()), what="immediate activation")
+        status = emulators.marketplace_subscription(purchase["subscription_id"])["saasSubscriptionStatus"]
+        assert status == "Subscribed"
         # Activated by the confirmation's own task, not by a convergence (none was reported for it).
-        assert len(activations) == 1
+        assert len(activations()) == 1
     finally:
         with database.session() as session:
             offer = session.get(Offer, "vast-blob-facade")
