@@ -26,6 +26,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         version="0.1.0",
         description="Marketplace fulfilment, provisioning, metering and operations for VAST Blob-API façade clusters.",
         responses=MIDDLEWARE_RESPONSES,
+        # Server spans come from the OpenTelemetry instrumentor below; FastAPI's own would record them twice.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.settings = settings
     app.state.database = database or get_database()
@@ -35,8 +37,12 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     # Traces of every request, continued into the outbox; with an export configured, warnings and errors
     # are spooled for Log Analytics.
     configure_tracing(settings, "api")
-    # One server span per request; the per-message receive/send child spans add cost on every request, no insight.
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics", exclude_spans=["receive", "send"])
+    # One server span per request when spans go somewhere (the per-message receive/send child spans add cost, no
+    # insight); unexported, they would cost a tenth of a webhook's CPU for nothing.
+    if settings.telemetry_traces_exporter != "none":
+        FastAPIInstrumentor.instrument_app(
+            app, excluded_urls="healthz,readyz,metrics", exclude_spans=["receive", "send"]
+        )
     if settings.monitor_ingestion_endpoint:
         install_log_spool(app.state.database, settings.monitor_log_spool_level, "api")
     install_error_handlers(app)
@@ -46,11 +52,12 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     # Inside the correlation middleware, so a 429 is logged and carries a correlation id like any answer.
     install_rate_limits(app, settings, app.state.database)
     app.add_middleware(CorrelationMiddleware)
+    # Routes match in order: the webhook, the hottest route, is looked up first.
+    app.include_router(marketplace.router)
     app.include_router(health.router)
     app.include_router(operations.router)
     app.include_router(clusters.router)
     app.include_router(managed_apps.router)
-    app.include_router(marketplace.router)
     app.include_router(publisher.router)
     app.include_router(billing.router)
     install_portal(app)

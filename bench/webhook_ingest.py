@@ -1,13 +1,17 @@
 """Benchmark: Marketplace webhook ingest (token verified, stored once, audited, outbox row) against PostgreSQL.
 
-Side by side with a minimal FastAPI endpoint that only inserts one row (the stack's ceiling). Both servers run
-the same way: `--processes` single-worker uvicorn processes (uvloop, httptools) sharing one loopback port
-through SO_REUSEPORT (what `cli api --reuse-port` does), with the same engine options.
+Side by side with the stack's ceiling, a minimal FastAPI endpoint that only inserts one row, written two ways:
+in a transaction through the standard engine (pool ping, BEGIN, INSERT, COMMIT: what a plain endpoint does),
+and in autocommit through `Database.run_idempotent_write` (one round trip: how the webhook writes its one
+statement). Every server runs the same way: `--processes` single-worker uvicorn processes (uvloop, httptools)
+sharing one loopback port through SO_REUSEPORT (what `cli api --reuse-port` does).
 The load generator runs in its own process with a lean keep-alive HTTP/1.1 client, so its cost stays off the
-servers' interpreter. Two phases per server: a closed loop (`--concurrency` clients for `--seconds`) for the
-sustained rate, and an open loop at `--rate` requests/s whose latencies count from each request's scheduled
-send time (a stalled server shows up in p99 instead of slowing the load down). About one request in ten
-replays an earlier operation id; afterwards the stored rows are counted to show zero lost or duplicated effects.
+servers' interpreter. All servers start first; then closed loops (`--concurrency` clients for `--seconds`) give
+the sustained rate, the servers taking turns for `--rounds` rounds so that a slow spell of the machine hits each
+alike, and the ratio is taken per round. Last, an open loop at `--rate` requests/s per server, whose latencies
+count from each request's scheduled send time (a stalled server shows up in p99 instead of slowing the load
+down). About one request in ten replays an earlier operation id; afterwards the stored rows are counted to show
+zero lost or duplicated effects.
 
 Wall-clock rates depend on whatever else the machine runs, so each phase also prints the CPU time the server
 processes and their PostgreSQL backends spent per request. Prints figures; asserts nothing.
@@ -54,8 +58,14 @@ REQUEST_TIMEOUT_SECONDS = 10.0
 
 
 def build_minimal_app() -> FastAPI:
-    """The ceiling: parse the JSON body and insert one row, nothing else (CP_BENCH_DATABASE_URL)."""
-    engine = make_engine(os.environ["CP_BENCH_DATABASE_URL"])
+    """The ceiling: parse the JSON body and insert one row, nothing else (CP_BENCH_DATABASE_URL).
+
+    CP_BENCH_CEILING_WRITE says how: `transaction` (the plain way, BEGIN, INSERT, COMMIT on the standard
+    engine) or `autocommit` (the way the webhook writes its one statement, `Database.run_idempotent_write`).
+    """
+    database = Database(os.environ["CP_BENCH_DATABASE_URL"])
+    autocommit = os.environ["CP_BENCH_CEILING_WRITE"] == "autocommit"
+    insert_row = sa.text(f"INSERT INTO {MINIMAL_TABLE} (natural_id) VALUES (:id) ON CONFLICT DO NOTHING")  # noqa: S608
     app = FastAPI()
 
     @app.get("/healthz")
@@ -67,11 +77,11 @@ def build_minimal_app() -> FastAPI:
         body = json.loads(await request.body())
 
         def insert() -> None:
-            with engine.begin() as connection:
-                connection.execute(
-                    sa.text(f"INSERT INTO {MINIMAL_TABLE} (natural_id) VALUES (:id) ON CONFLICT DO NOTHING"),  # noqa: S608
-                    {"id": body["id"]},
-                )
+            if autocommit:
+                database.run_idempotent_write(lambda connection: connection.execute(insert_row, {"id": body["id"]}))
+                return
+            with database.engine.begin() as connection:
+                connection.execute(insert_row, {"id": body["id"]})
 
         await asyncio.to_thread(insert)
         return JSONResponse({"status": "stored"})
@@ -106,6 +116,26 @@ class Phase:
             f"CPU/request: server {self.server_cpu_seconds / requests * 1000:5.2f} ms, "
             f"PostgreSQL {self.database_cpu_seconds / requests * 1000:5.2f} ms"
         )
+
+
+@dataclass
+class Server:
+    """One server under test: its processes, the phases measured on it and the operation ids it was sent."""
+
+    key: str
+    name: str
+    port: int
+    path: str
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    target: Target | None = None
+    closed: list[Phase] = field(default_factory=list)
+    open: Phase | None = None
+    sent_ids: list[str] = field(default_factory=list)
+    acknowledged_ids: set[str] = field(default_factory=set)
+
+    @property
+    def application_name(self) -> str:
+        return f"bench_{self.key.replace('-', '_')}"
 
 
 @dataclass(frozen=True)
@@ -348,13 +378,14 @@ def main() -> None:
     """Run both servers through both phases and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--database", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each phase")
+    parser.add_argument("--rounds", type=int, default=3, help="closed-loop phases per server, taken in turns")
     parser.add_argument("--rate", type=float, default=300.0)
     parser.add_argument("--concurrency", type=int, default=32, help="clients of the closed loop")
     parser.add_argument("--connections", type=int, default=64, help="connections of the open loop")
     parser.add_argument("--processes", type=int, default=2, help="server processes sharing the port, per server")
     parser.add_argument("--serve-minimal", type=int, metavar="PORT", help=argparse.SUPPRESS)
-    parser.add_argument("--only", choices=["ceiling", "webhook"], help="measure one server only")
+    parser.add_argument("--only", choices=["ceiling", "ceiling-autocommit", "webhook"], help="measure one server only")
     options = parser.parse_args()
     if options.serve_minimal:
         serve_minimal(options.serve_minimal)
@@ -391,66 +422,85 @@ def main() -> None:
                     status="Subscribed",
                 )
             )
-        api_port, minimal_port = free_port(), free_port()
+        api_port = free_port()
         environment = api_environment(entra_environment, state_dir, api_port)
         authorization = f"Bearer {entra.mint_marketplace_webhook_token()}"
-        servers = {
-            "ceiling": (
-                "minimal insert (ceiling)",
-                [sys.executable, "-m", "bench.webhook_ingest", "--serve-minimal", str(minimal_port)],
-                minimal_port,
-                "/ingest",
-            ),
-            "webhook": (
-                "webhook (verify + store)",
-                [sys.executable, "-m", "cli.main", "api", "--reuse-port"],
-                api_port,
-                "/marketplace/webhook",
-            ),
-        }
-        results: dict[str, tuple[str, list[Phase], list[str], set[str]]] = {}
-        for key, (name, arguments, port, path) in servers.items():
-            if options.only and key != options.only:
-                continue
-            application_name = f"bench_{key}"
-            server_url = f"{url}&application_name={application_name}"
-            server_environment = {**environment, "CP_DATABASE_URL": server_url, "CP_BENCH_DATABASE_URL": server_url}
-            servers_started = _serve(arguments, server_environment, options.processes, port, state_dir / f"{key}.log")
-            processes.extend(servers_started)
-            target = Target(port, path, authorization, subscription_id)
-            sent_ids: list[str] = []
-            acknowledged_ids: set[str] = set()
-            phases: list[Phase] = []
-            for kind, clients in (("closed", options.concurrency), ("open", options.connections)):
-                server_pids = [pid for process in servers_started for pid in _process_tree(process.pid)]
-                server_before = _cpu_seconds(server_pids)
-                database_before = _cpu_seconds(_backend_pids(admin, application_name))
-                phase, sent_ids, acknowledged_ids = load_process.submit(
-                    run_phase, target, sent_ids, acknowledged_ids, kind, clients, options.rate, options.seconds
-                ).result()
-                phase.server_cpu_seconds = _cpu_spent(server_before, _cpu_seconds(server_pids))
-                phase.database_cpu_seconds = _cpu_spent(
-                    database_before, _cpu_seconds(_backend_pids(admin, application_name))
-                )
-                phases.append(phase)
-            results[key] = (name, phases, sent_ids, acknowledged_ids)
-            for process in servers_started:
-                _stop(process)
-                processes.remove(process)
+        servers = [
+            Server("ceiling", "minimal insert in a transaction (ceiling)", free_port(), "/ingest"),
+            Server("ceiling-autocommit", "minimal insert in autocommit", free_port(), "/ingest"),
+            Server("webhook", "webhook (verify + store)", api_port, "/marketplace/webhook"),
+        ]
+        servers = [server for server in servers if options.only in (None, server.key)]
+        for server in servers:
+            server_url = f"{url}&application_name={server.application_name}"
+            server_environment = {
+                **environment,
+                "CP_DATABASE_URL": server_url,
+                "CP_BENCH_DATABASE_URL": server_url,
+                "CP_BENCH_CEILING_WRITE": "autocommit" if server.key == "ceiling-autocommit" else "transaction",
+            }
+            arguments = (
+                [sys.executable, "-m", "cli.main", "api", "--reuse-port"]
+                if server.key == "webhook"
+                else [sys.executable, "-m", "bench.webhook_ingest", "--serve-minimal", str(server.port)]
+            )
+            server.processes = _serve(
+                arguments, server_environment, options.processes, server.port, state_dir / f"{server.key}.log"
+            )
+            processes.extend(server.processes)
+            server.target = Target(server.port, server.path, authorization, subscription_id)
+
+        def measure(server: Server, kind: str, clients: int) -> Phase:
+            server_pids = [pid for process in server.processes for pid in _process_tree(process.pid)]
+            server_before = _cpu_seconds(server_pids)
+            database_before = _cpu_seconds(_backend_pids(admin, server.application_name))
+            phase, server.sent_ids, server.acknowledged_ids = load_process.submit(
+                run_phase,
+                server.target,
+                server.sent_ids,
+                server.acknowledged_ids,
+                kind,
+                clients,
+                options.rate,
+                options.seconds,
+            ).result()
+            phase.server_cpu_seconds = _cpu_spent(server_before, _cpu_seconds(server_pids))
+            phase.database_cpu_seconds = _cpu_spent(
+                database_before, _cpu_seconds(_backend_pids(admin, server.application_name))
+            )
+            return phase
+
+        # The servers take turns round after round, so a slow spell of the machine hits all of them alike.
+        for _ in range(options.rounds):
+            for server in servers:
+                server.closed.append(measure(server, "closed", options.concurrency))
+        for server in servers:
+            server.open = measure(server, "open", options.connections)
 
         print(
-            f"webhook ingest on PostgreSQL, {options.seconds:.0f} s per phase, "
+            f"webhook ingest on PostgreSQL, {options.rounds} round(s) of {options.seconds:.0f} s per server, "
             f"{options.processes} uvicorn process(es) per server, load average {os.getloadavg()[0]:.1f}"
         )
-        for name, phases, _, _ in results.values():
-            print(f"  {name}")
-            for phase in phases:
+        for server in servers:
+            print(f"  {server.name}")
+            for phase in server.closed:
                 print(f"    {phase.line()}")
-        if "ceiling" in results and "webhook" in results:
-            ratio = results["webhook"][1][0].rate / results["ceiling"][1][0].rate
-            print(f"  sustained webhook rate = {ratio * 100:.0f}% of the ceiling")
-        if "webhook" in results:
-            _, _, sent_ids, acknowledged_ids = results["webhook"]
+            print(f"    {server.open.line()}")
+            print(f"    median sustained rate {statistics.median(phase.rate for phase in server.closed):.1f} req/s")
+        by_key = {server.key: server for server in servers}
+        if "webhook" in by_key:
+            for key in ("ceiling", "ceiling-autocommit"):
+                if key in by_key:
+                    ratios = [
+                        webhook.rate / ceiling.rate
+                        for webhook, ceiling in zip(by_key["webhook"].closed, by_key[key].closed, strict=True)
+                    ]
+                    print(
+                        f"  sustained webhook rate / {by_key[key].name}: median {statistics.median(ratios) * 100:.0f}% "
+                        f"(rounds: {', '.join(f'{ratio * 100:.0f}%' for ratio in ratios)})"
+                    )
+        if "webhook" in by_key:
+            sent_ids, acknowledged_ids = by_key["webhook"].sent_ids, by_key["webhook"].acknowledged_ids
             with database.engine.connect() as connection:
                 stored_ids = set(connection.execute(sa.text("SELECT natural_id FROM inbound_events")).scalars())
             operations = _count(database, "SELECT count(*) FROM marketplace_operations")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import signal
+import socket
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -40,28 +42,23 @@ def api(
     settings = settings_or_exit()
     bind_host = host or settings.api_host
     bind_port = port if port is not None else settings.api_port
+    options: dict[str, Any] = {"factory": True, "host": bind_host, "port": bind_port, "log_config": None}
+    if workers > 1:
+        uvicorn.run("api.app:create_app", workers=workers, access_log=False, **options)  # each worker builds its app
+        return
+    config = uvicorn.Config("api.app:create_app", access_log=False, **options)
+    config.load()
+    # The app and everything imported live as long as the process: keep them out of every later collection pass.
+    gc.freeze()
+    sockets = None
     if reuse_port:
-        import socket
-
         # The kernel spreads connections over every process bound this way; one killed leaves the others serving.
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         listener.bind((bind_host, bind_port))
-        config = uvicorn.Config(
-            "api.app:create_app", factory=True, host=bind_host, port=bind_port, log_config=None, access_log=False
-        )
-        uvicorn.Server(config).run(sockets=[listener])
-        return
-    uvicorn.run(
-        "api.app:create_app",
-        factory=True,
-        host=bind_host,
-        port=bind_port,
-        workers=workers,
-        log_config=None,
-        access_log=False,
-    )
+        sockets = [listener]
+    uvicorn.Server(config).run(sockets=sockets)
 
 
 @app.command()

@@ -7,17 +7,20 @@ is what `SELECT ... FOR UPDATE` gives us on PostgreSQL.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from functools import cache
-from typing import Any
+from functools import cache, cached_property
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session, SQLModel, create_engine
+from tenacity import Retrying, retry_if_exception, stop_after_attempt
+
+T = TypeVar("T")
 
 # Deterministic constraint names, so migrations are the same on SQLite and PostgreSQL.
 SQLModel.metadata.naming_convention = {
@@ -136,7 +139,36 @@ class Database:
 
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = normalize_database_url(url)
+        self.pool_size = pool_size
         self.engine = make_engine(self.url, pool_size=pool_size)
+
+    def run_idempotent_write(self, work: Callable[[sa.Connection], T]) -> T:
+        """Run `work` on a connection where each statement commits by itself, for writes safe to repeat.
+
+        For one-statement writes on a hot path (the webhook): on PostgreSQL the connection comes from a pool
+        of its own in autocommit, without the pre-ping round trip; a connection the server dropped fails its
+        statement, and `work` runs once more on a fresh one. On SQLite it is one ordinary transaction.
+        """
+        if is_sqlite(self.url):
+            with self.engine.begin() as connection:
+                return work(connection)
+        retrying = Retrying(retry=retry_if_exception(_connection_was_dropped), stop=stop_after_attempt(2), reraise=True)
+        result: T = retrying(self._run_in_autocommit, work)
+        return result
+
+    def _run_in_autocommit(self, work: Callable[[sa.Connection], T]) -> T:
+        with self._autocommit_engine.connect() as connection:
+            return work(connection)
+
+    @cached_property
+    def _autocommit_engine(self) -> Engine:
+        return create_engine(
+            self.url,
+            isolation_level="AUTOCOMMIT",
+            pool_size=self.pool_size,
+            max_overflow=self.pool_size,
+            pool_recycle=1800,
+        )
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -154,8 +186,15 @@ class Database:
         with self.engine.connect() as connection:
             connection.execute(sa.text("SELECT 1"))
 
-    def dispose(self) -> None:
-        self.engine.dispose()
+    def dispose(self, *, close: bool = True) -> None:
+        """Release the pools; `close=False` forgets connections inherited from a parent process without closing them."""
+        self.engine.dispose(close=close)
+        if "_autocommit_engine" in self.__dict__:  # only when it was ever used
+            self._autocommit_engine.dispose(close=close)
+
+
+def _connection_was_dropped(error: BaseException) -> bool:
+    return isinstance(error, sa.exc.DBAPIError) and error.connection_invalidated
 
 
 _databases: dict[str, Database] = {}
@@ -177,5 +216,5 @@ def get_database() -> Database:
 def reset_databases() -> None:
     """Forget engines inherited from a parent process (prefork workers must open their own connections)."""
     for database in _databases.values():
-        database.engine.dispose(close=False)
+        database.dispose(close=False)
     _databases.clear()

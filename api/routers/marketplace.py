@@ -394,8 +394,8 @@ def _handle_webhook(
             raise BadRequest("subscriptionId does not match subscription.id of the body")
     except (Unauthenticated, BadRequest) as error:
         return _refuse(database, error.status_code, error.code, error.message, None)
-    with database.session() as db:
-        receipt = record_webhook(db, payload, raw_body=body)
+    # One idempotent statement: no transaction to open and commit around it (and a dropped connection is retried).
+    receipt = database.run_idempotent_write(lambda connection: record_webhook(connection, payload, raw_body=body))
     return JSONResponse(
         {"operation_id": receipt.operation_id, "status": "accepted" if receipt.created else "duplicate"}
     )

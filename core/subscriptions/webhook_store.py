@@ -4,7 +4,7 @@ This is the API's hottest write, so it skips the ORM unit of work and runs Core 
 backend. On PostgreSQL the four inserts are one statement, data-modifying CTEs that all hang off the inbox
 insert: a replay (its (source, natural id) key already taken, or taken by a concurrent twin that commits
 first) inserts nothing anywhere, in one round trip. SQLite has no data-modifying CTEs; there the same rows
-are inserted one statement after another. Nothing is committed here: the request boundary commits.
+are inserted one statement after another. Nothing is committed here: the caller's connection decides.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session
 
 from core.audit.models import AuditEvent, AuditOutcome
 from core.correlation import current_correlation_id, new_correlation_id
@@ -46,15 +45,15 @@ class WebhookReceipt:
     created: bool
 
 
-def record_webhook(session: Session, payload: WebhookPayload, *, raw_body: dict[str, Any]) -> WebhookReceipt:
-    """Store a verified webhook once (inbox, operation row, audit event, outbox) in the caller's transaction.
+def record_webhook(connection: sa.Connection, payload: WebhookPayload, *, raw_body: dict[str, Any]) -> WebhookReceipt:
+    """Store a verified webhook once (inbox, operation row, audit event, outbox) on the caller's connection.
 
-    The operation row is written only for a subscription we know, and never over a row reconciliation
-    adopted before the webhook arrived; the audit event says which case it was.
+    On PostgreSQL this is one statement, safe to run in autocommit and to repeat (`Database.run_idempotent_write`);
+    on SQLite the caller's transaction holds the four inserts together. The operation row is written only for a
+    subscription we know, and never over a row reconciliation adopted before the webhook arrived; the audit event
+    says which case it was.
     """
     parameters = _parameters(payload, raw_body)
-    # Core statements on the session's connection: the ORM's execute machinery has nothing to add here.
-    connection = session.connection()
     if connection.dialect.name == "postgresql":
         event_id = connection.execute(_store_in_one_statement(), parameters).scalar()
     else:

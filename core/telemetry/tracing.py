@@ -24,6 +24,7 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
     SpanExportResult,
 )
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from core.settings import Settings
@@ -98,12 +99,14 @@ def configure_tracing(settings: Settings, component: str) -> TracerProvider:
         current = trace.get_tracer_provider()
         if isinstance(current, TracerProvider):
             return current
+        exporter = build_span_exporter(settings)
         provider = TracerProvider(
             resource=Resource.create(
                 {"service.name": settings.telemetry_service_name, "service.instance.id": f"{component}-{os.getpid()}"}
-            )
+            ),
+            # With nowhere to send spans, recording them would only cost CPU on every request and task.
+            sampler=None if exporter is not None else ALWAYS_OFF,
         )
-        exporter = build_span_exporter(settings)
         if exporter is not None:
             # Local files are written synchronously so a span is on disk when its request returns.
             processor = SimpleSpanProcessor(exporter) if settings.telemetry_traces_exporter == "jsonl" else None

@@ -5,8 +5,10 @@ from __future__ import annotations
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from sqlmodel import select
 
 from core.audit.models import AuditEvent
@@ -16,8 +18,9 @@ from core.inbox.service import record_inbound_event
 from core.outbox.models import OutboxMessage
 from core.subscriptions.models import MarketplaceOperation, MarketplaceSubscription, OperationState
 from core.subscriptions.schemas import WebhookPayload
-from core.subscriptions.webhook_store import record_webhook
+from core.subscriptions.webhook_store import WebhookReceipt, record_webhook
 from core.tenants.service import get_or_create_tenant
+from tests.conftest import TEST_DATABASE
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -83,10 +86,8 @@ def test_webhook_for_an_operation_reconciliation_already_adopted_keeps_the_adopt
         "quantity": 2,
     }
 
-    with database.session() as session:
-        receipt = record_webhook(session, WebhookPayload.model_validate(body), raw_body=body)
-    with database.session() as session:
-        replay = record_webhook(session, WebhookPayload.model_validate(body), raw_body=body)
+    receipt = _store(database, body)
+    replay = _store(database, body)
 
     assert (receipt.created, replay.created) == (True, False)
     with database.session() as session:
@@ -127,8 +128,7 @@ def test_webhook_for_a_known_subscription_stores_the_operation_with_its_defaults
         "timeStamp": "2026-11-26T00:00:00Z",
     }
 
-    with database.session() as session:
-        assert record_webhook(session, WebhookPayload.model_validate(body), raw_body=body).created
+    assert _store(database, body).created
 
     with database.session() as session:
         operation = session.get(MarketplaceOperation, operation_id)
@@ -143,3 +143,30 @@ def test_webhook_for_a_known_subscription_stores_the_operation_with_its_defaults
     assert operation.time_stamp.isoformat() == "2026-11-26T00:00:00+00:00"
     assert operation.received_at is not None
     assert operation.updated_at is not None
+
+
+@pytest.mark.skipif(TEST_DATABASE != "postgresql", reason="SQLite has no server to drop a connection")
+def test_a_connection_the_server_dropped_is_replaced_and_the_webhook_stored_once(database: Database) -> None:
+    first = {"id": str(uuid.uuid4()), "subscriptionId": str(uuid.uuid4()), "action": "Renew", "status": "Succeeded"}
+    assert _store(database, first).created
+    # The pool's connection is now idle; the server drops it, as a failover or an idle timeout would.
+    with database.engine.begin() as admin:
+        pooled_backend = database.run_idempotent_write(
+            lambda connection: connection.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+        )
+        admin.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pooled_backend})
+
+    second = {**first, "id": str(uuid.uuid4())}
+    assert _store(database, second).created
+    assert not _store(database, second).created
+    with database.session() as session:
+        stored = session.exec(
+            select(InboundEvent.natural_id).where(InboundEvent.natural_id.in_([first["id"], second["id"]]))  # type: ignore[attr-defined]
+        ).all()
+    assert sorted(stored) == sorted([first["id"], second["id"]])
+
+
+def _store(database: Database, body: dict[str, Any]) -> WebhookReceipt:
+    return database.run_idempotent_write(
+        lambda connection: record_webhook(connection, WebhookPayload.model_validate(body), raw_body=body)
+    )
