@@ -23,6 +23,7 @@ from sqlmodel import func, select
 
 import core.models  # noqa: F401  # registers every table
 from bench.metering_submission import wait_for_state
+from bench.termination import exit_cleanly_on_sigterm
 from cli.emulator_environment import settings_for_emulators
 from cli.processes import ProcessGroup
 from core import migrator
@@ -71,6 +72,7 @@ def _children(pid: int) -> list[int]:
 
 def main() -> None:
     """Run the benchmark and print its figures."""
+    exit_cleanly_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--clusters", type=int, default=100)
     parser.add_argument("--latency", type=float, default=1.0, help="seconds per ARM deployment")

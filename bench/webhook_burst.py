@@ -39,6 +39,7 @@ import core.models  # noqa: F401  # registers every table
 from api.browser_session import BrowserSession
 from api.rate_limits import RateLimitMiddleware
 from bench.entra_for_webhooks import api_environment, start_entra
+from bench.termination import exit_cleanly_on_sigterm
 from cli.processes import free_port, wait_until_listening
 from core import migrator
 from core.db import Database, make_engine
@@ -357,6 +358,7 @@ def _base64url(data: bytes) -> str:
 
 def main() -> None:
     """Run the burst, then the per-request overhead, and print the figures."""
+    exit_cleanly_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database", default="sqlite", help="sqlite, or a PostgreSQL URL (a throwaway schema)")
     parser.add_argument("--count", type=int, default=10_000)

@@ -43,6 +43,7 @@ from fastapi.responses import JSONResponse
 
 import core.models  # noqa: F401  # registers every table
 from bench.entra_for_webhooks import api_environment, start_entra
+from bench.termination import exit_cleanly_on_sigterm
 from cli.processes import free_port, wait_until_listening
 from core import migrator
 from core.catalog.loader import load_catalog, sync_catalog
@@ -375,7 +376,8 @@ def _count(database: Database, statement: str) -> int:
 
 
 def main() -> None:
-    """Run both servers through both phases and print the figures."""
+    """Run the servers through their phases and print the figures."""
+    exit_cleanly_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--database", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each phase")

@@ -194,7 +194,7 @@ class ArmEmulator:
                 "type": "Microsoft.KeyVault/vaults/keys",
                 "properties": {
                     "kty": latest.key_type,
-                    "keySize": latest.private_key.key_size,
+                    "keySize": latest.key_size,
                     "keyOps": latest.operations,
                 },
             }

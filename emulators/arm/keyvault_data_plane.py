@@ -186,9 +186,7 @@ class KeyVaultService:
         """A new version with the same type, size and operations."""
         key = vault.key(key_name)
         latest = key.latest
-        version = new_key_version(
-            latest.key_type, latest.private_key.key_size, latest.operations, {"enabled": True}, latest.tags
-        )
+        version = new_key_version(latest.key_type, latest.key_size, latest.operations, {"enabled": True}, latest.tags)
         with self._lock:
             key.versions.append(version)
         return key

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,11 +64,17 @@ def _oaep(algorithm: str) -> padding.AsymmetricPadding:
 
 @dataclass
 class KeyVersion:
-    """One version of a key, with its private RSA material."""
+    """One version of a key, with its private RSA material.
+
+    The material is generated when first used (a read of the public key, a wrap or an unwrap), not when the
+    version is created: RSA generation takes up to a second of CPU, and a thousand clusters provisioned at
+    once must not wait on the emulator's 2 cores for keys nobody has read yet. Key Vault makes its keys on
+    its own hardware, so our control plane never pays this in Azure.
+    """
 
     version: str
     key_type: str
-    private_key: rsa.RSAPrivateKey
+    key_size: int
     operations: list[str]
     enabled: bool = True
     not_before: int | None = None
@@ -75,6 +82,16 @@ class KeyVersion:
     tags: dict[str, str] = field(default_factory=dict)
     created: int = field(default_factory=lambda: int(time.time()))
     updated: int = field(default_factory=lambda: int(time.time()))
+    _material: rsa.RSAPrivateKey | None = field(default=None, repr=False)
+    _material_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    @property
+    def private_key(self) -> rsa.RSAPrivateKey:
+        """The RSA material, generated once on first use."""
+        with self._material_lock:
+            if self._material is None:
+                self._material = rsa.generate_private_key(public_exponent=65537, key_size=self.key_size)
+            return self._material
 
     def wrap(self, algorithm: str, plaintext: bytes) -> bytes:
         """Encrypt a data key with the public half."""
@@ -122,7 +139,7 @@ def new_key_version(
     attributes: dict[str, Any] | None,
     tags: dict[str, str] | None,
 ) -> KeyVersion:
-    """Generate RSA material for a new version."""
+    """A new version (its RSA material is generated on first use)."""
     if key_type not in ("RSA", "RSA-HSM"):
         raise KeyVaultError(
             400, "BadParameter", f"Key type '{key_type}' is not supported by this emulator; use RSA or RSA-HSM."
@@ -133,7 +150,7 @@ def new_key_version(
     return KeyVersion(
         version=secrets.token_hex(16),
         key_type=key_type,
-        private_key=rsa.generate_private_key(public_exponent=65537, key_size=key_size),
+        key_size=key_size,
         operations=list(operations or DEFAULT_KEY_OPERATIONS),
         enabled=bool(attributes.get("enabled", True)),
         not_before=attributes.get("nbf"),
