@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlmodel import Session, select
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
 
 from core.correlation import current_correlation_id
-from core.db import insert_unless_conflicting
+from core.db import insert_unless_conflicting, utc_now
 from core.inbox.models import InboundEvent, InboundSource
 
 
@@ -33,3 +34,16 @@ def record_inbound_event(
         select(InboundEvent).where(InboundEvent.source == source.value, InboundEvent.natural_id == natural_id)
     ).one()
     return existing, False
+
+
+def mark_processed(session: Session, source: InboundSource, natural_id: str) -> None:
+    """Record when the event's work was taken up (applied, or refused as stale); the first time is kept."""
+    session.execute(
+        sa.update(InboundEvent)
+        .where(
+            col(InboundEvent.source) == source.value,
+            col(InboundEvent.natural_id) == natural_id,
+            col(InboundEvent.processed_at).is_(None),
+        )
+        .values(processed_at=utc_now())
+    )

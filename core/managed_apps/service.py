@@ -13,7 +13,7 @@ from core.catalog.models import Offer, Plan
 from core.db import utc_now
 from core.errors import ValidationFailed
 from core.inbox.models import InboundSource
-from core.inbox.service import record_inbound_event
+from core.inbox.service import mark_processed, record_inbound_event
 from core.managed_apps.models import ManagedApplication
 from core.managed_apps.schemas import ManagedAppNotification
 from core.messaging import TaskNames
@@ -75,6 +75,7 @@ def record_notification(session: Session, notification: ManagedAppNotification) 
             outcome=AuditOutcome.REFUSED,
             details={"event_id": event.id, "state": notification.provisioning_state.value},
         )
+        mark_processed(session, InboundSource.MANAGED_APP_NOTIFICATION, notification.natural_id)
         return NotificationResult(NotificationOutcome.STALE, application)
     else:
         before = {"provisioning_state": application.provisioning_state, "plan_id": application.plan_id}
@@ -99,6 +100,7 @@ def record_notification(session: Session, notification: ManagedAppNotification) 
         details={"event_id": event.id, "application_id": application.application_id},
     )
     enqueue(session, TaskNames.MANAGED_APP_OBSERVE, {"managed_application_id": application.id})
+    mark_processed(session, InboundSource.MANAGED_APP_NOTIFICATION, notification.natural_id)
     return NotificationResult(NotificationOutcome.RECORDED, application)
 
 

@@ -19,6 +19,8 @@ from core.catalog.models import ActivationMode
 from core.clusters.models import Cluster
 from core.db import utc_now
 from core.errors import ControlPlaneError
+from core.inbox.models import InboundSource
+from core.inbox.service import mark_processed
 from core.marketplace.fulfillment_client import FulfillmentClient
 from core.marketplace.http import MarketplaceError
 from core.messaging import TaskNames
@@ -76,6 +78,7 @@ def process_operation(session: Session, operation_id: str, subscription_id: str)
         operation = lock_operation(session, operation_id)
         assert operation is not None
     drive_operation(session, client, operation)
+    mark_processed(session, InboundSource.MARKETPLACE_WEBHOOK, operation_id)
 
 
 def drive_operation(session: Session, client: FulfillmentClient, operation: MarketplaceOperation) -> None:

@@ -6,6 +6,7 @@ import json
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -21,7 +22,7 @@ from core.messaging import TaskNames
 from core.outbox.models import OutboxMessage
 from core.subscriptions.models import MarketplaceOperation
 from tests.integration.lifecycle.conftest import ActiveSubscription, ControlPlane
-from tests.integration.lifecycle.marketplace_driver import Emulators
+from tests.integration.lifecycle.marketplace_driver import Emulators, wait_for
 from tests.support.factories import webhook_payload
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(90)]
@@ -164,3 +165,11 @@ def test_the_same_webhook_ten_times_concurrently_has_one_effect(
             if message.arguments["operation_id"] == operation["id"]
         ]
     assert (len(inbound), len(operations), len(work)) == (1, 1, 1)
+
+    # The inbox row says when the worker took the operation up (verified it with Marketplace and applied it).
+    def processed_at() -> datetime | None:
+        with database.session() as session:
+            event = session.exec(select(InboundEvent).where(InboundEvent.natural_id == operation["id"])).one()
+            return event.processed_at
+
+    assert wait_for(processed_at, what="the inbox row to be marked processed") >= inbound[0].received_at

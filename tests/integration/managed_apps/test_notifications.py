@@ -92,6 +92,8 @@ def test_full_lifecycle_with_replays(notification_url: str, database: Database) 
         ]
         work = session.exec(select(OutboxMessage).where(OutboxMessage.task_name == "managed_apps.observe")).all()
     assert len(events) == 4
+    # Applied at intake, so processed when received (replays did not move it).
+    assert all(event.processed_at is not None and event.processed_at >= event.received_at for event in events)
     assert actions == [
         "managed_app.put.accepted",
         "managed_app.put.succeeded",
@@ -112,6 +114,13 @@ def test_a_late_older_event_does_not_roll_the_state_back(notification_url: str, 
     assert older.status_code == 200
     assert older.json()["status"] == "stale"
     assert _application(database, application_id).provisioning_state == "Succeeded"
+    with database.session() as session:
+        events = session.exec(
+            select(InboundEvent).where(InboundEvent.natural_id.contains(application_id.lower()))  # type: ignore[attr-defined]
+        ).all()
+    # The stale one was decided on (refused) as well: both are processed.
+    assert len(events) == 2
+    assert all(event.processed_at is not None for event in events)
 
 
 def test_failed_deployment_keeps_the_error(notification_url: str, database: Database) -> None:
