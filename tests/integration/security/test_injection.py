@@ -7,6 +7,7 @@ reaches the browser as `&lt;script&gt;`), and the JSON API returns it intact.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -23,6 +24,7 @@ from core.catalog.models import Offer
 from core.clusters.models import Cluster, ClusterStatus
 from core.clusters.provisioning_models import KeyRotation
 from core.db import Database
+from core.inbox.models import InboundEvent
 from core.networking.models import PrivateEndpointConnection
 from core.subscriptions.models import MarketplaceOperation, MarketplaceSubscription
 from core.tenants.models import Tenant
@@ -371,3 +373,45 @@ def test_nul_characters_are_refused_everywhere_and_store_nothing(
         decisions = session.exec(select(PrivateEndpointConnection.status)).all()
         assert set(decisions) == {"pending"}
         assert session.exec(select(MarketplaceOperation)).all() == []
+
+
+def test_unpaired_surrogate_escapes_are_refused_in_fields_and_kept_escaped_in_raw_payloads(
+    control_plane: ControlPlane, emulators: Emulators, database: Database
+) -> None:
+    """JSON may escape half a UTF-16 pair, which no database text column can hold: never a 500."""
+    base = control_plane.base_url
+    owned = contoso_cluster(database, request_message="plain")
+    customer = bearer(emulators.control_plane_token(roles=[], tenant_id=CONTOSO_TENANT_ID))
+    webhook_token = bearer(emulators.webhook_token())
+    json_content = {"Content-Type": "application/json"}
+    refused = [
+        (
+            f"/api/clusters/{owned.cluster_id}/key-rotations",
+            customer,
+            b'{"reason": "before\\ud800after"}',
+            "body.reason",
+        ),
+        (
+            "/marketplace/webhook",
+            webhook_token,
+            json.dumps(webhook_body()).replace('"standard"', '"\\udc00"'),
+            "planId",
+        ),
+    ]
+    for path, headers, content, field in refused:
+        response = httpx.post(base + path, content=content, headers={**headers, **json_content}, timeout=15)
+        assert response.status_code == 422, (path, response.text[:300])
+        assert [problem["field"] for problem in response.json()["error"]["details"]["problems"]] == [field]
+    # A field the webhook schema does not know is kept in the stored raw payload (JSON stores it escaped).
+    body = {**webhook_body(), "note": "LONE"}
+    stored = httpx.post(
+        f"{base}/marketplace/webhook",
+        content=json.dumps(body).replace('"LONE"', '"\\ud83d"'),
+        headers={**webhook_token, **json_content},
+        timeout=15,
+    )
+    assert stored.status_code == 200, stored.text[:300]
+    with database.session() as session:
+        assert session.exec(select(KeyRotation)).all() == []
+        event = session.exec(select(InboundEvent).where(InboundEvent.natural_id == body["id"])).one()
+    assert event.payload["note"] == "\ud83d"  # the lone half itself, as the sender escaped it
