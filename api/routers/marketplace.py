@@ -30,11 +30,11 @@ from core.audit.models import AuditOutcome
 from core.audit.service import record_audit_event
 from core.catalog.models import Offer, Plan
 from core.db import Database
-from core.errors import BadRequest, Conflict, ControlPlaneError, Forbidden, Unauthenticated
+from core.errors import BadRequest, Conflict, ControlPlaneError, Forbidden, Unauthenticated, UpstreamUnavailable
 from core.identity.sign_in import SignedInUser, UserSignIn
 from core.identity.tokens import EntraTokenVerifier, TokenRules
 from core.marketplace.fulfillment_client import FulfillmentClient, ResolvedPurchase
-from core.marketplace.http import MarketplaceError
+from core.marketplace.http import MarketplaceError, MarketplaceUnreachable
 from core.settings import Settings
 from core.subscriptions.queries import purchase_progress
 from core.subscriptions.schemas import DeploymentChoices, PurchaseProgress, WebhookPayload
@@ -68,6 +68,8 @@ _services_lock = threading.Lock()
 # Storing a webhook is mostly Python work under the GIL: a few threads overlap its database round trips, while
 # one thread per in-flight request would only fight the event loop for the GIL and stretch every latency.
 WEBHOOK_STORE_THREADS = anyio.CapacityLimiter(4)
+# When a customer should open the purchase link again after Marketplace failed to resolve it.
+LANDING_RETRY_AFTER_SECONDS = 120
 
 
 def fulfillment_client(request: Request) -> FulfillmentClient:
@@ -108,7 +110,11 @@ def _error_page(
 
 
 def _resolve(request: Request, token: str) -> ResolvedPurchase:
-    """Resolve a landing token; an invalid, expired or foreign token becomes a 400/403 domain error."""
+    """Resolve a landing token; an invalid, expired or foreign token becomes a 400/403 domain error.
+
+    Marketplace failing after the client's retries (5xx, or no answer) becomes UpstreamUnavailable: the
+    token is fine, the customer only has to come back.
+    """
     try:
         return fulfillment_client(request).resolve(token)
     except MarketplaceError as error:
@@ -116,7 +122,24 @@ def _resolve(request: Request, token: str) -> ResolvedPurchase:
             raise Forbidden("this purchase link belongs to another publisher") from None
         if 400 <= error.status < 500:
             raise BadRequest(f"this purchase link is invalid or has expired ({error.message})") from None
-        raise
+        raise UpstreamUnavailable(f"Marketplace could not resolve the purchase ({error.message})") from None
+    except MarketplaceUnreachable as error:
+        raise UpstreamUnavailable(f"Marketplace did not answer ({error.message})") from None
+
+
+def _resolution_error_page(request: Request, session: BrowserSession, error: ControlPlaneError) -> HTMLResponse:
+    """The page for a purchase that could not be opened; an outage asks the customer to come back later."""
+    if isinstance(error, UpstreamUnavailable):
+        page = _error_page(
+            request,
+            session,
+            503,
+            "Marketplace is not answering right now",
+            "Nothing was lost: open your purchase link again in a few minutes.",
+        )
+        page.headers["Retry-After"] = str(LANDING_RETRY_AFTER_SECONDS)
+        return page
+    return _error_page(request, session, error.status_code, "We could not open this purchase", error.message)
 
 
 @router.get(
@@ -132,6 +155,7 @@ def _resolve(request: Request, token: str) -> ResolvedPurchase:
         },
         403: {"description": "The token is another publisher's or was already used", "content": HTML_PAGE},
         422: {"description": "A query parameter is invalid", "content": HTML_OR_JSON_ERROR},
+        503: {"description": "Marketplace could not resolve the purchase: come back later", "content": HTML_PAGE},
     },
 )
 def landing(
@@ -153,8 +177,8 @@ def landing(
     try:
         purchase = _resolve(request, token)
         check_signed_in_party(purchase, signed_in.tenant_id)
-    except (BadRequest, Forbidden) as error:
-        return _error_page(request, session, error.status_code, "We could not open this purchase", error.message)
+    except (BadRequest, Forbidden, UpstreamUnavailable) as error:
+        return _resolution_error_page(request, session, error)
     with database.session() as db:
         if token_already_confirmed(db, token):
             return _error_page(
@@ -226,6 +250,7 @@ def landing_callback(request: Request, settings: SettingsDep) -> Response:
             "description": "Invalid deployment choices (the form again) or missing form fields",
             "content": HTML_OR_JSON_ERROR,
         },
+        503: {"description": "Marketplace could not resolve the purchase: come back later", "content": HTML_PAGE},
     },
 )
 def confirm_purchase(
@@ -257,8 +282,8 @@ def confirm_purchase(
     try:
         purchase = _resolve(request, token)
         check_signed_in_party(purchase, signed_in.tenant_id)
-    except (BadRequest, Forbidden) as error:
-        return _error_page(request, session, error.status_code, "We could not open this purchase", error.message)
+    except (BadRequest, Forbidden, UpstreamUnavailable) as error:
+        return _resolution_error_page(request, session, error)
     form = {
         "region": region,
         "azure_subscription_id": azure_subscription_id,

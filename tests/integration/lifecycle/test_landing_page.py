@@ -174,6 +174,30 @@ def test_forged_expired_and_reused_tokens_get_an_error_page_and_no_record(
     assert _subscription_count(database) == 1
 
 
+def test_marketplace_outage_while_resolving_asks_to_come_back_and_the_link_still_works(
+    control_plane: ControlPlane, emulators: Emulators, browser: Browser, database: Database
+) -> None:
+    purchase = emulators.purchase()
+    outage = emulators.add_marketplace_fault(
+        {"kind": "status", "method": "POST", "path_pattern": r"/api/saas/subscriptions/resolve", "status": 500}
+    )
+    try:
+        page = browser.open_landing(purchase["landing_page_url"])
+        attempts = next(rule["hits"] for rule in emulators.marketplace_faults() if rule["id"] == outage["id"])
+    finally:
+        emulators.clear_marketplace_faults()
+    assert page.status_code == 503, page.text[:300]
+    assert page.headers["Retry-After"] == "120"
+    assert "Marketplace is not answering right now" in page.text
+    assert attempts > 1  # the client retried before giving up
+    assert _subscription(database, purchase["subscription_id"]) is None
+
+    # Once Marketplace answers again, the same link opens the form.
+    again = browser.open_landing(purchase["landing_page_url"])
+    assert again.status_code == 200, again.text[:300]
+    assert 'name="region"' in again.text
+
+
 def test_invalid_choices_are_shown_back_and_another_tenant_is_refused(
     control_plane: ControlPlane, emulators: Emulators, browser: Browser, database: Database
 ) -> None:
