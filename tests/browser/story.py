@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import html
 import re
-import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from functools import partial
 
 import httpx
 from sqlmodel import select
@@ -18,8 +16,7 @@ from core.clusters.models import Cluster
 from core.db import Database
 from core.subscriptions.models import MarketplaceSubscription
 from tests.browser.conftest import EmulatorControl
-
-ResultT = TypeVar("ResultT")
+from tests.support.waiting import wait_for as wait_until
 
 
 @dataclass(frozen=True)
@@ -31,16 +28,8 @@ class Purchase:
     azure_subscription_id: str
 
 
-def wait_for(check: Callable[[], ResultT | None], *, timeout_seconds: float = 60, what: str) -> ResultT:
-    """Poll `check` until it returns something truthy."""
-    deadline = time.monotonic() + timeout_seconds
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_seconds:.0f} s waiting for {what}")
-        time.sleep(0.2)
+# The browser story waits on whole provisioning runs: a longer default than the integration tests'.
+wait_for = partial(wait_until, timeout_seconds=60)
 
 
 def _field(name: str, page: str) -> str:

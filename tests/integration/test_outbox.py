@@ -20,7 +20,7 @@ from core.outbox.models import OutboxMessage
 from core.outbox.service import enqueue
 from core.probe import start_probe, wait_for_probe
 from core.settings import Settings
-from tests.integration.lifecycle.marketplace_driver import wait_for
+from tests.support.waiting import wait_for
 from workers.relay import OutboxRelay, celery_publisher
 
 

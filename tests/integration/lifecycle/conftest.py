@@ -23,7 +23,8 @@ from core.settings import Settings
 from core.subscriptions.models import MarketplaceSubscription
 from emulators.suite import EmulatorSuite
 from tests.conftest import CATALOG_TABLES
-from tests.integration.lifecycle.marketplace_driver import Browser, Emulators, wait_for
+from tests.integration.lifecycle.marketplace_driver import Browser, Emulators
+from tests.support.waiting import wait_for
 
 CLEANUP_ATTEMPTS = 5
 

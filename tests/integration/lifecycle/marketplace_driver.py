@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
@@ -17,22 +15,10 @@ from cli.marketplace_demo import (
     deployment_choices,
 )
 from emulators.suite import EmulatorSuite
+from tests.support.waiting import wait_for
 
 FABRIKAM_ADMIN = "frank.admin@fabrikam.onmicrosoft.com"
 OPERATOR_OBJECT_ID = "0b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e"
-ResultT = TypeVar("ResultT")
-
-
-def wait_for(check: Callable[[], ResultT | None], *, timeout_seconds: float = 30, what: str = "condition") -> ResultT:
-    """Poll `check` until it returns something truthy; fail with `what` after the deadline."""
-    deadline = time.monotonic() + timeout_seconds
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_seconds:.0f} s waiting for {what}")
-        time.sleep(0.1)
 
 
 @dataclass

@@ -14,7 +14,8 @@ from core.db import Database, utc_now
 from core.subscriptions.models import MarketplaceOperation, MarketplaceSubscription
 from core.usage.models import UsageSample
 from tests.integration.lifecycle.conftest import ActiveSubscription, ControlPlane, report_converged
-from tests.integration.lifecycle.marketplace_driver import Emulators, wait_for
+from tests.integration.lifecycle.marketplace_driver import Emulators
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(120)]
 

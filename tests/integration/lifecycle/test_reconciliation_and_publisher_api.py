@@ -11,7 +11,8 @@ from core.clusters.models import Cluster
 from core.db import Database
 from core.subscriptions.models import MarketplaceOperation, MarketplaceSubscription
 from tests.integration.lifecycle.conftest import ActiveSubscription, ControlPlane
-from tests.integration.lifecycle.marketplace_driver import CONTOSO_TENANT_ID, Emulators, wait_for
+from tests.integration.lifecycle.marketplace_driver import CONTOSO_TENANT_ID, Emulators
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(90)]
 

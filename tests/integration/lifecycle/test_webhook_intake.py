@@ -22,8 +22,9 @@ from core.messaging import TaskNames
 from core.outbox.models import OutboxMessage
 from core.subscriptions.models import MarketplaceOperation
 from tests.integration.lifecycle.conftest import ActiveSubscription, ControlPlane
-from tests.integration.lifecycle.marketplace_driver import Emulators, wait_for
+from tests.integration.lifecycle.marketplace_driver import Emulators
 from tests.support.factories import webhook_payload
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(90)]
 MARKETPLACE_APP_ID = "20e940b3-4c77-4b0b-9a53-9e16a1b010a7"

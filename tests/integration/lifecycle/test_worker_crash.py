@@ -9,7 +9,8 @@ from core.audit.models import AuditEvent
 from core.db import Database
 from core.subscriptions.models import MarketplaceOperation
 from tests.integration.lifecycle.conftest import ActiveSubscription, ControlPlane, report_converged
-from tests.integration.lifecycle.marketplace_driver import Emulators, wait_for
+from tests.integration.lifecycle.marketplace_driver import Emulators
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(120)]
 

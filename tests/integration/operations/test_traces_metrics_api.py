@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +27,7 @@ from emulators.entra import EntraEmulator
 from emulators.suite import EmulatorSuite
 from tests.conftest import start_api
 from tests.integration.operations.conftest import plant_ready_cluster
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.broker]
 
@@ -83,16 +83,6 @@ def read_spans(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def wait_for(condition: Any, timeout_seconds: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_seconds
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_one_trace_from_api_through_outbox_to_blob_calls_with_metrics_and_slo_api(
     database: Database,
     emulator_suite: EmulatorSuite,
@@ -129,7 +119,7 @@ def test_one_trace_from_api_through_outbox_to_blob_calls_with_metrics_and_slo_ap
             with database.session() as session:
                 return list(session.exec(select(BlobProbeSample).where(BlobProbeSample.cluster_id == cluster.id)).all())
 
-        samples = wait_for(probe_samples, 60, "the worker's probe samples")
+        samples = wait_for(probe_samples, timeout_seconds=60, what="the worker's probe samples")
         assert all(sample.succeeded for sample in samples)
         after = client.get("/metrics").text
         audited = metric_value(after, "cp_audit_events", '{outcome="success"}') or 0.0
@@ -142,7 +132,7 @@ def test_one_trace_from_api_through_outbox_to_blob_calls_with_metrics_and_slo_ap
             consumers = [s for s in spans if s["name"] == "outbox.consume operations.blob_probe_cluster"]
             return [s for s in spans if s["trace_id"] == consumers[0]["trace_id"]] if consumers else None
 
-        trace = wait_for(probe_trace, 30, "the consumer span")
+        trace = wait_for(probe_trace, what="the consumer span")
         consumer = next(s for s in trace if s["name"] == "outbox.consume operations.blob_probe_cluster")
         [server] = [s for s in trace if s["kind"] == "SERVER"]
         assert server["name"] == "POST /api/operations/clusters/{cluster_id}/blob-probe"

@@ -31,7 +31,8 @@ from core.outbox.service import enqueue
 from core.settings import Settings
 from tests.conftest import REDIS_URL, TEST_BROKER, migrated_database, start_api
 from tests.integration.lifecycle.conftest import delete_test_rows
-from tests.integration.lifecycle.marketplace_driver import Emulators, wait_for
+from tests.integration.lifecycle.marketplace_driver import Emulators
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
