@@ -34,6 +34,8 @@ from core.clusters.provisioning_models import ArmDeployment
 from core.clusters.schemas import ClusterPlacement, KeyPolicy, PrivateLinkPolicy
 from core.clusters.service import request_cluster
 from core.db import Database, make_engine
+from core.messaging import TaskNames
+from core.outbox.models import OutboxMessage
 from core.settings import DEFAULT_CATALOG_PATH
 from core.tenants.service import get_or_create_tenant
 
@@ -179,6 +181,11 @@ def main() -> None:
         load_at_end = os.getloadavg()[0]
         with database.session() as session:
             rows = session.exec(select(ArmDeployment.cluster_id, ArmDeployment.step, ArmDeployment.generation)).all()
+            passes = session.exec(
+                select(func.count())
+                .select_from(OutboxMessage)
+                .where(OutboxMessage.task_name == TaskNames.CLUSTER_RECONCILE)
+            ).one()
         duplicates = len(rows) - len(set(rows))
     finally:
         group.stop_all()
@@ -208,6 +215,7 @@ def main() -> None:
     print(f"load average (1 min)  : {load_at_start:.1f} at start, {load_at_end:.1f} at end ({os.cpu_count()} CPUs)")
     print("(time includes starting the worker and relay processes)")
     print(f"deployments recorded  : {len(rows)}; duplicates per cluster/step/generation: {duplicates}")
+    print(f"controller passes     : {passes / max(arguments.clusters, 1):.1f} per cluster (reconcile messages)")
 
 
 if __name__ == "__main__":

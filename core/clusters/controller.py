@@ -159,6 +159,8 @@ class ClusterController:
     def __init__(self, settings: Settings, arm_clients: ArmClientFactory) -> None:
         self.settings = settings
         self.arm_clients = arm_clients
+        # A tenant row's Entra tenant id never changes: one read per tenant and process, not one per pass.
+        self._entra_tenant_ids: dict[str, str] = {}
 
     # Entry point ------------------------------------------------------------------------------------------------
     def reconcile(self, session: Session, cluster_id: str) -> None:
@@ -191,10 +193,13 @@ class ClusterController:
         session.add(cluster)
 
     def _arm_for(self, session: Session, cluster: Cluster) -> ArmClient:
-        tenant = session.get(Tenant, cluster.tenant_id)
-        if tenant is None:
-            raise ConfigurationError(f"cluster {cluster.id} has no tenant row")
-        return self.arm_clients.for_subscription(tenant.entra_tenant_id, cluster.azure_subscription_id)
+        entra_tenant_id = self._entra_tenant_ids.get(cluster.tenant_id)
+        if entra_tenant_id is None:
+            tenant = session.get(Tenant, cluster.tenant_id)
+            if tenant is None:
+                raise ConfigurationError(f"cluster {cluster.id} has no tenant row")
+            entra_tenant_id = self._entra_tenant_ids[cluster.tenant_id] = tenant.entra_tenant_id
+        return self.arm_clients.for_subscription(entra_tenant_id, cluster.azure_subscription_id)
 
     def _converge(self, session: Session, cluster: Cluster, arm: ArmClient, history: DeploymentHistory) -> None:
         in_flight = history.in_flight()
@@ -264,11 +269,16 @@ class ClusterController:
 
     def step_plans(self, session: Session, cluster: Cluster, history: DeploymentHistory) -> list[StepPlan] | None:
         """Every step's parameters for the desired spec, as far as earlier outputs allow (later steps wait)."""
-        plan_row = session.exec(select(Plan).where(Plan.plan_id == cluster.desired_plan_id)).first()
-        if plan_row is None:
+        # The plan and its offer in one round trip (this runs on every pass that may start a step).
+        found = session.exec(
+            select(Plan, Offer)
+            .join(Offer, col(Offer.id) == col(Plan.offer_id), isouter=True)
+            .where(Plan.plan_id == cluster.desired_plan_id)
+        ).first()
+        if found is None:
             self._fail(session, cluster, "UnknownPlan", f"plan {cluster.desired_plan_id!r} is not in the catalog", [])
             return None
-        offer = session.get(Offer, plan_row.offer_id)
+        plan_row, offer = found
         key_policy = cluster.key_policy or {}
         rotation_days = int(key_policy.get("rotation_days", 90))
         expiry_days = max(28, rotation_days + 30)
