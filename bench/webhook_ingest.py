@@ -440,6 +440,10 @@ def main() -> None:
                 "CP_DATABASE_URL": server_url,
                 "CP_BENCH_DATABASE_URL": server_url,
                 "CP_BENCH_CEILING_WRITE": "autocommit" if server.key == "ceiling-autocommit" else "transaction",
+                # This measures intake capacity: the limiter still runs (its cost counts), its bounds are out of
+                # reach (the defaults let one Marketplace token send 500/s, and nothing consumes the outbox here).
+                "CP_RATE_LIMIT_WEBHOOK_PER_SECOND": "1000000",
+                "CP_WEBHOOK_BACKLOG_LIMIT": "0",
             }
             arguments = (
                 [sys.executable, "-m", "cli.main", "api", "--reuse-port"]

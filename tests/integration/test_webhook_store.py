@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -170,3 +171,32 @@ def _store(database: Database, body: dict[str, Any]) -> WebhookReceipt:
     return database.run_idempotent_write(
         lambda connection: record_webhook(connection, WebhookPayload.model_validate(body), raw_body=body)
     )
+
+
+def test_a_time_stamp_without_an_offset_is_stored_as_utc(database: Database) -> None:
+    subscription_id, operation_id = str(uuid.uuid4()), str(uuid.uuid4())
+    with database.session() as session:
+        tenant = get_or_create_tenant(session, str(uuid.uuid4()))
+        session.add(
+            MarketplaceSubscription(
+                id=subscription_id,
+                tenant_id=tenant.id,
+                offer_id="vast-blob-facade",
+                plan_id="standard",
+                quantity=2,
+                beneficiary_tenant_id=tenant.entra_tenant_id,
+                status="Subscribed",
+            )
+        )
+    body = {
+        "id": operation_id,
+        "subscriptionId": subscription_id,
+        "action": "Suspend",
+        "status": "InProgress",
+        "timeStamp": "2026-11-26T08:30:00",
+    }
+    assert _store(database, body).created
+    with database.session() as session:
+        operation = session.get(MarketplaceOperation, operation_id)
+    assert operation is not None
+    assert operation.time_stamp == datetime(2026, 11, 26, 8, 30, tzinfo=UTC)
