@@ -1,4 +1,4 @@
-"""Refuse oversized and deeply nested request bodies, and NUL characters, before any handler or parser sees them.
+"""Refuse oversized and deeply nested request bodies, NUL, NaN and Infinity, before any handler or parser sees them.
 
 A declared Content-Length above the limit is refused without reading a byte; a chunked body is counted as
 it streams and refused as soon as it crosses the limit. A body within the limit is handed on unchanged.
@@ -41,6 +41,16 @@ def _outside_strings(body: bytes) -> bytes:
         # Every quote delimits a string: a split in C is far cheaper than the regular expression.
         return b"".join(body.split(b'"')[0::2])
     return _JSON_STRING.sub(b"", body)
+
+
+def has_non_json_constant(body: bytes) -> bool:
+    """True when NaN or Infinity stands outside a JSON string: Python's parser reads them, JSON has no such
+    values, and PostgreSQL's json columns refuse them (a 500 at the database otherwise)."""
+    # The usual body has neither word anywhere: this check stops here, at C speed.
+    if b"NaN" not in body and b"Infinity" not in body:
+        return False
+    outside = _outside_strings(body)
+    return b"NaN" in outside or b"Infinity" in outside
 
 
 def nesting_exceeds(body: bytes, max_depth: int) -> bool:
@@ -121,6 +131,10 @@ class BodyLimitMiddleware:
         escaped_nul = _FORM_NUL if media_type == FORM_MEDIA_TYPES[0] else _JSON_NUL
         if b"\x00" in body or escaped_nul in body:
             await self._refuse(scope, send, BadRequest("NUL characters are not accepted in the request body"))
+            return
+        if media_type not in FORM_MEDIA_TYPES and has_non_json_constant(body):
+            refusal = BadRequest("NaN and Infinity are not JSON values; the body is not valid JSON")
+            await self._refuse(scope, send, refusal)
             return
         if media_type not in FORM_MEDIA_TYPES and nesting_exceeds(body, self.max_depth):
             refusal = BadRequest(

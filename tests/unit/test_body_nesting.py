@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from api.body_limits import nesting_exceeds
+from api.body_limits import has_non_json_constant, nesting_exceeds
 
 LIMIT = 4
 TRICKY_TEXT = ('"', "\\", "[", "]", "{", "}", '\\"', "\\\\", "x", " ")
@@ -79,3 +79,18 @@ def test_a_body_with_few_brackets_is_not_scanned_at_all() -> None:
 )
 def test_malformed_bodies_count_what_a_parser_would_recurse_into(body: bytes, too_deep: bool) -> None:
     assert nesting_exceeds(body, LIMIT) is too_deep
+
+
+@pytest.mark.parametrize(
+    ("body", "refused"),
+    [
+        (b'{"a": NaN}', True),
+        (b"[Infinity]", True),
+        (b'{"a": -Infinity}', True),
+        (b'{"a": "NaN", "b": "Infinity"}', False),
+        (b'{"a": "say \\"NaN\\" twice"}', False),
+        (b'{"a": 1.5e3, "b": null}', False),
+    ],
+)
+def test_nan_and_infinity_count_only_outside_strings(body: bytes, refused: bool) -> None:
+    assert has_non_json_constant(body) is refused

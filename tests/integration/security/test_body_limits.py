@@ -111,6 +111,20 @@ def test_every_route_with_a_body_refuses_oversized_and_deep_bodies(
     assert failures == []
 
 
+def test_every_route_with_a_body_refuses_nan_and_infinity(control_plane: ControlPlane, database_url: str) -> None:
+    """Python's JSON parser reads NaN and Infinity; PostgreSQL's json columns refuse them (it was a 500)."""
+    refusal = "NaN and Infinity are not JSON values; the body is not valid JSON"
+    failures = []
+    for path in body_routes(control_plane, database_url):
+        for content in (b'{"value": NaN}', b'{"values": [1, -Infinity]}'):
+            response = post(control_plane.base_url, path, content)
+            if response.status_code != 400 or response.json()["error"]["message"] != refusal:
+                failures.append(f"{path} {content!r}: {response.status_code} {response.text[:200]}")
+    # Inside a string they are text like any other and reach the handler (the webhook's 401 here).
+    assert post(control_plane.base_url, WEBHOOK, b'{"note": "NaN or Infinity"}').status_code == 401
+    assert failures == []
+
+
 def test_the_limits_are_exact(control_plane: ControlPlane) -> None:
     """At the limits the body reaches the handler (here: the webhook's 401 for a missing token)."""
     max_bytes, max_depth = limits(control_plane)
