@@ -11,7 +11,7 @@ from typing import Any
 
 from celery import Celery, signals
 from celery.platforms import EX_FAILURE
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_random
 
 from core.correlation import CORRELATION_HEADER, current_correlation_id
@@ -38,13 +38,17 @@ RESTART_AFTER_RUNNING_SECONDS = 10.0
 
 
 @retry(
-    retry=retry_if_exception_type(IntegrityError), stop=stop_after_attempt(5), wait=wait_random(0, 0.2), reraise=True
+    retry=retry_if_exception_type((IntegrityError, OperationalError)),
+    stop=stop_after_attempt(5),
+    wait=wait_random(0, 0.2),
+    reraise=True,
 )
 def declare_task_queues(queues: list[str]) -> None:
     """Create the worker's task queues on the SQLite broker where they are missing.
 
-    Two workers starting together on the SQLite broker race to insert a queue's row, and inside Celery the
-    loser's IntegrityError ends that worker ("Unrecoverable error"); here a retry simply finds the row.
+    Two workers starting together on the SQLite broker race to create the broker's tables ("table kombu_queue
+    already exists", an OperationalError) and to insert a queue's row (an IntegrityError). Inside Celery the
+    loser's error ends that worker ("Unrecoverable error"); here a retry simply finds the table and the row.
     """
     if not str(celery_app.conf.broker_url).startswith("sqla+"):
         return  # Redis and RabbitMQ declare idempotently; connecting here would only duplicate Celery's retries
