@@ -55,5 +55,7 @@ def _wait_until_a_backend_waits_on_a_lock(database: Database) -> None:
             ).scalar_one()
             if waiting:
                 return
+            # pg_stat_activity is a snapshot kept until the transaction ends: end it, or the wait is never seen.
+            connection.rollback()
             time.sleep(0.05)
     raise AssertionError("the second sign-in never waited on the first one's row")
