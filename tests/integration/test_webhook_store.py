@@ -22,6 +22,7 @@ from core.subscriptions.schemas import WebhookPayload
 from core.subscriptions.webhook_store import WebhookReceipt, record_webhook
 from core.tenants.service import get_or_create_tenant
 from tests.conftest import TEST_DATABASE
+from tests.support.factories import create_subscription, create_tenant
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -174,20 +175,9 @@ def _store(database: Database, body: dict[str, Any]) -> WebhookReceipt:
 
 
 def test_a_time_stamp_without_an_offset_is_stored_as_utc(database: Database) -> None:
-    subscription_id, operation_id = str(uuid.uuid4()), str(uuid.uuid4())
+    operation_id = str(uuid.uuid4())
     with database.session() as session:
-        tenant = get_or_create_tenant(session, str(uuid.uuid4()))
-        session.add(
-            MarketplaceSubscription(
-                id=subscription_id,
-                tenant_id=tenant.id,
-                offer_id="vast-blob-facade",
-                plan_id="standard",
-                quantity=2,
-                beneficiary_tenant_id=tenant.entra_tenant_id,
-                status="Subscribed",
-            )
-        )
+        subscription_id = create_subscription(session, create_tenant(session)).id
     body = {
         "id": operation_id,
         "subscriptionId": subscription_id,
