@@ -8,10 +8,13 @@ its budget. Errors leave this module as `ArmAccessDenied` (permanent, actionable
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
+from urllib.parse import quote
 
+import requests
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import (
     ClientAuthenticationError,
@@ -20,17 +23,13 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
+from azure.core.rest import HttpRequest, HttpResponse
 from azure.keyvault.keys import KeyClient
 from azure.mgmt.compute import ComputeManagementClient
+from azure.mgmt.core.exceptions import ARMErrorFormat
 from azure.mgmt.network import NetworkManagementClient
 from azure.mgmt.network.models import PrivateEndpointConnection, PrivateLinkServiceConnectionState
 from azure.mgmt.resource.deployments import DeploymentsMgmtClient
-from azure.mgmt.resource.deployments.models import (
-    Deployment,
-    DeploymentMode,
-    DeploymentParameter,
-    DeploymentProperties,
-)
 from azure.mgmt.resource.resources import ResourceManagementClient
 
 from core.azure.credentials import CredentialFactory
@@ -39,6 +38,7 @@ from core.settings import Settings
 
 TERMINAL_DEPLOYMENT_STATES = frozenset({"Succeeded", "Failed", "Canceled"})
 SUBSCRIPTIONS_API_VERSION = "2022-12-01"
+DEPLOYMENTS_API_VERSION = "2026-06-01"  # what azure-mgmt-resource-deployments 2.0 speaks
 AUTHORIZATION_ERROR_CODES = frozenset(
     {"AuthorizationFailed", "LinkedAuthorizationFailed", "InvalidAuthenticationToken"}
 )
@@ -130,11 +130,11 @@ def _error_info(error: HttpResponseError) -> ArmErrorInfo:
 
 
 def _error_from_body(body: Any) -> ArmErrorInfo | None:
-    """An error body from a deployment's properties.error (SDK model or plain dict)."""
+    """An error body from a deployment's properties.error."""
     if body is None:
         return None
     if not isinstance(body, dict):
-        body = body.as_dict() if hasattr(body, "as_dict") else {"code": str(body), "message": str(body)}
+        body = {"code": str(body), "message": str(body)}
     return ArmErrorInfo(
         code=str(body.get("code") or "DeploymentFailed"),
         message=str(body.get("message") or ""),
@@ -149,20 +149,38 @@ def _enum_text(value: Any) -> str:
     return str(getattr(value, "value", value))
 
 
-def _observation(name: str, deployment: Any) -> DeploymentObservation:
-    """A deployment as the SDK returns it (from a GET or a list), reduced to state, plain outputs and error."""
-    properties = deployment.properties
-    raw_outputs = (properties.outputs if properties else None) or {}
+def _observation(deployment: dict[str, Any]) -> DeploymentObservation:
+    """A deployment as ARM's JSON gives it (from a GET or a list), reduced to state, plain outputs and error."""
+    properties = deployment.get("properties") or {}
     outputs = {
         key: value["value"] if isinstance(value, dict) and "value" in value else value
-        for key, value in raw_outputs.items()
+        for key, value in (properties.get("outputs") or {}).items()
     }
     return DeploymentObservation(
-        name=name,
-        provisioning_state=_enum_text(properties.provisioning_state if properties else None),
+        name=str(deployment.get("name")),
+        provisioning_state=str(properties.get("provisioningState") or "Unknown"),
         outputs=outputs,
-        error=_error_from_body(properties.error if properties else None),
+        error=_error_from_body(properties.get("error")),
     )
+
+
+def environment_http_settings(url: str, verify: str | bool) -> dict[str, Any]:
+    """Proxy and CA bundle settings the environment gives for `url`, read once.
+
+    requests reads them (and ~/.netrc) again on every request when a session trusts the environment, which
+    cost a tenth of a worker's CPU at a thousand clusters; one client talks to one host, so once is enough.
+    """
+    with requests.Session() as session:
+        merged = session.merge_environment_settings(url, {}, None, verify, None)
+    return {"proxies": merged["proxies"] or None, "connection_verify": merged["verify"]}
+
+
+def _raise_for_status(response: HttpResponse) -> None:
+    """The SDK's exceptions for an error answer, as its generated operations raise them."""
+    if response.status_code == 404:
+        raise ResourceNotFoundError(response=response, error_format=ARMErrorFormat)
+    if response.status_code >= 400:
+        raise HttpResponseError(response=response, error_format=ARMErrorFormat)
 
 
 class ArmClient:
@@ -180,12 +198,17 @@ class ArmClient:
     def _credential(self) -> TokenCredential:
         return self._credentials.customer_tenant(self.tenant_id)
 
+    @cached_property
+    def _environment(self) -> dict[str, Any]:
+        return environment_http_settings(self.settings.arm_endpoint, self.settings.tls_verify)
+
     def _client_options(self) -> dict[str, Any]:
         settings = self.settings
         return {
             "base_url": settings.arm_endpoint,
             "credential_scopes": [settings.arm_credential_scope],
-            "connection_verify": settings.tls_verify,
+            **self._environment,
+            "use_env_settings": False,
             "connection_timeout": settings.http_timeout_seconds,
             "read_timeout": settings.http_timeout_seconds * 3,
             # azure-core's RetryPolicy: exponential backoff with jitter, Retry-After honoured on 429/503.
@@ -283,44 +306,74 @@ class ArmClient:
         return str(tenant_id)
 
     # Deployments ------------------------------------------------------------------------------------------------
+    # Deployments go through the SDK's pipeline (credential, retries, ARM error format) as plain JSON: its model
+    # classes cost as much CPU as the rest of a controller pass, and a template is plain JSON anyway.
+    def _deployments_path(self, resource_group: str, name: str | None = None) -> str:
+        path = (
+            f"/subscriptions/{quote(self.subscription_id, safe='')}/resourcegroups/{quote(resource_group, safe='')}"
+            "/providers/Microsoft.Resources/deployments"
+        )
+        if name is not None:
+            path += f"/{quote(name, safe='')}"
+        return f"{path}?api-version={DEPLOYMENTS_API_VERSION}"
+
+    def _send(self, request: HttpRequest) -> Any:
+        """Send through the deployments client's pipeline; the JSON body, or the SDK's exception for an error."""
+        response = self._deployments.send_request(request)
+        _raise_for_status(response)
+        return response.json() if response.content else None
+
     def begin_deployment(
         self, resource_group: str, name: str, template: dict[str, Any], parameters: dict[str, Any]
     ) -> str:
         """PUT an incremental deployment and return at once (the LRO is started, not awaited); returns its name."""
-        body = Deployment(
-            properties=DeploymentProperties(
-                mode=DeploymentMode.INCREMENTAL,
-                template=template,
-                parameters={key: DeploymentParameter(value=value) for key, value in parameters.items()},
-            )
+        body = {
+            "properties": {
+                "mode": "Incremental",
+                "template": template,
+                "parameters": {key: {"value": value} for key, value in parameters.items()},
+            }
+        }
+        request = HttpRequest(
+            "PUT",
+            self._deployments_path(resource_group, name),
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+            content=json.dumps(body, separators=(",", ":")).encode(),
         )
         try:
-            self._deployments.deployments.begin_create_or_update(resource_group, name, body, polling=False)
+            self._send(request)
         except Exception as error:
             raise self._translate(error) from error
         return name
 
     def get_deployment(self, resource_group: str, name: str) -> DeploymentObservation | None:
         """The deployment's state, plain output values and error; None when ARM has no such deployment."""
+        request = HttpRequest(
+            "GET", self._deployments_path(resource_group, name), headers={"Accept": "application/json"}
+        )
         try:
-            deployment = self._deployments.deployments.get(resource_group, name)
+            return _observation(self._send(request))
         except ResourceNotFoundError:
             return None
         except Exception as error:
             raise self._translate(error) from error
-        return _observation(name, deployment)
 
     def list_deployments(self, resource_group: str) -> dict[str, DeploymentObservation]:
         """Every deployment ARM keeps in the resource group, by name (empty when the group does not exist)."""
+        found: dict[str, DeploymentObservation] = {}
+        url: str | None = self._deployments_path(resource_group)
         try:
-            return {
-                str(item.name): _observation(str(item.name), item)
-                for item in self._deployments.deployments.list_by_resource_group(resource_group)
-            }
+            while url:
+                page = self._send(HttpRequest("GET", url, headers={"Accept": "application/json"}))
+                for item in page.get("value") or []:
+                    observation = _observation(item)
+                    found[observation.name] = observation
+                url = page.get("nextLink")
         except ResourceNotFoundError:
             return {}
         except Exception as error:
             raise self._translate(error) from error
+        return found
 
     # Scale set power ---------------------------------------------------------------------------------------------
     def begin_deallocate_scale_set(self, resource_group: str, name: str) -> None:
