@@ -1,9 +1,9 @@
 """Outbox consumers: a delivered message is applied once, whatever the broker redelivers.
 
-The consumer locks the outbox row and returns early when it is already completed, or when the message is
-not the row's (a stale message for a reused id). Otherwise it marks the row completed in the same
-transaction as its effect, so a crash before commit leaves it to run again and a crash after commit makes
-the next delivery a no-op.
+The consumer marks the outbox row completed first, in the transaction that applies its effect (the update
+also locks the row), and returns early when it already was completed, or when the message is not the row's
+(a stale message for a reused id; that mark is rolled back). A crash before commit leaves the row to run
+again, and a crash after commit makes the next delivery a no-op.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from sqlmodel import Session
 
 from core.correlation import correlation_scope
 from core.db import get_database
-from core.outbox.service import claim_for_completion, mark_completed
+from core.outbox.service import claim_for_completion
 from core.telemetry.tracing import continued_trace, tracer
 from workers.celery_app import celery_app
 
@@ -66,9 +66,9 @@ def outbox_consumer(name: str, *, max_retries: int = 8) -> Callable[[OutboxHandl
                         # A message for a row since deleted whose id was reused (SQLite reuses the highest rowid):
                         # applying it would complete the new row with another row's work.
                         logger.warning("outbox message does not match its row", extra={"outbox_id": outbox_id})
+                        session.rollback()
                         return "stale"
                     handler(session, **arguments)
-                    mark_completed(session, message)
                 logger.info("outbox message completed", extra={"outbox_id": outbox_id, "task": name})
                 return "completed"
 

@@ -83,6 +83,7 @@ def get_cluster_slo_series(
 def request_blob_probe(cluster_id: str, session: SessionDep, operator: OperatorDep) -> dict[str, Any]:
     cluster = visible_cluster(session, operator, cluster_id)
     message = enqueue(session, TaskNames.BLOB_PROBE_CLUSTER, {"cluster_id": cluster.id})
+    session.flush()  # the answer and the audit event name the outbox row's id
     record_audit_event(
         session,
         actor=operator.actor,

@@ -165,6 +165,11 @@ class ClusterController:
     # Entry point ------------------------------------------------------------------------------------------------
     def reconcile(self, session: Session, cluster_id: str) -> None:
         """One pass for one cluster under its row lock; the caller's transaction commits what it did."""
+        # The pass's reads never depend on its own pending writes: everything goes out in one flush at commit.
+        with session.no_autoflush:
+            self._reconcile(session, cluster_id)
+
+    def _reconcile(self, session: Session, cluster_id: str) -> None:
         cluster = lock_cluster(session, cluster_id)
         # The customer's own deployment built a managed application's cluster: it is observed, never deployed.
         if (
@@ -356,7 +361,6 @@ class ClusterController:
             parameters_hash=plan.parameters_hash,
         )
         session.add(row)
-        session.flush()
         history.add(row)
         cluster.current_step = plan.step
         cluster.arm_deployment_name = name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,7 +18,11 @@ from core.telemetry.tracing import current_traceparent
 def enqueue(
     session: Session, task_name: str, arguments: dict[str, Any] | None = None, *, delay_seconds: float = 0
 ) -> OutboxMessage:
-    """Add an outbox row in the current transaction: the work exists if and only if the change commits."""
+    """Add an outbox row in the current transaction: the work exists if and only if the change commits.
+
+    Not flushed here: the row (and its id) reaches the database with the caller's next flush or commit, so a
+    pass that records several rows pays for one flush.
+    """
     message = OutboxMessage(
         task_name=task_name,
         arguments=arguments or {},
@@ -26,7 +31,6 @@ def enqueue(
         available_at=utc_now() + timedelta(seconds=delay_seconds),
     )
     session.add(message)
-    session.flush()
     return message
 
 
@@ -61,12 +65,29 @@ def mark_dispatched(session: Session, message: OutboxMessage) -> None:
     session.add(message)
 
 
-def claim_for_completion(session: Session, message_id: int) -> OutboxMessage | None:
-    """Lock the row for a consumer; None when it is already completed (a duplicate delivery)."""
-    message = session.exec(select(OutboxMessage).where(OutboxMessage.id == message_id).with_for_update()).first()
-    if message is None or message.completed_at is not None:
-        return None
-    return message
+@dataclass(frozen=True)
+class ClaimedMessage:
+    """What a consumer checks a delivered message against: the row's task and arguments."""
+
+    task_name: str
+    arguments: dict[str, Any]
+
+
+def claim_for_completion(session: Session, message_id: int) -> ClaimedMessage | None:
+    """Mark the row completed in the caller's transaction, which also locks it; None when it already was.
+
+    One statement instead of a locking read and a later update: the consumer's rollback (its handler failed,
+    or the message is stale) undoes the mark, so the row is completed only together with the work's effect.
+    """
+    table: sa.Table = OutboxMessage.__table__  # type: ignore[attr-defined]
+    statement = (
+        sa.update(table)
+        .where(table.c.id == message_id, table.c.completed_at.is_(None))
+        .values(completed_at=utc_now())
+        .returning(table.c.task_name, table.c.arguments)
+    )
+    row = session.execute(statement).first()
+    return None if row is None else ClaimedMessage(row.task_name, row.arguments)
 
 
 def mark_completed(session: Session, message: OutboxMessage) -> None:
