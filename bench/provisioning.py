@@ -1,4 +1,4 @@
-"""Benchmark: N clusters requested at once, converged by 2 worker processes against the ARM emulator.
+"""Benchmark: N subscriptions purchased at once, their clusters converged by 2 worker processes against ARM.
 
 Prints the time until all are ready next to the critical path (steps x ARM deployment latency), worker memory
 at the start and end, and duplicate deployments (more than one ARM deployment per cluster, step and generation).
@@ -37,6 +37,7 @@ from core.db import Database, make_engine
 from core.messaging import TaskNames
 from core.outbox.models import OutboxMessage
 from core.settings import DEFAULT_CATALOG_PATH
+from core.subscriptions.models import MarketplaceSubscription, SubscriptionStatus
 from core.tenants.service import get_or_create_tenant
 
 
@@ -137,15 +138,27 @@ def main() -> None:
     try:
         tenant_id = state["entra"]["tenants"]["contoso"]["id"]
         subscription_id = next(item["id"] for item in state["arm"]["subscriptions"] if item["tenant_id"] == tenant_id)
+        catalog = load_catalog(DEFAULT_CATALOG_PATH)
         with database.session() as session:
-            sync_catalog(session, load_catalog(DEFAULT_CATALOG_PATH))
+            sync_catalog(session, catalog)
             tenant = get_or_create_tenant(session, tenant_id)
+            # What a confirmed purchase records (the landing page's part is measured by the webhook benchmarks).
             for index in range(arguments.clusters):
+                subscription = MarketplaceSubscription(
+                    id=str(uuid.uuid4()),
+                    tenant_id=tenant.id,
+                    offer_id=catalog.offers[0].id,
+                    plan_id="standard",
+                    quantity=1,
+                    status=SubscriptionStatus.SUBSCRIBED.value,
+                    beneficiary_tenant_id=tenant_id,
+                )
+                session.add(subscription)
+                session.flush()
                 request_cluster(
                     session,
                     tenant_id=tenant.id,
-                    subscription_id=None,
-                    managed_application_id=f"bench-{index:05d}",
+                    subscription_id=subscription.id,
                     plan_id="standard",
                     quantity=1,
                     placement=ClusterPlacement(
