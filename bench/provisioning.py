@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import timeit
 import uuid
 from pathlib import Path
 
@@ -64,6 +65,11 @@ def _cpu_seconds(pid: int) -> float:
         # Fields after the command name start at `state` (field 3): utime and stime are fields 14 and 15.
         total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return total
+
+
+def _reference_loop_microseconds() -> float:
+    """A fixed pure-Python loop, timed here: runs on different days or machines compare only at equal readings."""
+    return min(timeit.repeat("sum(range(10000))", number=200, repeat=5)) / 200 * 1e6
 
 
 def _children(pid: int) -> list[int]:
@@ -170,6 +176,7 @@ def main() -> None:
                     key_policy=KeyPolicy(),
                     actor="bench",
                 )
+        reference_at_start = _reference_loop_microseconds()
         load_at_start = os.getloadavg()[0]
         started = time.monotonic()
         group.start_all()
@@ -208,6 +215,7 @@ def main() -> None:
         with admin.begin() as connection:
             connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+    reference_at_end = _reference_loop_microseconds()
     critical_path = len(FACADE_CLUSTER_STEPS) * arguments.latency
     print(f"clusters ready        : {ready}/{arguments.clusters}")
     print(f"time until all ready  : {elapsed:.1f} s")
@@ -226,6 +234,10 @@ def main() -> None:
         f"relay {1000 * relay_cpu / per_cluster:.0f}, emulators {1000 * emulator_cpu / per_cluster:.0f}"
     )
     print(f"load average (1 min)  : {load_at_start:.1f} at start, {load_at_end:.1f} at end ({os.cpu_count()} CPUs)")
+    print(
+        f"machine speed         : sum(range(10000)) took {reference_at_start:.0f} us before the run, "
+        f"{reference_at_end:.0f} us after it (lower is faster)"
+    )
     print("(time includes starting the worker and relay processes)")
     print(f"deployments recorded  : {len(rows)}; duplicates per cluster/step/generation: {duplicates}")
     print(f"controller passes     : {passes / max(arguments.clusters, 1):.1f} per cluster (reconcile messages)")

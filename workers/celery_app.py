@@ -105,6 +105,7 @@ def _worker_telemetry(**_: Any) -> None:
 
     settings = get_settings()
     configure_tracing(settings, "worker")
-    CeleryInstrumentor().instrument()
+    if settings.telemetry_traces_exporter != "none":
+        CeleryInstrumentor().instrument()
     if settings.monitor_ingestion_endpoint:
         install_log_spool(get_database(), settings.monitor_log_spool_level, "worker")

