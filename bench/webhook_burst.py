@@ -44,7 +44,7 @@ from cli.processes import free_port, wait_until_listening
 from core import migrator
 from core.db import Database, make_engine
 from core.outbox.models import OutboxMessage
-from core.outbox.service import mark_completed
+from core.outbox.service import claim_for_completion
 from core.settings import Settings
 from emulators.marketplace.webhooks import retry_after_seconds
 from emulators.suite import EmulatorSuite, EmulatorSuiteConfig
@@ -164,8 +164,8 @@ def pending_outbox_ids(database: Database) -> list[int]:
 def complete_outbox(database: Database, message_ids: list[int]) -> None:
     """What the outbox consumer does when it finishes a message."""
     with database.session() as session:
-        for message in session.exec(select(OutboxMessage).where(col(OutboxMessage.id).in_(message_ids))).all():
-            mark_completed(session, message)
+        for message_id in message_ids:
+            claim_for_completion(session, message_id)
 
 
 async def drain_after_each_refusal(database: Database, result: BurstResult, finished: asyncio.Event) -> int:

@@ -90,11 +90,6 @@ def claim_for_completion(session: Session, message_id: int) -> ClaimedMessage | 
     return None if row is None else ClaimedMessage(row.task_name, row.arguments)
 
 
-def mark_completed(session: Session, message: OutboxMessage) -> None:
-    message.completed_at = utc_now()
-    session.add(message)
-
-
 def pending_count(session: Session) -> int:
     """Messages not completed yet: the backlog operators watch."""
     statement = select(sa.func.count()).select_from(OutboxMessage).where(col(OutboxMessage.completed_at).is_(None))
