@@ -67,6 +67,27 @@ def _cpu_seconds(pid: int) -> float:
     return total
 
 
+def _server_cpu_seconds(command: str) -> float:
+    """CPU time of a server's processes by command name (postgres, redis-server), exited children included.
+
+    These servers are shared by the whole machine; read before and after a run, the difference is the run's
+    share when nothing else uses them.
+    """
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        if name != command:
+            continue
+        fields = text.rsplit(")", 1)[1].split()
+        # utime, stime, then cutime and cstime: the CPU of waited-for children (PostgreSQL's exited backends).
+        total += sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def _reference_loop_microseconds() -> float:
     """A fixed pure-Python loop, timed here: runs on different days or machines compare only at equal readings."""
     return min(timeit.repeat("sum(range(10000))", number=200, repeat=5)) / 200 * 1e6
@@ -177,6 +198,7 @@ def main() -> None:
                     actor="bench",
                 )
         reference_at_start = _reference_loop_microseconds()
+        servers_at_start = {name: _server_cpu_seconds(name) for name in ("postgres", "redis-server")}
         load_at_start = os.getloadavg()[0]
         started = time.monotonic()
         group.start_all()
@@ -198,6 +220,7 @@ def main() -> None:
         worker_cpu = sum(_cpu_seconds(item.process.pid) for item in workers if item.process)
         relay_cpu = _cpu_seconds(relay.process.pid) if relay.process else 0.0
         emulator_cpu = _cpu_seconds(emulators.pid)
+        server_cpu = {name: _server_cpu_seconds(name) - before for name, before in servers_at_start.items()}
         load_at_end = os.getloadavg()[0]
         with database.session() as session:
             rows = session.exec(select(ArmDeployment.cluster_id, ArmDeployment.step, ArmDeployment.generation)).all()
@@ -227,6 +250,10 @@ def main() -> None:
     print(
         f"CPU seconds           : workers {worker_cpu:.1f}, relay {relay_cpu:.1f}, "
         f"emulators {emulator_cpu:.1f} (their own process)"
+    )
+    print(
+        f"server CPU seconds    : postgres {server_cpu['postgres']:.1f}, redis {server_cpu['redis-server']:.1f} "
+        "(whole servers, read from /proc)"
     )
     per_cluster = max(ready, 1)
     print(
