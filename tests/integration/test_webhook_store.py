@@ -17,12 +17,11 @@ from core.db import Database
 from core.inbox.models import InboundEvent, InboundSource
 from core.inbox.service import record_inbound_event
 from core.outbox.models import OutboxMessage
-from core.subscriptions.models import MarketplaceOperation, MarketplaceSubscription, OperationState
+from core.subscriptions.models import MarketplaceOperation, OperationAction, OperationState
 from core.subscriptions.schemas import WebhookPayload
 from core.subscriptions.webhook_store import WebhookReceipt, record_webhook
-from core.tenants.service import get_or_create_tenant
 from tests.conftest import TEST_DATABASE
-from tests.support.factories import create_subscription, create_tenant
+from tests.support.factories import create_operation, create_subscription, create_tenant
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -54,31 +53,13 @@ def test_concurrent_twins_store_one_inbound_event_and_agree_on_it(database: Data
 
 
 def test_webhook_for_an_operation_reconciliation_already_adopted_keeps_the_adopted_row(database: Database) -> None:
-    subscription_id, operation_id = str(uuid.uuid4()), str(uuid.uuid4())
     with database.session() as session:
-        tenant = get_or_create_tenant(session, str(uuid.uuid4()))
-        session.add(
-            MarketplaceSubscription(
-                id=subscription_id,
-                tenant_id=tenant.id,
-                offer_id="vast-blob-facade",
-                plan_id="standard",
-                quantity=2,
-                beneficiary_tenant_id=tenant.entra_tenant_id,
-                status="Subscribed",
-            )
-        )
-        session.flush()
-        session.add(
-            MarketplaceOperation(
-                id=operation_id,
-                subscription_id=subscription_id,
-                action="Renew",
-                marketplace_status="InProgress",
-                state=OperationState.VERIFIED.value,
-                attempts=2,
-            )
-        )
+        tenant = create_tenant(session)
+        subscription = create_subscription(session, tenant, quantity=2)
+        operation_id = create_operation(
+            session, subscription, action=OperationAction.RENEW, state=OperationState.VERIFIED, attempts=2
+        ).id
+        subscription_id = subscription.id
     body = {
         "id": operation_id,
         "subscriptionId": subscription_id,
@@ -106,20 +87,9 @@ def test_webhook_for_an_operation_reconciliation_already_adopted_keeps_the_adopt
 
 
 def test_webhook_for_a_known_subscription_stores_the_operation_with_its_defaults(database: Database) -> None:
-    subscription_id, operation_id = str(uuid.uuid4()), str(uuid.uuid4())
+    operation_id = str(uuid.uuid4())
     with database.session() as session:
-        tenant = get_or_create_tenant(session, str(uuid.uuid4()))
-        session.add(
-            MarketplaceSubscription(
-                id=subscription_id,
-                tenant_id=tenant.id,
-                offer_id="vast-blob-facade",
-                plan_id="standard",
-                quantity=2,
-                beneficiary_tenant_id=tenant.entra_tenant_id,
-                status="Subscribed",
-            )
-        )
+        subscription_id = create_subscription(session, create_tenant(session), quantity=2).id
     body = {
         "id": operation_id,
         "activityId": str(uuid.uuid4()),
