@@ -14,7 +14,7 @@ from core.db import Database, get_database
 from core.identity.tokens import EntraTokenVerifier
 from core.monitoring.log_spool import install_log_spool
 from core.settings import Settings, get_settings
-from core.telemetry.tracing import configure_tracing
+from core.telemetry.tracing import configure_tracing, spans_exported
 from portal.installation import install_portal
 
 
@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     configure_tracing(settings, "api")
     # One server span per request when spans go somewhere (the per-message receive/send child spans add cost, no
     # insight); unexported, they would cost a tenth of a webhook's CPU for nothing.
-    if settings.telemetry_traces_exporter != "none":
+    if spans_exported(settings):
         FastAPIInstrumentor.instrument_app(
             app, excluded_urls="healthz,readyz,metrics", exclude_spans=["receive", "send"]
         )

@@ -54,16 +54,21 @@ def _rss_megabytes(pid: int) -> float:
     return total
 
 
+def _stat_cpu_seconds(stat: str, *, waited_children: bool = False) -> float:
+    """utime + stime of a /proc/<pid>/stat line, plus cutime + cstime (its exited, waited-for children) if asked."""
+    # Fields after the command name start at `state` (field 3): utime, stime, cutime, cstime are fields 14 to 17.
+    fields = stat.rsplit(")", 1)[1].split()
+    return sum(int(value) for value in fields[11 : 15 if waited_children else 13]) / os.sysconf("SC_CLK_TCK")
+
+
 def _cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a process and its children, from /proc (clock ticks to seconds)."""
+    """User plus system CPU time of a process and its live children, from /proc."""
     total = 0.0
     for candidate in [pid, *_children(pid)]:
         try:
-            fields = Path(f"/proc/{candidate}/stat").read_text().rsplit(")", 1)[1].split()
+            total += _stat_cpu_seconds(Path(f"/proc/{candidate}/stat").read_text())
         except FileNotFoundError:
             continue
-        # Fields after the command name start at `state` (field 3): utime and stime are fields 14 and 15.
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return total
 
 
@@ -79,12 +84,9 @@ def _server_cpu_seconds(command: str) -> float:
             text = stat.read_text()
         except OSError:
             continue
-        name = text[text.index("(") + 1 : text.rindex(")")]
-        if name != command:
-            continue
-        fields = text.rsplit(")", 1)[1].split()
-        # utime, stime, then cutime and cstime: the CPU of waited-for children (PostgreSQL's exited backends).
-        total += sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+        if text[text.index("(") + 1 : text.rindex(")")] == command:
+            # Exited children count: PostgreSQL's backends end and are waited for by the postmaster.
+            total += _stat_cpu_seconds(text, waited_children=True)
     return total
 
 

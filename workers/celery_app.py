@@ -101,11 +101,11 @@ def _worker_telemetry(**_: Any) -> None:
 
     from core.db import get_database
     from core.monitoring.log_spool import install_log_spool
-    from core.telemetry.tracing import configure_tracing
+    from core.telemetry.tracing import configure_tracing, spans_exported
 
     settings = get_settings()
     configure_tracing(settings, "worker")
-    if settings.telemetry_traces_exporter != "none":
+    if spans_exported(settings):
         CeleryInstrumentor().instrument()
     if settings.monitor_ingestion_endpoint:
         install_log_spool(get_database(), settings.monitor_log_spool_level, "worker")
