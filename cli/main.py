@@ -100,6 +100,7 @@ def beat() -> None:
         get_database(),
         celery_publisher(celery_app),
         batch_size=settings.outbox_batch_size,
+        delivery_batch_size=settings.outbox_delivery_batch_size,
         redispatch_after_seconds=settings.outbox_redispatch_after_seconds,
     )
     relay_thread = threading.Thread(
@@ -127,6 +128,7 @@ def relay(
         get_database(),
         celery_publisher(celery_app),
         batch_size=settings.outbox_batch_size,
+        delivery_batch_size=settings.outbox_delivery_batch_size,
         redispatch_after_seconds=settings.outbox_redispatch_after_seconds,
     )
     if once:

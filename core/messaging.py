@@ -19,6 +19,9 @@ class TaskNames:
 
     PIPELINE_PROBE = "system.pipeline_probe"
     OUTBOX_BACKLOG_REPORT = "system.outbox_backlog_report"
+    # Several outbox rows in one broker message, each applied by its own consumer:
+    # {"messages": [{"task_name": str, "kwargs": {...}}]}.
+    OUTBOX_DELIVER_BATCH = "outbox.deliver_batch"
     # Converge one cluster towards its desired spec: {"cluster_id": str}.
     CLUSTER_RECONCILE = "clusters.reconcile"
     # A cluster reached (or failed to reach) a desired generation:

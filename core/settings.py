@@ -134,6 +134,9 @@ class Settings(BaseSettings):
     # Outbox relay
     outbox_poll_interval_seconds: float = Field(default=0.5, gt=0, le=60)
     outbox_batch_size: int = Field(default=100, ge=1, le=10_000)
+    outbox_delivery_batch_size: int = Field(
+        default=8, ge=1, le=100, description="Rows of one task carried by one broker message; 1 sends each alone."
+    )
     outbox_redispatch_after_seconds: float = Field(
         default=300.0, gt=0, description="A dispatched message not completed after this long is dispatched again."
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from core.outbox.service import enqueue
 from core.probe import start_probe, wait_for_probe
 from core.settings import Settings
 from tests.support.waiting import wait_for
-from workers.relay import OutboxRelay, celery_publisher
+from workers.relay import OutboxRelay, Publisher, celery_publisher, task_kwargs
 
 
 @pytest.fixture
@@ -132,3 +132,75 @@ def test_a_stale_message_for_a_reused_row_id_is_not_applied_to_the_new_row(
     assert wait_for_probe(database, probe_id, timeout_seconds=60) is not None
     assert _probe_effects(database, "an-earlier-row") == 0
     assert _probe_effects(database, probe_id) == 1
+
+
+def _counting(publish: Publisher, sizes: list[int]) -> Publisher:
+    def counted(messages: Sequence[OutboxMessage]) -> None:
+        sizes.append(len(messages))
+        publish(messages)
+
+    return counted
+
+
+@pytest.mark.broker
+def test_rows_due_together_travel_in_shared_messages_and_each_applies_once(
+    database: Database, publisher_app: Celery, worker_processes: ProcessGroup
+) -> None:
+    probe_ids = [start_probe(database) for _ in range(7)]
+    sizes: list[int] = []
+    relay = OutboxRelay(database, _counting(celery_publisher(publisher_app), sizes), delivery_batch_size=3)
+    assert relay.run_once() == 7
+    assert sorted(sizes) == [2, 2, 3]
+    for probe_id in probe_ids:
+        assert wait_for_probe(database, probe_id, timeout_seconds=60) is not None
+    assert all(message.dispatch_count == 1 and message.completed_at for message in _messages(database))
+    assert [_probe_effects(database, probe_id) for probe_id in probe_ids] == [1] * 7
+
+
+@pytest.mark.broker
+def test_a_batch_delivered_twice_applies_each_row_once(
+    database: Database, publisher_app: Celery, worker_processes: ProcessGroup
+) -> None:
+    probe_ids = [start_probe(database) for _ in range(3)]
+    messages = _messages(database)
+    batch = {"messages": [{"task_name": message.task_name, "kwargs": task_kwargs(message)} for message in messages]}
+    # What a broker redelivering an unacknowledged batch looks like: the same batch twice.
+    publisher_app.send_task(TaskNames.OUTBOX_DELIVER_BATCH, kwargs=batch)
+    publisher_app.send_task(TaskNames.OUTBOX_DELIVER_BATCH, kwargs=batch)
+    for probe_id in probe_ids:
+        assert wait_for_probe(database, probe_id, timeout_seconds=60) is not None
+    [worker] = worker_processes.processes
+    wait_for(
+        lambda: worker.log_path.read_text(errors="replace").count("outbox message already completed") >= 3,
+        what="the second delivery to find every row completed",
+    )
+    assert [_probe_effects(database, probe_id) for probe_id in probe_ids] == [1, 1, 1]
+
+
+@pytest.mark.broker
+def test_a_row_failing_in_a_batch_does_not_hold_back_the_others_and_is_retried_alone(
+    database: Database, publisher_app: Celery, worker_processes: ProcessGroup
+) -> None:
+    first = start_probe(database)
+    with database.session() as session:
+        # A probe message its consumer refuses (an argument it does not take): it fails on every attempt.
+        failing = enqueue(session, TaskNames.PIPELINE_PROBE, {"probe_id": "refused", "unexpected": True})
+        session.flush()
+        failing_id = failing.id
+    last = start_probe(database)
+    sizes: list[int] = []
+    relay = OutboxRelay(database, _counting(celery_publisher(publisher_app), sizes), delivery_batch_size=8)
+    assert relay.run_once() == 3
+    assert sizes == [3]
+    assert wait_for_probe(database, first, timeout_seconds=60) is not None
+    assert wait_for_probe(database, last, timeout_seconds=60) is not None
+    [worker] = worker_processes.processes
+    # Its own task (named after the row) runs the consumer again, fails again and is retried by Celery.
+    wait_for(
+        lambda: f"[outbox-{failing_id}-alone] retry" in worker.log_path.read_text(errors="replace"),
+        what="the failed row to be retried as its own task",
+    )
+    with database.session() as session:
+        row = session.get(OutboxMessage, failing_id)
+    assert row is not None
+    assert row.completed_at is None

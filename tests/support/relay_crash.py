@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Sequence
 
 from core.db import get_database
 from core.outbox.models import OutboxMessage
@@ -17,8 +18,8 @@ from workers.relay import OutboxRelay, celery_publisher
 def main() -> None:
     publish = celery_publisher(celery_app)
 
-    def publish_then_die(message: OutboxMessage) -> None:
-        publish(message)
+    def publish_then_die(messages: Sequence[OutboxMessage]) -> None:
+        publish(messages)
         os.kill(os.getpid(), signal.SIGKILL)
 
     OutboxRelay(get_database(), publish_then_die).run_once()
