@@ -20,6 +20,8 @@ from emulators.entra.signing_keys import SigningKeyRing
 
 # Clock skew tolerated when checking exp and nbf, like the usual validators of Entra tokens.
 CLOCK_SKEW_SECONDS = 30
+# Tokens whose verified signature is remembered; the memory is emptied when full.
+VERIFIED_TOKENS_KEPT = 4096
 
 
 class InvalidTokenError(Exception):
@@ -50,6 +52,9 @@ class TokenIssuer:
         self.directory = directory
         self.keys = keys
         self._authority_url: str | None = None
+        # Token -> (kid, claims) of tokens whose signature already verified: a client presents the same token on
+        # every call for an hour, and RSA verification was a tenth of the ARM emulator's work under load.
+        self._verified_signatures: dict[str, tuple[str, dict[str, Any]]] = {}
 
     @property
     def authority_url(self) -> str:
@@ -123,6 +128,36 @@ class TokenIssuer:
 
     def verify_access_token(self, token: str, *, audience: str | set[str]) -> dict[str, Any]:
         """Check signature (published keys only), lifetime, audience, tenant and issuer; return the claims."""
+        verified = self._verified_signatures.get(token)
+        if verified is None:
+            claims = self._verify_signature(token)
+        else:
+            kid, claims = verified
+            # A key retired since still invalidates the token; the lifetime is checked afresh on every call.
+            if self.keys.find(kid) is None:
+                raise InvalidTokenError(f"unknown signing key {kid!r}")
+            now = time.time()
+            if int(claims["exp"]) <= now - CLOCK_SKEW_SECONDS:
+                raise InvalidTokenError("token expired")
+            if int(claims["nbf"]) > now + CLOCK_SKEW_SECONDS:
+                raise InvalidTokenError("token not yet valid (nbf)")
+        accepted = {audience} if isinstance(audience, str) else set(audience)
+        if _normalise_audience(str(claims["aud"])) not in {_normalise_audience(item) for item in accepted}:
+            raise InvalidTokenError(f"wrong audience {claims['aud']!r}")
+        tenant_id = str(claims["tid"])
+        if tenant_id not in self.directory.tenants:
+            raise InvalidTokenError(f"unknown tenant {tenant_id!r}")
+        expected_issuer = (
+            issuer_v1(self.authority_url, tenant_id)
+            if claims.get("ver") == "1.0"
+            else issuer_v2(self.authority_url, tenant_id)
+        )
+        if claims["iss"] != expected_issuer:
+            raise InvalidTokenError(f"wrong issuer {claims['iss']!r}")
+        return dict(claims)  # a copy: the remembered claims must not change with what a caller does
+
+    def _verify_signature(self, token: str) -> dict[str, Any]:
+        """Header, signature and lifetime of a token not seen before; remembers it once it verifies."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as error:
@@ -151,19 +186,9 @@ class TokenIssuer:
             raise InvalidTokenError("signature does not verify") from error
         except jwt.PyJWTError as error:
             raise InvalidTokenError(f"invalid token: {error}") from error
-        accepted = {audience} if isinstance(audience, str) else set(audience)
-        if _normalise_audience(str(claims["aud"])) not in {_normalise_audience(item) for item in accepted}:
-            raise InvalidTokenError(f"wrong audience {claims['aud']!r}")
-        tenant_id = str(claims["tid"])
-        if tenant_id not in self.directory.tenants:
-            raise InvalidTokenError(f"unknown tenant {tenant_id!r}")
-        expected_issuer = (
-            issuer_v1(self.authority_url, tenant_id)
-            if claims.get("ver") == "1.0"
-            else issuer_v2(self.authority_url, tenant_id)
-        )
-        if claims["iss"] != expected_issuer:
-            raise InvalidTokenError(f"wrong issuer {claims['iss']!r}")
+        if len(self._verified_signatures) >= VERIFIED_TOKENS_KEPT:
+            self._verified_signatures.clear()
+        self._verified_signatures[token] = (kid, claims)
         return claims
 
 

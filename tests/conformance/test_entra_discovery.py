@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import jwt
 import pytest
 
 from emulators.entra import EntraEmulator, InvalidTokenError
+from emulators.entra.tokens import CLOCK_SKEW_SECONDS
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -98,3 +100,22 @@ def test_key_rotation_publishes_both_keys_then_retires_the_old_one(
         jwks.get_signing_key_from_jwt(old_token)
     entra.verify_access_token(new_token, audience=audience)
     control.close()
+
+
+def test_a_token_verified_before_is_refused_once_it_expires(
+    entra: EntraEmulator, emulator_state: dict[str, Any]
+) -> None:
+    audience = emulator_state["entra"]["publisher_fulfillment_app_id"]
+    expires_at = int(time.time()) + 2 - CLOCK_SKEW_SECONDS  # inside the clock-skew allowance for 2 more seconds
+    token = entra.mint_access_token(
+        tenant_id=emulator_state["entra"]["publisher_tenant_id"],
+        audience=audience,
+        client_id=emulator_state["entra"]["marketplace_app_id"],
+        extra_claims={"exp": expires_at},
+    )
+    assert entra.verify_access_token(token, audience=audience)["exp"] == expires_at
+    # The signature is remembered from the first call; the lifetime is not.
+    while time.time() <= expires_at + CLOCK_SKEW_SECONDS:
+        time.sleep(0.05)
+    with pytest.raises(InvalidTokenError, match="token expired"):
+        entra.verify_access_token(token, audience=audience)
