@@ -35,6 +35,15 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def empty_json_list() -> list[Any]:
+    """The default of a table model's JSON list column.
+
+    Not the `list` builtin: pydantic reads a default factory's signature on every construction of a table
+    model, and parsing the builtin's text signature took about 0.1 ms each time (a Python function: ~7 us).
+    """
+    return []
+
+
 class UTCDateTime(sa.TypeDecorator[datetime]):
     """Timezone-aware UTC datetimes on every backend (SQLite hands back naive values otherwise)."""
 

@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from core.db import UTCDateTime, utc_now
+from core.db import UTCDateTime, empty_json_list, utc_now
 from core.statemachine import StateMachine, enum_check
 
 
@@ -74,8 +74,8 @@ class Cluster(SQLModel, table=True):
     desired_quantity: int
     desired_suspended: bool = False
     desired_deleted: bool = False
-    pls_visibility_subscriptions: list[str] = Field(default_factory=list, sa_type=sa.JSON)
-    pls_auto_approval_subscriptions: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+    pls_visibility_subscriptions: list[str] = Field(default_factory=empty_json_list, sa_type=sa.JSON)
+    pls_auto_approval_subscriptions: list[str] = Field(default_factory=empty_json_list, sa_type=sa.JSON)
     key_policy: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
     desired_generation: int = 1
 
@@ -91,7 +91,7 @@ class Cluster(SQLModel, table=True):
     next_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_error_code: str | None = Field(default=None, max_length=128)
     last_error_message: str | None = Field(default=None, max_length=4096)
-    last_error_details: list[dict[str, Any]] = Field(default_factory=list, sa_type=sa.JSON)
+    last_error_details: list[dict[str, Any]] = Field(default_factory=empty_json_list, sa_type=sa.JSON)
     retention_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
     # Outputs recorded when ready.

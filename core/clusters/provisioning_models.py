@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from core.db import UTCDateTime, utc_now
+from core.db import UTCDateTime, empty_json_list, utc_now
 from core.statemachine import enum_check
 
 
@@ -42,7 +42,7 @@ class ArmDeployment(SQLModel, table=True):
     outputs: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
     error_code: str | None = Field(default=None, max_length=128)
     error_message: str | None = Field(default=None, max_length=4096)
-    error_details: list[dict[str, Any]] = Field(default_factory=list, sa_type=sa.JSON)
+    error_details: list[dict[str, Any]] = Field(default_factory=empty_json_list, sa_type=sa.JSON)
     started_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 

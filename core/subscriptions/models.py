@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from core.db import UTCDateTime, utc_now
+from core.db import UTCDateTime, empty_json_list, utc_now
 from core.statemachine import StateMachine, enum_check
 
 
@@ -147,5 +147,5 @@ class MarketplaceReconciliationReport(SQLModel, table=True):
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     subscriptions_seen: int = 0
     operations_seen: int = 0
-    changes: list[dict[str, Any]] = Field(default_factory=list, sa_type=sa.JSON)
+    changes: list[dict[str, Any]] = Field(default_factory=empty_json_list, sa_type=sa.JSON)
     error: str | None = Field(default=None, max_length=2048)
