@@ -258,12 +258,18 @@ class ArmClient:
         raise error
 
     # Resource groups --------------------------------------------------------------------------------------------
-    def ensure_resource_group(self, name: str, location: str, tags: dict[str, str]) -> None:
-        """Create or update the resource group (a PUT, so repeating it is harmless)."""
+    def ensure_resource_group(self, name: str, location: str, tags: dict[str, str]) -> bool:
+        """Create or update the resource group (a PUT, so repeating it is harmless); True when this call created it."""
         try:
-            self._resources.resource_groups.create_or_update(name, {"location": location, "tags": tags})
+            created = self._resources.resource_groups.create_or_update(
+                name,
+                {"location": location, "tags": tags},
+                # ARM answers 201 for a new group and 200 for one that already existed.
+                cls=lambda pipeline_response, *_: pipeline_response.http_response.status_code == 201,
+            )
         except Exception as error:
             raise self._translate(error) from error
+        return bool(created)
 
     def resource_group_exists(self, name: str) -> bool:
         """True while the resource group exists (also while ARM is still deleting it)."""

@@ -343,11 +343,14 @@ class ClusterController:
         attempt = history.attempts(plan.step, generation) + 1
         name = deployment_name_for(cluster.name, plan.step, generation, attempt)
         self._move(session, cluster, status_while_deploying(ClusterStatus(cluster.status)))
-        if plan.step == IDENTITY_KEY_VAULT:
-            arm.ensure_resource_group(cluster.resource_group, cluster.region, {"vast-cluster": cluster.name})
+        group_created = plan.step == IDENTITY_KEY_VAULT and arm.ensure_resource_group(
+            cluster.resource_group, cluster.region, {"vast-cluster": cluster.name}
+        )
         # A crash after an earlier PUT but before its commit leaves ARM with a deployment we have no row for:
-        # adopt it instead of submitting it again.
-        existing = known.get(name) if known is not None else arm.get_deployment(cluster.resource_group, name)
+        # adopt it instead of submitting it again. A group this pass created holds no deployment yet.
+        existing = None
+        if not group_created:
+            existing = known.get(name) if known is not None else arm.get_deployment(cluster.resource_group, name)
         if existing is None:
             arm.begin_deployment(cluster.resource_group, name, _step_template(plan.step), plan.parameters)
         row = ArmDeployment(
