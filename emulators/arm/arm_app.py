@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from starlette.concurrency import run_in_threadpool
 
 from emulators.arm.compute_resources import SCALE_SET_TYPE, check_quota, scale_set_action, scale_set_instance_view
 from emulators.arm.control_api import build_control_router
@@ -650,7 +649,9 @@ def build_arm_app(emulator: ArmEmulator) -> Any:
             body=body,
             base_url=str(request.base_url).rstrip("/"),
         )
-        result = await run_in_threadpool(dispatcher.handle, arm_request)
+        # Handled on the event loop: the dispatcher is CPU work under the store's one lock and never waits on this
+        # loop (a new vault's port is served by its own server thread), so a hop to a worker thread only added cost.
+        result = dispatcher.handle(arm_request)
         if result.body is None:
             return Response(status_code=result.status, headers=result.headers)
         return JSONResponse(result.body, status_code=result.status, headers=result.headers)
