@@ -5,6 +5,7 @@ Each pass is what a worker runs for one due outbox message; the tests run passes
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import httpx
@@ -253,3 +254,15 @@ def test_conflicting_changes_in_quick_succession_converge_on_the_newest(
     assert cluster_steps == [(1, DeploymentState.SUCCEEDED.value), (2, "succeeded"), (3, "succeeded")]
     assert len({row.deployment_name for row in rows}) == len(rows)
     assert isinstance(cluster, Cluster)
+
+
+def test_resource_group_put_says_whether_it_created_the_group(
+    state: dict[str, Any], provisioning_settings: Settings
+) -> None:
+    # The first step skips looking for an adoptable deployment only in a group its own PUT created.
+    entra_tenant_id, subscription_id = tenant_and_subscription(state, "contoso")
+    arm = ArmClientFactory(provisioning_settings).for_subscription(entra_tenant_id, subscription_id)
+    name = f"rg-created-{uuid.uuid4().hex[:8]}"
+    assert arm.ensure_resource_group(name, "westeurope", {}) is True
+    assert arm.ensure_resource_group(name, "westeurope", {"again": "yes"}) is False
+    assert arm.resource_group_exists(name)
