@@ -34,6 +34,14 @@ OutboxHandler = Callable[..., None]
 # Retries of a consumer task: exponential backoff with full jitter, from 2 s up to 5 min.
 RETRY_BACKOFF_FACTOR = 2
 RETRY_BACKOFF_MAX_SECONDS = 300
+# What every outbox task shares: late acknowledgement, and automatic retries on that backoff.
+RETRYING_TASK_OPTIONS: dict[str, Any] = {
+    "acks_late": True,
+    "autoretry_for": (Exception,),
+    "retry_backoff": RETRY_BACKOFF_FACTOR,
+    "retry_backoff_max": RETRY_BACKOFF_MAX_SECONDS,
+    "retry_jitter": True,
+}
 
 # Outbox consumers of this process by task name, for the batches that carry their messages.
 _consumers: dict[str, tuple[OutboxHandler, Task]] = {}
@@ -79,14 +87,7 @@ def outbox_consumer(name: str, *, max_retries: int = 8) -> Callable[[OutboxHandl
 
     def register(handler: OutboxHandler) -> Task:
         @celery_app.task(  # type: ignore[untyped-decorator]
-            name=name,
-            bind=True,
-            acks_late=True,
-            autoretry_for=(Exception,),
-            retry_backoff=RETRY_BACKOFF_FACTOR,
-            retry_backoff_max=RETRY_BACKOFF_MAX_SECONDS,
-            retry_jitter=True,
-            max_retries=max_retries,
+            name=name, bind=True, max_retries=max_retries, **RETRYING_TASK_OPTIONS
         )
         def consume(
             task: Task,
@@ -103,15 +104,7 @@ def outbox_consumer(name: str, *, max_retries: int = 8) -> Callable[[OutboxHandl
     return register
 
 
-@celery_app.task(  # type: ignore[untyped-decorator]
-    name=TaskNames.OUTBOX_DELIVER_BATCH,
-    acks_late=True,
-    autoretry_for=(Exception,),
-    retry_backoff=RETRY_BACKOFF_FACTOR,
-    retry_backoff_max=RETRY_BACKOFF_MAX_SECONDS,
-    retry_jitter=True,
-    max_retries=8,
-)
+@celery_app.task(name=TaskNames.OUTBOX_DELIVER_BATCH, max_retries=8, **RETRYING_TASK_OPTIONS)  # type: ignore[untyped-decorator]
 def deliver_outbox_batch(messages: list[dict[str, Any]]) -> dict[str, int]:
     """Apply several outbox rows' messages one after the other, each in its own transaction.
 
@@ -133,15 +126,15 @@ def deliver_outbox_batch(messages: list[dict[str, Any]]) -> dict[str, int]:
         try:
             outcomes[apply_outbox_message(name, handler, **kwargs)] += 1
         except Exception:
+            outbox_id = kwargs.get("outbox_id")
             logger.warning(
                 "outbox message failed in a batch; retrying it on its own",
                 exc_info=True,
-                extra={"outbox_id": kwargs.get("outbox_id"), "task": name},
+                extra={"outbox_id": outbox_id, "task": name},
             )
             countdown = get_exponential_backoff_interval(
                 RETRY_BACKOFF_FACTOR, 0, RETRY_BACKOFF_MAX_SECONDS, full_jitter=True
             )
-            outbox_id = kwargs.get("outbox_id")
             single_task.apply_async(kwargs=kwargs, countdown=countdown, retries=1, task_id=f"outbox-{outbox_id}-alone")
             outcomes["retrying"] += 1
     return dict(outcomes)

@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 Publisher = Callable[[Sequence[OutboxMessage]], None]
 
 
-def task_kwargs(message: OutboxMessage) -> dict[str, Any]:
+def _task_kwargs(message: OutboxMessage) -> dict[str, Any]:
     """What the consumer task of an outbox row takes."""
     return {
         "outbox_id": message.id,
@@ -50,14 +50,14 @@ def celery_publisher(app: Celery) -> Publisher:
         if len(messages) == 1:
             app.send_task(
                 first.task_name,
-                kwargs=task_kwargs(first),
+                kwargs=_task_kwargs(first),
                 task_id=task_id,
                 headers={"x-ms-correlationid": first.correlation_id} if first.correlation_id else None,
             )
             return
         app.send_task(
             TaskNames.OUTBOX_DELIVER_BATCH,
-            kwargs={"messages": [{"task_name": item.task_name, "kwargs": task_kwargs(item)} for item in messages]},
+            kwargs={"messages": [{"task_name": item.task_name, "kwargs": _task_kwargs(item)} for item in messages]},
             task_id=f"{task_id}-batch{len(messages)}",
         )
 

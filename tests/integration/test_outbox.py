@@ -21,7 +21,7 @@ from core.outbox.service import enqueue
 from core.probe import start_probe, wait_for_probe
 from core.settings import Settings
 from tests.support.waiting import wait_for
-from workers.relay import OutboxRelay, Publisher, celery_publisher, task_kwargs
+from workers.relay import OutboxRelay, Publisher, celery_publisher
 
 
 @pytest.fixture
@@ -163,10 +163,10 @@ def test_a_batch_delivered_twice_applies_each_row_once(
 ) -> None:
     probe_ids = [start_probe(database) for _ in range(3)]
     messages = _messages(database)
-    batch = {"messages": [{"task_name": message.task_name, "kwargs": task_kwargs(message)} for message in messages]}
+    publish = celery_publisher(publisher_app)
     # What a broker redelivering an unacknowledged batch looks like: the same batch twice.
-    publisher_app.send_task(TaskNames.OUTBOX_DELIVER_BATCH, kwargs=batch)
-    publisher_app.send_task(TaskNames.OUTBOX_DELIVER_BATCH, kwargs=batch)
+    publish(messages)
+    publish(messages)
     for probe_id in probe_ids:
         assert wait_for_probe(database, probe_id, timeout_seconds=60) is not None
     [worker] = worker_processes.processes
