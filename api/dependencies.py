@@ -41,4 +41,7 @@ RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="Numeric id of the 
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 DatabaseDep = Annotated[Database, Depends(get_app_database)]
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": the unit of work commits when the handler returns, before the answer is sent. FastAPI's default
+# ("request") runs the commit after the response has gone out, so a client could be told 2xx for a write that then
+# failed, or read its own write back before it was committed (durable before acknowledged).
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]

@@ -6,6 +6,7 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -22,6 +23,7 @@ ERROR_DESCRIPTIONS = {
     404: "No such resource, or it belongs to another tenant",
     422: "A parameter or the body is invalid; `details` says which and why",
 }
+DATABASE_RETRY_AFTER_SECONDS = 5
 
 
 class ErrorDetail(BaseModel):
@@ -71,6 +73,16 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if error.status_code == 401 else None
         return JSONResponse(
             error_body(error.code, error.message, error.details), status_code=error.status_code, headers=headers
+        )
+
+    @app.exception_handler(sa.exc.OperationalError)
+    async def database_unavailable(request: Request, error: sa.exc.OperationalError) -> JSONResponse:
+        """The database could not take the unit of work (down, or a commit it refused): nothing was stored."""
+        logger.warning("database refused the request's unit of work", extra={"path": request.url.path})
+        return JSONResponse(
+            error_body("DatabaseUnavailable", "nothing was stored; try again shortly"),
+            status_code=503,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
         )
 
     @app.exception_handler(HTTPException)
