@@ -77,7 +77,7 @@ def compose_main_template(root: Path) -> dict[str, Any]:
             resource["dependsOn"] = [f"[{deployment_id_expression(steps[name])}]" for name in step.producer_steps]
         resource["properties"] = {
             "mode": "Incremental",
-            "expressionEvaluationOptions": {"scope": "inner"},
+            "expressionEvaluationOptions": {"scope": "Inner"},
             "parameters": passed,
             "template": copy.deepcopy(template),
         }

@@ -26,6 +26,7 @@ from core.arm_templates.expressions import (
     resource_id_call,
 )
 from core.arm_templates.findings import Finding, child_path
+from core.arm_templates.toolkit_rules import check_toolkit_rules
 
 SCHEMA_PATTERN = re.compile(
     r"^https://schema\.management\.azure\.com/schemas/\d{4}-\d{2}-\d{2}/"
@@ -127,6 +128,7 @@ class TemplateRules:
         self.check_outputs()
         self.check_expressions()
         self.check_dependencies()
+        check_toolkit_rules(self)
         return self.findings
 
     # -- structure ------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import armexpr
 from armexpr import FunctionCall, Node, PropertyAccess
 from core.arm_templates.expressions import function_name, literal_argument
 from core.arm_templates.findings import Finding, child_path
+from core.arm_templates.ui_toolkit_rules import check_ui_toolkit_rules
 
 UI_SCHEMA = "https://schema.management.azure.com/schemas/0.1.2-preview/CreateUIDefinition.MultiVm.json#"
 UI_HANDLER = "Microsoft.Azure.CreateUIDef"
@@ -174,6 +175,7 @@ class UiDefinitionRules:
         outputs = parameters.get("outputs")
         if isinstance(outputs, dict) and self.template_parameters is not None:
             self.check_outputs(outputs)
+        check_ui_toolkit_rules(self, parameters)
         return self.findings
 
     def check_structure(self) -> dict[str, Any] | None:

@@ -62,6 +62,26 @@ EXPECTED_FINDINGS: dict[str, tuple[str, str]] = {
         "$.resources[1].properties.parameters.keyName",
     ),
     "template/nested-parameter-missing.json": ("nested-parameter-missing", "$.resources[1].properties.parameters"),
+    "template/nested-parameter-type.json": ("nested-parameter-type", "$.resources[2].properties.parameters.vaultName"),
+    "template/template-blank.json": ("template-blank", "$.resources[0].properties.networkAcls"),
+    "template/uri-hardcoded.json": ("uri-hardcoded", "$.outputs.managementEndpoint.value"),
+    "template/uri-construction.json": ("uri-construction", "$.resources[0].properties.vaultUri"),
+    "template/id-not-derived.json": (
+        "id-not-derived",
+        "$.resources[0].properties.networkAcls.virtualNetworkRules[0].id",
+    ),
+    "template/resource-id-function-argument.json": ("resource-id-function-argument", "$.outputs.vaultId.value"),
+    "template/reference-api-version.json": ("reference-api-version", "$.outputs.vaultUri.value"),
+    "template/location-resource-group.json": ("location-resource-group", "$.resources[0].location"),
+    "template/parameter-not-secure.json": ("parameter-not-secure", "$.parameters.adminPassword.type"),
+    "template/parameter-min-max.json": ("parameter-min-max", "$.parameters.keySize"),
+    "template/output-name-secret.json": ("output-name-secret", "$.outputs.adminPassword"),
+    "template/deployment-debug-setting.json": ("deployment-debug-setting", "$.resources[2].properties.debugSetting"),
+    "template/vm-size-literal.json": ("vm-size-literal", "$.resources[0].properties.hardwareProfile.vmSize"),
+    "template/admin-username-literal.json": (
+        "admin-username-literal",
+        "$.resources[0].properties.osProfile.adminUsername",
+    ),
     "ui-definition/ui-structure/createUiDefinition.json": ("ui-structure", "$.handler"),
     "ui-definition/ui-element-type-unknown/createUiDefinition.json": (
         "ui-element-type-unknown",
@@ -89,6 +109,14 @@ EXPECTED_FINDINGS: dict[str, tuple[str, str]] = {
         "$.parameters.outputs.clusterSize",
     ),
     "ui-definition/ui-parameter-missing/createUiDefinition.json": ("ui-parameter-missing", "$.parameters.outputs"),
+    "ui-definition/ui-tooltip-missing/createUiDefinition.json": ("ui-tooltip-missing", "$.parameters.basics[0]"),
+    "ui-definition/ui-blank/createUiDefinition.json": ("ui-blank", "$.parameters.basics[0].placeholder"),
+    "ui-definition/ui-location-output/createUiDefinition.json": ("ui-location-output", "$.parameters.outputs.location"),
+    "ui-definition/ui-allowed-values/createUiDefinition.json": (
+        "ui-allowed-values",
+        "$.parameters.steps[0].elements[2].constraints.allowedValues[1]",
+    ),
+    "ui-definition/ui-password-parameter/createUiDefinition.json": ("ui-password-parameter", "$.parameters.basics[1]"),
     "view-definition/view-structure/viewDefinition.json": ("view-structure", "$.views[1].kind"),
 }
 VALID_FIXTURES = ("template/valid-minimal.json", "ui-definition/valid-minimal/createUiDefinition.json")

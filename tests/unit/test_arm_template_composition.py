@@ -241,7 +241,7 @@ def test_main_template_nests_every_step_with_inner_scope_in_dependency_order() -
         f"[variables('{deployment_variable(step)}')]" for step in FACADE_CLUSTER_STEPS
     ]
     for resource, step in zip(main["resources"], FACADE_CLUSTER_STEPS, strict=True):
-        assert resource["properties"]["expressionEvaluationOptions"] == {"scope": "inner"}
+        assert resource["properties"]["expressionEvaluationOptions"] == {"scope": "Inner"}
         assert len(resource.get("dependsOn", [])) == len(step.producer_steps)
         passed = resource["properties"]["parameters"]
         for parameter in step.bindings:
