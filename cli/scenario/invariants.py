@@ -152,7 +152,7 @@ def clusters_converged(
         if cluster.status != expected_status:
             problems.append(f"{label}: {cluster.status}, expected {expected_status}")
         desired = (cluster.desired_plan_id, cluster.desired_quantity)
-        if (subscription["planId"], subscription["quantity"]) != desired:
+        if (subscription["planId"], subscription.get("quantity")) != desired:
             problems.append(
                 f"{label}: desired {desired}, Marketplace holds {subscription['planId']} x {subscription['quantity']}"
             )

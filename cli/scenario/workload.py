@@ -309,7 +309,7 @@ class Workload:
         action = self.random.choices(names, weights)[0]
         body: dict[str, Any] | None = None
         if action == "change-plan":
-            quantity = int(remote["quantity"] or 1)
+            quantity = int(remote.get("quantity") or 1)
             plans = [
                 plan
                 for plan, (low, high) in self.plan_bounds.items()
@@ -322,7 +322,7 @@ class Workload:
             else:
                 body = {"plan_id": self.random.choice(plans)}
         elif action == "change-quantity":
-            body = {"quantity": self._next_quantity(remote["planId"], int(remote["quantity"] or 1))}
+            body = {"quantity": self._next_quantity(remote["planId"], int(remote.get("quantity") or 1))}
         response = self.marketplace.post(f"/subscriptions/{purchase.subscription_id}/{action}", json=body)
         if response.status_code in (400, 404, 409):
             self.figures.actions_refused_by_marketplace += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -26,8 +27,13 @@ class PartyModel(BaseModel):
     puid: str = ""
 
     def to_party(self) -> Party:
-        """The fulfilment model's party."""
-        return Party(email_id=self.email, object_id=self.object_id, tenant_id=self.tenant_id, puid=self.puid)
+        """The fulfilment model's party; a purchase that names no user object gets a stable one of its own.
+
+        Marketplace always reports the buyer's Entra object id (a uuid) and PUID, never an empty string.
+        """
+        object_id = self.object_id or str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.tenant_id}/{self.email}"))
+        puid = self.puid or uuid.uuid5(uuid.NAMESPACE_OID, object_id).hex[:16].upper()
+        return Party(email_id=self.email, object_id=object_id, tenant_id=self.tenant_id, puid=puid)
 
 
 class PurchaseRequest(BaseModel):

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import Response
+from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
-from emulators.common.faults import FaultInjectionMiddleware, FaultInjector, FaultRule, fault_control_router
+from emulators.common.faults import (
+    CONTROL_PREFIX,
+    FaultInjectionMiddleware,
+    FaultInjector,
+    FaultRule,
+    fault_control_router,
+)
 from emulators.entra import MARKETPLACE_APP_ID, EntraEmulator
 from emulators.marketplace.catalog import DEFAULT_CATALOG_PATH, OfferCatalog
 from emulators.marketplace.clock import EmulatorClock
@@ -105,8 +115,15 @@ class MarketplaceEmulator:
 
     def asgi_app(self) -> FastAPI:
         """Fulfilment, metering, control and fault routes, with request ids and fault injection."""
-        app = FastAPI(title="Marketplace emulator", docs_url=None, redoc_url=None, openapi_url=None)
+        # No slash redirects: a path with an empty last segment (".../operations/") is not another resource.
+        app = FastAPI(
+            title="Marketplace emulator", docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False
+        )
         authenticate = PublisherAuthenticator(self.entra, self.publisher_app_ids)
+        api_routers = [
+            build_fulfillment_router(self.fulfillment, authenticate, self.page_size),
+            build_metering_router(self.ledger, authenticate),
+        ]
 
         @app.exception_handler(MarketplaceApiError)
         async def api_error_handler(request: Request, error: MarketplaceApiError) -> Response:
@@ -116,8 +133,30 @@ class MarketplaceEmulator:
         async def fulfillment_error_handler(request: Request, error: FulfillmentError) -> Response:
             return api_error(error.status_code, error.code, error.message).response()
 
-        app.include_router(build_fulfillment_router(self.fulfillment, authenticate, self.page_size))
-        app.include_router(build_metering_router(self.ledger, authenticate))
+        @app.exception_handler(HTTPException)
+        async def routing_error_handler(request: Request, error: HTTPException) -> Response:
+            """Unknown paths answer in the API's error shape; a 405 lists every method of the path in Allow.
+
+            (Starlette's 405 names only the methods of the first route that matched the path.)
+            """
+            if request.url.path.startswith(CONTROL_PREFIX):
+                return await http_exception_handler(request, error)
+            if error.status_code != 405:
+                code = HTTPStatus(error.status_code).phrase.replace(" ", "")
+                return api_error(error.status_code, code, str(error.detail), dict(error.headers or {})).response()
+            allowed = sorted(
+                {
+                    method
+                    for router in api_routers
+                    for route in router.routes
+                    if route.matches(request.scope)[0] is not Match.NONE
+                    for method in getattr(route, "methods", None) or ()
+                }
+            )
+            return Response(status_code=405, headers={"Allow": ", ".join(allowed)})
+
+        for router in api_routers:
+            app.include_router(router)
         app.include_router(build_control_router(self))
         app.include_router(fault_control_router(self.faults))
         app.middleware("http")(request_id_middleware)

@@ -25,6 +25,8 @@ async def _json_object(request: Request) -> dict[str, Any]:
         return {}
     try:
         body = json.loads(raw)
+    except UnicodeDecodeError as error:
+        raise api_error(400, "BadRequest", "The request body is not UTF-8 text.") from error
     except json.JSONDecodeError as error:
         raise api_error(400, "BadRequest", f"The request body is not valid JSON: {error.msg}.") from error
     if not isinstance(body, dict):
@@ -65,7 +67,10 @@ def build_fulfillment_router(
 ) -> APIRouter:
     """Resolve, get/list, plans, activate, change, delete and the operations API."""
     router = APIRouter(
-        prefix="/api/saas", dependencies=[Depends(require_api_version), Depends(authenticate)], tags=["fulfillment"]
+        prefix="/api/saas",
+        dependencies=[Depends(require_api_version), Depends(authenticate)],
+        tags=["fulfillment"],
+        redirect_slashes=False,
     )
 
     @router.post("/subscriptions/resolve")
@@ -75,15 +80,19 @@ def build_fulfillment_router(
         if token and "%" in token:
             token = unquote(token)
         subscription = state.resolve(token)
-        return {
+        body: dict[str, Any] = {
             "id": subscription.id,
             "subscriptionName": subscription.name,
             "offerId": subscription.offer_id,
             "planId": subscription.plan_id,
-            "quantity": subscription.quantity,
             "subscription": subscription.to_json(),
         }
+        if subscription.quantity is not None:
+            body["quantity"] = subscription.quantity
+        return body
 
+    # The published spec names the path with a trailing slash; clients use both, so both answer (no redirect).
+    @router.get("/subscriptions/", include_in_schema=False)
     @router.get("/subscriptions")
     def list_subscriptions(request: Request, continuationToken: str | None = None) -> dict[str, Any]:  # noqa: N803
         try:
@@ -115,6 +124,8 @@ def build_fulfillment_router(
         state.activate(subscription_id, _optional_str(body, "planId"), _optional_int(body, "quantity"))
         return Response(status_code=200)
 
+    # planId and quantity together are refused (400), as the fulfilment API documentation's "Change the plan" and
+    # "Change the quantity" sections say (one change per call), although the spec's UpdateOperation schema allows both.
     @router.patch("/subscriptions/{subscription_id}")
     async def change(subscription_id: str, request: Request) -> Response:
         body = await _json_object(request)

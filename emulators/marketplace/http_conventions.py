@@ -57,16 +57,20 @@ class PublisherAuthenticator:
         self.publisher_app_ids = publisher_app_ids
 
     def __call__(self, request: Request) -> dict[str, Any]:
-        """The verified claims; 401 for a missing or invalid token, 403 for another app or tenant."""
+        """The verified claims; 403 for a missing, invalid or expired token and for another app or tenant.
+
+        Both published specs (fulfilment v2 and metering) document 403 for "the authentication token wasn't
+        provided, is invalid, or the request is attempting to access an acquisition that doesn't belong to the
+        current publisher"; neither documents a 401.
+        """
         authorization = request.headers.get("authorization", "")
         scheme, _, token = authorization.partition(" ")
-        challenge = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
         if scheme.lower() != "bearer" or not token:
-            raise api_error(401, "Unauthorized", "The authorization token is missing.", {"WWW-Authenticate": "Bearer"})
+            raise api_error(403, "Forbidden", "The authorization token is missing.")
         try:
             claims = self.entra.verify_access_token(token.strip(), audience=MARKETPLACE_APP_ID)
         except InvalidTokenError as error:
-            raise api_error(401, "Unauthorized", f"The authorization token is invalid: {error}", challenge) from error
+            raise api_error(403, "Forbidden", f"The authorization token is invalid: {error}") from error
         caller = claims.get("azp") or claims.get("appid")
         if claims["tid"] != self.entra.publisher_tenant.id or caller not in self.publisher_app_ids:
             raise api_error(

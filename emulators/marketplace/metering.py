@@ -244,14 +244,16 @@ class UsageLedger:
                 recon_status = "Mismatch"
             else:
                 recon_status = next((member.recon_status for member in members if member.recon_status), "Accepted")
+            offer = self.catalog.offers.get(first.offer_id)
+            plan = offer.plans.get(plan_id) if offer else None
             row = {
-                "usageDate": f"{day.isoformat()}T00:00:00",
+                "usageDate": f"{day.isoformat()}T00:00:00Z",  # a date-time in the spec: UTC, with its offset
                 "usageResourceId": resource_id,
                 "dimension": dimension,
                 "planId": plan_id,
-                "planName": "",
+                "planName": plan.display_name if plan else plan_id,
                 "offerId": first.offer_id,
-                "offerName": None,
+                "offerName": offer.display_name if offer else first.offer_id,
                 "offerType": "SaaS" if first.resource_uri is None else "ManagedApplication",
                 "azureSubscriptionId": first.azure_subscription_id,
                 "reconStatus": recon_status,

@@ -32,6 +32,8 @@ def bad_argument(message: str, target: str, details: list[dict[str, Any]] | None
 async def _json_body(request: Request) -> Any:
     try:
         return json.loads(await request.body())
+    except UnicodeDecodeError as error:
+        raise bad_argument("The request body is not UTF-8 text.", "usageEventRequest") from error
     except json.JSONDecodeError as error:
         raise bad_argument(f"The request body is not valid JSON: {error.msg}.", "usageEventRequest") from error
 
@@ -52,7 +54,10 @@ def _query_date(value: str | None, name: str, end_of_day: bool) -> datetime.date
 def build_metering_router(ledger: UsageLedger, authenticate: PublisherAuthenticator) -> APIRouter:
     """The three metering endpoints."""
     router = APIRouter(
-        prefix="/api", dependencies=[Depends(require_api_version), Depends(authenticate)], tags=["metering"]
+        prefix="/api",
+        dependencies=[Depends(require_api_version), Depends(authenticate)],
+        tags=["metering"],
+        redirect_slashes=False,
     )
 
     @router.post("/usageEvent")
@@ -81,7 +86,9 @@ def build_metering_router(ledger: UsageLedger, authenticate: PublisherAuthentica
     def usage_events(request: Request) -> JSONResponse:
         parameters = request.query_params
         start = _query_date(parameters.get("usageStartDate"), "usageStartDate", end_of_day=False)
-        end_value = parameters.get("usageEndDate")
+        # The spec spells the end bound UsageEndDate, the documentation's examples usageEndDate; the service
+        # binds query names without regard to case, so both are read.
+        end_value = next((value for name, value in parameters.items() if name.lower() == "usageenddate"), None)
         end = (
             _query_date(end_value, "usageEndDate", end_of_day=True)
             if end_value

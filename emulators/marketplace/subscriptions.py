@@ -76,7 +76,9 @@ class Subscription:
 
     def to_json(self) -> dict[str, Any]:
         """The subscription JSON of Get/List Subscription and of webhook snapshots."""
-        return {
+        # Neither quantity nor term.chargeDuration is nullable in the published schema: a plan bought without a
+        # quantity (not priced per user) has no quantity field, and the charge duration is the term's own length.
+        body: dict[str, Any] = {
             "id": self.id,
             "publisherId": self.publisher_id,
             "offerId": self.offer_id,
@@ -85,12 +87,11 @@ class Subscription:
             "beneficiary": self.beneficiary.to_json(),
             "purchaser": self.purchaser.to_json(),
             "planId": self.plan_id,
-            "quantity": self.quantity,
             "term": {
                 "termUnit": self.term_unit,
                 "startDate": isoformat(self.term_start),
                 "endDate": isoformat(self.term_end),
-                "chargeDuration": None,
+                "chargeDuration": self.term_unit,
             },
             "autoRenew": self.auto_renew,
             "isTest": self.is_test,
@@ -101,6 +102,9 @@ class Subscription:
             "created": isoformat(self.created),
             "lastModified": isoformat(self.last_modified),
         }
+        if self.quantity is not None:
+            body["quantity"] = self.quantity
+        return body
 
 
 @dataclass
@@ -124,14 +128,13 @@ class Operation:
 
     def to_json(self) -> dict[str, Any]:
         """The operation JSON of the operations API."""
-        return {
+        body: dict[str, Any] = {
             "id": self.id,
             "activityId": self.activity_id,
             "subscriptionId": self.subscription_id,
             "offerId": self.offer_id,
             "publisherId": self.publisher_id,
             "planId": self.plan_id,
-            "quantity": self.quantity,
             "action": self.action,
             "timeStamp": isoformat(self.created),
             "status": self.status,
@@ -139,6 +142,9 @@ class Operation:
             "errorMessage": self.error_message,
             "operationRequestSource": self.source,
         }
+        if self.quantity is not None:  # an integer in the published schema, never null
+            body["quantity"] = self.quantity
+        return body
 
 
 OperationListener = Callable[[Operation, str | None], None]

@@ -73,16 +73,17 @@ def test_bearer_token_checks(marketplace_api: httpx.Client, entra: EntraEmulator
         headers = {"Authorization": f"Bearer {token}"} if token else {"Authorization": ""}
         return marketplace_api.get("saas/subscriptions", headers=headers).status_code
 
-    assert status_with(None) == 401
-    assert status_with("not-a-jwt") == 401
-    assert status_with(entra.mint_marketplace_api_token(lifetime_seconds=-600)) == 401
+    # The specs document 403 for a token that is missing, invalid or expired (no 401 at all).
+    assert status_with(None) == 403
+    assert status_with("not-a-jwt") == 403
+    assert status_with(entra.mint_marketplace_api_token(lifetime_seconds=-600)) == 403
     # A token for another audience is not a Marketplace token at all.
     arm_token = entra.mint_access_token(
         tenant_id=entra.publisher_tenant.id,
         audience="https://management.azure.com",
         client_id=entra.publisher_fulfillment_app.app_id,
     )
-    assert status_with(arm_token) == 401
+    assert status_with(arm_token) == 403
     # Right audience, but an app that is not the publisher's fulfilment app.
     assert status_with(entra.mint_marketplace_api_token(client_id=entra.control_plane_app.app_id)) == 403
     customer_tenant_token = entra.mint_access_token(

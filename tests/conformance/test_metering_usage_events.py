@@ -211,7 +211,7 @@ def test_managed_application_reports_by_resource_uri(
 
 def test_metering_requires_the_publisher_token(marketplace_api: httpx.Client, subscription_id: str) -> None:
     response = marketplace_api.post("usageEvent", json=_event(subscription_id), headers={"Authorization": ""})
-    assert response.status_code == 401
+    assert response.status_code == 403
     no_version = marketplace_api.post("usageEvent", json=_event(subscription_id), params={"api-version": ""})
     assert no_version.status_code == 400
     assert no_version.json()["error"]["code"] == "ApiVersionUnspecified"
