@@ -11,7 +11,7 @@ COPY emulators emulators
 COPY armexpr armexpr
 COPY cli cli
 COPY catalog catalog
-COPY arm-templates arm-templates
+COPY arm_templates arm_templates
 RUN pip install --no-cache-dir .
 USER nobody
 ENTRYPOINT ["controlplane"]

@@ -26,13 +26,17 @@ class ManagedProcess:
     arguments: list[str]
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
+    # Another interpreter (an installed release's virtualenv) and working folder, for the packaging tests.
+    python: str = sys.executable
+    cwd: Path | None = None
 
     def start(self, environment: dict[str, str]) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", *self.arguments],
+            [self.python, "-m", "cli.main", *self.arguments],
             env=environment,
+            cwd=self.cwd,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -67,9 +71,11 @@ class ProcessGroup:
     log_dir: Path
     environment: dict[str, str]
     processes: list[ManagedProcess] = field(default_factory=list)
+    python: str = sys.executable
+    cwd: Path | None = None
 
     def add(self, name: str, *arguments: str) -> ManagedProcess:
-        managed = ManagedProcess(name, list(arguments), self.log_dir / f"{name}.log")
+        managed = ManagedProcess(name, list(arguments), self.log_dir / f"{name}.log", python=self.python, cwd=self.cwd)
         self.processes.append(managed)
         return managed
 

@@ -14,7 +14,7 @@ from core.arm_templates.package import PackageError, write_package
 from core.settings import REPOSITORY_ROOT
 
 templates_app = typer.Typer(help="ARM templates and the managed application package.", no_args_is_help=True)
-RootOption = Annotated[Path, typer.Option(help="Repository root holding arm-templates/.")]
+RootOption = Annotated[Path, typer.Option(help="Repository root holding arm_templates/.")]
 
 
 @templates_app.command("check")
@@ -29,7 +29,7 @@ def check(root: RootOption = REPOSITORY_ROOT) -> None:
 
 @templates_app.command("build")
 def build(root: RootOption = REPOSITORY_ROOT) -> None:
-    """Regenerate arm-templates/managed-app/mainTemplate.json from the step templates."""
+    """Regenerate arm_templates/managed-app/mainTemplate.json from the step templates."""
     typer.echo(f"wrote {write_main_template(root)}")
 
 

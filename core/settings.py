@@ -7,6 +7,7 @@ Secrets are `SecretStr` so they never print. Unknown `CP_*` keys in a `.env` fil
 from __future__ import annotations
 
 from functools import lru_cache
+from importlib.resources import files
 from pathlib import Path
 from typing import Literal
 
@@ -16,8 +17,20 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from core.errors import ConfigurationError
 
 MARKETPLACE_RESOURCE_APP_ID = "20e940b3-4c77-4b0b-9a53-9e16a1b010a7"
+# The source checkout: only repository tooling (template builds, the sandbox's Azurite) reads from it.
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CATALOG_PATH = REPOSITORY_ROOT / "catalog" / "offers.toml"
+
+
+def bundled_folder(package: str) -> Path:
+    """Where a data package shipped with the control plane lies (installed wheels are unpacked, never zipped)."""
+    location = files(package)
+    if not isinstance(location, Path):
+        raise ConfigurationError(f"the package {package!r} is not installed as plain files")
+    return location
+
+
+DEFAULT_CATALOG_PATH = bundled_folder("catalog") / "offers.toml"
+DEFAULT_ARM_TEMPLATES_PATH = bundled_folder("arm_templates")
 
 
 class Settings(BaseSettings):
@@ -128,8 +141,11 @@ class Settings(BaseSettings):
     ca_bundle: Path | None = Field(default=None, description="Extra CA bundle to trust (the emulators' CA locally).")
     http_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
 
-    # Catalog
+    # Catalog and ARM templates (shipped in the package; a path overrides them)
     catalog_path: Path = DEFAULT_CATALOG_PATH
+    arm_templates_path: Path = Field(
+        default=DEFAULT_ARM_TEMPLATES_PATH, description="Folder holding facade-cluster/ with the step templates."
+    )
 
     # Outbox relay
     outbox_poll_interval_seconds: float = Field(default=0.5, gt=0, le=60)

@@ -85,7 +85,7 @@ RULES: dict[str, str] = {
     "view-structure": "viewDefinition schema and known view kinds",
 }
 
-TEMPLATES_FOLDER = "arm-templates"
+TEMPLATES_FOLDER = "arm_templates"
 UI_DEFINITION_FILE = "createUiDefinition.json"
 VIEW_DEFINITION_FILE = "viewDefinition.json"
 MAIN_TEMPLATE_FILE = "mainTemplate.json"
@@ -137,10 +137,10 @@ def check_directory(directory: Path, root: Path, today: date | None = None) -> l
 
 
 def check_repository_templates(root: Path, today: date | None = None) -> list[Finding]:
-    """Check every template, createUiDefinition and viewDefinition under `<root>/arm-templates`."""
+    """Check every template, createUiDefinition and viewDefinition under `<root>/arm_templates`."""
     directory = root / TEMPLATES_FOLDER
     if not directory.is_dir():
-        return [Finding(TEMPLATES_FOLDER, "$", "template-structure", "the arm-templates folder is missing")]
+        return [Finding(TEMPLATES_FOLDER, "$", "template-structure", "the arm_templates folder is missing")]
     return check_directory(directory, root, today)
 
 

@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-FACADE_CLUSTER_FOLDER = Path("arm-templates") / "facade-cluster"
+# In the repository (and inside the installed package `arm_templates`): facade-cluster/ holds the step templates.
+TEMPLATES_FOLDER = Path("arm_templates")
+STEP_TEMPLATES_FOLDER = "facade-cluster"
+FACADE_CLUSTER_FOLDER = TEMPLATES_FOLDER / STEP_TEMPLATES_FOLDER
 # ARM deployment names are limited to 64 characters.
 MAXIMUM_DEPLOYMENT_NAME_LENGTH = 64
 
@@ -121,12 +124,17 @@ def deployment_name(cluster_name: str, step: TemplateStep) -> str:
     return name
 
 
-def load_step_template(root: Path, step: TemplateStep) -> dict[str, Any]:
-    """The parsed template of `step` from the repository at `root`."""
-    document = json.loads((root / FACADE_CLUSTER_FOLDER / step.file_name).read_text(encoding="utf-8"))
+def read_step_template(templates: Path, step: TemplateStep) -> dict[str, Any]:
+    """The parsed template of `step` from a templates folder (the one holding facade-cluster/)."""
+    document = json.loads((templates / STEP_TEMPLATES_FOLDER / step.file_name).read_text(encoding="utf-8"))
     if not isinstance(document, dict):
         raise ValueError(f"{step.file_name} is not a JSON object")
     return document
+
+
+def load_step_template(root: Path, step: TemplateStep) -> dict[str, Any]:
+    """The parsed template of `step` from the repository at `root`."""
+    return read_step_template(root / TEMPLATES_FOLDER, step)
 
 
 def output_values(deployment_outputs: Mapping[str, Any]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
@@ -32,7 +33,7 @@ from core.arm_templates.steps import (
     IDENTITY_KEY_VAULT,
     PRIVATE_LINK,
     bound_parameters,
-    load_step_template,
+    read_step_template,
 )
 from core.audit.models import AuditOutcome
 from core.audit.service import record_audit_event
@@ -46,7 +47,7 @@ from core.errors import ConfigurationError
 from core.managed_apps.models import ManagedApplication
 from core.messaging import TaskNames
 from core.outbox.service import enqueue
-from core.settings import REPOSITORY_ROOT, Settings
+from core.settings import Settings
 from core.tenants.models import Tenant
 
 ACTOR = "system:provisioning-controller"
@@ -139,10 +140,10 @@ def retry_delay_seconds(base_seconds: float, attempts: int) -> float:
 
 
 @cache
-def _step_template(step_name: str) -> dict[str, Any]:
+def _step_template(templates: Path, step_name: str) -> dict[str, Any]:
     for step in FACADE_CLUSTER_STEPS:
         if step.name == step_name:
-            return load_step_template(REPOSITORY_ROOT, step)
+            return read_step_template(templates, step)
     raise KeyError(step_name)
 
 
@@ -352,7 +353,8 @@ class ClusterController:
         if not group_created:
             existing = known.get(name) if known is not None else arm.get_deployment(cluster.resource_group, name)
         if existing is None:
-            arm.begin_deployment(cluster.resource_group, name, _step_template(plan.step), plan.parameters)
+            template = _step_template(self.settings.arm_templates_path, plan.step)
+            arm.begin_deployment(cluster.resource_group, name, template, plan.parameters)
         row = ArmDeployment(
             cluster_id=cluster.id,
             step=plan.step,

@@ -19,7 +19,7 @@ from azure.mgmt.resource.deployments import DeploymentsMgmtClient
 
 pytestmark = pytest.mark.timeout(60)
 
-MAIN_TEMPLATE = Path(__file__).resolve().parents[2] / "arm-templates" / "managed-app" / "mainTemplate.json"
+MAIN_TEMPLATE = Path(__file__).resolve().parents[2] / "arm_templates" / "managed-app" / "mainTemplate.json"
 
 
 @pytest.mark.skipif(not MAIN_TEMPLATE.exists(), reason="the managed-app package is not in this checkout")

@@ -157,10 +157,10 @@ def test_every_rule_has_a_broken_fixture() -> None:
 
 
 def test_outdated_versions_are_reported_relative_to_the_given_day() -> None:
-    template = load("arm-templates/facade-cluster/dns.json")
+    template = load("arm_templates/facade-cluster/dns.json")
     # 2024-06-01 is allow-listed for private DNS; the compute-free dns step therefore stays clean years later...
     assert check_template(template, "dns.json", date(2030, 1, 1)) == []
-    cluster = load("arm-templates/facade-cluster/cluster.json")
+    cluster = load("arm_templates/facade-cluster/cluster.json")
     # ...while non-allow-listed versions age out.
     findings = check_template(cluster, "cluster.json", REVIEWED_ON.replace(year=2028))
     assert {finding.rule for finding in findings} == {"api-version-outdated"}
@@ -168,7 +168,7 @@ def test_outdated_versions_are_reported_relative_to_the_given_day() -> None:
 
 
 def test_removed_parameter_is_reported_where_it_is_used() -> None:
-    template = load("arm-templates/facade-cluster/private-link.json")
+    template = load("arm_templates/facade-cluster/private-link.json")
     del template["parameters"]["enableProxyProtocol"]
     findings = check_template(template, "private-link.json", REVIEWED_ON)
     assert rules_and_paths(findings) == [
@@ -177,7 +177,7 @@ def test_removed_parameter_is_reported_where_it_is_used() -> None:
 
 
 def test_composed_template_with_a_misnamed_binding_is_caught() -> None:
-    template = load("arm-templates/managed-app/mainTemplate.json")
+    template = load("arm_templates/managed-app/mainTemplate.json")
     broken = copy.deepcopy(template)
     passed = broken["resources"][1]["properties"]["parameters"]
     passed["keyUri"]["value"] = passed["keyUri"]["value"].replace(".outputs.keyUri.", ".outputs.keyUrl.")
@@ -188,7 +188,7 @@ def test_composed_template_with_a_misnamed_binding_is_caught() -> None:
 
 
 def test_findings_inside_nested_templates_carry_the_full_path() -> None:
-    template = load("arm-templates/managed-app/mainTemplate.json")
+    template = load("arm_templates/managed-app/mainTemplate.json")
     template["resources"][2]["properties"]["template"]["resources"][0]["apiVersion"] = "2019-09-01"
     findings = check_template(template, "mainTemplate.json", REVIEWED_ON)
     assert rules_and_paths(findings) == [
@@ -197,7 +197,7 @@ def test_findings_inside_nested_templates_carry_the_full_path() -> None:
 
 
 def test_dependency_through_variables_resolves_and_typos_do_not() -> None:
-    template = load("arm-templates/facade-cluster/identity-keyvault.json")
+    template = load("arm_templates/facade-cluster/identity-keyvault.json")
     assert check_template(template, "identity-keyvault.json", REVIEWED_ON) == []
     template["resources"][3]["dependsOn"].append("[resourceId('Microsoft.KeyVault/vaults/keys', 'other', 'key')]")
     findings = check_template(template, "identity-keyvault.json", REVIEWED_ON)

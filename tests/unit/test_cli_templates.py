@@ -29,8 +29,8 @@ def test_check_passes_on_the_repository() -> None:
 
 
 def test_check_names_file_path_and_rule_of_a_broken_template(tmp_path: Path) -> None:
-    shutil.copytree(REPOSITORY_ROOT / "arm-templates", tmp_path / "arm-templates")
-    template_path = tmp_path / "arm-templates" / "facade-cluster" / "private-link.json"
+    shutil.copytree(REPOSITORY_ROOT / "arm_templates", tmp_path / "arm_templates")
+    template_path = tmp_path / "arm_templates" / "facade-cluster" / "private-link.json"
     template = json.loads(template_path.read_text())
     template["resources"][0]["apiVersion"] = "2019-04-01"
     template_path.write_text(json.dumps(template, indent=2))
@@ -38,7 +38,7 @@ def test_check_names_file_path_and_rule_of_a_broken_template(tmp_path: Path) -> 
     result = _controlplane("check", "--root", str(tmp_path))
 
     assert result.returncode == 1
-    assert "arm-templates/facade-cluster/private-link.json: $.resources[0].apiVersion: [api-version-outdated]" in (
+    assert "arm_templates/facade-cluster/private-link.json: $.resources[0].apiVersion: [api-version-outdated]" in (
         result.stdout
     )
 

@@ -31,7 +31,7 @@ REVIEWED_ON = date(2026, 11, 26)
 @pytest.fixture
 def repository_copy(tmp_path: Path) -> Path:
     """A scratch copy of the templates, so a test can break them without touching the working tree."""
-    shutil.copytree(REPOSITORY / "arm-templates", tmp_path / "arm-templates")
+    shutil.copytree(REPOSITORY / "arm_templates", tmp_path / "arm_templates")
     return tmp_path
 
 
@@ -60,7 +60,7 @@ def test_package_refuses_sources_with_findings(repository_copy: Path) -> None:
     with pytest.raises(PackageError) as refused:
         package_bytes(repository_copy, REVIEWED_ON)
     assert [(finding.rule, finding.file) for finding in refused.value.findings] == [
-        ("ui-parameter-missing", "arm-templates/managed-app/createUiDefinition.json")
+        ("ui-parameter-missing", "arm_templates/managed-app/createUiDefinition.json")
     ]
 
 

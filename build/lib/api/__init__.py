@@ -1,0 +1,1 @@
+"""The FastAPI application: Marketplace landing page and webhook, notifications, the JSON API."""

@@ -1,0 +1,102 @@
+"""The one place where domain errors become HTTP answers: {"error": {"code", "message", "details"}}."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
+
+from core.errors import ControlPlaneError
+
+logger = logging.getLogger(__name__)
+# What each error status means on the JSON API unless a route says more precisely.
+ERROR_DESCRIPTIONS = {
+    401: "Missing or invalid bearer token",
+    403: "The caller may not do this",
+    404: "No such resource, or it belongs to another tenant",
+    422: "A parameter or the body is invalid; `details` says which and why",
+}
+DATABASE_RETRY_AFTER_SECONDS = 5
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable, machine-readable error code, e.g. NotFound or ValidationFailed")
+    message: str
+    details: dict[str, Any]
+
+
+class ErrorResponse(BaseModel):
+    """The body of every JSON error answer."""
+
+    error: ErrorDetail
+
+
+def error_body(code: str, message: str, details: object = None) -> dict[str, object]:
+    return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+def error_response(description: str) -> dict[str, Any]:
+    """A `responses=` entry: an error status with the error body and what it means on this route."""
+    return {"model": ErrorResponse, "description": description}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` entries for these error statuses with their usual meaning."""
+    return {status: error_response(ERROR_DESCRIPTIONS[status]) for status in statuses}
+
+
+# What the request middlewares (api/body_limits.py, api/rate_limits.py) may answer on any route, before it runs.
+MIDDLEWARE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: error_response("A NUL character in the URL or body, JSON nested too deeply, or a body that cannot be parsed"),
+    413: error_response("The body is larger than this deployment accepts"),
+    429: {
+        **error_response("The caller is over its rate limit, or webhook intake is over its backlog"),
+        "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}},
+    },
+}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map ControlPlaneError subclasses and request validation failures to precise statuses."""
+
+    @app.exception_handler(ControlPlaneError)
+    async def domain_error(request: Request, error: ControlPlaneError) -> JSONResponse:
+        if error.status_code >= 500:
+            logger.error("request failed", extra={"code": error.code, "path": request.url.path})
+        headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if error.status_code == 401 else None
+        return JSONResponse(
+            error_body(error.code, error.message, error.details), status_code=error.status_code, headers=headers
+        )
+
+    @app.exception_handler(sa.exc.OperationalError)
+    async def database_unavailable(request: Request, error: sa.exc.OperationalError) -> JSONResponse:
+        """The database could not take the unit of work (down, or a commit it refused): nothing was stored."""
+        logger.warning("database refused the request's unit of work", extra={"path": request.url.path})
+        return JSONResponse(
+            error_body("DatabaseUnavailable", "nothing was stored; try again shortly"),
+            status_code=503,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+        )
+
+    @app.exception_handler(HTTPException)
+    async def framework_error(request: Request, error: HTTPException) -> JSONResponse:
+        """What the framework refuses itself (unknown path, wrong method, a body it cannot parse), in our shape."""
+        code = HTTPStatus(error.status_code).phrase.replace(" ", "").replace("-", "")
+        return JSONResponse(error_body(code, str(error.detail)), status_code=error.status_code, headers=error.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = [
+            {"field": ".".join(str(part) for part in issue["loc"]), "message": issue["msg"]} for issue in error.errors()
+        ]
+        summary = "; ".join(f"{problem['field']}: {problem['message']}" for problem in problems)
+        return JSONResponse(
+            error_body("ValidationFailed", f"invalid request: {summary}", {"problems": problems}), status_code=422
+        )

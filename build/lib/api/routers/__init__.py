@@ -1,0 +1,1 @@
+"""HTTP routers; each stays thin: parse, authorize, call a service."""

@@ -1,0 +1,47 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from api.dependencies import DatabaseDep, SettingsDep
+from core.messaging import ping_broker
+
+router = APIRouter(tags=["health"])
+
+
+class Readiness(BaseModel):
+    status: str
+    checks: dict[str, str]
+
+
+@router.get("/healthz", summary="The process is up")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    summary="The database and the broker are reachable",
+    response_model=Readiness,
+    responses={503: {"description": "A dependency is unreachable; the body names it", "model": Readiness}},
+)
+async def readyz(database: DatabaseDep, settings: SettingsDep) -> JSONResponse:
+    checks: dict[str, str] = {}
+    for name, check in (
+        ("database", database.ping),
+        ("broker", lambda: ping_broker(settings.resolved_broker_url)),
+    ):
+        try:
+            await asyncio.to_thread(check)
+            checks[name] = "ok"
+        except Exception as error:  # any failure means not ready; the message tells which and why
+            checks[name] = f"unreachable: {type(error).__name__}: {error}"[:300]
+    ready = all(value == "ok" for value in checks.values())
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503
+    )

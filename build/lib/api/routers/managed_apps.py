@@ -1,0 +1,86 @@
+"""The managed-application notification endpoint: Azure POSTs lifecycle events to `{endpoint}/resource`."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from pydantic import ValidationError
+
+from api.dependencies import DatabaseDep, SessionDep, SettingsDep
+from api.errors import error_response
+from api.openapi_schemas import raw_json_body
+from core.audit.refusals import record_refusal
+from core.errors import BadRequest, NotFound, Unauthenticated, ValidationFailed
+from core.managed_apps.schemas import ManagedAppNotification
+from core.managed_apps.service import record_notification
+
+router = APIRouter(prefix="/managedapp", tags=["managed applications"])
+MAX_BODY_BYTES = 64 * 1024
+ACTOR = "azure:managed-applications"
+
+
+@router.post(
+    "/resource",
+    summary="Managed-application lifecycle notification",
+    responses={
+        400: error_response("Body is not JSON or is too large"),
+        401: error_response("Missing or wrong `sig` query parameter"),
+        404: error_response("This deployment does not take managed-application notifications"),
+        422: error_response("Body is not a notification this offer accepts"),
+    },
+    openapi_extra=raw_json_body(ManagedAppNotification, "The notification; read only once `sig` is verified"),
+)
+async def managed_app_notification(
+    request: Request,
+    session: SessionDep,
+    database: DatabaseDep,
+    settings: SettingsDep,
+    sig: Annotated[str, Query(description="The shared secret of the offer's notification endpoint URL")] = "",
+) -> dict[str, str]:
+    """Store the notification durably (once per application, event type, state and time) and answer 200."""
+    secret = settings.managed_app_notification_secret
+    if secret is None:
+        # Not configured means the endpoint does not exist here; a 5xx would tell Azure to retry for nothing.
+        raise NotFound("managed-application notifications are not enabled on this deployment")
+    if not hmac.compare_digest(sig.encode(), secret.get_secret_value().encode()):
+        _refuse(database, "missing or wrong signature parameter")
+        raise Unauthenticated("missing or wrong signature parameter")
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        _refuse(database, "body too large", size=len(body))
+        raise BadRequest(f"notification body larger than {MAX_BODY_BYTES} bytes")
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        _refuse(database, "malformed JSON")
+        raise BadRequest(f"body is not valid JSON: {error}") from None
+    try:
+        notification = ManagedAppNotification.model_validate(payload)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in issue['loc']) or 'body'}: {issue['msg']}" for issue in error.errors()
+        )
+        _refuse(database, "invalid notification", problems=problems)
+        raise ValidationFailed(f"invalid notification: {problems}") from None
+    try:
+        result = record_notification(session, notification)
+    except ValidationFailed as error:
+        session.rollback()  # release the request's transaction before the refusal's own unit of work
+        _refuse(database, error.message, application_id=notification.application_id)
+        raise
+    return {"status": result.outcome.value, "managed_application_id": result.managed_application.id}
+
+
+def _refuse(database: DatabaseDep, reason: str, **details: object) -> None:
+    record_refusal(
+        database,
+        actor=ACTOR,
+        action="managed_app.notification_refused",
+        subject_type="managed_application_notification",
+        subject_id="-",
+        reason=reason,
+        **details,
+    )

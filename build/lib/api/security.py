@@ -1,0 +1,52 @@
+"""Authentication for the JSON API: Entra bearer tokens for the control-plane app, mapped to a Principal."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api.dependencies import SettingsDep
+from core.errors import Forbidden, Unauthenticated
+from core.identity.principal import Principal
+from core.identity.tokens import EntraTokenVerifier, TokenRules
+
+# Declared as a security scheme so the OpenAPI document says which routes want a token; the checks stay ours.
+bearer_token = HTTPBearer(
+    scheme_name="EntraBearer", description="An Entra ID access token for the control-plane app", auto_error=False
+)
+
+
+def get_token_verifier(request: Request) -> EntraTokenVerifier:
+    verifier: EntraTokenVerifier = request.app.state.token_verifier
+    return verifier
+
+
+def current_principal(
+    settings: SettingsDep,
+    verifier: Annotated[EntraTokenVerifier, Depends(get_token_verifier)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_token)],
+) -> Principal:
+    """The caller of a JSON API route, from `Authorization: Bearer <token>` issued for the control-plane app."""
+    if credentials is None:
+        raise Unauthenticated("missing bearer token")
+    token = credentials.credentials
+    if settings.control_plane_client_id is None:
+        raise Unauthenticated("this deployment has no control-plane app configured")
+    client_id = settings.control_plane_client_id
+    claims = verifier.verify(token, TokenRules(audiences={client_id, f"api://{client_id}"}))
+    return Principal.from_claims(
+        claims, operator_role=settings.operator_app_role, publisher_tenant_id=settings.publisher_tenant_id
+    )
+
+
+def operator_principal(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    """Only publisher operators pass."""
+    if not principal.is_operator:
+        raise Forbidden("this operation is for publisher operators")
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(current_principal)]
+OperatorDep = Annotated[Principal, Depends(operator_principal)]

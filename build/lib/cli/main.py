@@ -1,0 +1,306 @@
+"""`controlplane`: run the API, workers, scheduler, migrations, emulators and the sandbox."""
+
+from __future__ import annotations
+
+import gc
+import signal
+import socket
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from cli.billing import billing_app
+from cli.process_settings import settings_or_exit
+from cli.templates import templates_app
+from core.errors import ConfigurationError
+
+app = typer.Typer(
+    help="Control plane for VAST Blob-API façade clusters sold through Azure Marketplace.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+catalog_app = typer.Typer(help="The offer catalog.", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
+app.add_typer(templates_app, name="templates")
+app.add_typer(billing_app, name="billing")
+
+
+@app.command()
+def api(
+    host: Annotated[str | None, typer.Option(help="Interface to bind; defaults to CP_API_HOST.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port; defaults to CP_API_PORT.")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Uvicorn worker processes.")] = 1,
+    reuse_port: Annotated[
+        bool, typer.Option(help="Bind with SO_REUSEPORT so several API processes share one port (one worker each).")
+    ] = False,
+) -> None:
+    """Serve the HTTP API (landing page, webhook, JSON API, portal)."""
+    import uvicorn
+
+    settings = settings_or_exit()
+    bind_host = host or settings.api_host
+    bind_port = port if port is not None else settings.api_port
+    options: dict[str, Any] = {"factory": True, "host": bind_host, "port": bind_port, "log_config": None}
+    if workers > 1:
+        uvicorn.run("api.app:create_app", workers=workers, access_log=False, **options)  # each worker builds its app
+        return
+    config = uvicorn.Config("api.app:create_app", access_log=False, **options)
+    config.load()
+    # The app and everything imported live as long as the process: keep them out of every later collection pass.
+    gc.freeze()
+    sockets = None
+    if reuse_port:
+        # The kernel spreads connections over every process bound this way; one killed leaves the others serving.
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        listener.bind((bind_host, bind_port))
+        sockets = [listener]
+    uvicorn.Server(config).run(sockets=sockets)
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, help="Parallel tasks; defaults to CP_WORKER_CONCURRENCY.")
+    ] = None,
+    pool: Annotated[str, typer.Option(help="Celery pool: threads, prefork or solo.")] = "threads",
+    queues: Annotated[str, typer.Option(help="Comma-separated queues to consume.")] = "celery",
+) -> None:
+    """Run a Celery worker that consumes outbox messages and scheduled jobs."""
+    settings = settings_or_exit()
+    from workers.celery_app import run_worker
+
+    run_worker(
+        [
+            "worker",
+            f"--loglevel={settings.log_level}",
+            f"--pool={pool}",
+            f"--concurrency={concurrency or settings.worker_concurrency}",
+            f"--queues={queues}",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        queues=queues.split(","),
+    )
+
+
+@app.command()
+def beat() -> None:
+    """Run the scheduler: Celery beat plus the outbox relay (exactly one per deployment)."""
+    settings = settings_or_exit()
+    from core.db import get_database
+    from workers.celery_app import celery_app
+    from workers.relay import OutboxRelay, celery_publisher
+
+    stop = threading.Event()
+    relay = OutboxRelay(
+        get_database(),
+        celery_publisher(celery_app),
+        batch_size=settings.outbox_batch_size,
+        delivery_batch_size=settings.outbox_delivery_batch_size,
+        redispatch_after_seconds=settings.outbox_redispatch_after_seconds,
+    )
+    relay_thread = threading.Thread(
+        target=relay.run_forever, args=(stop, settings.outbox_poll_interval_seconds), name="outbox-relay", daemon=True
+    )
+    relay_thread.start()
+    try:
+        celery_app.start(["beat", f"--loglevel={settings.log_level}"])
+    finally:
+        stop.set()
+        relay_thread.join(timeout=10)
+
+
+@app.command()
+def relay(
+    once: Annotated[bool, typer.Option(help="Publish one batch and exit.")] = False,
+) -> None:
+    """Run only the outbox relay (the scheduler runs one already)."""
+    settings = settings_or_exit()
+    from core.db import get_database
+    from workers.celery_app import celery_app
+    from workers.relay import OutboxRelay, celery_publisher
+
+    outbox_relay = OutboxRelay(
+        get_database(),
+        celery_publisher(celery_app),
+        batch_size=settings.outbox_batch_size,
+        delivery_batch_size=settings.outbox_delivery_batch_size,
+        redispatch_after_seconds=settings.outbox_redispatch_after_seconds,
+    )
+    if once:
+        typer.echo(f"published {outbox_relay.run_once()} message(s)")
+        return
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        outbox_relay.run_forever(stop, settings.outbox_poll_interval_seconds)
+    except KeyboardInterrupt:
+        stop.set()
+
+
+@app.command()
+def migrate(
+    revision: Annotated[str, typer.Option(help="Target revision.")] = "heads",
+    downgrade: Annotated[bool, typer.Option(help="Downgrade to the revision instead of upgrading.")] = False,
+) -> None:
+    """Apply database migrations, then load the offer catalog into the database."""
+    settings = settings_or_exit()
+    from core import migrator
+    from core.catalog.loader import load_catalog, sync_catalog
+    from core.db import get_database
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if downgrade:
+        migrator.downgrade(settings.resolved_database_url, revision)
+        typer.echo(f"downgraded to {revision}")
+        return
+    try:
+        catalog = load_catalog(settings.catalog_path)
+    except ConfigurationError as error:
+        typer.secho(str(error), fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from None
+    migrator.upgrade(settings.resolved_database_url, revision)
+    with get_database().session() as session:
+        sync_catalog(session, catalog)
+    typer.echo(f"database at {revision}; catalog {catalog.catalog_version} loaded")
+
+
+@app.command()
+def probe(
+    timeout: Annotated[float, typer.Option(min=1, help="Seconds to wait for the worker.")] = 30.0,
+) -> None:
+    """Send a probe through outbox -> relay -> broker -> worker and report how long it took."""
+    settings_or_exit()
+    from core.db import get_database
+    from core.probe import start_probe, wait_for_probe
+
+    database = get_database()
+    probe_id = start_probe(database)
+    elapsed = wait_for_probe(database, probe_id, timeout)
+    if elapsed is None:
+        typer.secho(f"probe {probe_id} did not complete within {timeout:.0f}s", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1)
+    typer.echo(f"probe {probe_id} completed in {elapsed * 1000:.0f} ms")
+
+
+@catalog_app.command("check")
+def catalog_check(
+    path: Annotated[Path, typer.Argument(help="Catalog file to validate.")] = Path("catalog/offers.toml"),
+) -> None:
+    """Validate a catalog file and print its offers and plans."""
+    from core.catalog.loader import load_catalog
+
+    try:
+        catalog = load_catalog(path)
+    except ConfigurationError as error:
+        typer.secho(str(error), fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from None
+    for offer in catalog.offers:
+        plans = ", ".join(f"{plan.id}{' (private)' if plan.private else ''}" for plan in offer.plans)
+        dimensions = ", ".join(dimension.id for dimension in offer.dimensions)
+        typer.echo(f"{offer.id}: plans {plans}; dimensions {dimensions}")
+
+
+@app.command()
+def emulators(
+    state_dir: Annotated[Path, typer.Option(help="Where the CA and emulators.json are written.")] = Path(
+        "var/emulators"
+    ),
+    seed: Annotated[int, typer.Option(help="Seed for generated ids and injected faults.")] = 0,
+    webhook_url: Annotated[str | None, typer.Option(help="Publisher webhook URL Marketplace calls.")] = None,
+    options_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--options",
+            help="JSON object of emulator options, e.g. initial fault rules: "
+            '{"marketplace_faults": [{"kind": "status", "status": 429, "count": 3}], "arm_deployment_seconds": 5}.',
+        ),
+    ] = None,
+) -> None:
+    """Start the Entra ID, Marketplace, ARM (with Key Vault) and other emulators on loopback ports."""
+    import json
+
+    from emulators.suite import EmulatorSuiteConfig, build_default_suite
+
+    options = json.loads(options_file.read_text()) if options_file else {}
+    if not isinstance(options, dict):
+        typer.secho("--options must hold a JSON object", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2)
+    deployment_seconds = float(options.pop("arm_deployment_seconds", 1.0))
+    suite = build_default_suite(
+        EmulatorSuiteConfig(
+            state_dir=state_dir.resolve(),
+            seed=seed,
+            publisher_webhook_url=webhook_url,
+            arm_deployment_seconds=deployment_seconds,
+            options=options,
+        )
+    )
+    state = suite.start()
+    typer.echo(json.dumps(state, indent=2))
+    typer.echo(f"state written to {state_dir / 'emulators.json'}; Ctrl-C stops")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        suite.stop()
+
+
+@app.command()
+def sandbox(
+    serve: Annotated[bool, typer.Option(help="Keep everything running after the demo until Ctrl-C.")] = False,
+    data_dir: Annotated[Path | None, typer.Option(help="Working folder; wiped at start.")] = None,
+    scenario: Annotated[
+        str, typer.Option(help="demo: the guided demo; full: the end-to-end run with invariants (exit 1 if one fails).")
+    ] = "demo",
+    seed: Annotated[int, typer.Option(help="full: seed of the workload and the chaos.")] = 20261128,
+    subscriptions: Annotated[int, typer.Option(min=1, max=5000, help="full: purchases.")] = 50,
+    events: Annotated[
+        int | None, typer.Option(min=0, help="full: customer actions after provisioning (default 3 per purchase).")
+    ] = None,
+    hours: Annotated[float, typer.Option(min=1, max=20, help="full: simulated hours of usage metered.")] = 4.0,
+    chaos: Annotated[bool, typer.Option(help="full: inject seeded faults while the workload runs.")] = True,
+    chaos_intensity: Annotated[float, typer.Option(min=0.1, max=10, help="full: scales the faults injected.")] = 1.0,
+    backend: Annotated[
+        str, typer.Option(help="full: auto (PostgreSQL + a private Redis when there), embedded or scaled.")
+    ] = "auto",
+    postgres_url: Annotated[
+        str, typer.Option(help="full: PostgreSQL server of the scaled backend (a schema is made per run).")
+    ] = "postgresql+psycopg://postgres@127.0.0.1:5432/test",
+) -> None:
+    """Run the end-to-end demo, or with --scenario full the whole system under load (and chaos) with invariants."""
+    if scenario == "full":
+        from cli.scenario.full import ScenarioOptions, run_full_scenario
+
+        if backend not in ("auto", "embedded", "scaled"):
+            typer.secho("--backend must be auto, embedded or scaled", fg=typer.colors.RED, err=True)
+            raise typer.Exit(code=2)
+        options = ScenarioOptions(
+            data_dir=(data_dir or Path("var/scenario")).resolve(),
+            seed=seed,
+            subscriptions=subscriptions,
+            events=events,
+            hours=hours,
+            chaos=chaos,
+            chaos_intensity=chaos_intensity,
+            backend=backend,  # type: ignore[arg-type]  # checked above
+            postgres_url=postgres_url,
+        )
+        raise typer.Exit(code=run_full_scenario(options))
+    if scenario != "demo":
+        typer.secho("--scenario must be demo or full", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2)
+    from cli.sandbox import run_sandbox
+
+    raise typer.Exit(code=run_sandbox((data_dir or Path("var/sandbox")).resolve(), serve=serve))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,202 @@
+"""The Marketplace part of the sandbox: a purchase through the emulator taken through the landing page to Subscribed.
+
+`CustomerBrowser` is what a customer's browser does on the landing page (follow redirects, sign in on the
+Entra emulator's page, submit the deployment form); the integration tests drive the same class.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import typer
+from sqlmodel import select
+
+from cli.emulator_environment import settings_for_emulators
+from core.clusters.models import Cluster
+from core.db import Database
+from core.settings import Settings
+from core.subscriptions.models import MarketplaceOperation
+from emulators.suite import EmulatorSuite, EmulatorSuiteConfig, build_default_suite
+
+CONTOSO_TENANT_ID = "3f8b2a61-9d4e-4c7a-8e15-2b6c9d0a4f71"
+CONTOSO_ADMIN = "alice.admin@contoso.onmicrosoft.com"
+DEFAULT_CHOICES = {
+    "region": "westeurope",
+    "azure_subscription_id": "6b9a3c2d-1e4f-4a5b-8c7d-9e0f1a2b3c4d",
+    "resource_group": "rg-vast-facade",
+    "pls_visibility_subscriptions": "*",
+    "pls_auto_approval_subscriptions": "6b9a3c2d-1e4f-4a5b-8c7d-9e0f1a2b3c4d",
+    "key_vault_sku": "premium",
+    "key_type": "RSA-HSM",
+    "key_size": "4096",
+    "rotation_days": "30",
+}
+
+
+def deployment_choices(emulator_state: dict[str, Any], tenant_id: str = CONTOSO_TENANT_ID) -> dict[str, str]:
+    """Landing-page choices that target the tenant's subscription in the ARM emulator (when it runs)."""
+    arm_subscriptions = emulator_state.get("arm", {}).get("subscriptions", [])
+    target = next((item["id"] for item in arm_subscriptions if item["tenant_id"] == tenant_id), None)
+    return {**DEFAULT_CHOICES, "azure_subscription_id": target or DEFAULT_CHOICES["azure_subscription_id"]}
+
+
+def _field(pattern: str, page: str) -> str:
+    match = re.search(pattern, page)
+    if match is None:
+        raise RuntimeError(f"the page has no {pattern!r}")
+    return html.unescape(match.group(1))
+
+
+class CustomerBrowser:
+    """Cookies, redirects and forms, like a browser without JavaScript."""
+
+    def __init__(self, ca_bundle: str) -> None:
+        self.http = httpx.Client(verify=ca_bundle, timeout=15, follow_redirects=True)
+
+    def close(self) -> None:
+        """Close the connections."""
+        self.http.close()
+
+    def open_landing(self, landing_url: str, username: str = CONTOSO_ADMIN) -> httpx.Response:
+        """Open the landing link; sign in on the Entra page when asked; return the page we land on."""
+        page = self.http.get(landing_url)
+        if "Sign in to your account" in page.text:
+            request_id = _field(r'name="request_id" value="([^"]+)"', page.text)
+            page = self.http.post(
+                str(page.url), data={"request_id": request_id, "username": username, "action": "sign-in"}
+            )
+        return page
+
+    def confirm(self, landing_page: httpx.Response, choices: dict[str, str]) -> httpx.Response:
+        """Submit the deployment form of a landing page; returns the progress page."""
+        form = {
+            "csrf_token": _field(r'name="csrf_token" value="([^"]+)"', landing_page.text),
+            "token": _field(r'name="token" value="([^"]+)"', landing_page.text),
+            **choices,
+        }
+        base = str(landing_page.url).split("/marketplace/")[0]
+        return self.http.post(f"{base}/marketplace/landing", data=form)
+
+
+def run_purchase_demo(emulator_state: dict[str, Any], base_url: str, timeout_seconds: float = 120) -> str | None:
+    """Purchase -> landing page -> confirmation -> activation; prints each step. The subscription id once Subscribed."""
+    marketplace = emulator_state["marketplace"]
+    control = httpx.Client(base_url=marketplace["control_url"], verify=emulator_state["ca_bundle"], timeout=10)
+    browser = CustomerBrowser(emulator_state["ca_bundle"])
+    try:
+        control.put("/webhook", json={"url": f"{base_url}/marketplace/webhook"}).raise_for_status()
+        control.put("/landing-page", json={"url": f"{base_url}/marketplace/landing"}).raise_for_status()
+        purchase = control.post(
+            "/purchases",
+            json={
+                "plan_id": "standard",
+                "quantity": 2,
+                "beneficiary": {"tenant_id": CONTOSO_TENANT_ID, "email": CONTOSO_ADMIN},
+            },
+        )
+        purchase.raise_for_status()
+        subscription_id = purchase.json()["subscription_id"]
+        _say(f"Marketplace purchase {subscription_id}: standard x 2, PendingFulfillmentStart")
+        landing = browser.open_landing(purchase.json()["landing_page_url"])
+        _say(f"landing page after Entra sign-in: HTTP {landing.status_code}")
+        progress = browser.confirm(landing, deployment_choices(emulator_state))
+        _say(f"confirmed: HTTP {progress.status_code} at {progress.url.path}")
+        deadline = time.monotonic() + timeout_seconds
+        status = "PendingFulfillmentStart"
+        while time.monotonic() < deadline:
+            status = control.get("/state").json()
+            status = next(item for item in status["subscriptions"] if item["id"] == subscription_id)[
+                "saasSubscriptionStatus"
+            ]
+            if status == "Subscribed":
+                break
+            time.sleep(1)
+        events = browser.http.get(f"{base_url}/marketplace/subscriptions/{subscription_id}/progress").json()
+        for event in events["events"]:
+            _say(f"  {event['occurred_at'][11:19]} {event['action']} ({event['outcome']})")
+        _say(f"Marketplace status: {status}; cluster: {events['cluster_status']}")
+        return subscription_id if status == "Subscribed" else None
+    finally:
+        browser.close()
+        control.close()
+
+
+# Customer actions in the Azure portal, as the Marketplace emulator's control API takes them.
+LIFECYCLE_ACTIONS: list[tuple[str, dict[str, Any] | None]] = [
+    # Upgrades: the billing demo's synthetic usage fills the cluster beyond smaller plans (they would be refused).
+    ("change-quantity", {"quantity": 20}),
+    ("change-plan", {"plan_id": "performance"}),
+    ("suspend", None),
+    ("reinstate", None),
+    ("renew", None),
+    ("unsubscribe", None),
+]
+
+
+def run_lifecycle_demo(
+    emulator_state: dict[str, Any], database: Database, subscription_id: str, timeout_seconds: float = 90
+) -> bool:
+    """Each customer action in turn: webhook -> verified -> applied -> reported; prints both sides. True if all did."""
+    control = httpx.Client(
+        base_url=emulator_state["marketplace"]["control_url"], verify=emulator_state["ca_bundle"], timeout=10
+    )
+    all_reported = True
+    try:
+        for action, body in LIFECYCLE_ACTIONS:
+            response = control.post(f"/subscriptions/{subscription_id}/{action}", json=body)
+            response.raise_for_status()
+            operation_id = response.json()["id"]
+            deadline = time.monotonic() + timeout_seconds
+            operation = None
+            while time.monotonic() < deadline:
+                with database.session() as session:
+                    operation = session.get(MarketplaceOperation, operation_id)
+                    cluster = session.exec(select(Cluster).where(Cluster.subscription_id == subscription_id)).first()
+                # Next action only once the cluster has caught up, as a customer would wait for the portal.
+                caught_up = cluster is None or cluster.observed_generation >= cluster.desired_generation
+                if operation is not None and operation.state in ("reported", "failed") and caught_up:
+                    break
+                time.sleep(0.5)
+            state = control.get("/state").json()
+            remote = next(item for item in state["operations"] if item["id"] == operation_id)
+            subscription = next(item for item in state["subscriptions"] if item["id"] == subscription_id)
+            ours = f"{operation.state} {operation.result or ''}".strip() if operation else "not received"
+            all_reported = all_reported and operation is not None and operation.state == "reported"
+            _say(
+                f"{action:16} ours: {ours:18} Marketplace: operation {remote['status']}, "
+                f"subscription {subscription['saasSubscriptionStatus']} "
+                f"{subscription['planId']} x {subscription['quantity']}"
+            )
+        return all_reported
+    finally:
+        control.close()
+
+
+def _say(message: str) -> None:
+    typer.echo(f"  [marketplace] {message}")
+
+
+def start_emulators(data_dir: Path) -> EmulatorSuite:
+    """Entra ID, Marketplace and ARM emulators on loopback ports, their state under data_dir/emulators."""
+    suite = build_default_suite(EmulatorSuiteConfig(state_dir=data_dir / "emulators", seed=20261126))
+    suite.start()
+    return suite
+
+
+def emulator_settings(emulator_state: dict[str, Any], base: Settings) -> Settings:
+    """The sandbox's settings pointed at the emulators, with a fresh session secret for the landing page."""
+    return settings_for_emulators(
+        emulator_state,
+        data_dir=base.data_dir,
+        api_port=base.api_port,
+        log_format=base.log_format,
+        outbox_poll_interval_seconds=base.outbox_poll_interval_seconds,
+        public_base_url=f"http://{base.api_host}:{base.api_port}",
+        session_secret=secrets.token_urlsafe(32),
+    )

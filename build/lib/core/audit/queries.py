@@ -1,0 +1,37 @@
+"""Search the audit trail: one tenant's events for its admins, everything for operators."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from core.audit.models import AuditEvent
+
+SEARCH_LIMIT = 200
+
+
+def search_audit_events(
+    session: Session,
+    *,
+    tenant_row_id: str | None,
+    action_prefix: str | None = None,
+    actor: str | None = None,
+    subject_id: str | None = None,
+    since: datetime | None = None,
+    limit: int = SEARCH_LIMIT,
+) -> list[AuditEvent]:
+    """Newest first. `tenant_row_id` None searches every tenant (operators); otherwise only that tenant's events."""
+    statement = select(AuditEvent)
+    if tenant_row_id is not None:
+        statement = statement.where(AuditEvent.tenant_id == tenant_row_id)
+    if action_prefix:
+        statement = statement.where(col(AuditEvent.action).startswith(action_prefix, autoescape=True))
+    if actor:
+        statement = statement.where(AuditEvent.actor == actor)
+    if subject_id:
+        statement = statement.where(AuditEvent.subject_id == subject_id)
+    if since is not None:
+        statement = statement.where(col(AuditEvent.occurred_at) >= since)
+    statement = statement.order_by(col(AuditEvent.occurred_at).desc(), col(AuditEvent.id).desc()).limit(limit)
+    return list(session.exec(statement).all())

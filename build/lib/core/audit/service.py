@@ -1,0 +1,44 @@
+"""Record audit events in the caller's transaction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import Session
+
+from core.audit.models import AuditEvent, AuditOutcome
+from core.correlation import current_correlation_id
+
+
+def record_audit_event(
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    subject_type: str,
+    subject_id: str,
+    tenant_id: str | None = None,
+    outcome: AuditOutcome = AuditOutcome.SUCCESS,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    details: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Append one audit event, committed with the change it describes.
+
+    Not flushed here: it goes to the database with the caller's next flush or commit, so a request
+    that records several rows pays for one flush.
+    """
+    event = AuditEvent(
+        actor=actor,
+        action=action,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        tenant_id=tenant_id,
+        outcome=outcome.value,
+        before=before,
+        after=after,
+        details=details or {},
+        correlation_id=current_correlation_id(),
+    )
+    session.add(event)
+    return event

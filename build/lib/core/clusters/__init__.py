@@ -1,0 +1,1 @@
+"""Façade clusters: the desired spec (with a generation) and what ARM shows (observed)."""

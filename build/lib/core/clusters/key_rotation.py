@@ -1,0 +1,141 @@
+"""Rotation of a cluster's customer-managed key: on demand (a person) and on policy (the sweep)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, col, select
+
+from core.arm_templates.steps import IDENTITY_KEY_VAULT
+from core.audit.models import AuditOutcome
+from core.audit.service import record_audit_event
+from core.azure.arm import ArmAccessDenied, ArmClient, ArmRequestFailed
+from core.clusters.models import Cluster, ClusterStatus
+from core.clusters.provisioning_models import ArmDeployment, DeploymentState, KeyRotation, KeyRotationState
+from core.clusters.service import lock_cluster
+from core.db import utc_now
+from core.errors import Conflict, NotFound
+from core.messaging import TaskNames
+from core.outbox.service import enqueue
+
+ROTATABLE_STATUSES = frozenset({ClusterStatus.READY.value, ClusterStatus.UPDATING.value, ClusterStatus.SUSPENDED.value})
+
+
+def request_key_rotation(session: Session, cluster: Cluster, *, actor: str, reason: str) -> KeyRotation:
+    """Record a rotation request and enqueue it; refused while the cluster has no key yet or one is pending."""
+    cluster = lock_cluster(session, cluster.id)
+    if cluster.status not in ROTATABLE_STATUSES or cluster.key_id is None:
+        raise Conflict(
+            f"the key cannot be rotated while the cluster is {cluster.status}", details={"cluster_id": cluster.id}
+        )
+    pending = session.exec(
+        select(KeyRotation).where(
+            KeyRotation.cluster_id == cluster.id, KeyRotation.state == KeyRotationState.REQUESTED.value
+        )
+    ).first()
+    if pending is not None:
+        raise Conflict("a key rotation is already in progress", details={"rotation_id": pending.id})
+    rotation = KeyRotation(cluster_id=cluster.id, requested_by=actor, reason=reason[:256], key_id_before=cluster.key_id)
+    session.add(rotation)
+    session.flush()
+    record_audit_event(
+        session,
+        actor=actor,
+        action="cluster.key_rotation.requested",
+        subject_type="cluster",
+        subject_id=cluster.id,
+        tenant_id=cluster.tenant_id,
+        details={"rotation_id": rotation.id, "reason": reason},
+    )
+    enqueue(session, TaskNames.CLUSTER_ROTATE_KEY, {"rotation_id": rotation.id})
+    return rotation
+
+
+def perform_key_rotation(session: Session, rotation_id: str, arm: ArmClient) -> KeyRotation:
+    """Rotate in Key Vault and record the new key version; transient ARM errors propagate for a retry."""
+    rotation = session.exec(select(KeyRotation).where(KeyRotation.id == rotation_id).with_for_update()).first()
+    if rotation is None:
+        raise NotFound("key rotation not found", details={"rotation_id": rotation_id})
+    if rotation.state != KeyRotationState.REQUESTED.value:
+        return rotation
+    cluster = lock_cluster(session, rotation.cluster_id)
+    key_step = session.exec(
+        select(ArmDeployment)
+        .where(
+            ArmDeployment.cluster_id == cluster.id,
+            ArmDeployment.step == IDENTITY_KEY_VAULT,
+            ArmDeployment.state == DeploymentState.SUCCEEDED.value,
+        )
+        .order_by(col(ArmDeployment.id).desc())
+    ).first()
+    outputs = key_step.outputs if key_step else {}
+    try:
+        if not outputs.get("keyVaultUri") or not outputs.get("keyName"):
+            raise Conflict("the cluster has no key vault outputs yet")
+        new_key_id = arm.rotate_key(str(outputs["keyVaultUri"]), str(outputs["keyName"]))
+    except ArmRequestFailed as error:
+        if error.transient:
+            raise
+        return _finish_failed(session, cluster, rotation, error.message)
+    except (ArmAccessDenied, Conflict) as error:
+        return _finish_failed(session, cluster, rotation, error.message)
+    rotation.state = KeyRotationState.COMPLETED.value
+    rotation.key_id_after = new_key_id
+    rotation.finished_at = utc_now()
+    cluster.key_id = new_key_id
+    cluster.updated_at = rotation.finished_at
+    session.add_all([rotation, cluster])
+    record_audit_event(
+        session,
+        actor="system:provisioning-controller",
+        action="cluster.key_rotation.completed",
+        subject_type="cluster",
+        subject_id=cluster.id,
+        tenant_id=cluster.tenant_id,
+        before={"key_id": rotation.key_id_before},
+        after={"key_id": new_key_id},
+        details={"rotation_id": rotation.id, "requested_by": rotation.requested_by},
+    )
+    return rotation
+
+
+def _finish_failed(session: Session, cluster: Cluster, rotation: KeyRotation, message: str) -> KeyRotation:
+    rotation.state = KeyRotationState.FAILED.value
+    rotation.error_message = message[:4096]
+    rotation.finished_at = utc_now()
+    session.add(rotation)
+    record_audit_event(
+        session,
+        actor="system:provisioning-controller",
+        action="cluster.key_rotation.failed",
+        subject_type="cluster",
+        subject_id=cluster.id,
+        tenant_id=cluster.tenant_id,
+        outcome=AuditOutcome.FAILURE,
+        details={"rotation_id": rotation.id, "message": message},
+    )
+    return rotation
+
+
+def clusters_due_for_rotation(session: Session, *, now: datetime) -> list[Cluster]:
+    """Ready clusters whose key is older than their policy's rotation_days (last rotation or first key)."""
+    due: list[Cluster] = []
+    candidates = session.exec(select(Cluster).where(col(Cluster.status).in_(ROTATABLE_STATUSES))).all()
+    for cluster in candidates:
+        if cluster.key_id is None:
+            continue
+        rotation_days = int((cluster.key_policy or {}).get("rotation_days", 90))
+        latest = session.exec(
+            select(KeyRotation.requested_at)
+            .where(KeyRotation.cluster_id == cluster.id)
+            .order_by(col(KeyRotation.requested_at).desc())
+        ).first()
+        key_created = session.exec(
+            select(ArmDeployment.finished_at)
+            .where(ArmDeployment.cluster_id == cluster.id, ArmDeployment.step == IDENTITY_KEY_VAULT)
+            .order_by(col(ArmDeployment.id))
+        ).first()
+        since = latest or key_created
+        if since is not None and since + timedelta(days=rotation_days) <= now:
+            due.append(cluster)
+    return due

@@ -1,0 +1,115 @@
+"""Interactive user sign-in with Entra ID (authorization code + PKCE) through msal, for server-rendered pages.
+
+The control-plane app is multi-tenant, so the authority is `<authority host>/organizations`; the
+verified id-token claims name the user and their tenant (`tid`). msal keeps the PKCE verifier, state
+and nonce in the flow dict that the caller stores between the redirect and the callback.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import msal
+import requests
+
+from core.errors import ConfigurationError, Unauthenticated
+from core.settings import Settings
+
+SIGN_IN_SCOPES: list[str] = []  # openid, profile and offline_access are added by msal
+
+
+@dataclass(frozen=True)
+class SignedInUser:
+    """Who signed in, from the verified id token."""
+
+    tenant_id: str
+    object_id: str
+    display_name: str
+    username: str
+    # App roles of the control-plane app (the `roles` claim), e.g. the operator role.
+    roles: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """For the session cookie."""
+        return {
+            "tenant_id": self.tenant_id,
+            "object_id": self.object_id,
+            "display_name": self.display_name,
+            "username": self.username,
+            "roles": list(self.roles),
+        }
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> SignedInUser:
+        """From the session cookie."""
+        return cls(
+            tenant_id=str(values["tenant_id"]),
+            object_id=str(values["object_id"]),
+            display_name=str(values.get("display_name", "")),
+            username=str(values.get("username", "")),
+            roles=tuple(str(role) for role in values.get("roles", []) if isinstance(role, str)),
+        )
+
+
+class _ConfiguredVerifySession(requests.Session):
+    """A requests session whose `verify` wins over REQUESTS_CA_BUNDLE (requests lets the variable override it)."""
+
+    def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> dict[str, Any]:
+        merged: dict[str, Any] = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        merged["verify"] = self.verify
+        return merged
+
+
+class UserSignIn:
+    """Starts and completes authorization-code flows for the control-plane app (one msal app per process)."""
+
+    def __init__(self, settings: Settings) -> None:
+        if settings.control_plane_client_id is None or settings.control_plane_client_secret is None:
+            raise ConfigurationError("sign-in needs CP_CONTROL_PLANE_CLIENT_ID and CP_CONTROL_PLANE_CLIENT_SECRET")
+        self.settings = settings
+        self._application: msal.ConfidentialClientApplication | None = None
+        self._lock = threading.Lock()
+
+    def _app(self) -> msal.ConfidentialClientApplication:
+        # Built lazily: msal reads the authority's metadata over the network on construction.
+        with self._lock:
+            if self._application is None:
+                settings = self.settings
+                http_client = _ConfiguredVerifySession()
+                http_client.verify = settings.tls_verify
+                assert settings.control_plane_client_secret is not None
+                self._application = msal.ConfidentialClientApplication(
+                    settings.control_plane_client_id,
+                    client_credential=settings.control_plane_client_secret.get_secret_value(),
+                    authority=f"{settings.entra_authority_host.rstrip('/')}/organizations",
+                    instance_discovery=not settings.entra_disable_instance_discovery,
+                    http_client=http_client,
+                    timeout=settings.http_timeout_seconds,
+                )
+            return self._application
+
+    def begin(self, redirect_uri: str) -> dict[str, Any]:
+        """A new flow: keep it (server-side or in a signed cookie) and send the browser to flow["auth_uri"]."""
+        flow: dict[str, Any] = self._app().initiate_auth_code_flow(SIGN_IN_SCOPES, redirect_uri=redirect_uri)
+        return flow
+
+    def complete(self, flow: dict[str, Any], query: dict[str, str]) -> SignedInUser:
+        """Redeem the code of the callback; raises Unauthenticated with Entra's reason when it fails."""
+        try:
+            result = self._app().acquire_token_by_auth_code_flow(flow, query)
+        except ValueError as error:  # msal: state mismatch or a flow that was already used
+            raise Unauthenticated(f"sign-in failed: {error}") from None
+        if "error" in result:
+            raise Unauthenticated(f"sign-in failed: {result.get('error_description') or result['error']}")
+        claims: dict[str, Any] = result.get("id_token_claims") or {}
+        if not claims.get("tid") or not claims.get("oid"):
+            raise Unauthenticated("sign-in returned no tenant or object id")
+        return SignedInUser(
+            tenant_id=str(claims["tid"]),
+            object_id=str(claims["oid"]),
+            display_name=str(claims.get("name") or ""),
+            username=str(claims.get("preferred_username") or ""),
+            roles=tuple(str(role) for role in claims.get("roles", []) if isinstance(role, str)),
+        )

@@ -1,0 +1,196 @@
+"""The HTTP conventions both Marketplace APIs share: api-version, publisher bearer token, request and
+correlation ids, timeouts, and tenacity retries on 429/5xx that honour Retry-After.
+
+The fulfilment and metering clients build on `MarketplaceHttp`; nothing else talks to Marketplace.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from azure.core.credentials import TokenCredential
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from core.correlation import CORRELATION_HEADER, ensure_correlation_id
+from core.errors import ControlPlaneError
+
+logger = logging.getLogger(__name__)
+
+REQUEST_ID_HEADER = "x-ms-requestid"
+RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+MAX_RETRY_AFTER_SECONDS = 60.0
+
+
+class MarketplaceError(ControlPlaneError):
+    """Marketplace answered with an error status (after retries, for the retryable ones)."""
+
+    code = "MarketplaceError"
+
+    def __init__(self, status: int, message: str, *, error_code: str | None, request_id: str | None, body: Any) -> None:
+        super().__init__(
+            f"Marketplace answered {status}: {message}",
+            details={"status": status, "error_code": error_code, "request_id": request_id},
+        )
+        self.status = status
+        self.error_code = error_code
+        self.request_id = request_id
+        self.body = body
+        self.status_code = 502 if status >= 500 else status
+
+
+class MarketplaceUnreachable(ControlPlaneError):
+    """The request may or may not have reached Marketplace: no answer came back."""
+
+    status_code = 503
+    code = "MarketplaceUnreachable"
+
+
+@dataclass(frozen=True)
+class MarketplaceResponse:
+    status: int
+    body: Any
+    headers: httpx.Headers
+    request_id: str
+
+
+class _RetryableStatus(Exception):
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(f"HTTP {response.status_code}")
+        self.response = response
+
+
+class MarketplaceHttp:
+    """One Marketplace API (base URL) reached with the publisher's token."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_version: str,
+        credential: TokenCredential,
+        token_scope: str,
+        verify: str | bool = True,
+        timeout_seconds: float = 10.0,
+        max_attempts: int = 5,
+        backoff_initial_seconds: float = 0.5,
+        backoff_max_seconds: float = 20.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.api_version = api_version
+        self.credential = credential
+        self.token_scope = token_scope
+        self.max_attempts = max_attempts
+        self.backoff_initial_seconds = backoff_initial_seconds
+        self.backoff_max_seconds = backoff_max_seconds
+        self._client = httpx.Client(verify=verify, timeout=httpx.Timeout(timeout_seconds))
+
+    def close(self) -> None:
+        self._client.close()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        retry_lost_responses: bool = True,
+        expected: tuple[int, ...] = (200,),
+    ) -> MarketplaceResponse:
+        """Send one logical request; retries keep the same x-ms-requestid.
+
+        `retry_lost_responses=False` is for calls that must never be blindly repeated once they may
+        have reached Marketplace (usage events): a transport failure then raises MarketplaceUnreachable.
+        Statuses in `expected` are returned; other 4xx raise MarketplaceError at once.
+        """
+        request_id = str(uuid.uuid4())
+        request_headers = {
+            REQUEST_ID_HEADER: request_id,
+            CORRELATION_HEADER: ensure_correlation_id(),
+            **(headers or {}),
+        }
+        query = {"api-version": self.api_version, **(params or {})}
+        url = path if path.startswith("https://") or path.startswith("http://") else f"{self.base_url}{path}"
+
+        def retryable(error: BaseException) -> bool:
+            if isinstance(error, _RetryableStatus):
+                return True
+            if isinstance(error, httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError):
+                # Connecting failed: the request never left, always safe to repeat.
+                return retry_lost_responses or isinstance(error, httpx.ConnectError)
+            return False
+
+        retrying = Retrying(
+            retry=retry_if_exception(retryable),
+            stop=stop_after_attempt(self.max_attempts),
+            wait=self._wait,
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    token = self.credential.get_token(self.token_scope).token
+                    response = self._client.request(
+                        method,
+                        url,
+                        params=query,
+                        json=json,
+                        headers={**request_headers, "Authorization": f"Bearer {token}"},
+                    )
+                    if response.status_code in RETRYABLE_STATUSES and response.status_code not in expected:
+                        raise _RetryableStatus(response)
+        except _RetryableStatus as exhausted:
+            raise self._error(exhausted.response, request_id) from None
+        except httpx.HTTPError as error:
+            raise MarketplaceUnreachable(
+                f"no answer from Marketplace for {method} {path}: {type(error).__name__}",
+                details={"request_id": request_id},
+            ) from error
+        if response.status_code not in expected:
+            raise self._error(response, request_id)
+        return MarketplaceResponse(response.status_code, _json_or_none(response), response.headers, request_id)
+
+    def _wait(self, state: RetryCallState) -> float:
+        outcome = state.outcome
+        error = outcome.exception() if outcome is not None else None
+        if isinstance(error, _RetryableStatus):
+            retry_after = error.response.headers.get("retry-after")
+            if retry_after is not None:
+                try:
+                    return min(float(retry_after), MAX_RETRY_AFTER_SECONDS)
+                except ValueError:
+                    pass
+        backoff = wait_exponential_jitter(initial=self.backoff_initial_seconds, max=self.backoff_max_seconds)
+        return float(backoff(state))
+
+    @staticmethod
+    def _error(response: httpx.Response, request_id: str) -> MarketplaceError:
+        body = _json_or_none(response)
+        error_code: str | None = None
+        message = response.text[:500]
+        if isinstance(body, dict):
+            nested = body.get("error")
+            error: dict[str, Any] = nested if isinstance(nested, dict) else body
+            error_code = error.get("code") if isinstance(error.get("code"), str) else None
+            message = str(error.get("message") or message)
+        return MarketplaceError(response.status_code, message, error_code=error_code, request_id=request_id, body=body)
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return None

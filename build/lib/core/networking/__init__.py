@@ -1,0 +1,1 @@
+"""Private endpoint connections that consumers open to a cluster's Private Link Service."""

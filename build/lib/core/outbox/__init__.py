@@ -1,0 +1,1 @@
+"""The transactional outbox: work leaves the database only through rows committed with the state change."""

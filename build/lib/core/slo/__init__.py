@@ -1,0 +1,1 @@
+"""Service-level objectives: per-cluster availability and latency from probe samples, control-plane timings."""

@@ -1,0 +1,1 @@
+"""Marketplace SaaS subscriptions and the operations Marketplace sends about them."""

@@ -1,0 +1,142 @@
+"""Read models of subscriptions for the publisher API and the landing page's progress view."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from core.audit.models import AuditEvent
+from core.clusters.models import Cluster, ClusterStatus
+from core.errors import NotFound
+from core.subscriptions.models import (
+    MarketplaceOperation,
+    MarketplaceReconciliationReport,
+    MarketplaceSubscription,
+    SubscriptionStatus,
+)
+from core.subscriptions.schemas import (
+    AuditEventView,
+    ClusterSummary,
+    OperationView,
+    ProgressLine,
+    PurchaseProgress,
+    ReconciliationReportView,
+    SubscriptionDetail,
+    SubscriptionPage,
+    SubscriptionView,
+)
+
+MAX_AUDIT_EVENTS = 500
+
+
+def list_subscriptions(
+    session: Session,
+    *,
+    status: str | None = None,
+    plan_id: str | None = None,
+    beneficiary_tenant_id: str | None = None,
+    offset: int = 0,
+    limit: int = 50,
+) -> SubscriptionPage:
+    """One page of subscriptions, newest first, filtered by status, plan and the beneficiary's Entra tenant."""
+    conditions = []
+    if status is not None:
+        conditions.append(MarketplaceSubscription.status == status)
+    if plan_id is not None:
+        conditions.append(MarketplaceSubscription.plan_id == plan_id)
+    if beneficiary_tenant_id is not None:
+        conditions.append(MarketplaceSubscription.beneficiary_tenant_id == beneficiary_tenant_id)
+    total = session.exec(select(sa.func.count()).select_from(MarketplaceSubscription).where(*conditions)).one()
+    rows = session.exec(
+        select(MarketplaceSubscription)
+        .where(*conditions)
+        .order_by(col(MarketplaceSubscription.created_at).desc(), col(MarketplaceSubscription.id))
+        .offset(offset)
+        .limit(limit)
+    ).all()
+    return SubscriptionPage(
+        items=[SubscriptionView.model_validate(row, from_attributes=True) for row in rows],
+        total=int(total),
+        offset=offset,
+        limit=limit,
+    )
+
+
+def subscription_detail(session: Session, subscription_id: str) -> SubscriptionDetail:
+    """A subscription with its cluster, operations and the audit trail of all three."""
+    subscription = session.get(MarketplaceSubscription, subscription_id)
+    if subscription is None:
+        raise NotFound("subscription not found", details={"subscription_id": subscription_id})
+    cluster = session.exec(select(Cluster).where(Cluster.subscription_id == subscription_id)).first()
+    operations = session.exec(
+        select(MarketplaceOperation)
+        .where(MarketplaceOperation.subscription_id == subscription_id)
+        .order_by(col(MarketplaceOperation.received_at))
+    ).all()
+    subjects = [("marketplace_subscription", subscription_id)]
+    subjects += [("marketplace_operation", operation.id) for operation in operations]
+    if cluster is not None:
+        subjects.append(("cluster", cluster.id))
+    return SubscriptionDetail(
+        subscription=SubscriptionView.model_validate(subscription, from_attributes=True),
+        cluster=ClusterSummary.model_validate(cluster, from_attributes=True) if cluster else None,
+        operations=[OperationView.model_validate(operation, from_attributes=True) for operation in operations],
+        audit_trail=[AuditEventView.model_validate(event, from_attributes=True) for event in _audit(session, subjects)],
+    )
+
+
+def purchase_progress(session: Session, subscription_id: str, entra_tenant_id: str) -> PurchaseProgress:
+    """What the landing page's progress view shows; NotFound unless the subscription is the caller tenant's."""
+    subscription = session.get(MarketplaceSubscription, subscription_id)
+    if subscription is None or entra_tenant_id not in {
+        subscription.beneficiary_tenant_id,
+        subscription.purchaser_tenant_id,
+    }:
+        raise NotFound("subscription not found", details={"subscription_id": subscription_id})
+    cluster = session.exec(select(Cluster).where(Cluster.subscription_id == subscription_id)).first()
+    subjects = [("marketplace_subscription", subscription_id)]
+    if cluster is not None:
+        subjects.append(("cluster", cluster.id))
+    events = [
+        ProgressLine(occurred_at=event.occurred_at, action=event.action, outcome=event.outcome)
+        for event in _audit(session, subjects)
+    ]
+    done = subscription.status != SubscriptionStatus.PENDING_FULFILLMENT_START.value and (
+        cluster is None or cluster.status in (ClusterStatus.READY.value, ClusterStatus.FAILED.value)
+    )
+    return PurchaseProgress(
+        subscription_id=subscription_id,
+        subscription_status=subscription.status,
+        cluster_status=cluster.status if cluster else None,
+        done=done,
+        events=events,
+    )
+
+
+def reconciliation_report(session: Session, report_id: int) -> ReconciliationReportView:
+    """One reconciliation report."""
+    report = session.get(MarketplaceReconciliationReport, report_id)
+    if report is None:
+        raise NotFound("reconciliation report not found", details={"report_id": report_id})
+    return ReconciliationReportView.model_validate(report, from_attributes=True)
+
+
+def operation_view(operation: MarketplaceOperation) -> OperationView:
+    """The API view of an operation row."""
+    return OperationView.model_validate(operation, from_attributes=True)
+
+
+def _audit(session: Session, subjects: list[tuple[str, str]]) -> list[AuditEvent]:
+    condition = sa.or_(
+        *[
+            sa.and_(col(AuditEvent.subject_type) == subject_type, col(AuditEvent.subject_id) == subject_id)
+            for subject_type, subject_id in subjects
+        ]
+    )
+    statement = (
+        select(AuditEvent)
+        .where(condition)
+        .order_by(col(AuditEvent.occurred_at), col(AuditEvent.id))
+        .limit(MAX_AUDIT_EVENTS)
+    )
+    return list(session.exec(statement).all())

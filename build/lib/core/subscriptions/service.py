@@ -1,0 +1,542 @@
+"""The Marketplace subscription lifecycle: purchases, webhooks, operations and their effect on the desired spec.
+
+Nothing here talks to Marketplace: callers (the API, the workers) fetch what Marketplace says with the
+fulfilment client and hand it in. Every function flushes; the request or task boundary commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from enum import StrEnum
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from core.audit.models import AuditOutcome
+from core.audit.service import record_audit_event
+from core.catalog.models import ActivationMode, Offer, Plan
+from core.clusters.models import Cluster
+from core.clusters.service import change_desired_spec, request_cluster
+from core.db import utc_now
+from core.errors import Conflict, Forbidden, NotFound
+from core.marketplace.fulfillment_client import FulfillmentOperation, FulfillmentSubscription, ResolvedPurchase
+from core.messaging import TaskNames
+from core.outbox.service import enqueue
+from core.subscriptions.models import (
+    OPERATION_STATES,
+    SUBSCRIPTION_STATES,
+    MarketplaceOperation,
+    MarketplaceSubscription,
+    OperationAction,
+    OperationState,
+    SubscriptionStatus,
+)
+from core.subscriptions.schemas import DeploymentChoices
+from core.tenants.service import get_or_create_tenant
+from core.usage.models import UsageSample
+
+WORKER_ACTOR = "system:subscription-controller"
+CAPACITY_DIMENSION = "capacity_tib"
+# Actions Marketplace waits on: we PATCH Success or Failure once the cluster has converged.
+ACTIONS_AWAITING_REPORT = frozenset(
+    {OperationAction.CHANGE_PLAN, OperationAction.CHANGE_QUANTITY, OperationAction.REINSTATE}
+)
+MARKETPLACE_FAILED_STATUSES = frozenset({"Failed", "Conflict"})
+# Locking reads use populate_existing: a row read earlier in the same session would otherwise keep its
+# stale attributes although the locked SELECT returned the current version.
+
+
+def token_fingerprint(marketplace_token: str) -> str:
+    """SHA-256 of a landing token: what we store to refuse a second confirmation with it."""
+    return hashlib.sha256(marketplace_token.encode()).hexdigest()
+
+
+def find_subscription(session: Session, subscription_id: str) -> MarketplaceSubscription | None:
+    """Our row for a Marketplace subscription id, or None."""
+    return session.get(MarketplaceSubscription, subscription_id)
+
+
+def lock_subscription(session: Session, subscription_id: str) -> MarketplaceSubscription:
+    """The subscription row, locked until the transaction ends."""
+    subscription = session.exec(
+        select(MarketplaceSubscription)
+        .where(MarketplaceSubscription.id == subscription_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
+    if subscription is None:
+        raise NotFound("subscription not found", details={"subscription_id": subscription_id})
+    return subscription
+
+
+def cluster_of(session: Session, subscription_id: str) -> Cluster | None:
+    """The cluster that serves a subscription, if one was requested, locked until the transaction ends."""
+    return session.exec(
+        select(Cluster)
+        .where(Cluster.subscription_id == subscription_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
+
+
+def token_already_confirmed(session: Session, marketplace_token: str) -> bool:
+    """True when this landing token already confirmed a purchase."""
+    fingerprint = token_fingerprint(marketplace_token)
+    statement = select(MarketplaceSubscription.id).where(MarketplaceSubscription.confirmed_token_sha256 == fingerprint)
+    return session.exec(statement).first() is not None
+
+
+def offer_activation(session: Session, offer_id: str) -> ActivationMode:
+    """When the offer activates its subscriptions (catalog: offers.activation)."""
+    offer = session.get(Offer, offer_id)
+    if offer is None:
+        raise NotFound("offer not in the catalog", details={"offer_id": offer_id})
+    return ActivationMode(offer.activation)
+
+
+def check_signed_in_party(purchase: ResolvedPurchase, signed_in_tenant_id: str) -> None:
+    """Only someone from the beneficiary's or the purchaser's tenant may see or confirm a purchase."""
+    allowed = {purchase.subscription.beneficiary.tenant_id, purchase.subscription.purchaser.tenant_id} - {None}
+    if signed_in_tenant_id not in allowed:
+        raise Forbidden(
+            "the signed-in account belongs to neither the purchaser's nor the beneficiary's tenant",
+            details={"subscription_id": purchase.id},
+        )
+
+
+def record_purchase(
+    session: Session,
+    purchase: ResolvedPurchase,
+    *,
+    marketplace_token: str,
+    choices: DeploymentChoices,
+    actor: str,
+) -> MarketplaceSubscription:
+    """Record a confirmed purchase with its cluster's desired spec, in the caller's transaction.
+
+    Refuses (Conflict) a subscription we already hold or a token that already confirmed one. Enqueues the
+    activation at once when the offer activates immediately; otherwise the cluster's convergence activates.
+    """
+    if find_subscription(session, purchase.id) is not None:
+        raise Conflict("this subscription is already set up", details={"subscription_id": purchase.id})
+    if token_already_confirmed(session, marketplace_token):
+        raise Conflict("this purchase token was already used", details={"subscription_id": purchase.id})
+    remote = purchase.subscription
+    beneficiary_tenant_id = remote.beneficiary.tenant_id
+    if not beneficiary_tenant_id:
+        raise Conflict("Marketplace named no beneficiary tenant", details={"subscription_id": purchase.id})
+    activation = offer_activation(session, purchase.offer_id)
+    tenant = get_or_create_tenant(session, beneficiary_tenant_id)
+    subscription = MarketplaceSubscription(
+        id=purchase.id,
+        tenant_id=tenant.id,
+        offer_id=purchase.offer_id,
+        confirmed_token_sha256=token_fingerprint(marketplace_token),
+        **subscription_fields(remote),
+    )
+    session.add(subscription)
+    session.flush()
+    quantity = purchase.quantity or remote.quantity or 1
+    request_cluster(
+        session,
+        tenant_id=tenant.id,
+        subscription_id=subscription.id,
+        plan_id=purchase.plan_id,
+        quantity=quantity,
+        placement=choices.placement,
+        private_link=choices.private_link,
+        key_policy=choices.key_policy,
+        actor=actor,
+    )
+    record_audit_event(
+        session,
+        actor=actor,
+        action="subscription.purchase_confirmed",
+        subject_type="marketplace_subscription",
+        subject_id=subscription.id,
+        tenant_id=tenant.id,
+        after={"plan_id": subscription.plan_id, "quantity": quantity, "status": subscription.status},
+        details={"activation": activation.value},
+    )
+    if activation == ActivationMode.IMMEDIATELY:
+        enqueue(session, TaskNames.MARKETPLACE_ACTIVATE, {"subscription_id": subscription.id})
+    return subscription
+
+
+def subscription_fields(remote: FulfillmentSubscription) -> dict[str, Any]:
+    """Our columns from Marketplace's representation (status excepted: it only moves through transitions)."""
+    return {
+        "name": remote.name[:256],
+        "plan_id": remote.plan_id,
+        "quantity": remote.quantity,
+        "purchaser_tenant_id": remote.purchaser.tenant_id,
+        "purchaser_object_id": remote.purchaser.object_id,
+        "purchaser_email": remote.purchaser.email_id,
+        "beneficiary_tenant_id": remote.beneficiary.tenant_id or "",
+        "beneficiary_object_id": remote.beneficiary.object_id,
+        "beneficiary_email": remote.beneficiary.email_id,
+        "term_unit": remote.term.term_unit,
+        "term_start": remote.term.start_date,
+        "term_end": remote.term.end_date,
+        "auto_renew": remote.auto_renew,
+        "is_test": remote.is_test,
+        "is_free_trial": remote.is_free_trial,
+        "marketplace_snapshot": remote.model_dump(mode="json", by_alias=True),
+    }
+
+
+def adopt_subscription(session: Session, remote: FulfillmentSubscription, *, actor: str) -> MarketplaceSubscription:
+    """Record a subscription Marketplace holds and we did not (no landing-page visit yet): no cluster."""
+    existing = find_subscription(session, remote.id)
+    if existing is not None:
+        return existing
+    tenant = get_or_create_tenant(session, remote.beneficiary.tenant_id or "unknown")
+    subscription = MarketplaceSubscription(
+        id=remote.id, tenant_id=tenant.id, offer_id=remote.offer_id, **subscription_fields(remote)
+    )
+    session.add(subscription)
+    session.flush()
+    record_audit_event(
+        session,
+        actor=actor,
+        action="subscription.adopted",
+        subject_type="marketplace_subscription",
+        subject_id=subscription.id,
+        tenant_id=tenant.id,
+        details={"marketplace_status": remote.status},
+    )
+    target = known_status(remote.status)
+    if target is not None and target != SubscriptionStatus.PENDING_FULFILLMENT_START:
+        transition_subscription(session, subscription, target, actor=actor, reason="adopted from Marketplace")
+    return subscription
+
+
+def transition_subscription(
+    session: Session, subscription: MarketplaceSubscription, target: SubscriptionStatus, *, actor: str, reason: str
+) -> bool:
+    """Move the subscription to `target`; an illegal move is refused and recorded (outcome refused), not applied."""
+    current = SubscriptionStatus(subscription.status)
+    if current == target:
+        return True
+    if not SUBSCRIPTION_STATES.can(current, target):
+        record_audit_event(
+            session,
+            actor=actor,
+            action="subscription.transition",
+            subject_type="marketplace_subscription",
+            subject_id=subscription.id,
+            tenant_id=subscription.tenant_id,
+            outcome=AuditOutcome.REFUSED,
+            before={"status": current.value},
+            after={"status": target.value},
+            details={"reason": reason, "refused": f"{current.value} -> {target.value} is not allowed"},
+        )
+        return False
+    subscription.status = target.value
+    subscription.updated_at = utc_now()
+    if target == SubscriptionStatus.SUBSCRIBED and subscription.activated_at is None:
+        subscription.activated_at = subscription.updated_at
+    session.add(subscription)
+    session.flush()
+    record_audit_event(
+        session,
+        actor=actor,
+        action="subscription.transition",
+        subject_type="marketplace_subscription",
+        subject_id=subscription.id,
+        tenant_id=subscription.tenant_id,
+        before={"status": current.value},
+        after={"status": target.value},
+        details={"reason": reason},
+    )
+    return True
+
+
+def transition_operation(
+    session: Session, operation: MarketplaceOperation, target: OperationState, *, actor: str, **details: Any
+) -> None:
+    """Move an operation through OPERATION_STATES (IllegalTransition otherwise) and audit it."""
+    current = OperationState(operation.state)
+    OPERATION_STATES.check(current, target)
+    operation.state = target.value
+    operation.updated_at = utc_now()
+    session.add(operation)
+    session.flush()
+    record_audit_event(
+        session,
+        actor=actor,
+        action=f"marketplace_operation.{target.value}",
+        subject_type="marketplace_operation",
+        subject_id=operation.id,
+        tenant_id=_tenant_of(session, operation.subscription_id),
+        before={"state": current.value},
+        after={"state": target.value, "result": operation.result},
+        details={"action": operation.action, "subscription_id": operation.subscription_id, **details},
+    )
+
+
+def lock_operation(session: Session, operation_id: str) -> MarketplaceOperation | None:
+    """The operation row locked until the transaction ends, or None."""
+    return session.exec(
+        select(MarketplaceOperation)
+        .where(MarketplaceOperation.id == operation_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
+
+
+def adopt_operation(session: Session, remote: FulfillmentOperation, *, actor: str) -> MarketplaceOperation:
+    """An operation row for an operation Marketplace holds and we never received (a lost webhook)."""
+    existing = session.get(MarketplaceOperation, remote.id)
+    if existing is not None:
+        return existing
+    operation = MarketplaceOperation(
+        id=remote.id,
+        subscription_id=remote.subscription_id,
+        activity_id=remote.activity_id,
+        action=_known_action(remote.action).value,
+        plan_id=remote.plan_id,
+        quantity=remote.quantity,
+        marketplace_status=remote.status[:32],
+        request_source=remote.request_source,
+        time_stamp=remote.time_stamp,
+    )
+    session.add(operation)
+    session.flush()
+    record_audit_event(
+        session,
+        actor=actor,
+        action="marketplace_operation.adopted",
+        subject_type="marketplace_operation",
+        subject_id=operation.id,
+        tenant_id=_tenant_of(session, operation.subscription_id),
+        details={"action": operation.action, "marketplace_status": remote.status},
+    )
+    return operation
+
+
+def verify_operation(
+    session: Session, operation: MarketplaceOperation, remote: FulfillmentOperation, *, actor: str
+) -> None:
+    """Take Marketplace's own word for the operation (never the webhook body alone); mismatches fail it."""
+    operation.attempts += 1
+    mismatch = [
+        name
+        for name, ours, theirs in (
+            ("subscriptionId", operation.subscription_id, remote.subscription_id),
+            ("action", operation.action, remote.action),
+        )
+        if ours != theirs
+    ]
+    operation.marketplace_status = remote.status[:32]
+    operation.plan_id = remote.plan_id
+    operation.quantity = remote.quantity
+    operation.activity_id = remote.activity_id or operation.activity_id
+    if mismatch:
+        operation.failure_reason = f"the webhook disagrees with Marketplace on {', '.join(mismatch)}"
+        transition_operation(session, operation, OperationState.FAILED, actor=actor, mismatch=mismatch)
+        return
+    if remote.status in MARKETPLACE_FAILED_STATUSES:
+        operation.failure_reason = f"Marketplace reports the operation {remote.status}: {remote.error_message or ''}"
+        transition_operation(session, operation, OperationState.FAILED, actor=actor, marketplace_status=remote.status)
+        return
+    transition_operation(session, operation, OperationState.VERIFIED, actor=actor, marketplace_status=remote.status)
+
+
+class NextStep(StrEnum):
+    """What the worker does after applying an operation."""
+
+    REPORT_SUCCESS = "report_success"
+    REPORT_FAILURE = "report_failure"
+    AWAIT_CONVERGENCE = "await_convergence"
+    DONE = "done"
+
+
+def apply_operation(
+    session: Session,
+    operation: MarketplaceOperation,
+    *,
+    actor: str,
+    remote_subscription: FulfillmentSubscription | None = None,
+) -> NextStep:
+    """Turn a verified operation into a desired-spec change and say what to report to Marketplace.
+
+    ChangePlan/ChangeQuantity -> plan/quantity (refused below used capacity); Suspend -> suspended;
+    Reinstate -> not suspended; Unsubscribe -> deleted; Renew -> term from `remote_subscription`.
+    """
+    subscription = lock_subscription(session, operation.subscription_id)
+    cluster = cluster_of(session, subscription.id)
+    action = OperationAction(operation.action)
+    changes: dict[str, Any] = {}
+    if action in (OperationAction.CHANGE_PLAN, OperationAction.CHANGE_QUANTITY):
+        plan_id = operation.plan_id or subscription.plan_id
+        quantity = operation.quantity or subscription.quantity or 1
+        refusal = capacity_refusal(session, cluster, subscription.offer_id, plan_id, quantity)
+        if refusal is not None:
+            operation.failure_reason = refusal
+            session.add(operation)
+            return NextStep.REPORT_FAILURE
+        changes = {"desired_plan_id": plan_id} if action == OperationAction.CHANGE_PLAN else {}
+        if action == OperationAction.CHANGE_QUANTITY:
+            changes = {"desired_quantity": quantity}
+    elif action == OperationAction.SUSPEND:
+        transition_subscription(session, subscription, SubscriptionStatus.SUSPENDED, actor=actor, reason="Suspend")
+        changes = {"desired_suspended": True}
+    elif action == OperationAction.REINSTATE:
+        if not transition_subscription(
+            session, subscription, SubscriptionStatus.SUBSCRIBED, actor=actor, reason="Reinstate"
+        ):
+            operation.failure_reason = f"a {subscription.status} subscription cannot be reinstated"
+            session.add(operation)
+            return NextStep.REPORT_FAILURE
+        changes = {"desired_suspended": False}
+    elif action == OperationAction.UNSUBSCRIBE:
+        transition_subscription(
+            session, subscription, SubscriptionStatus.UNSUBSCRIBED, actor=actor, reason="Unsubscribe"
+        )
+        changes = {"desired_deleted": True}
+    elif action == OperationAction.RENEW and remote_subscription is not None:
+        subscription.term_unit = remote_subscription.term.term_unit
+        subscription.term_start = remote_subscription.term.start_date
+        subscription.term_end = remote_subscription.term.end_date
+        subscription.auto_renew = remote_subscription.auto_renew
+        subscription.updated_at = utc_now()
+        session.add(subscription)
+    if cluster is not None and changes and not cluster.desired_deleted:
+        cluster = change_desired_spec(
+            session, cluster.id, actor=actor, reason=f"Marketplace {action.value} {operation.id}", **changes
+        )
+        operation.desired_generation = cluster.desired_generation
+    elif cluster is not None:
+        operation.desired_generation = cluster.desired_generation
+    transition_operation(
+        session,
+        operation,
+        OperationState.APPLIED,
+        actor=actor,
+        changes=changes,
+        generation=operation.desired_generation,
+    )
+    if action not in ACTIONS_AWAITING_REPORT:
+        return NextStep.DONE
+    if cluster is None or cluster.observed_generation >= (operation.desired_generation or 0):
+        return NextStep.REPORT_SUCCESS
+    return NextStep.AWAIT_CONVERGENCE
+
+
+def capacity_refusal(
+    session: Session, cluster: Cluster | None, offer_id: str, plan_id: str, quantity: int
+) -> str | None:
+    """Why the plan/quantity cannot hold the data the cluster stores now (latest capacity sample), or None."""
+    plan = session.exec(select(Plan).where(Plan.offer_id == offer_id, Plan.plan_id == plan_id)).first()
+    if plan is None:
+        return f"plan {plan_id} is not in the catalog of offer {offer_id}"
+    if cluster is None:
+        return None
+    latest = session.exec(
+        select(UsageSample)
+        .where(UsageSample.cluster_id == cluster.id, UsageSample.dimension_id == CAPACITY_DIMENSION)
+        .order_by(col(UsageSample.sampled_at).desc())
+        .limit(1)
+    ).first()
+    capacity = plan.capacity_tib_per_unit * quantity
+    if latest is not None and latest.value > capacity:
+        return (
+            f"plan {plan_id} x {quantity} holds {capacity:g} TiB but the cluster stores {latest.value:g} TiB "
+            f"(sampled {latest.sampled_at.isoformat()}); free capacity before downgrading"
+        )
+    return None
+
+
+def mark_reported(
+    session: Session, operation: MarketplaceOperation, result: str, *, actor: str, note: str | None = None
+) -> None:
+    """Record that Marketplace was told `result` (Success/Failure); a Success takes the plan/quantity over."""
+    operation.result = result
+    session.add(operation)
+    if result == "Success":
+        subscription = lock_subscription(session, operation.subscription_id)
+        if operation.action == OperationAction.CHANGE_PLAN and operation.plan_id:
+            subscription.plan_id = operation.plan_id
+        elif operation.action == OperationAction.CHANGE_QUANTITY and operation.quantity:
+            subscription.quantity = operation.quantity
+        subscription.updated_at = utc_now()
+        session.add(subscription)
+    if OperationState(operation.state) == OperationState.VERIFIED:
+        # A refusal is reported straight from verified: it never changed the desired spec.
+        transition_operation(session, operation, OperationState.FAILED, actor=actor, reported=result, note=note)
+        return
+    transition_operation(session, operation, OperationState.REPORTED, actor=actor, reported=result, note=note)
+
+
+def operations_covered_by(session: Session, subscription_id: str, generation: int) -> list[MarketplaceOperation]:
+    """Applied operations waiting for a report whose desired generation the cluster has now reached."""
+    statement = (
+        select(MarketplaceOperation)
+        .where(
+            MarketplaceOperation.subscription_id == subscription_id,
+            MarketplaceOperation.state == OperationState.APPLIED.value,
+            col(MarketplaceOperation.action).in_([action.value for action in ACTIONS_AWAITING_REPORT]),
+            col(MarketplaceOperation.desired_generation) <= generation,
+        )
+        .order_by(col(MarketplaceOperation.received_at))
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return list(session.exec(statement).all())
+
+
+def retry_operation(session: Session, operation_id: str, *, actor: str) -> MarketplaceOperation:
+    """Operator retry of a failed operation: back to received, processed again through the outbox."""
+    operation = lock_operation(session, operation_id)
+    if operation is None:
+        raise NotFound("operation not found", details={"operation_id": operation_id})
+    if operation.state != OperationState.FAILED.value:
+        raise Conflict(
+            f"only failed operations can be retried; this one is {operation.state}",
+            details={"operation_id": operation_id, "state": operation.state},
+        )
+    operation.result = None
+    operation.failure_reason = None
+    transition_operation(session, operation, OperationState.RECEIVED, actor=actor, retry=True)
+    enqueue(
+        session,
+        TaskNames.MARKETPLACE_PROCESS_OPERATION,
+        {"operation_id": operation.id, "subscription_id": operation.subscription_id},
+    )
+    return operation
+
+
+def next_step_for_applied(session: Session, operation: MarketplaceOperation) -> NextStep:
+    """For an applied operation driven again: report it when its generation is reached, else keep waiting."""
+    if operation.action not in ACTIONS_AWAITING_REPORT:
+        return NextStep.DONE
+    cluster = cluster_of(session, operation.subscription_id)
+    if cluster is None or cluster.observed_generation >= (operation.desired_generation or 0):
+        return NextStep.REPORT_SUCCESS
+    return NextStep.AWAIT_CONVERGENCE
+
+
+def close_notification(session: Session, operation: MarketplaceOperation, *, actor: str) -> None:
+    """Suspend, Unsubscribe and Renew arrive Succeeded: applied is the end, Marketplace expects no PATCH."""
+    transition_operation(session, operation, OperationState.REPORTED, actor=actor, note="notification; no PATCH")
+
+
+def _known_action(value: str) -> OperationAction:
+    try:
+        return OperationAction(value)
+    except ValueError:
+        raise Conflict(f"unknown Marketplace action {value!r}", details={"action": value}) from None
+
+
+def known_status(value: str) -> SubscriptionStatus | None:
+    """Marketplace's status as ours, or None for values we do not hold (NotStarted, future ones)."""
+    try:
+        return SubscriptionStatus(value)
+    except ValueError:
+        return None
+
+
+def _tenant_of(session: Session, subscription_id: str) -> str | None:
+    subscription = session.get(MarketplaceSubscription, subscription_id)
+    return subscription.tenant_id if subscription else None

@@ -1,0 +1,31 @@
+"""Marketplace operations that need an operator: failed, or unfinished for longer than they should take."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from core.subscriptions.models import MarketplaceOperation, OperationState
+
+UNFINISHED_STATES = (OperationState.RECEIVED.value, OperationState.VERIFIED.value, OperationState.APPLIED.value)
+
+
+def stuck_operations(session: Session, *, unchanged_since: datetime, limit: int = 200) -> list[MarketplaceOperation]:
+    """Failed operations, and unfinished ones not updated since `unchanged_since`; oldest first."""
+    statement = (
+        select(MarketplaceOperation)
+        .where(
+            sa.or_(
+                col(MarketplaceOperation.state) == OperationState.FAILED.value,
+                sa.and_(
+                    col(MarketplaceOperation.state).in_(UNFINISHED_STATES),
+                    col(MarketplaceOperation.updated_at) < unchanged_since,
+                ),
+            )
+        )
+        .order_by(col(MarketplaceOperation.updated_at))
+        .limit(limit)
+    )
+    return list(session.exec(statement).all())

@@ -1,0 +1,1 @@
+"""Operational telemetry: OpenTelemetry traces and Prometheus metrics shared by the API and the workers."""

@@ -1,0 +1,1 @@
+"""Customer and publisher tenants (Entra ID directories)."""

@@ -1,0 +1,136 @@
+"""Samples are raw measurements; a ledger entry is one billable (resource, dimension, hour)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from core.db import UTCDateTime, utc_now
+from core.statemachine import StateMachine, enum_check
+
+
+class UsageSample(SQLModel, table=True):
+    __tablename__ = "usage_samples"
+    __table_args__ = (
+        # A replayed sample is the same sample: one row.
+        sa.UniqueConstraint("cluster_id", "dimension_id", "sampled_at", name="uq_usage_samples_point"),
+        sa.CheckConstraint("value >= 0", name="ck_usage_samples_value"),
+        # The ledger groups by (cluster, dimension, hour): the hour is stored, not computed per dialect.
+        sa.Index("ix_usage_samples_cluster_id_dimension_id_hour_start", "cluster_id", "dimension_id", "hour_start"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    cluster_id: str = Field(foreign_key="clusters.id", max_length=36)
+    dimension_id: str = Field(max_length=64)
+    sampled_at: datetime = Field(sa_type=UTCDateTime)
+    hour_start: datetime = Field(sa_type=UTCDateTime, index=True, description="sampled_at truncated to the hour")
+    value: float
+    received_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+
+
+class RejectedUsageSample(SQLModel, table=True):
+    """A sample the collector refused (e.g. dated in the future), kept with the reason for operators."""
+
+    __tablename__ = "rejected_usage_samples"
+    __table_args__ = (
+        sa.UniqueConstraint("cluster_id", "dimension_id", "sampled_at", name="uq_rejected_usage_samples_point"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    cluster_id: str = Field(foreign_key="clusters.id", max_length=36)
+    dimension_id: str = Field(max_length=64)
+    sampled_at: datetime = Field(sa_type=UTCDateTime)
+    value: float
+    reason: str = Field(max_length=512)
+    received_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+
+
+class ResourceKind(StrEnum):
+    SAAS = "saas"
+    MANAGED_APP = "managed_app"
+
+
+class LedgerStatus(StrEnum):
+    PENDING = "pending"
+    SUBMITTED = "submitted"
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    UNKNOWN = "unknown"
+
+
+LEDGER_STATES = StateMachine(
+    "usage ledger entry",
+    {
+        # Rejected without sending: usage the catalog waives (subscription no longer active).
+        LedgerStatus.PENDING: [LedgerStatus.SUBMITTED, LedgerStatus.EXPIRED, LedgerStatus.REJECTED],
+        LedgerStatus.SUBMITTED: [
+            LedgerStatus.ACCEPTED,
+            LedgerStatus.DUPLICATE,
+            LedgerStatus.REJECTED,
+            LedgerStatus.EXPIRED,
+            LedgerStatus.UNKNOWN,
+        ],
+        # An entry whose answer was lost is settled through the usage retrieval API, never re-sent blindly.
+        LedgerStatus.UNKNOWN: [LedgerStatus.ACCEPTED, LedgerStatus.PENDING, LedgerStatus.EXPIRED],
+        LedgerStatus.ACCEPTED: [],
+        LedgerStatus.DUPLICATE: [],
+        LedgerStatus.REJECTED: [],
+        LedgerStatus.EXPIRED: [],
+    },
+)
+
+
+class UsageLedgerEntry(SQLModel, table=True):
+    __tablename__ = "usage_ledger_entries"
+    __table_args__ = (
+        sa.UniqueConstraint("resource_id", "dimension_id", "hour_start", name="uq_usage_ledger_resource_hour"),
+        enum_check("status", LedgerStatus, "ck_usage_ledger_status"),
+        enum_check("resource_kind", ResourceKind, "ck_usage_ledger_resource_kind"),
+        sa.CheckConstraint("billable_quantity >= 0", name="ck_usage_ledger_billable"),
+        # Submission claims the oldest pending hours first, in small rounds: an index walk, not a sort of the backlog.
+        sa.Index("ix_usage_ledger_entries_status_hour_start_id", "status", "hour_start", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    resource_id: str = Field(max_length=512, description="SaaS subscription id or managed app resource usage id")
+    resource_kind: str = Field(max_length=16)
+    cluster_id: str | None = Field(default=None, foreign_key="clusters.id", max_length=36)
+    dimension_id: str = Field(max_length=64)
+    plan_id: str = Field(max_length=64)
+    hour_start: datetime = Field(sa_type=UTCDateTime, index=True)
+    measured_quantity: float
+    included_quantity: float
+    billable_quantity: float
+    status: str = Field(default=LedgerStatus.PENDING.value, max_length=16, index=True)
+    marketplace_usage_event_id: str | None = Field(default=None, max_length=64)
+    status_reason: str | None = Field(default=None, max_length=2048)
+    submitted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    settled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+
+
+class UsageLedgerAdjustment(SQLModel, table=True):
+    """A correction found after an hour closed: recorded beside the entry, never an edit of it.
+
+    Marketplace keeps the first event per hour, so an adjustment is for the operator (credit or
+    extra charge through Partner Center), not something submission sends.
+    """
+
+    __tablename__ = "usage_ledger_adjustments"
+    __table_args__ = (
+        # Re-running the close job over the same late samples finds the same adjustment: one row.
+        sa.UniqueConstraint("ledger_entry_id", "samples_received_through", name="uq_usage_ledger_adjustments_point"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    ledger_entry_id: int = Field(foreign_key="usage_ledger_entries.id", index=True)
+    samples_received_through: datetime = Field(sa_type=UTCDateTime)
+    corrected_measured_quantity: float
+    corrected_billable_quantity: float
+    billable_delta: float
+    created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)

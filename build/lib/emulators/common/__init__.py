@@ -1,0 +1,1 @@
+"""Shared plumbing for the emulators: TLS, the threaded server runner and fault injection."""

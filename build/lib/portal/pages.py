@@ -1,0 +1,189 @@
+"""What every portal page shares: the signed-in visitor, CSRF-checked forms, rendering and error pages.
+
+Portal routes use `PortalRoute`, which turns domain errors into HTML pages with the same precise status
+the JSON API answers (404 for another tenant's ids, 409 for an action the state forbids, ...). Handlers
+open their own unit of work (`database.session()`), so a failed action is rolled back before the error
+page is rendered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import Depends, Form, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
+from fastapi.templating import Jinja2Templates
+
+from api.browser_session import BrowserSession
+from api.dependencies import SettingsDep
+from api.errors import error_body
+from core.errors import ControlPlaneError, NotFound
+from core.identity.principal import Principal
+from core.identity.sign_in import SignedInUser
+from core.settings import Settings
+
+templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
+SIGN_IN_PATH = "/portal/sign-in"
+FLASH_KEY = "portal_flash"
+ERROR_HEADINGS = {
+    400: "That request was not understood",
+    401: "Please sign in",
+    403: "Not allowed",
+    404: "Not found",
+    409: "That cannot be done right now",
+    422: "Please check the form",
+    503: "A service we depend on is unavailable",
+}
+NEXT_STEPS = {
+    404: "It may not exist, or it may belong to another organisation. Go back to your subscriptions.",
+    409: "Reload the page to see the current state, then try again if it still applies.",
+    403: "Reload the page and try again. If this keeps happening, sign out and sign in again.",
+    503: "Wait a minute and try again; nothing was changed.",
+}
+
+
+def format_time(value: datetime | None) -> str:
+    """UTC timestamps as people read them."""
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value is not None else "—"
+
+
+templates.env.filters["when"] = format_time
+
+
+class SignInRequired(Exception):
+    """The request needs a signed-in visitor and has none."""
+
+
+@dataclass(frozen=True)
+class Visitor:
+    """The signed-in person: their browser session, who they are and what they may do."""
+
+    session: BrowserSession
+    user: SignedInUser
+    principal: Principal
+
+
+def principal_of(user: SignedInUser, settings: Settings) -> Principal:
+    """The Principal the services authorize: the id token's tenant, and operator only in the publisher tenant."""
+    claims = {
+        "tid": user.tenant_id,
+        "oid": user.object_id,
+        "name": user.display_name or user.username,
+        "roles": list(user.roles),
+    }
+    return Principal.from_claims(
+        claims, operator_role=settings.operator_app_role, publisher_tenant_id=settings.publisher_tenant_id
+    )
+
+
+def current_visitor(request: Request, settings: SettingsDep) -> Visitor:
+    """The signed-in visitor, or SignInRequired (a page then redirects to sign-in)."""
+    session = BrowserSession.load(request, settings)
+    user = session.get("user")
+    if not isinstance(user, dict):
+        raise SignInRequired()
+    signed_in = SignedInUser.from_dict(user)
+    return Visitor(session, signed_in, principal_of(signed_in, settings))
+
+
+VisitorDep = Annotated[Visitor, Depends(current_visitor)]
+
+
+def form_visitor(visitor: VisitorDep, csrf_token: Annotated[str | None, Form()] = None) -> Visitor:
+    """The visitor of a POSTed form; Forbidden (403) unless the form carries the session's CSRF token."""
+    visitor.session.check_csrf(csrf_token)
+    return visitor
+
+
+FormVisitorDep = Annotated[Visitor, Depends(form_visitor)]
+
+
+def operator_visitor(visitor: VisitorDep) -> Visitor:
+    """Only publisher operators pass; to anyone else the operator pages do not exist (404, like other tenants' ids)."""
+    if not visitor.principal.is_operator:
+        raise NotFound("there is no such page")
+    return visitor
+
+
+def operator_form_visitor(visitor: FormVisitorDep) -> Visitor:
+    """A CSRF-checked form of a publisher operator."""
+    return operator_visitor(visitor)
+
+
+OperatorDep = Annotated[Visitor, Depends(operator_visitor)]
+OperatorFormDep = Annotated[Visitor, Depends(operator_form_visitor)]
+
+
+def render(
+    request: Request,
+    session: BrowserSession,
+    template: str,
+    context: dict[str, Any],
+    status_code: int = 200,
+) -> HTMLResponse:
+    """Render a page with the layout's context (visitor, CSRF token, flash message) and save the session."""
+    user = session.get("user")
+    signed_in = SignedInUser.from_dict(user) if isinstance(user, dict) else None
+    settings: Settings = request.app.state.settings
+    page_context = {
+        "user": signed_in,
+        "is_operator": signed_in is not None and principal_of(signed_in, settings).is_operator,
+        "csrf_token": session.csrf_token(),
+        "flash": session.pop(FLASH_KEY),
+        **context,
+    }
+    response = templates.TemplateResponse(
+        request, template, page_context, status_code=status_code, headers={"Cache-Control": "no-store"}
+    )
+    session.save(response)
+    return response
+
+
+def redirect_with_message(session: BrowserSession, location: str, message: str) -> RedirectResponse:
+    """Post/redirect/get: the next page shows `message` once."""
+    session.set(FLASH_KEY, message)
+    response = RedirectResponse(location, status_code=303)
+    session.save(response)
+    return response
+
+
+def error_page(request: Request, status_code: int, message: str) -> HTMLResponse:
+    """An error page that says what happened and what to do next."""
+    session = BrowserSession.load(request, request.app.state.settings)
+    context = {
+        "heading": ERROR_HEADINGS.get(status_code, "Something went wrong"),
+        "message": message,
+        "next_step": NEXT_STEPS.get(status_code, "Go back and try again."),
+    }
+    return render(request, session, "error.html", context, status_code)
+
+
+class PortalRoute(APIRoute):
+    """A route whose domain errors become HTML error pages and whose missing sign-in becomes a redirect."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def handle_page(request: Request) -> Response:
+            wants_json = "application/json" in request.headers.get("accept", "")
+            try:
+                return await handle(request)
+            except SignInRequired:
+                if wants_json:
+                    return JSONResponse(error_body("Unauthenticated", "sign in to the portal first"), status_code=401)
+                if request.method == "GET":
+                    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                    return RedirectResponse(f"{SIGN_IN_PATH}?next={quote(target, safe='')}", status_code=303)
+                return error_page(request, 401, "Your session ended. Sign in again, then repeat the action.")
+            except ControlPlaneError as error:
+                if wants_json:
+                    return JSONResponse(error_body(error.code, error.message), status_code=error.status_code)
+                return error_page(request, error.status_code, error.message)
+
+        return handle_page

@@ -1,0 +1,1 @@
+"""The portal routers: sign-in, customer admin pages and operator pages."""

@@ -1,0 +1,76 @@
+// Progressive enhancement of the provisioning timeline: poll its JSON twin until the cluster settles.
+// Without JavaScript the page shows the same list and a reload brings it up to date.
+(function () {
+  "use strict";
+  const POLL_MILLISECONDS = 1500;
+  const container = document.getElementById("timeline");
+  if (!container || container.dataset.done === "true") {
+    return;
+  }
+  const list = document.getElementById("timeline-events");
+  const state = document.getElementById("timeline-state");
+  const clusterStatus = document.getElementById("cluster-status");
+
+  function formatTime(isoText) {
+    return isoText.replace("T", " ").replace(/\.\d+/, "").replace(/\+00:00$/, " UTC");
+  }
+
+  function renderEvents(events) {
+    const items = events.map(function (event) {
+      const item = document.createElement("li");
+      item.className = "outcome-" + event.outcome;
+      const time = document.createElement("time");
+      time.dateTime = event.occurred_at;
+      time.textContent = formatTime(event.occurred_at);
+      const action = document.createElement("span");
+      action.className = "action";
+      action.textContent = event.action;
+      const actor = document.createElement("span");
+      actor.className = "actor";
+      actor.textContent = event.actor;
+      item.append(time, " ", action, " ");
+      if (event.step) {
+        const step = document.createElement("span");
+        step.className = "step";
+        step.textContent = event.step;
+        item.append(step, " ");
+      }
+      item.append(actor);
+      return item;
+    });
+    if (items.length > 0) {
+      list.replaceChildren.apply(list, items);
+    }
+  }
+
+  function poll() {
+    fetch(container.dataset.timelineUrl, { headers: { Accept: "application/json" }, credentials: "same-origin" })
+      .then(function (response) {
+        if (!response.ok) {
+          throw new Error("status " + response.status);
+        }
+        return response.json();
+      })
+      .then(function (body) {
+        renderEvents(body.events);
+        if (clusterStatus && body.cluster_status) {
+          clusterStatus.textContent = body.cluster_status;
+          clusterStatus.className = "status status-" + body.cluster_status;
+        }
+        if (body.done) {
+          // The outputs (endpoint, alias, key id) are rendered server-side: reload once to show them.
+          state.textContent = "Finished (" + body.cluster_status + "). Loading the cluster's details...";
+          window.location.reload();
+          return;
+        }
+        state.textContent = "In progress (" + (body.current_step || body.cluster_status) + "); updating by itself.";
+        window.setTimeout(poll, POLL_MILLISECONDS);
+      })
+      .catch(function () {
+        state.textContent = "Live updates paused (connection problem). Reload the page to see the latest state.";
+      });
+  }
+
+  state.textContent = "Loading the latest steps...";
+  window.setTimeout(poll, POLL_MILLISECONDS);
+})();

@@ -1,0 +1,238 @@
+"""Marketplace lifecycle tasks: process operations, activate, report on convergence, reconcile.
+
+Each consumer reads Marketplace through the fulfilment client and changes our state through
+core.subscriptions.service in the consumer's transaction; a failed call raises, the transaction rolls
+back and the outbox message is delivered again, so every step is safe to repeat.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from functools import lru_cache
+
+from sqlmodel import Session
+
+from core.audit.models import AuditOutcome
+from core.audit.service import record_audit_event
+from core.catalog.models import ActivationMode
+from core.clusters.models import Cluster
+from core.db import utc_now
+from core.errors import ControlPlaneError
+from core.inbox.models import InboundSource
+from core.inbox.service import mark_processed
+from core.marketplace.fulfillment_client import FulfillmentClient
+from core.marketplace.http import MarketplaceError
+from core.messaging import TaskNames
+from core.settings import get_settings
+from core.subscriptions.models import (
+    MarketplaceOperation,
+    MarketplaceReconciliationReport,
+    MarketplaceSubscription,
+    OperationAction,
+    OperationState,
+    SubscriptionStatus,
+)
+from core.subscriptions.reconciliation import finish_report, reconcile_subscription, start_report
+from core.subscriptions.service import (
+    WORKER_ACTOR,
+    NextStep,
+    adopt_operation,
+    adopt_subscription,
+    apply_operation,
+    close_notification,
+    find_subscription,
+    known_status,
+    lock_operation,
+    lock_subscription,
+    mark_reported,
+    next_step_for_applied,
+    offer_activation,
+    operations_covered_by,
+    transition_subscription,
+    verify_operation,
+)
+from workers.celery_app import celery_app
+from workers.consumer import outbox_consumer, run_in_session
+
+logger = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=1)
+def fulfillment_client() -> FulfillmentClient:
+    """One fulfilment client per worker process (its token and connections are reused)."""
+    return FulfillmentClient.from_settings(get_settings())
+
+
+@outbox_consumer(TaskNames.MARKETPLACE_PROCESS_OPERATION)
+def process_operation(session: Session, operation_id: str, subscription_id: str) -> None:
+    """Verify an operation with Marketplace, apply it to the desired spec, and report it when it is due."""
+    client = fulfillment_client()
+    operation = lock_operation(session, operation_id)
+    if operation is None:
+        # The webhook named a subscription we did not hold yet: take both from Marketplace itself.
+        remote_operation = client.get_operation(subscription_id, operation_id)
+        if find_subscription(session, remote_operation.subscription_id) is None:
+            adopt_subscription(session, client.get_subscription(remote_operation.subscription_id), actor=WORKER_ACTOR)
+        adopt_operation(session, remote_operation, actor=WORKER_ACTOR)
+        operation = lock_operation(session, operation_id)
+        assert operation is not None
+    drive_operation(session, client, operation)
+    mark_processed(session, InboundSource.MARKETPLACE_WEBHOOK, operation_id)
+
+
+def drive_operation(session: Session, client: FulfillmentClient, operation: MarketplaceOperation) -> None:
+    """Take the operation as far as it can go now: received -> verified -> applied -> reported."""
+    if operation.state in (OperationState.REPORTED.value, OperationState.FAILED.value):
+        return
+    if operation.state == OperationState.RECEIVED.value:
+        verify_operation(
+            session, operation, client.get_operation(operation.subscription_id, operation.id), actor=WORKER_ACTOR
+        )
+        if operation.state == OperationState.FAILED.value:
+            return
+    if operation.state == OperationState.VERIFIED.value:
+        remote_subscription = (
+            client.get_subscription(operation.subscription_id)
+            if operation.action == OperationAction.RENEW.value
+            else None
+        )
+        step = apply_operation(session, operation, actor=WORKER_ACTOR, remote_subscription=remote_subscription)
+    else:
+        step = next_step_for_applied(session, operation)
+    if step == NextStep.DONE:
+        close_notification(session, operation, actor=WORKER_ACTOR)
+    elif step == NextStep.REPORT_SUCCESS:
+        report(session, client, operation, "Success")
+    elif step == NextStep.REPORT_FAILURE:
+        report(session, client, operation, "Failure")
+
+
+def report(session: Session, client: FulfillmentClient, operation: MarketplaceOperation, result: str) -> None:
+    """PATCH the operation's result; Marketplace having completed it already (409) is recorded, not an error."""
+    note = None
+    try:
+        client.patch_operation(operation.subscription_id, operation.id, result)
+    except MarketplaceError as error:
+        if error.status != 409:
+            raise
+        remote = client.get_operation(operation.subscription_id, operation.id)
+        operation.marketplace_status = remote.status[:32]
+        result = "Success" if remote.status == "Succeeded" else "Failure"
+        note = f"Marketplace had already completed the operation: {remote.status}"
+    else:
+        operation.marketplace_status = "Succeeded" if result == "Success" else "Failed"
+    mark_reported(session, operation, result, actor=WORKER_ACTOR, note=note)
+
+
+@outbox_consumer(TaskNames.CLUSTER_CONVERGED)
+def cluster_converged(
+    session: Session, cluster_id: str, generation: int, outcome: str, reason: str | None = None
+) -> None:
+    """A cluster reached (or failed) a desired generation: report covered operations, activate when ready."""
+    cluster = session.get(Cluster, cluster_id)
+    if cluster is None or cluster.subscription_id is None:
+        return
+    converged = outcome == "converged"
+    record_audit_event(
+        session,
+        actor=WORKER_ACTOR,
+        action="subscription.cluster_converged" if converged else "subscription.cluster_failed",
+        subject_type="marketplace_subscription",
+        subject_id=cluster.subscription_id,
+        tenant_id=cluster.tenant_id,
+        outcome=AuditOutcome.SUCCESS if converged else AuditOutcome.FAILURE,
+        details={"cluster_id": cluster_id, "generation": generation, "outcome": outcome, "reason": reason},
+    )
+    client = fulfillment_client()
+    for operation in operations_covered_by(session, cluster.subscription_id, generation):
+        if not converged:
+            operation.failure_reason = (reason or "the cluster failed to converge")[:2048]
+        report(session, client, operation, "Success" if converged else "Failure")
+    subscription = lock_subscription(session, cluster.subscription_id)
+    if (
+        converged
+        and subscription.status == SubscriptionStatus.PENDING_FULFILLMENT_START.value
+        and offer_activation(session, subscription.offer_id) == ActivationMode.WHEN_READY
+    ):
+        activate_subscription(session, client, subscription)
+
+
+@outbox_consumer(TaskNames.MARKETPLACE_ACTIVATE)
+def activate(session: Session, subscription_id: str) -> None:
+    """Activate a subscription that is still PendingFulfillmentStart (the "immediately" activation mode)."""
+    subscription = lock_subscription(session, subscription_id)
+    if subscription.status != SubscriptionStatus.PENDING_FULFILLMENT_START.value:
+        return
+    activate_subscription(session, fulfillment_client(), subscription)
+
+
+def activate_subscription(session: Session, client: FulfillmentClient, subscription: MarketplaceSubscription) -> None:
+    """Call activate, confirm with Get Subscription, and follow the status Marketplace reports."""
+    client.activate(subscription.id, subscription.plan_id, subscription.quantity)
+    remote = client.get_subscription(subscription.id)
+    target = known_status(remote.status)
+    record_audit_event(
+        session,
+        actor=WORKER_ACTOR,
+        action="subscription.activated",
+        subject_type="marketplace_subscription",
+        subject_id=subscription.id,
+        tenant_id=subscription.tenant_id,
+        outcome=AuditOutcome.SUCCESS if target == SubscriptionStatus.SUBSCRIBED else AuditOutcome.FAILURE,
+        details={"marketplace_status": remote.status},
+    )
+    if target is not None:
+        transition_subscription(session, subscription, target, actor=WORKER_ACTOR, reason="activated")
+
+
+@outbox_consumer(TaskNames.MARKETPLACE_RECONCILE)
+def reconcile_requested(session: Session, report_id: int) -> None:
+    """A reconciliation an operator forced through the API."""
+    report_row = session.get(MarketplaceReconciliationReport, report_id)
+    if report_row is None or report_row.finished_at is not None:
+        return
+    reconcile(session, fulfillment_client(), report_row)
+
+
+@celery_app.task(name=TaskNames.MARKETPLACE_RECONCILE_SCHEDULED, ignore_result=True)  # type: ignore[untyped-decorator]
+def reconcile_scheduled() -> None:
+    """The periodic reconciliation (beat)."""
+    run_in_session(lambda session: reconcile(session, fulfillment_client(), start_report(session, "schedule")))
+
+
+def reconcile(session: Session, client: FulfillmentClient, report_row: MarketplaceReconciliationReport) -> None:
+    """List everything from Marketplace first, then repair in this transaction and write the report."""
+    listed_at = utc_now()
+    try:
+        remote_subscriptions = client.list_subscriptions()
+        pending = {
+            remote.id: client.list_pending_operations(remote.id)
+            for remote in remote_subscriptions
+            if remote.status != SubscriptionStatus.UNSUBSCRIBED.value
+        }
+    except ControlPlaneError as error:
+        logger.warning("reconciliation could not read Marketplace", extra={"error": error.message})
+        finish_report(session, report_row, changes=[], subscriptions_seen=0, operations_seen=0, error=error.message)
+        return
+    redrive_before = utc_now() - timedelta(seconds=get_settings().marketplace_operation_redrive_after_seconds)
+    changes = []
+    for remote in remote_subscriptions:
+        changes.extend(
+            reconcile_subscription(
+                session,
+                remote,
+                pending.get(remote.id, []),
+                actor=WORKER_ACTOR,
+                redrive_before=redrive_before,
+                listed_at=listed_at,
+            )
+        )
+    finish_report(
+        session,
+        report_row,
+        changes=changes,
+        subscriptions_seen=len(remote_subscriptions),
+        operations_seen=sum(len(operations) for operations in pending.values()),
+    )
+    logger.info("reconciled with Marketplace", extra={"report_id": report_row.id, "changes": len(changes)})
