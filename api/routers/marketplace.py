@@ -28,7 +28,10 @@ from api.errors import ErrorResponse, error_body, error_response, error_response
 from api.openapi_schemas import inline_schema, raw_json_body
 from core.audit.models import AuditOutcome
 from core.audit.service import record_audit_event
+from core.azure.arm import ArmClientFactory
 from core.catalog.models import Offer, Plan
+from core.clusters.ownership import PlacementRefused, ResourceGroupNotOwned, check_placement, default_resource_group
+from core.clusters.service import cluster_name_for
 from core.db import Database
 from core.errors import BadRequest, Conflict, ControlPlaneError, Forbidden, Unauthenticated, UpstreamUnavailable
 from core.identity.sign_in import SignedInUser, UserSignIn
@@ -80,6 +83,16 @@ def fulfillment_client(request: Request) -> FulfillmentClient:
             client = FulfillmentClient.from_settings(request.app.state.settings)
             request.app.state.fulfillment_client = client
         return client
+
+
+def arm_clients(request: Request) -> ArmClientFactory:
+    """The API process's ARM clients (placement checks at confirmation), built on first use."""
+    with _services_lock:
+        clients: ArmClientFactory | None = getattr(request.app.state, "arm_clients", None)
+        if clients is None:
+            clients = ArmClientFactory(request.app.state.settings)
+            request.app.state.arm_clients = clients
+        return clients
 
 
 def user_sign_in(request: Request) -> UserSignIn:
@@ -198,6 +211,7 @@ def _landing_form(
     token: str,
     form: dict[str, str],
     errors: list[str],
+    status_code: int = 422,
 ) -> HTMLResponse:
     with database.session() as db:
         offer = db.get(Offer, purchase.offer_id)
@@ -213,7 +227,7 @@ def _landing_form(
         "form": {field: form.get(field, "") for field in FORM_FIELDS},
         "errors": errors,
     }
-    return _page(request, session, "marketplace/landing.html", context, 422 if errors else 200)
+    return _page(request, session, "marketplace/landing.html", context, status_code if errors else 200)
 
 
 @router.get(CALLBACK_PATH.removeprefix("/marketplace"), include_in_schema=False)
@@ -246,11 +260,15 @@ def landing_callback(request: Request, settings: SettingsDep) -> Response:
         },
         401: {"description": "Not signed in", "content": HTML_PAGE},
         403: {"description": "Form expired, another publisher's token, or a token already used", "content": HTML_PAGE},
+        409: {
+            "description": "The resource group exists and is not an empty one tagged for this cluster (the form again)",
+            "content": HTML_PAGE,
+        },
         422: {
-            "description": "Invalid deployment choices (the form again) or missing form fields",
+            "description": "Invalid deployment choices: a region, subscription or name ARM refuses (the form again)",
             "content": HTML_OR_JSON_ERROR,
         },
-        503: {"description": "Marketplace could not resolve the purchase: come back later", "content": HTML_PAGE},
+        503: {"description": "Marketplace or ARM could not answer: come back later", "content": HTML_PAGE},
     },
 )
 def confirm_purchase(
@@ -295,11 +313,29 @@ def confirm_purchase(
         "key_size": key_size,
         "rotation_days": rotation_days,
     }
+    cluster_name = cluster_name_for(purchase.id)
+    # No group named: the cluster gets one of its own, named from the cluster.
+    chosen = {**form, "resource_group": form["resource_group"].strip() or default_resource_group(cluster_name)}
     try:
-        choices = DeploymentChoices.from_form(form)
+        choices = DeploymentChoices.from_form(chosen)
     except ValidationError as error:
         problems = [f"{_field_label(issue['loc'])}: {issue['msg']}" for issue in error.errors()]
         return _landing_form(request, session, database, purchase, token, form, problems)
+    with database.session() as db:
+        if token_already_confirmed(db, token) or find_subscription(db, purchase.id) is not None:
+            # Said before any placement check: the group the first confirmation chose is now ours.
+            return _error_page(
+                request, session, 403, "This link was already used", "This purchase link already set up a subscription."
+            )
+    try:
+        with database.session() as db:
+            beneficiary = purchase.subscription.beneficiary.tenant_id or signed_in.tenant_id
+            arm = arm_clients(request).for_subscription(beneficiary, choices.placement.azure_subscription_id)
+            check_placement(db, arm, choices.placement, cluster_name)
+    except (PlacementRefused, ResourceGroupNotOwned) as error:
+        return _landing_form(request, session, database, purchase, token, form, [error.message], error.status_code)
+    except UpstreamUnavailable as error:
+        return _error_page(request, session, 503, "Azure is not answering right now", error.message)
     try:
         with database.session() as db:
             record_purchase(db, purchase, marketplace_token=token, choices=choices, actor=f"user:{signed_in.object_id}")
