@@ -8,12 +8,14 @@ whatever someone else put in the group stays, with the group, and is shown to th
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 from sqlmodel import select
 
+from cli.cluster_report import operator_headers
 from core.audit.models import AuditEvent
 from core.azure.arm import ArmClient, ArmClientFactory, ArmRequestFailed
 from core.clusters.models import ClusterStatus
@@ -22,6 +24,7 @@ from core.clusters.provisioning_models import ArmDeployment
 from core.clusters.service import change_desired_spec
 from core.db import Database
 from core.settings import Settings
+from tests.conftest import start_api
 from tests.integration.provisioning.conftest import Driver, create_cluster, tenant_and_subscription
 
 READY = ClusterStatus.READY.value
@@ -68,8 +71,20 @@ def test_deployments_record_the_resources_they_created(
         assert any(f"/{kind}/" in resource_id for resource_id in recorded), kind
 
 
+@pytest.fixture(scope="module")
+def api_url(tmp_path_factory: pytest.TempPathFactory, provisioning_settings: Settings) -> Iterator[str]:
+    group, base_url = start_api(tmp_path_factory.mktemp("ownership-api-logs"), provisioning_settings)
+    yield base_url
+    group.stop_all()
+
+
 def test_a_foreign_resource_added_to_our_group_survives_deletion_and_is_reported(
-    database: Database, drive: Driver, state: dict[str, Any], arm: ArmClient, arm_control: httpx.Client
+    database: Database,
+    drive: Driver,
+    state: dict[str, Any],
+    arm: ArmClient,
+    arm_control: httpx.Client,
+    api_url: str,
 ) -> None:
     cluster_id = create_cluster(database, state, owner=_owner())
     cluster = drive(cluster_id, lambda item: item.status == READY)
@@ -93,6 +108,10 @@ def test_a_foreign_resource_added_to_our_group_survives_deletion_and_is_reported
     order = [resource_id.split("/providers/")[1].split("/")[1].lower() for batch in batches for resource_id in batch]
     assert order.index("privatelinkservices") < order.index("virtualmachinescalesets") < order.index("loadbalancers")
     assert order.index("virtualnetworks") < order.index("vaults") < order.index("userassignedidentities")
+    # The operator sees what was left, in the JSON API and on the cluster's portal page.
+    detail = httpx.get(f"{api_url}/api/clusters/{cluster_id}", headers=operator_headers(state), timeout=10)
+    assert detail.status_code == 200, detail.text
+    assert [item.lower() for item in detail.json()["leftover_resources"]] == [foreign.lower()]
 
 
 def test_a_group_holding_only_our_resources_is_deleted_with_them(
