@@ -462,6 +462,29 @@ class ArmClient:
             raise self._translate(error) from error
         return found
 
+    def created_by_deployment(self, resource_group: str, name: str) -> list[str]:
+        """Resource ids a deployment's operations created or updated (Deployment Operations - List).
+
+        ARM reports outputResources only for a succeeded deployment; a failed one may still have created some.
+        """
+        path = self._deployments_path(resource_group, name).replace("?", "/operations?", 1)
+        created: list[str] = []
+        url: str | None = path
+        try:
+            while url:
+                page = self._send(HttpRequest("GET", url, headers={"Accept": "application/json"}))
+                for item in (page or {}).get("value") or []:
+                    properties = item.get("properties") or {}
+                    target = properties.get("targetResource") or {}
+                    if properties.get("provisioningState") == "Succeeded" and target.get("id"):
+                        created.append(str(target["id"]))
+                url = (page or {}).get("nextLink")
+        except ResourceNotFoundError:
+            return created
+        except Exception as error:
+            raise self._translate(error) from error
+        return created
+
     # Scale set power ---------------------------------------------------------------------------------------------
     def begin_deallocate_scale_set(self, resource_group: str, name: str) -> None:
         """Start deallocating every instance (disks, data and keys stay)."""

@@ -104,13 +104,8 @@ class DeploymentHistory:
         return {row.step: row.outputs for row in self.rows if row.state == DeploymentState.SUCCEEDED.value}
 
     def owned_resource_ids(self) -> set[str]:
-        """Every resource id our succeeded deployments reported creating (what deletion may remove)."""
-        return {
-            resource_id
-            for row in self.rows
-            if row.state == DeploymentState.SUCCEEDED.value
-            for resource_id in row.output_resources or []
-        }
+        """Every resource id our deployments reported creating, failed runs included (what deletion may remove)."""
+        return {resource_id for row in self.rows for resource_id in row.output_resources or []}
 
     def deployed_into(self, resource_group: str) -> bool:
         """True once any deployment of ours was started in that group."""
@@ -234,7 +229,7 @@ class ClusterController:
             # One list answers both questions of this pass: has the running step ended, and does ARM already hold
             # the next step's deployment name (a PUT whose commit was lost). The row lock keeps it current.
             known = arm.list_deployments(in_flight.resource_group)
-            if not self._settle_in_flight(session, cluster, in_flight, known.get(in_flight.deployment_name)):
+            if not self._settle_in_flight(session, cluster, arm, in_flight, known.get(in_flight.deployment_name)):
                 return
             if in_flight.resource_group != cluster.resource_group:
                 known = None  # the next step deploys elsewhere: this list says nothing about it
@@ -254,7 +249,12 @@ class ClusterController:
 
     # In-flight deployments ----------------------------------------------------------------------------------------
     def _settle_in_flight(
-        self, session: Session, cluster: Cluster, row: ArmDeployment, observation: DeploymentObservation | None
+        self,
+        session: Session,
+        cluster: Cluster,
+        arm: ArmClient,
+        row: ArmDeployment,
+        observation: DeploymentObservation | None,
     ) -> bool:
         """Record the end of a running deployment from ARM's view of it; False while it still runs or when it failed."""
         now = utc_now()
@@ -276,6 +276,9 @@ class ClusterController:
                 enqueue(session, TaskNames.CLUSTER_SYNC_PRIVATE_ENDPOINTS, {"cluster_id": cluster.id})
             return True
         error = observation.error if observation is not None else None
+        if observation is not None:
+            # What a failed run created before it stopped is ours too (deletion must be able to remove it).
+            row.output_resources = arm.created_by_deployment(row.resource_group, row.deployment_name)
         row.state = DeploymentState.FAILED.value
         row.error_code = error.code if error else "DeploymentNotFound"
         row.error_message = (error.message if error else "ARM no longer knows this deployment")[:4096]

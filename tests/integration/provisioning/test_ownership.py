@@ -208,3 +208,30 @@ def test_a_group_named_in_another_script_is_created_and_deployed_into(arm: ArmCl
     assert arm.get_deployment(name, "empty") is not None
     assert "westeurope" in arm.list_locations()
     assert "mars" not in arm.list_locations()
+
+
+def test_what_a_failed_deployment_created_is_ours_and_goes_with_the_group(
+    database: Database, drive: Driver, state: dict[str, Any], provisioning_settings: Settings, arm_control: httpx.Client
+) -> None:
+    tenant_id = state["entra"]["tenants"]["contoso"]["id"]
+    subscription_id = str(uuid.uuid4())
+    access = {provisioning_settings.control_plane_client_id: "Contributor"}
+    created = arm_control.post("/subscriptions", json={"id": subscription_id, "tenant_id": tenant_id, "access": access})
+    assert created.status_code == 201, created.text
+    # The scale set does not fit: the cluster step fails after creating the network and the load balancer.
+    quota = {"region": "westeurope", "name": "vmssCapacity", "limit": 2}
+    assert arm_control.put(f"/subscriptions/{subscription_id}/quotas", json=quota).status_code == 200
+    cluster_id = create_cluster(database, state, owner=_owner(), azure_subscription_id=subscription_id)
+    cluster = drive(cluster_id, lambda item: item.status == ClusterStatus.FAILED.value)
+    with database.session() as session:
+        failed = session.exec(
+            select(ArmDeployment).where(ArmDeployment.cluster_id == cluster_id, ArmDeployment.step == "cluster")
+        ).all()
+    assert any("/loadbalancers/" in item.lower() for row in failed for item in row.output_resources)
+
+    with database.session() as session:
+        change_desired_spec(session, cluster_id, actor="test", reason="Unsubscribe", desired_deleted=True)
+    cluster = drive(cluster_id, lambda item: item.status == ClusterStatus.DELETED.value)
+    arm = ArmClientFactory(provisioning_settings).for_subscription(tenant_id, subscription_id)
+    assert not arm.resource_group_exists(cluster.resource_group)
+    assert cluster.leftover_resource_ids == []
