@@ -339,6 +339,8 @@ def confirm_purchase(
     try:
         with database.session() as db:
             record_purchase(db, purchase, marketplace_token=token, choices=choices, actor=f"user:{signed_in.object_id}")
+    except ResourceGroupNotOwned as error:
+        return _landing_form(request, session, database, purchase, token, form, [error.message], error.status_code)
     except Conflict as error:
         return _error_page(request, session, 403, "This link was already used", error.message)
     response = RedirectResponse(f"/marketplace/subscriptions/{quote(purchase.id, safe='')}", status_code=303)
