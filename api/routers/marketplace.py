@@ -73,6 +73,8 @@ _services_lock = threading.Lock()
 WEBHOOK_STORE_THREADS = anyio.CapacityLimiter(4)
 # When a customer should open the purchase link again after Marketplace failed to resolve it.
 LANDING_RETRY_AFTER_SECONDS = 120
+# Retries of one ARM read while checking a placement at confirmation.
+PLACEMENT_CHECK_RETRIES = 2
 
 
 def fulfillment_client(request: Request) -> FulfillmentClient:
@@ -90,7 +92,15 @@ def arm_clients(request: Request) -> ArmClientFactory:
     with _services_lock:
         clients: ArmClientFactory | None = getattr(request.app.state, "arm_clients", None)
         if clients is None:
-            clients = ArmClientFactory(request.app.state.settings)
+            settings: Settings = request.app.state.settings
+            # A customer waits on this page: a few quick retries, then "come back later" instead of a minute's backoff.
+            quick = settings.model_copy(
+                update={
+                    "arm_retry_total": min(settings.arm_retry_total, PLACEMENT_CHECK_RETRIES),
+                    "arm_retry_backoff_max_seconds": min(settings.arm_retry_backoff_max_seconds, 2.0),
+                }
+            )
+            clients = ArmClientFactory(quick)
             request.app.state.arm_clients = clients
         return clients
 
@@ -335,7 +345,15 @@ def confirm_purchase(
     except (PlacementRefused, ResourceGroupNotOwned) as error:
         return _landing_form(request, session, database, purchase, token, form, [error.message], error.status_code)
     except UpstreamUnavailable as error:
-        return _error_page(request, session, 503, "Azure is not answering right now", error.message)
+        page = _error_page(
+            request,
+            session,
+            503,
+            "Azure is not answering right now",
+            f"Nothing was recorded: open your purchase link again in a few minutes. ({error.message})",
+        )
+        page.headers["Retry-After"] = str(LANDING_RETRY_AFTER_SECONDS)
+        return page
     try:
         with database.session() as db:
             record_purchase(db, purchase, marketplace_token=token, choices=choices, actor=f"user:{signed_in.object_id}")

@@ -44,6 +44,7 @@ from core.clusters.ownership import (
     ResourceGroupNotOwned,
     api_version_for,
     next_deletions,
+    owner_of,
     ownership_tags,
     split_group_contents,
 )
@@ -411,7 +412,7 @@ class ClusterController:
         group = arm.get_resource_group(cluster.resource_group)
         if group is None:
             return arm.create_resource_group(cluster.resource_group, cluster.region, tags)
-        owner = group.tags.get(OWNERSHIP_TAG)
+        owner = owner_of(group.tags)
         if owner == cluster.name or (owner is None and history.deployed_into(cluster.resource_group)):
             if owner is None:
                 arm.merge_resource_group_tags(cluster.resource_group, tags)  # the customer removed it: put it back

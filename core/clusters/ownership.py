@@ -63,6 +63,11 @@ def ownership_tags(cluster_name: str) -> dict[str, str]:
     return {OWNERSHIP_TAG: cluster_name}
 
 
+def owner_of(tags: dict[str, str]) -> str | None:
+    """The cluster a group's tags name as its owner (ARM tag names are case-insensitive, values are not)."""
+    return next((value for name, value in tags.items() if name.lower() == OWNERSHIP_TAG), None)
+
+
 def resource_type_of(resource_id: str) -> str:
     """`Namespace/type[/child...]` of a provider resource id, lower-case."""
     segments = [segment for segment in resource_id.split("/") if segment]
@@ -166,7 +171,7 @@ def check_placement(session: Session, arm: ArmClient, placement: ClusterPlacemen
         group = arm.get_resource_group(placement.resource_group)
         if group is None:
             return
-        owner = group.tags.get(OWNERSHIP_TAG)
+        owner = owner_of(group.tags)
         contents = arm.list_group_resource_ids(placement.resource_group)
     except ArmAccessDenied as error:
         raise PlacementRefused(error.message, details={"field": "azure_subscription_id"}) from None

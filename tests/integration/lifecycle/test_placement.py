@@ -155,3 +155,26 @@ def test_a_subscription_our_consent_does_not_cover_is_refused(
     assert refused.status_code == 422
     assert other in refused.text
     assert not _recorded(database, purchase["subscription_id"])
+
+
+def test_arm_not_answering_at_confirmation_records_nothing_and_the_link_works_later(
+    control_plane: ControlPlane, emulators: Emulators, browser: Browser, database: Database
+) -> None:
+    faults = f"{emulators.suite.state()['arm']['control_url']}/faults"
+    # Only the placement check lists locations: the running worker's ARM calls are not hit.
+    rule = {"kind": "status", "status": 503, "method": "GET", "path_pattern": "/locations$", "count": 20}
+    emulators.http.post(faults, json=rule).raise_for_status()
+    try:
+        purchase = emulators.purchase()
+        landing = browser.open_landing(purchase["landing_page_url"])
+        unavailable = browser.confirm(landing)
+    finally:
+        emulators.http.delete(faults).raise_for_status()
+    assert unavailable.status_code == 503
+    assert "Azure is not answering" in unavailable.text
+    assert unavailable.headers["Retry-After"]
+    assert not _recorded(database, purchase["subscription_id"])
+
+    again = browser.confirm(browser.open_landing(purchase["landing_page_url"]))
+    assert again.status_code == 200, again.text[:500]
+    assert _recorded(database, purchase["subscription_id"])
