@@ -19,7 +19,7 @@ import anyio
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlmodel import select
 
 from api.browser_session import BrowserSession
@@ -31,9 +31,18 @@ from core.audit.service import record_audit_event
 from core.azure.arm import ArmClientFactory
 from core.catalog.models import Offer, Plan
 from core.clusters.ownership import PlacementRefused, ResourceGroupNotOwned, check_placement, default_resource_group
+from core.clusters.schemas import ClusterPlacement
 from core.clusters.service import cluster_name_for
 from core.db import Database
-from core.errors import BadRequest, Conflict, ControlPlaneError, Forbidden, Unauthenticated, UpstreamUnavailable
+from core.errors import (
+    BadRequest,
+    Conflict,
+    ControlPlaneError,
+    Forbidden,
+    Unauthenticated,
+    UpstreamUnavailable,
+    ValidationFailed,
+)
 from core.identity.sign_in import SignedInUser, UserSignIn
 from core.identity.tokens import EntraTokenVerifier, TokenRules
 from core.marketplace.fulfillment_client import FulfillmentClient, ResolvedPurchase
@@ -368,6 +377,68 @@ def confirm_purchase(
 
 def _field_label(location: tuple[int | str, ...]) -> str:
     return str(location[-1]).replace("_", " ") if location else "form"
+
+
+class PlacementCheck(BaseModel):
+    """The placement part of the deployment choices, for the purchase the token names."""
+
+    model_config = ConfigDict(extra="forbid")
+    token: str = Field(min_length=1, max_length=4096, description="the Marketplace purchase token of the landing page")
+    region: str = Field(max_length=64)
+    azure_subscription_id: str = Field(max_length=64)
+    resource_group: str = Field(default="", max_length=90, description="empty: a group of the cluster's own")
+
+
+class PlacementView(BaseModel):
+    """A placement the confirmation would accept now."""
+
+    azure_subscription_id: str
+    region: str
+    resource_group: str
+    cluster_name: str
+
+
+@router.post(
+    "/landing/placement",
+    response_model=PlacementView,
+    summary="Check deployment choices against ARM before confirming (signed-in customer)",
+    responses={
+        400: error_response("Invalid or expired purchase token"),
+        401: error_response("Not signed in"),
+        403: error_response("Another publisher's token, or the signed-in tenant is not the purchase's"),
+        409: error_response("The resource group exists and is not an empty one tagged for this cluster"),
+        422: error_response("A region, subscription or group name ARM refuses, or an invalid body"),
+        503: error_response("Marketplace or ARM could not answer: try again later"),
+    },
+)
+def check_placement_json(
+    request: Request, settings: SettingsDep, database: DatabaseDep, body: PlacementCheck
+) -> PlacementView:
+    """The same placement checks as the confirmation, answered as JSON; records nothing, changes nothing."""
+    user = BrowserSession.load(request, settings).get("user")
+    if user is None:
+        raise Unauthenticated("sign in through the purchase link first")
+    signed_in = SignedInUser.from_dict(user)
+    purchase = _resolve(request, body.token)
+    check_signed_in_party(purchase, signed_in.tenant_id)
+    cluster_name = cluster_name_for(purchase.id)
+    try:
+        placement = ClusterPlacement(
+            azure_subscription_id=body.azure_subscription_id.strip(),
+            region=body.region.strip(),
+            resource_group=body.resource_group.strip() or default_resource_group(cluster_name),
+        )
+    except ValidationError as error:
+        problems = [
+            {"field": ".".join(str(part) for part in issue["loc"]), "message": issue["msg"]} for issue in error.errors()
+        ]
+        summary = "; ".join(f"{problem['field']}: {problem['message']}" for problem in problems)
+        raise ValidationFailed(f"invalid placement: {summary}", details={"problems": problems}) from None
+    beneficiary = purchase.subscription.beneficiary.tenant_id or signed_in.tenant_id
+    with database.session() as db:
+        arm = arm_clients(request).for_subscription(beneficiary, placement.azure_subscription_id)
+        check_placement(db, arm, placement, cluster_name)
+    return PlacementView(**placement.model_dump(), cluster_name=cluster_name)
 
 
 @router.get(

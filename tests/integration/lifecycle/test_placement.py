@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
+from urllib.parse import parse_qs, urlparse
 
+import httpx
 import pytest
 from sqlmodel import select
 
@@ -178,3 +180,38 @@ def test_arm_not_answering_at_confirmation_records_nothing_and_the_link_works_la
     again = browser.confirm(browser.open_landing(purchase["landing_page_url"]))
     assert again.status_code == 200, again.text[:500]
     assert _recorded(database, purchase["subscription_id"])
+
+
+def test_the_json_placement_check_answers_as_the_confirmation_would_and_records_nothing(
+    control_plane: ControlPlane, emulators: Emulators, browser: Browser, database: Database, customer_arm: ArmClient
+) -> None:
+    purchase = emulators.purchase()
+    token = parse_qs(urlparse(purchase["landing_page_url"]).query)["token"][0]
+    url = f"{control_plane.base_url}/marketplace/landing/placement"
+    choices = emulators.deployment_choices()
+    body = {"token": token, "region": "westeurope", "azure_subscription_id": choices["azure_subscription_id"]}
+
+    assert httpx.post(url, json=body, timeout=10).status_code == 401  # no signed-in session
+    assert browser.open_landing(purchase["landing_page_url"]).status_code == 200
+
+    fine = browser.http.post(url, json=body)
+    assert fine.status_code == 200, fine.text
+    cluster_name = cluster_name_for(purchase["subscription_id"])
+    assert fine.json() == {
+        "azure_subscription_id": choices["azure_subscription_id"],
+        "region": "westeurope",
+        "resource_group": f"rg-{cluster_name}",
+        "cluster_name": cluster_name,
+    }
+
+    mars = browser.http.post(url, json={**body, "region": "mars"})
+    assert (mars.status_code, mars.json()["error"]["code"]) == (422, "PlacementRefused")
+    bad_name = browser.http.post(url, json={**body, "resource_group": "trailing."})
+    assert (bad_name.status_code, bad_name.json()["error"]["code"]) == (422, "ValidationFailed")
+
+    taken = f"rg-taken-{uuid.uuid4().hex[:8]}"
+    assert customer_arm.create_resource_group(taken, "westeurope", {OWNERSHIP_TAG: "vast-othercluster"})
+    refused = browser.http.post(url, json={**body, "resource_group": taken})
+    assert (refused.status_code, refused.json()["error"]["code"]) == (409, "ResourceGroupNotOwned")
+    assert "belongs to another VAST cluster" in refused.json()["error"]["message"]
+    assert not _recorded(database, purchase["subscription_id"])
