@@ -29,7 +29,7 @@ CONTOSO_ADMIN = "alice.admin@contoso.onmicrosoft.com"
 DEFAULT_CHOICES = {
     "region": "westeurope",
     "azure_subscription_id": "6b9a3c2d-1e4f-4a5b-8c7d-9e0f1a2b3c4d",
-    "resource_group": "rg-vast-facade",
+    "resource_group": "",  # each cluster gets a resource group of its own
     "pls_visibility_subscriptions": "*",
     "pls_auto_approval_subscriptions": "6b9a3c2d-1e4f-4a5b-8c7d-9e0f1a2b3c4d",
     "key_vault_sku": "premium",

@@ -50,6 +50,9 @@ class ClusterView(BaseModel):
     current_step: str | None
     last_error: dict[str, Any] | None
     retention_until: datetime | None
+    leftover_resources: list[str] = Field(
+        description="Resources someone else created in the cluster's group, kept (with the group) at deletion"
+    )
     steps: list[StepView]
 
 
@@ -122,6 +125,7 @@ def _cluster_view(cluster: Cluster, deployments: list[ArmDeployment]) -> Cluster
         current_step=cluster.current_step,
         last_error=last_error,
         retention_until=cluster.retention_until,
+        leftover_resources=list(cluster.leftover_resource_ids or []),
         steps=[
             StepView(
                 step=row.step,

@@ -19,7 +19,7 @@ import anyio
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlmodel import select
 
 from api.browser_session import BrowserSession
@@ -28,9 +28,21 @@ from api.errors import ErrorResponse, error_body, error_response, error_response
 from api.openapi_schemas import inline_schema, raw_json_body
 from core.audit.models import AuditOutcome
 from core.audit.service import record_audit_event
+from core.azure.arm import ArmClientFactory
 from core.catalog.models import Offer, Plan
+from core.clusters.ownership import PlacementRefused, ResourceGroupNotOwned, check_placement, default_resource_group
+from core.clusters.schemas import ClusterPlacement
+from core.clusters.service import cluster_name_for
 from core.db import Database
-from core.errors import BadRequest, Conflict, ControlPlaneError, Forbidden, Unauthenticated, UpstreamUnavailable
+from core.errors import (
+    BadRequest,
+    Conflict,
+    ControlPlaneError,
+    Forbidden,
+    Unauthenticated,
+    UpstreamUnavailable,
+    ValidationFailed,
+)
 from core.identity.sign_in import SignedInUser, UserSignIn
 from core.identity.tokens import EntraTokenVerifier, TokenRules
 from core.marketplace.fulfillment_client import FulfillmentClient, ResolvedPurchase
@@ -70,6 +82,8 @@ _services_lock = threading.Lock()
 WEBHOOK_STORE_THREADS = anyio.CapacityLimiter(4)
 # When a customer should open the purchase link again after Marketplace failed to resolve it.
 LANDING_RETRY_AFTER_SECONDS = 120
+# Retries of one ARM read while checking a placement at confirmation.
+PLACEMENT_CHECK_RETRIES = 2
 
 
 def fulfillment_client(request: Request) -> FulfillmentClient:
@@ -80,6 +94,24 @@ def fulfillment_client(request: Request) -> FulfillmentClient:
             client = FulfillmentClient.from_settings(request.app.state.settings)
             request.app.state.fulfillment_client = client
         return client
+
+
+def arm_clients(request: Request) -> ArmClientFactory:
+    """The API process's ARM clients (placement checks at confirmation), built on first use."""
+    with _services_lock:
+        clients: ArmClientFactory | None = getattr(request.app.state, "arm_clients", None)
+        if clients is None:
+            settings: Settings = request.app.state.settings
+            # A customer waits on this page: a few quick retries, then "come back later" instead of a minute's backoff.
+            quick = settings.model_copy(
+                update={
+                    "arm_retry_total": min(settings.arm_retry_total, PLACEMENT_CHECK_RETRIES),
+                    "arm_retry_backoff_max_seconds": min(settings.arm_retry_backoff_max_seconds, 2.0),
+                }
+            )
+            clients = ArmClientFactory(quick)
+            request.app.state.arm_clients = clients
+        return clients
 
 
 def user_sign_in(request: Request) -> UserSignIn:
@@ -198,6 +230,7 @@ def _landing_form(
     token: str,
     form: dict[str, str],
     errors: list[str],
+    status_code: int = 422,
 ) -> HTMLResponse:
     with database.session() as db:
         offer = db.get(Offer, purchase.offer_id)
@@ -213,7 +246,7 @@ def _landing_form(
         "form": {field: form.get(field, "") for field in FORM_FIELDS},
         "errors": errors,
     }
-    return _page(request, session, "marketplace/landing.html", context, 422 if errors else 200)
+    return _page(request, session, "marketplace/landing.html", context, status_code if errors else 200)
 
 
 @router.get(CALLBACK_PATH.removeprefix("/marketplace"), include_in_schema=False)
@@ -246,11 +279,15 @@ def landing_callback(request: Request, settings: SettingsDep) -> Response:
         },
         401: {"description": "Not signed in", "content": HTML_PAGE},
         403: {"description": "Form expired, another publisher's token, or a token already used", "content": HTML_PAGE},
+        409: {
+            "description": "The resource group exists and is not an empty one tagged for this cluster (the form again)",
+            "content": HTML_PAGE,
+        },
         422: {
-            "description": "Invalid deployment choices (the form again) or missing form fields",
+            "description": "Invalid deployment choices: a region, subscription or name ARM refuses (the form again)",
             "content": HTML_OR_JSON_ERROR,
         },
-        503: {"description": "Marketplace could not resolve the purchase: come back later", "content": HTML_PAGE},
+        503: {"description": "Marketplace or ARM could not answer: come back later", "content": HTML_PAGE},
     },
 )
 def confirm_purchase(
@@ -295,14 +332,42 @@ def confirm_purchase(
         "key_size": key_size,
         "rotation_days": rotation_days,
     }
+    cluster_name = cluster_name_for(purchase.id)
+    # No group named: the cluster gets one of its own, named from the cluster.
+    chosen = {**form, "resource_group": form["resource_group"].strip() or default_resource_group(cluster_name)}
     try:
-        choices = DeploymentChoices.from_form(form)
+        choices = DeploymentChoices.from_form(chosen)
     except ValidationError as error:
         problems = [f"{_field_label(issue['loc'])}: {issue['msg']}" for issue in error.errors()]
         return _landing_form(request, session, database, purchase, token, form, problems)
+    with database.session() as db:
+        if token_already_confirmed(db, token) or find_subscription(db, purchase.id) is not None:
+            # Said before any placement check: the group the first confirmation chose is now ours.
+            return _error_page(
+                request, session, 403, "This link was already used", "This purchase link already set up a subscription."
+            )
+    try:
+        with database.session() as db:
+            beneficiary = purchase.subscription.beneficiary.tenant_id or signed_in.tenant_id
+            arm = arm_clients(request).for_subscription(beneficiary, choices.placement.azure_subscription_id)
+            check_placement(db, arm, choices.placement, cluster_name)
+    except (PlacementRefused, ResourceGroupNotOwned) as error:
+        return _landing_form(request, session, database, purchase, token, form, [error.message], error.status_code)
+    except UpstreamUnavailable as error:
+        page = _error_page(
+            request,
+            session,
+            503,
+            "Azure is not answering right now",
+            f"Nothing was recorded: open your purchase link again in a few minutes. ({error.message})",
+        )
+        page.headers["Retry-After"] = str(LANDING_RETRY_AFTER_SECONDS)
+        return page
     try:
         with database.session() as db:
             record_purchase(db, purchase, marketplace_token=token, choices=choices, actor=f"user:{signed_in.object_id}")
+    except ResourceGroupNotOwned as error:
+        return _landing_form(request, session, database, purchase, token, form, [error.message], error.status_code)
     except Conflict as error:
         return _error_page(request, session, 403, "This link was already used", error.message)
     response = RedirectResponse(f"/marketplace/subscriptions/{quote(purchase.id, safe='')}", status_code=303)
@@ -312,6 +377,68 @@ def confirm_purchase(
 
 def _field_label(location: tuple[int | str, ...]) -> str:
     return str(location[-1]).replace("_", " ") if location else "form"
+
+
+class PlacementCheck(BaseModel):
+    """The placement part of the deployment choices, for the purchase the token names."""
+
+    model_config = ConfigDict(extra="forbid")
+    token: str = Field(min_length=1, max_length=4096, description="the Marketplace purchase token of the landing page")
+    region: str = Field(max_length=64)
+    azure_subscription_id: str = Field(max_length=64)
+    resource_group: str = Field(default="", max_length=90, description="empty: a group of the cluster's own")
+
+
+class PlacementView(BaseModel):
+    """A placement the confirmation would accept now."""
+
+    azure_subscription_id: str
+    region: str
+    resource_group: str
+    cluster_name: str
+
+
+@router.post(
+    "/landing/placement",
+    response_model=PlacementView,
+    summary="Check deployment choices against ARM before confirming (signed-in customer)",
+    responses={
+        400: error_response("Invalid or expired purchase token"),
+        401: error_response("Not signed in"),
+        403: error_response("Another publisher's token, or the signed-in tenant is not the purchase's"),
+        409: error_response("The resource group exists and is not an empty one tagged for this cluster"),
+        422: error_response("A region, subscription or group name ARM refuses, or an invalid body"),
+        503: error_response("Marketplace or ARM could not answer: try again later"),
+    },
+)
+def check_placement_json(
+    request: Request, settings: SettingsDep, database: DatabaseDep, body: PlacementCheck
+) -> PlacementView:
+    """The same placement checks as the confirmation, answered as JSON; records nothing, changes nothing."""
+    user = BrowserSession.load(request, settings).get("user")
+    if user is None:
+        raise Unauthenticated("sign in through the purchase link first")
+    signed_in = SignedInUser.from_dict(user)
+    purchase = _resolve(request, body.token)
+    check_signed_in_party(purchase, signed_in.tenant_id)
+    cluster_name = cluster_name_for(purchase.id)
+    try:
+        placement = ClusterPlacement(
+            azure_subscription_id=body.azure_subscription_id.strip(),
+            region=body.region.strip(),
+            resource_group=body.resource_group.strip() or default_resource_group(cluster_name),
+        )
+    except ValidationError as error:
+        problems = [
+            {"field": ".".join(str(part) for part in issue["loc"]), "message": issue["msg"]} for issue in error.errors()
+        ]
+        summary = "; ".join(f"{problem['field']}: {problem['message']}" for problem in problems)
+        raise ValidationFailed(f"invalid placement: {summary}", details={"problems": problems}) from None
+    beneficiary = purchase.subscription.beneficiary.tenant_id or signed_in.tenant_id
+    with database.session() as db:
+        arm = arm_clients(request).for_subscription(beneficiary, placement.azure_subscription_id)
+        check_placement(db, arm, placement, cluster_name)
+    return PlacementView(**placement.model_dump(), cluster_name=cluster_name)
 
 
 @router.get(

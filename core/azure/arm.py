@@ -88,6 +88,8 @@ class DeploymentObservation:
     provisioning_state: str
     outputs: dict[str, Any]
     error: ArmErrorInfo | None
+    # The ids of the resources the deployment created or updated (ARM's outputResources).
+    output_resources: tuple[str, ...] = ()
 
     @property
     def finished(self) -> bool:
@@ -96,6 +98,15 @@ class DeploymentObservation:
     @property
     def succeeded(self) -> bool:
         return self.provisioning_state == "Succeeded"
+
+
+@dataclass(frozen=True)
+class ResourceGroupFacts:
+    """A resource group as ARM holds it: where it is and its tags."""
+
+    name: str
+    location: str
+    tags: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -161,6 +172,11 @@ def _observation(deployment: dict[str, Any]) -> DeploymentObservation:
         provisioning_state=str(properties.get("provisioningState") or "Unknown"),
         outputs=outputs,
         error=_error_from_body(properties.get("error")),
+        output_resources=tuple(
+            str(item["id"])
+            for item in properties.get("outputResources") or []
+            if isinstance(item, dict) and item.get("id")
+        ),
     )
 
 
@@ -258,8 +274,21 @@ class ArmClient:
         raise error
 
     # Resource groups --------------------------------------------------------------------------------------------
-    def ensure_resource_group(self, name: str, location: str, tags: dict[str, str]) -> bool:
-        """Create or update the resource group (a PUT, so repeating it is harmless); True when this call created it."""
+    def get_resource_group(self, name: str) -> ResourceGroupFacts | None:
+        """The group's location and tags; None when it does not exist."""
+        try:
+            group = self._resources.resource_groups.get(name)
+        except ResourceNotFoundError:
+            return None
+        except Exception as error:
+            raise self._translate(error) from error
+        return ResourceGroupFacts(str(group.name or name), str(group.location), dict(group.tags or {}))
+
+    def create_resource_group(self, name: str, location: str, tags: dict[str, str]) -> bool:
+        """PUT a new resource group with our tags; True when ARM created it (201), False when it already existed.
+
+        Only for a group the caller just saw missing: a PUT of an existing group replaces its tags.
+        """
         try:
             created = self._resources.resource_groups.create_or_update(
                 name,
@@ -270,6 +299,58 @@ class ArmClient:
         except Exception as error:
             raise self._translate(error) from error
         return bool(created)
+
+    def merge_resource_group_tags(self, name: str, tags: dict[str, str]) -> None:
+        """Add or update our tags on the group with Tags - Update At Scope (Merge): the customer's tags stay."""
+        scope = f"subscriptions/{self.subscription_id}/resourceGroups/{name}"
+        try:
+            self._resources.tags.begin_update_at_scope(
+                scope, {"operation": "Merge", "properties": {"tags": tags}}, polling=False
+            )
+        except Exception as error:
+            raise self._translate(error) from error
+
+    def list_group_resource_ids(self, name: str) -> list[str]:
+        """The ids of every top-level resource in the group, whoever created them; empty when the group is gone."""
+        try:
+            return [str(item.id) for item in self._resources.resources.list_by_resource_group(name) if item.id]
+        except ResourceNotFoundError:
+            return []
+        except Exception as error:
+            raise self._translate(error) from error
+
+    def begin_delete_resource(self, resource_id: str, api_version: str) -> None:
+        """Start deleting one resource (and its children); a resource already gone is fine."""
+        try:
+            self._resources.resources.begin_delete_by_id(resource_id, api_version=api_version, polling=False)
+        except ResourceNotFoundError:
+            return
+        except Exception as error:
+            raise self._translate(error) from error
+
+    def accessible_subscription_ids(self) -> set[str]:
+        """Lower-case ids of the subscriptions this app may read in the customer's tenant (what its consent covers)."""
+        found: set[str] = set()
+        url: str | None = f"/subscriptions?api-version={SUBSCRIPTIONS_API_VERSION}"
+        try:
+            while url:
+                page = self._send(HttpRequest("GET", url, headers={"Accept": "application/json"}))
+                for item in (page or {}).get("value") or []:
+                    if item.get("subscriptionId"):
+                        found.add(str(item["subscriptionId"]).lower())
+                url = (page or {}).get("nextLink")
+        except Exception as error:
+            raise self._translate(error) from error
+        return found
+
+    def list_locations(self) -> set[str]:
+        """Programmatic names of the regions ARM offers this subscription (Subscriptions - List Locations)."""
+        url = f"/subscriptions/{quote(self.subscription_id, safe='')}/locations?api-version={SUBSCRIPTIONS_API_VERSION}"
+        try:
+            page = self._send(HttpRequest("GET", url, headers={"Accept": "application/json"}))
+        except Exception as error:
+            raise self._translate(error) from error
+        return {str(item["name"]).lower() for item in (page or {}).get("value") or [] if item.get("name")}
 
     def resource_group_exists(self, name: str) -> bool:
         """True while the resource group exists (also while ARM is still deleting it)."""
@@ -380,6 +461,29 @@ class ArmClient:
         except Exception as error:
             raise self._translate(error) from error
         return found
+
+    def created_by_deployment(self, resource_group: str, name: str) -> list[str]:
+        """Resource ids a deployment's operations created or updated (Deployment Operations - List).
+
+        ARM reports outputResources only for a succeeded deployment; a failed one may still have created some.
+        """
+        path = self._deployments_path(resource_group, name).replace("?", "/operations?", 1)
+        created: list[str] = []
+        url: str | None = path
+        try:
+            while url:
+                page = self._send(HttpRequest("GET", url, headers={"Accept": "application/json"}))
+                for item in (page or {}).get("value") or []:
+                    properties = item.get("properties") or {}
+                    target = properties.get("targetResource") or {}
+                    if properties.get("provisioningState") == "Succeeded" and target.get("id"):
+                        created.append(str(target["id"]))
+                url = (page or {}).get("nextLink")
+        except ResourceNotFoundError:
+            return created
+        except Exception as error:
+            raise self._translate(error) from error
+        return created
 
     # Scale set power ---------------------------------------------------------------------------------------------
     def begin_deallocate_scale_set(self, resource_group: str, name: str) -> None:

@@ -40,6 +40,15 @@ from core.audit.service import record_audit_event
 from core.azure.arm import ArmAccessDenied, ArmClient, ArmClientFactory, ArmRequestFailed, DeploymentObservation
 from core.catalog.models import Offer, Plan
 from core.clusters.models import CLUSTER_STATES, Cluster, ClusterStatus
+from core.clusters.ownership import (
+    OWNERSHIP_TAG,
+    ResourceGroupNotOwned,
+    api_version_for,
+    next_deletions,
+    owner_of,
+    ownership_tags,
+    split_group_contents,
+)
 from core.clusters.provisioning_models import ArmDeployment, DeploymentState
 from core.clusters.service import lock_cluster
 from core.db import utc_now
@@ -95,6 +104,14 @@ class DeploymentHistory:
     def latest_outputs(self) -> dict[str, dict[str, Any]]:
         """Per step, the outputs of its latest successful deployment."""
         return {row.step: row.outputs for row in self.rows if row.state == DeploymentState.SUCCEEDED.value}
+
+    def owned_resource_ids(self) -> set[str]:
+        """Every resource id our deployments reported creating, failed runs included (what deletion may remove)."""
+        return {resource_id for row in self.rows for resource_id in row.output_resources or []}
+
+    def deployed_into(self, resource_group: str) -> bool:
+        """True once any deployment of ours was started in that group."""
+        return any(row.resource_group.lower() == resource_group.lower() for row in self.rows)
 
     def first_of_step(self, step: str) -> ArmDeployment | None:
         """The step's oldest deployment, whatever its state."""
@@ -214,7 +231,7 @@ class ClusterController:
             # One list answers both questions of this pass: has the running step ended, and does ARM already hold
             # the next step's deployment name (a PUT whose commit was lost). The row lock keeps it current.
             known = arm.list_deployments(in_flight.resource_group)
-            if not self._settle_in_flight(session, cluster, in_flight, known.get(in_flight.deployment_name)):
+            if not self._settle_in_flight(session, cluster, arm, in_flight, known.get(in_flight.deployment_name)):
                 return
             if in_flight.resource_group != cluster.resource_group:
                 known = None  # the next step deploys elsewhere: this list says nothing about it
@@ -234,7 +251,12 @@ class ClusterController:
 
     # In-flight deployments ----------------------------------------------------------------------------------------
     def _settle_in_flight(
-        self, session: Session, cluster: Cluster, row: ArmDeployment, observation: DeploymentObservation | None
+        self,
+        session: Session,
+        cluster: Cluster,
+        arm: ArmClient,
+        row: ArmDeployment,
+        observation: DeploymentObservation | None,
     ) -> bool:
         """Record the end of a running deployment from ARM's view of it; False while it still runs or when it failed."""
         now = utc_now()
@@ -245,6 +267,7 @@ class ClusterController:
         if observation is not None and observation.succeeded:
             row.state = DeploymentState.SUCCEEDED.value
             row.outputs = observation.outputs
+            row.output_resources = list(observation.output_resources)
             session.add(row)
             cluster.attempts = 0
             self._audit_step(session, cluster, row, "cluster.step.succeeded", AuditOutcome.SUCCESS)
@@ -255,6 +278,9 @@ class ClusterController:
                 enqueue(session, TaskNames.CLUSTER_SYNC_PRIVATE_ENDPOINTS, {"cluster_id": cluster.id})
             return True
         error = observation.error if observation is not None else None
+        if observation is not None:
+            # What a failed run created before it stopped is ours too (deletion must be able to remove it).
+            row.output_resources = arm.created_by_deployment(row.resource_group, row.deployment_name)
         row.state = DeploymentState.FAILED.value
         row.error_code = error.code if error else "DeploymentNotFound"
         row.error_message = (error.message if error else "ARM no longer knows this deployment")[:4096]
@@ -344,9 +370,12 @@ class ClusterController:
         attempt = history.attempts(plan.step, generation) + 1
         name = deployment_name_for(cluster.name, plan.step, generation, attempt)
         self._move(session, cluster, status_while_deploying(ClusterStatus(cluster.status)))
-        group_created = plan.step == IDENTITY_KEY_VAULT and arm.ensure_resource_group(
-            cluster.resource_group, cluster.region, {"vast-cluster": cluster.name}
-        )
+        group_created = False
+        if plan.step == IDENTITY_KEY_VAULT:
+            owned = self._ensure_own_group(session, cluster, arm, history)
+            if owned is None:
+                return
+            group_created = owned
         # A crash after an earlier PUT but before its commit leaves ARM with a deployment we have no row for:
         # adopt it instead of submitting it again. A group this pass created holds no deployment yet.
         existing = None
@@ -371,6 +400,31 @@ class ClusterController:
         cluster.arm_deployment_name = name
         self._audit_step(session, cluster, row, "cluster.step.started", AuditOutcome.SUCCESS)
         self._schedule_check(session, cluster, self.settings.provisioning_poll_interval_seconds)
+
+    def _ensure_own_group(
+        self, session: Session, cluster: Cluster, arm: ArmClient, history: DeploymentHistory
+    ) -> bool | None:
+        """Create the cluster's group, or confirm an existing one is ours; True when created, None when refused.
+
+        An existing group is never PUT again (that would replace the customer's tags): our tag is merged in.
+        A group someone else holds (created after confirmation, or tagged for another cluster) fails the
+        cluster with the reason, before anything is deployed into it.
+        """
+        tags = ownership_tags(cluster.name)
+        group = arm.get_resource_group(cluster.resource_group)
+        if group is None:
+            return arm.create_resource_group(cluster.resource_group, cluster.region, tags)
+        owner = owner_of(group.tags)
+        if owner == cluster.name or (owner is None and history.deployed_into(cluster.resource_group)):
+            if owner is None:
+                arm.merge_resource_group_tags(cluster.resource_group, tags)  # the customer removed it: put it back
+            return False
+        message = (
+            f"Resource group '{cluster.resource_group}' exists and is not this cluster's "
+            f"({OWNERSHIP_TAG}={owner or 'missing'}): nothing was deployed into it. Choose a new resource group."
+        )
+        self._fail(session, cluster, ResourceGroupNotOwned.code, message, [])
+        return None
 
     # Power state (suspend / reinstate) -------------------------------------------------------------------------------
     @staticmethod
@@ -439,16 +493,45 @@ class ClusterController:
             self._schedule_check(session, cluster, (retention_until - now).total_seconds())
             return
         if not arm.resource_group_exists(cluster.resource_group):
-            self._move(session, cluster, ClusterStatus.DELETED)
-            cluster.current_step = None
-            cluster.next_attempt_at = None
-            self._audit(session, cluster, "cluster.deleted", {"resource_group": cluster.resource_group})
+            self._record_deleted(session, cluster, [])
             return
-        if cluster.current_step != "delete-resource-group":
-            arm.begin_delete_resource_group(cluster.resource_group)
-            cluster.current_step = "delete-resource-group"
-            self._audit(session, cluster, "cluster.delete.started", {"resource_group": cluster.resource_group})
-        self._schedule_check(session, cluster, self.settings.provisioning_poll_interval_seconds)
+        ours, foreign = split_group_contents(
+            arm.list_group_resource_ids(cluster.resource_group), history.owned_resource_ids()
+        )
+        if not foreign:
+            # Everything in the group is ours: the group goes, and ARM deletes its resources with it.
+            if cluster.current_step != "delete-resource-group":
+                arm.begin_delete_resource_group(cluster.resource_group)
+                cluster.current_step = "delete-resource-group"
+                self._audit(session, cluster, "cluster.delete.started", {"resource_group": cluster.resource_group})
+            self._schedule_check(session, cluster, self.settings.provisioning_poll_interval_seconds)
+            return
+        if ours:
+            # Someone else's resources share the group: delete ours one tier at a time and keep the group.
+            batch = next_deletions(ours)
+            for resource_id in batch:
+                arm.begin_delete_resource(resource_id, api_version_for(resource_id))
+            cluster.current_step = "delete-own-resources"
+            self._audit(
+                session,
+                cluster,
+                "cluster.delete.resources_started",
+                {"resource_group": cluster.resource_group, "resources": batch, "kept": foreign},
+            )
+            self._schedule_check(session, cluster, self.settings.provisioning_poll_interval_seconds)
+            return
+        self._record_deleted(session, cluster, foreign)
+
+    def _record_deleted(self, session: Session, cluster: Cluster, leftovers: list[str]) -> None:
+        """The cluster is gone; what others put in its group stays there and is shown to the operator."""
+        self._move(session, cluster, ClusterStatus.DELETED)
+        cluster.current_step = None
+        cluster.next_attempt_at = None
+        cluster.leftover_resource_ids = sorted(leftovers)
+        details: dict[str, Any] = {"resource_group": cluster.resource_group}
+        if leftovers:
+            details |= {"resource_group_kept": True, "leftover_resources": sorted(leftovers), "alert": "operator"}
+        self._audit(session, cluster, "cluster.deleted", details)
 
     # Outcomes -------------------------------------------------------------------------------------------------------
     def _record_converged(self, session: Session, cluster: Cluster, history: DeploymentHistory) -> None:

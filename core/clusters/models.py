@@ -100,6 +100,8 @@ class Cluster(SQLModel, table=True):
     pls_resource_id: str | None = Field(default=None, max_length=1024)
     key_id: str | None = Field(default=None, max_length=1024)
     identity_id: str | None = Field(default=None, max_length=1024)
+    # Resources someone else put in our resource group, kept (with the group) when the cluster was deleted.
+    leftover_resource_ids: list[str] = Field(default_factory=empty_json_list, sa_type=sa.JSON)
 
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)

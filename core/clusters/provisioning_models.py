@@ -40,6 +40,8 @@ class ArmDeployment(SQLModel, table=True):
     parameters_hash: str = Field(max_length=64)
     state: str = Field(default=DeploymentState.RUNNING.value, max_length=16)
     outputs: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    # The ids ARM reports the deployment created or updated (outputResources): what deletion may remove.
+    output_resources: list[str] = Field(default_factory=empty_json_list, sa_type=sa.JSON)
     error_code: str | None = Field(default=None, max_length=128)
     error_message: str | None = Field(default=None, max_length=4096)
     error_details: list[dict[str, Any]] = Field(default_factory=empty_json_list, sa_type=sa.JSON)

@@ -16,6 +16,7 @@ from core.audit.models import AuditOutcome
 from core.audit.service import record_audit_event
 from core.catalog.models import ActivationMode, Offer, Plan
 from core.clusters.models import Cluster
+from core.clusters.ownership import ResourceGroupNotOwned, group_in_use
 from core.clusters.service import change_desired_spec, request_cluster
 from core.db import utc_now
 from core.errors import Conflict, Forbidden, NotFound
@@ -125,6 +126,13 @@ def record_purchase(
     beneficiary_tenant_id = remote.beneficiary.tenant_id
     if not beneficiary_tenant_id:
         raise Conflict("Marketplace named no beneficiary tenant", details={"subscription_id": purchase.id})
+    held_by = group_in_use(session, choices.placement)
+    if held_by is not None:
+        # Checked again in this transaction: a confirmation that placed a cluster there since ARM was asked.
+        raise ResourceGroupNotOwned(
+            f"Resource group '{choices.placement.resource_group}' already holds another VAST cluster.",
+            details={"resource_group": choices.placement.resource_group},
+        )
     activation = offer_activation(session, purchase.offer_id)
     tenant = get_or_create_tenant(session, beneficiary_tenant_id)
     subscription = MarketplaceSubscription(

@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -21,6 +22,7 @@ from emulators.arm.compute_resources import SCALE_SET_TYPE, check_quota, scale_s
 from emulators.arm.control_api import build_control_router
 from emulators.arm.errors import ArmError, ResourceFailure, not_found
 from emulators.arm.keyvault_resources import public_deleted_vault, purge_deleted_vault
+from emulators.arm.locations import check_resource_group_location, check_resource_group_name, list_locations
 from emulators.arm.resource_ids import ResourceId, parse_resource_id, resource_group_scope
 from emulators.arm.store import ResourceGroup, Subscription
 from emulators.common.faults import FaultInjectionMiddleware, fault_control_router
@@ -47,7 +49,7 @@ DELETE_FIRST = [
     "microsoft.compute/virtualmachinescalesets",
     "microsoft.network/loadbalancers",
 ]
-_RESOURCE_GROUP_NAME = re.compile(r"^[-\w._()]{1,90}$")
+TAG_OPERATIONS = {"merge", "replace", "delete"}
 
 
 @dataclass
@@ -213,6 +215,9 @@ class ArmDispatcher:
         if len(segments) == 2:
             self._require(request, {"GET"})
             return ArmResponse(200, subscription.as_arm())
+        if lower[2] == "locations" and len(segments) == 3:
+            self._require(request, {"GET"})
+            return ArmResponse(200, list_locations(subscription.id))
         if lower[2] == "resourcegroups":
             if len(segments) == 3:
                 self._require(request, {"GET"})
@@ -231,6 +236,8 @@ class ArmDispatcher:
                     200,
                     {"value": self._list_resources(resource_group_scope(subscription.id, group.name), request.query)},
                 )
+            if lower[4:] == ["providers", "microsoft.resources", "tags", "default"]:
+                return self._group_tags(request, group)
             if lower[4] == "providers" and len(segments) >= 7 and lower[5:7] == ["microsoft.resources", "deployments"]:
                 return self._deployment_route(request, subscription, group, app_id, correlation_id, segments[7:])
             if lower[4] == "deployments":
@@ -297,13 +304,12 @@ class ArmDispatcher:
         self, request: ArmRequest, subscription: Subscription, name: str, group: ResourceGroup | None
     ) -> ArmResponse:
         body = request.body if isinstance(request.body, dict) else {}
-        if not _RESOURCE_GROUP_NAME.match(name) or name.endswith("."):
-            raise ArmError(
-                400, "InvalidResourceGroup", f"The provided resource group name '{name}' has these invalid characters."
-            )
+        check_resource_group_name(name)
         location = str(body.get("location") or "")
         if not location:
             raise ArmError(400, "LocationRequired", "The location property is required for this definition.")
+        if group is None:
+            check_resource_group_location(location)
         if group is not None:
             if group.location.lower() != location.lower().replace(" ", ""):
                 raise ArmError(
@@ -323,6 +329,49 @@ class ArmDispatcher:
         )
         self.store.resource_groups[(subscription.id.lower(), name.lower())] = group
         return ArmResponse(201, group.as_arm())
+
+    def _group_tags(self, request: ArmRequest, group: ResourceGroup) -> ArmResponse:
+        """Tags - Get/Create Or Update/Update/Delete At Scope, for a resource group scope."""
+        with self.store.lock:
+            if request.method == "PATCH":
+                body = self._body(request)
+                operation = str(body.get("operation") or "")
+                tags = (body.get("properties") or {}).get("tags")
+                if operation.lower() not in TAG_OPERATIONS or not isinstance(tags, dict):
+                    raise ArmError(
+                        400,
+                        "InvalidRequestContent",
+                        "The request content was invalid: 'operation' must be Merge, Replace or Delete and "
+                        "'properties.tags' an object.",
+                    )
+                if operation.lower() == "merge":
+                    group.tags = {**group.tags, **{str(key): str(value) for key, value in tags.items()}}
+                elif operation.lower() == "replace":
+                    group.tags = {str(key): str(value) for key, value in tags.items()}
+                else:
+                    # Delete removes the named tags whose value matches (or any value when the given one is empty).
+                    group.tags = {
+                        key: value
+                        for key, value in group.tags.items()
+                        if key not in tags or (tags[key] not in ("", None) and tags[key] != value)
+                    }
+            elif request.method == "PUT":
+                tags = (self._body(request).get("properties") or {}).get("tags")
+                group.tags = {str(key): str(value) for key, value in (tags or {}).items()}
+            elif request.method == "DELETE":
+                group.tags = {}
+                return ArmResponse(200)
+            else:
+                self._require(request, {"GET", "PATCH", "PUT", "DELETE"})
+            return ArmResponse(
+                200,
+                {
+                    "id": f"{group.id}/providers/Microsoft.Resources/tags/default",
+                    "name": "default",
+                    "type": "Microsoft.Resources/tags",
+                    "properties": {"tags": dict(group.tags)},
+                },
+            )
 
     def _delete_resource_group(self, subscription: Subscription, group: ResourceGroup) -> None:
         scope = resource_group_scope(subscription.id, group.name)
@@ -619,6 +668,15 @@ def _merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _header_value(value: str) -> str:
+    """HTTP headers carry latin-1 only: URLs naming a group in another script are percent-encoded, as ARM does."""
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        return quote(value, safe=":/?&=%;,+-._~()")
+    return value
+
+
 def build_arm_app(emulator: ArmEmulator) -> Any:
     """The ASGI app: control API, fault control, and every ARM path through the dispatcher."""
     app = FastAPI(title="Azure Resource Manager emulator", openapi_url=None, docs_url=None, redoc_url=None)
@@ -652,8 +710,9 @@ def build_arm_app(emulator: ArmEmulator) -> Any:
         # Handled on the event loop: the dispatcher is CPU work under the store's one lock and never waits on this
         # loop (a new vault's port is served by its own server thread), so a hop to a worker thread only added cost.
         result = dispatcher.handle(arm_request)
+        headers = {key: _header_value(value) for key, value in result.headers.items()}
         if result.body is None:
-            return Response(status_code=result.status, headers=result.headers)
-        return JSONResponse(result.body, status_code=result.status, headers=result.headers)
+            return Response(status_code=result.status, headers=headers)
+        return JSONResponse(result.body, status_code=result.status, headers=headers)
 
     return FaultInjectionMiddleware(app, emulator.faults)

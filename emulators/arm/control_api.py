@@ -10,8 +10,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from emulators.arm.deployments import DurationRule
-from emulators.arm.errors import ArmError
+from emulators.arm.errors import ArmError, ResourceFailure
 from emulators.arm.network_resources import ENDPOINT_SOURCE_KINDS, connect_private_endpoint
+from emulators.arm.resource_ids import parse_resource_id
 from emulators.arm.store import Subscription
 
 if TYPE_CHECKING:
@@ -71,6 +72,17 @@ class PrivateEndpointRequest(BaseModel):
     source_kind: str = Field(default="customer-vnet", description=f"one of {', '.join(ENDPOINT_SOURCE_KINDS)}")
     consumer_resource_group: str = "consumer-network"
     location: str | None = None
+
+
+class ForeignResourceRequest(BaseModel):
+    """A resource someone else (the customer, another tool) creates in a resource group, outside our deployments."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(description="full resource id: /subscriptions/{s}/resourceGroups/{g}/providers/{type}/{name}")
+    location: str = "westeurope"
+    tags: dict[str, str] = Field(default_factory=dict)
+    properties: dict[str, Any] = Field(default_factory=dict)
+    created_by: str = Field(default="customer", description="who made it (kept as the resource's creator)")
 
 
 def subscription_summary(subscription: Subscription) -> dict[str, Any]:
@@ -212,6 +224,24 @@ def build_control_router(emulator: ArmEmulator) -> APIRouter:
                     }
                 )
             return sorted(results, key=lambda item: item["id"].lower())
+
+    @router.put("/resources", status_code=201, response_model=None)
+    def add_foreign_resource(request: ForeignResourceRequest) -> dict[str, Any] | JSONResponse:
+        try:
+            resource_id = parse_resource_id(request.id)
+        except ValueError as error:
+            raise HTTPException(400, f"not a resource id: {error}") from None
+        with store.lock:
+            subscription = subscription_or_404(resource_id.subscription_id or "")
+            group = resource_id.resource_group
+            if group is None or store.resource_group(subscription.id, group) is None:
+                raise HTTPException(404, f"resource group {group} not found")
+            body = {"location": request.location, "tags": request.tags, "properties": request.properties}
+            try:
+                stored = emulator.providers.put(resource_id, body, subscription, request.created_by)
+            except ResourceFailure as error:
+                return JSONResponse({"error": {"code": error.code, "message": error.message}}, status_code=400)
+            return {"id": stored.id, "body": emulator.providers.render(stored)}
 
     @router.get("/resource-groups")
     def list_all_resource_groups() -> list[dict[str, Any]]:

@@ -65,7 +65,8 @@ def test_purchase_is_recorded_with_the_desired_spec_and_activated_when_the_clust
     assert (subscription.plan_id, subscription.quantity) == ("standard", 2)
     cluster = _cluster(database, subscription_id)
     assert cluster is not None
-    assert (cluster.region, cluster.resource_group, cluster.desired_quantity) == ("westeurope", "rg-vast-facade", 2)
+    # No group named: the cluster gets one of its own, named from the cluster.
+    assert (cluster.region, cluster.resource_group, cluster.desired_quantity) == ("westeurope", f"rg-{cluster.name}", 2)
     assert cluster.pls_visibility_subscriptions == ["*"]
     assert cluster.key_policy == {
         "key_vault_sku": "premium",

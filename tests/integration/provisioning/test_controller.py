@@ -263,6 +263,6 @@ def test_resource_group_put_says_whether_it_created_the_group(
     entra_tenant_id, subscription_id = tenant_and_subscription(state, "contoso")
     arm = ArmClientFactory(provisioning_settings).for_subscription(entra_tenant_id, subscription_id)
     name = f"rg-created-{uuid.uuid4().hex[:8]}"
-    assert arm.ensure_resource_group(name, "westeurope", {}) is True
-    assert arm.ensure_resource_group(name, "westeurope", {"again": "yes"}) is False
+    assert arm.create_resource_group(name, "westeurope", {}) is True
+    assert arm.create_resource_group(name, "westeurope", {"again": "yes"}) is False
     assert arm.resource_group_exists(name)
