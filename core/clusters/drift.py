@@ -440,3 +440,25 @@ def open_drifts(session: Session, cluster_id: str) -> list[ClusterDrift]:
         .order_by(col(ClusterDrift.detected_at))
     )
     return list(session.exec(statement).all())
+
+
+def cluster_drift_history(session: Session, cluster_id: str, *, limit: int = 100) -> list[ClusterDrift]:
+    """The cluster's drifts, open first, then newest first (what the portal and the JSON API show)."""
+    statement = (
+        select(ClusterDrift)
+        .where(ClusterDrift.cluster_id == cluster_id)
+        .order_by(col(ClusterDrift.state), col(ClusterDrift.detected_at).desc())
+        .limit(limit)
+    )
+    return list(session.exec(statement).all())
+
+
+def drifts_by_state(
+    session: Session, *, state: DriftState, tenant_id: str | None, offset: int = 0, limit: int = 100
+) -> list[ClusterDrift]:
+    """Drifts of every cluster (an operator's list) or of one tenant's clusters, newest first."""
+    statement = select(ClusterDrift).where(ClusterDrift.state == state.value)
+    if tenant_id is not None:
+        statement = statement.where(ClusterDrift.tenant_id == tenant_id)
+    statement = statement.order_by(col(ClusterDrift.detected_at).desc(), col(ClusterDrift.id)).offset(offset)
+    return list(session.exec(statement.limit(limit)).all())

@@ -51,6 +51,12 @@ _GROUPED_COUNTS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
         ("step", "state"),
     ),
     (
+        "cp_cluster_drift",
+        "Open drifts of clusters (their Azure resources changed out of band), by kind",
+        "SELECT kind, COUNT(*) FROM cluster_drifts WHERE state = 'open' GROUP BY kind",
+        ("kind",),
+    ),
+    (
         "cp_audit_events",
         "Audit events recorded, by outcome",
         "SELECT outcome, COUNT(*) FROM audit_events GROUP BY outcome",
