@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
+from emulators.arm.errors import ResourceFailure
 from emulators.arm.keyvault_keys import KeyVaultError
 from emulators.arm.resource_ids import parse_resource_id
 
@@ -29,6 +30,13 @@ class ResourceTarget(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     resource_id: str = Field(min_length=1, max_length=2048)
+
+
+class ForeignResource(ResourceTarget):
+    """A resource someone else creates (the customer, by hand): any type, stored as given."""
+
+    body: dict[str, Any] = Field(default_factory=dict)
+    created_by_app: str = Field(default="customer", max_length=128)
 
 
 class ScaleSetChange(ResourceTarget):
@@ -64,6 +72,23 @@ def build_out_of_band_router(emulator: ArmEmulator) -> APIRouter:
         if vault is None:
             raise HTTPException(404, f"vault {names[0]} not found")
         return vault, names[-1]
+
+    @router.post("/put")
+    def put_resource(request: ForeignResource) -> dict[str, Any]:
+        """Create or replace a resource as someone other than the control plane (e.g. in a cluster's group)."""
+        with store.lock:
+            resource_id = parse_resource_id(request.resource_id)
+            subscription = store.subscription(resource_id.subscription_id or "")
+            if subscription is None:
+                raise HTTPException(404, f"subscription {resource_id.subscription_id} not found")
+            group = resource_id.resource_group
+            if group and store.resource_group(subscription.id, group) is None:
+                raise HTTPException(404, f"resource group {group} not found")
+            try:
+                stored = emulator.providers.put(resource_id, request.body, subscription, request.created_by_app)
+            except ResourceFailure as error:
+                raise HTTPException(400, f"{error.code}: {error.message}") from None
+            return emulator.providers.render(stored)
 
     @router.post("/delete")
     def delete_resource(request: ResourceTarget) -> dict[str, Any]:
