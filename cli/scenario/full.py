@@ -358,8 +358,10 @@ def run_full_scenario(options: ScenarioOptions) -> int:
                 workload.reconcile_marketplace(options.phase_deadline)
                 workload.reconcile_usage()
                 workload.wait_until_converged(options.phase_deadline)
-                say("waiting for drift repairs: every live cluster whole in ARM again")
+                say("waiting for drift repairs: every live cluster whole in ARM again, then settled")
                 _wait_until_whole(database, workload, planted, options.phase_deadline)
+                # A repair's deployment re-creates the resource before the controller records the cluster ready.
+                workload.wait_until_converged(options.phase_deadline)
             except (ScenarioError, OSError) as problem:
                 error = str(problem)
         say("checking the invariants")
