@@ -327,7 +327,8 @@ def customer_resources_untouched_and_clusters_whole(
     live = (ClusterStatus.READY.value, ClusterStatus.SUSPENDED.value)
     with database.session() as session:
         clusters = session.exec(
-            select(Cluster).where(col(Cluster.status).in_(live), col(Cluster.subscription_id).is_not(None))
+            # A managed application's cluster has no deployment rows of ours: nothing is expected of it here.
+            select(Cluster).where(col(Cluster.status).in_(live))
         ).all()
         rows = session.exec(
             select(ArmDeployment)

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from sqlmodel import select
 
+from cli.scenario import invariants
 from core.audit.models import AuditEvent
 from core.azure.arm import ArmClient, ArmClientFactory
 from core.clusters.drift import DriftObserver, ObservationReport, current_slice, slice_of
@@ -284,3 +285,57 @@ def test_every_cluster_has_exactly_one_turn_per_interval() -> None:
     assert sorted(turns) == list(range(slices))
     for cluster_id in ("a", "b", "6f1c0e4e-8f7e-4f0e-9d53-3b7d4c0f2a11"):
         assert turns.count(slice_of(cluster_id, slices)) == 1
+
+
+def test_a_drift_that_comes_back_after_its_repairs_is_handed_to_an_operator(
+    database: Database, drive: Driver, state: dict[str, Any], provisioning_settings: Settings, arm_control: httpx.Client
+) -> None:
+    # Something (a policy, a script) keeps scaling the set back: after the allowed repairs, a person decides.
+    settings = provisioning_settings.model_copy(update={"drift_repair_attempts": 2})
+    cluster_id = create_cluster(database, state, owner="drift-again")
+    drive(cluster_id, lambda item: item.status == READY)
+    scale_set_id = outputs_of(database, cluster_id, "cluster")["scaleSetResourceId"]
+
+    for attempt in (1, 2):
+        out_of_band(arm_control, "scale-set", resource_id=scale_set_id, capacity=1)
+        report = observe(database, settings, state, cluster_id)
+        assert report.repairs_requested == ["scale_set_capacity_changed"]
+        [drift] = drifts(database, cluster_id)
+        assert drift.repair_attempts == attempt
+        drive(cluster_id, lambda item: item.status == ClusterStatus.UPDATING.value)
+        drive(cluster_id, lambda item: item.status == READY)
+    out_of_band(arm_control, "scale-set", resource_id=scale_set_id, capacity=1)
+    report = observe(database, settings, state, cluster_id)
+
+    assert report.repairs_requested == []
+    assert report.incidents == ["scale_set_capacity_changed"]
+    [drift] = drifts(database, cluster_id)
+    assert (drift.remedy, drift.state, drift.repair_attempts) == ("incident", "open", 2)
+    assert audit_actions(database, cluster_id)[-1] == "cluster.drift.incident"
+    # No further repair: the controller finds nothing to deploy.
+    assert drive(cluster_id, lambda item: item.status == READY).current_step is None
+
+
+def test_the_scenario_invariant_names_a_missing_resource_and_a_foreign_one_that_is_gone(
+    database: Database, drive: Driver, state: dict[str, Any], arm_control: httpx.Client
+) -> None:
+    cluster_id = create_cluster(database, state, owner="drift-inv")
+    cluster = drive(cluster_id, lambda item: item.status == READY)
+    scale_set_id = outputs_of(database, cluster_id, "cluster")["scaleSetResourceId"]
+    foreign_id = scale_set_id.split("/providers/")[0] + "/providers/Microsoft.Storage/storageAccounts/customerdata"
+    planted = arm_control.post("/out-of-band/put", json={"resource_id": foreign_id, "body": {"location": "westeurope"}})
+    assert planted.status_code == 200, planted.text
+
+    def problems(planted_ids: list[str]) -> list[str]:
+        resources = arm_control.get("/resources").raise_for_status().json()
+        result = invariants.customer_resources_untouched_and_clusters_whole(database, resources, planted_ids)
+        # Other tests' clusters share this database (some with a key deleted on purpose): look at ours only.
+        return [item for item in result.problems if cluster.name in item or "customer resource" in item]
+
+    assert problems([foreign_id]) == []
+    out_of_band(arm_control, "delete", resource_id=scale_set_id)
+    out_of_band(arm_control, "delete", resource_id=foreign_id)
+    assert problems([foreign_id]) == [
+        f"customer resource {foreign_id} is gone",
+        f"cluster {cluster.name} (ready): {scale_set_id} is missing",
+    ]
