@@ -226,8 +226,10 @@ class ClusterController:
             return
         deployed = history.deployed_hashes()
         # A drift repair re-runs a step whose resources changed out of band, as if it had never been deployed.
-        for step in steps_awaiting_repair(session, cluster.id, history.rows):
-            deployed.pop(step, None)
+        # Only a cluster that once converged can have drift: a first provisioning skips the query.
+        if cluster.observed_generation > 0:
+            for step in steps_awaiting_repair(session, cluster.id, history.rows):
+                deployed.pop(step, None)
         plan = first_step_to_deploy(plans, deployed)
         if plan is not None:
             self._start_step(session, cluster, arm, plan, known, history)

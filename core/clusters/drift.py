@@ -353,6 +353,10 @@ class DriftObserver:
                     self._request_repair(row, now, newest_deployment)
                     report.repairs_requested.append(row.kind)
                     wants_reconcile = True
+            elif row.remedy == DriftRemedy.REPAIR.value:
+                # Asked for, not deployed yet, and the cluster is at rest: its reconcile message was lost (the
+                # overdue sweep only looks at converging clusters). Asking again is harmless: passes are idempotent.
+                wants_reconcile = True
             session.add(row)
         for row in open_rows.values():
             row.state = DriftState.RESOLVED.value

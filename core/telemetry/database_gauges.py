@@ -53,7 +53,8 @@ _GROUPED_COUNTS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     (
         "cp_cluster_drift",
         "Open drifts of clusters (their Azure resources changed out of band), by kind",
-        "SELECT kind, COUNT(*) FROM cluster_drifts WHERE state = 'open' GROUP BY kind",
+        "SELECT d.kind, COUNT(*) FROM cluster_drifts d JOIN clusters c ON c.id = d.cluster_id"
+        " WHERE d.state = 'open' AND c.status <> 'deleted' GROUP BY d.kind",
         ("kind",),
     ),
     (

@@ -22,6 +22,8 @@ from core.clusters.models import Cluster, ClusterStatus
 from core.clusters.provisioning_models import ArmDeployment
 from core.clusters.service import change_desired_spec
 from core.db import Database, utc_now
+from core.messaging import TaskNames
+from core.outbox.models import OutboxMessage
 from core.settings import Settings
 from tests.integration.provisioning.conftest import Driver, create_cluster, resource_body, tenant_and_subscription
 
@@ -339,3 +341,30 @@ def test_the_scenario_invariant_names_a_missing_resource_and_a_foreign_one_that_
         f"customer resource {foreign_id} is gone",
         f"cluster {cluster.name} (ready): {scale_set_id} is missing",
     ]
+
+
+def test_a_repair_whose_reconcile_message_was_lost_is_asked_for_again_at_the_next_observation(
+    database: Database, drive: Driver, state: dict[str, Any], provisioning_settings: Settings, arm_control: httpx.Client
+) -> None:
+    cluster_id = create_cluster(database, state, owner="drift-lost")
+    drive(cluster_id, lambda item: item.status == READY)
+    scale_set_id = outputs_of(database, cluster_id, "cluster")["scaleSetResourceId"]
+
+    def reconcile_messages() -> int:
+        with database.session() as session:
+            rows = session.exec(select(OutboxMessage).where(OutboxMessage.task_name == TaskNames.CLUSTER_RECONCILE))
+            return sum(1 for row in rows if row.arguments == {"cluster_id": cluster_id})
+
+    out_of_band(arm_control, "delete", resource_id=scale_set_id)
+    before = reconcile_messages()
+    assert observe(database, provisioning_settings, state, cluster_id).repairs_requested == ["resource_deleted"]
+    assert reconcile_messages() == before + 1
+    # That message is lost (no pass runs); the cluster is at rest, so only the observer can notice.
+    report = observe(database, provisioning_settings, state, cluster_id)
+    assert report.detected == []
+    assert reconcile_messages() == before + 2
+    [drift] = drifts(database, cluster_id)
+    assert drift.repair_attempts == 1  # the same repair, asked for again; not a new attempt
+    drive(cluster_id, lambda item: item.status == ClusterStatus.UPDATING.value)
+    drive(cluster_id, lambda item: item.status == READY)
+    assert observe(database, provisioning_settings, state, cluster_id).resolved == ["resource_deleted"]
