@@ -19,11 +19,13 @@ import pytest
 from sqlmodel import col, select
 
 from cli.processes import ProcessGroup
-from core.clusters.drift import enqueue_due_observations
+from core.clusters.drift import current_slice, due_cluster_ids
 from core.clusters.drift_models import ClusterDrift, DriftState
 from core.clusters.models import Cluster, ClusterStatus
 from core.clusters.provisioning_models import ArmDeployment, DeploymentState
 from core.db import Database, utc_now
+from core.messaging import TaskNames
+from core.outbox.service import enqueue
 from core.settings import Settings
 from tests.integration.provisioning.conftest import create_cluster, resource_body, tenant_and_subscription
 from tests.support.waiting import wait_for
@@ -33,16 +35,21 @@ INTERVAL_SECONDS = 600.0
 SLICES = 12
 
 
-def run_one_interval(database: Database) -> list[str]:
-    """Every beat tick of one observation interval; returns the clusters each tick enqueued an observation for."""
+def run_one_interval(database: Database, cluster_id: str) -> int:
+    """Every beat tick of one observation interval, as the scheduler runs them; returns how many ticks had the
+    cluster due. Only its observation is enqueued: other tests' clusters share this database, and their
+    observations are not this test's business."""
     start = utc_now()
-    enqueued: list[str] = []
+    turns = 0
     for turn in range(SLICES):
         with database.session() as session:
             tick = start + timedelta(seconds=turn * INTERVAL_SECONDS / SLICES)
-            enqueued += enqueue_due_observations(session, now=tick, interval_seconds=INTERVAL_SECONDS, slices=SLICES)
+            due = due_cluster_ids(session, slice_index=current_slice(tick, INTERVAL_SECONDS, SLICES), slices=SLICES)
+            if cluster_id in due:
+                turns += 1
+                enqueue(session, TaskNames.CLUSTER_OBSERVE_DRIFT, {"cluster_id": cluster_id})
             session.commit()
-    return enqueued
+    return turns
 
 
 def drift_rows(database: Database, cluster_id: str) -> list[ClusterDrift]:
@@ -96,7 +103,7 @@ def test_out_of_band_deletions_are_detected_within_one_interval_and_repaired_or_
             known = {row.id for row in drift_rows(database, cluster_id)}
 
             # One interval observes every ready cluster exactly once.
-            assert run_one_interval(database).count(cluster_id) == 1
+            assert run_one_interval(database, cluster_id) == 1
             drift = wait_for(
                 lambda: next((row for row in drift_rows(database, cluster_id) if row.id not in known), None),
                 what=f"the deletion of {resource_type} to be recorded",
@@ -108,7 +115,7 @@ def test_out_of_band_deletions_are_detected_within_one_interval_and_repaired_or_
                 return resource_id.lower() in names and ready(database, cluster_id) is not None
 
             wait_for(repaired, timeout_seconds=90, what=f"{resource_type} to be re-deployed")
-            run_one_interval(database)
+            run_one_interval(database, cluster_id)
             wait_for(
                 lambda: next(
                     (
@@ -126,7 +133,7 @@ def test_out_of_band_deletions_are_detected_within_one_interval_and_repaired_or_
 
         key_id = output(database, cluster_id, "identity-keyvault", "keyResourceId")
         assert arm_control.post("/out-of-band/delete", json={"resource_id": key_id}).status_code == 200
-        run_one_interval(database)
+        run_one_interval(database, cluster_id)
         incident = wait_for(
             lambda: next((row for row in drift_rows(database, cluster_id) if row.kind == "key_deleted"), None),
             what="the key deletion to be raised",
