@@ -77,7 +77,10 @@ def build_out_of_band_router(emulator: ArmEmulator) -> APIRouter:
     def put_resource(request: ForeignResource) -> dict[str, Any]:
         """Create or replace a resource as someone other than the control plane (e.g. in a cluster's group)."""
         with store.lock:
-            resource_id = parse_resource_id(request.resource_id)
+            try:
+                resource_id = parse_resource_id(request.resource_id)
+            except ValueError as error:
+                raise HTTPException(400, str(error)) from None
             subscription = store.subscription(resource_id.subscription_id or "")
             if subscription is None:
                 raise HTTPException(404, f"subscription {resource_id.subscription_id} not found")

@@ -368,3 +368,19 @@ def test_a_repair_whose_reconcile_message_was_lost_is_asked_for_again_at_the_nex
     drive(cluster_id, lambda item: item.status == ClusterStatus.UPDATING.value)
     drive(cluster_id, lambda item: item.status == READY)
     assert observe(database, provisioning_settings, state, cluster_id).resolved == ["resource_deleted"]
+
+
+def test_the_out_of_band_api_refuses_what_it_cannot_do_with_a_clear_status(
+    database: Database, drive: Driver, state: dict[str, Any], arm_control: httpx.Client
+) -> None:
+    cluster_id = create_cluster(database, state, owner="drift-oob")
+    drive(cluster_id, lambda item: item.status == READY)
+    service_id = outputs_of(database, cluster_id, "private-link")["privateLinkServiceResourceId"]
+    missing = service_id + "-missing"
+
+    assert arm_control.post("/out-of-band/put", json={"resource_id": "not an id"}).status_code == 400
+    assert arm_control.post("/out-of-band/delete", json={"resource_id": missing}).status_code == 404
+    wrong_type = arm_control.post("/out-of-band/scale-set", json={"resource_id": service_id, "capacity": 1})
+    assert wrong_type.status_code == 400
+    assert arm_control.post("/out-of-band/disable-key", json={"resource_id": service_id}).status_code == 400
+    assert arm_control.post("/out-of-band/delete", json={"resource_id": service_id, "extra": 1}).status_code == 422
