@@ -34,6 +34,10 @@ class TaskNames:
     # Beat: re-enqueue clusters whose next check is overdue, rotate keys due by policy, sync connections.
     CLUSTER_SWEEP = "clusters.sweep"
     CLUSTER_PRIVATE_ENDPOINT_SWEEP = "clusters.private_endpoint_sweep"
+    # Drift: beat observes one slice of the ready and suspended clusters per tick (no arguments); one cluster
+    # compared with ARM: {"cluster_id": str}.
+    CLUSTER_DRIFT_SWEEP = "clusters.drift_sweep"
+    CLUSTER_OBSERVE_DRIFT = "clusters.observe_drift"
     # Verify a Marketplace operation by reading it back, apply it, report it: {"operation_id", "subscription_id"}.
     MARKETPLACE_PROCESS_OPERATION = "subscriptions.process_operation"
     # Activate a Marketplace subscription (start billing): {"subscription_id": str}.

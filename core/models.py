@@ -4,6 +4,7 @@ from sqlmodel import SQLModel
 
 from core.audit.models import AuditEvent
 from core.catalog.models import MeteredDimension, Offer, Plan, PlanIncludedQuantity
+from core.clusters.drift_models import ClusterDrift
 from core.clusters.models import Cluster
 from core.clusters.provisioning_models import ArmDeployment, KeyRotation
 from core.inbox.models import InboundEvent
@@ -24,6 +25,7 @@ __all__ = [
     "AuditEvent",
     "BlobProbeSample",
     "Cluster",
+    "ClusterDrift",
     "InboundEvent",
     "KeyRotation",
     "LogRecord",

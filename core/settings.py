@@ -133,6 +133,21 @@ class Settings(BaseSettings):
         default=30.0, gt=0, le=3600, description="Beat interval of the sweep that re-enqueues overdue clusters."
     )
     private_endpoint_sync_interval_seconds: float = Field(default=60.0, gt=0, le=3600)
+    drift_observation_interval_seconds: float = Field(
+        default=900.0,
+        gt=0,
+        le=86400,
+        description="Every ready or suspended cluster is compared with ARM once per interval (drift observer).",
+    )
+    drift_observation_slices: int = Field(
+        default=15,
+        ge=1,
+        le=1440,
+        description="Beat ticks per drift interval; each observes the clusters hashed to its slice.",
+    )
+    drift_repair_attempts: int = Field(
+        default=3, ge=1, le=20, description="Repairs of one drift before it is raised to an operator instead."
+    )
     cluster_retention_days: float = Field(
         default=7.0, ge=0, le=365, description="Days a cluster's data is kept after unsubscribe before deletion."
     )

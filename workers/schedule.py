@@ -31,6 +31,12 @@ def beat_schedule() -> dict[str, dict[str, Any]]:
         },
         "slo-evaluate": {"task": TaskNames.SLO_EVALUATE, "schedule": settings.slo_evaluation_interval_seconds},
         "cluster-sweep": {"task": TaskNames.CLUSTER_SWEEP, "schedule": settings.provisioning_sweep_interval_seconds},
+        # Drift: the interval is cut into slices; each tick observes one slice, so ARM reads are spread over it.
+        "cluster-drift-sweep": {
+            "task": TaskNames.CLUSTER_DRIFT_SWEEP,
+            "schedule": settings.drift_observation_interval_seconds / settings.drift_observation_slices,
+            "options": {"expires": settings.drift_observation_interval_seconds / settings.drift_observation_slices},
+        },
         "private-endpoint-sweep": {
             "task": TaskNames.CLUSTER_PRIVATE_ENDPOINT_SWEEP,
             "schedule": settings.private_endpoint_sync_interval_seconds,

@@ -41,6 +41,10 @@ EMULATOR_FAULT = "emulator_fault"
 WEBHOOK_DUPLICATE = "webhook_duplicate"
 WEBHOOK_REDELIVER = "webhook_redeliver"
 WEBHOOK_REORDER = "webhook_reorder"
+# Through the ARM emulator's out-of-band API: a customer puts a resource of their own into a cluster's group, or
+# deletes one of a cluster's resources behind our back (the drift observer must put it back).
+SHARED_GROUP = "shared_group"
+OUT_OF_BAND_DELETION = "out_of_band_deletion"
 KILL_KINDS = {KILL_API: "api", KILL_WORKER: "worker", KILL_BEAT: "beat"}
 TIMED_KINDS = {*KILL_KINDS, BROKER_RESTART, WEBHOOK_REORDER}
 
@@ -55,6 +59,8 @@ DEFAULT_MAX_PER_KIND: dict[str, int] = {
     WEBHOOK_DUPLICATE: 3,
     WEBHOOK_REDELIVER: 2,
     WEBHOOK_REORDER: 2,
+    SHARED_GROUP: 1,
+    OUT_OF_BAND_DELETION: 2,
 }
 # Requests hit per emulator rule, backends dropped, webhooks duplicated, re-sent or held (at most).
 DEFAULT_MAX_SIZE_PER_FAULT: dict[str, int] = {
@@ -72,6 +78,10 @@ EMULATOR_FAULT_PATHS: dict[str, str] = {
     "loganalytics": r".*",
 }
 EMULATOR_FAULT_VARIANTS = ("latency", "429", "500", "drop")
+# What an out-of-band deletion may remove: resources the observer repairs. A deleted key is an operator's
+# incident by design (re-creating it would lose data), so chaos never deletes one.
+OUT_OF_BAND_DELETION_TYPES = ("Microsoft.Compute/virtualMachineScaleSets", "Microsoft.Network/privateLinkServices")
+SCALE_SET_TYPE = "Microsoft.Compute/virtualMachineScaleSets"
 CHAOS_APPLICATION_NAME = "controlplane-chaos"
 HTTP_TIMEOUT_SECONDS = 10.0
 
@@ -163,6 +173,9 @@ def _targets_by_kind(
     if webhooks:
         for kind in (WEBHOOK_DUPLICATE, WEBHOOK_REDELIVER, WEBHOOK_REORDER):
             targets[kind] = ["marketplace"]
+    if "arm" in emulator_names:
+        targets[SHARED_GROUP] = ["arm"]
+        targets[OUT_OF_BAND_DELETION] = ["arm"]
     return targets
 
 
@@ -230,6 +243,8 @@ class ChaosMonkey:
         # Faults that found nothing to act on (no webhook delivered yet, no backend connected): not counted above.
         self.skipped: Counter[str] = Counter()
         self.failures: list[str] = []
+        # Resources a "customer" put into clusters' groups: the scenario checks each survived the run.
+        self.planted: list[str] = []
         self.log: list[dict[str, Any]] = []
         self.journal_path = journal_path
         self._stopping = threading.Event()
@@ -305,6 +320,10 @@ class ChaosMonkey:
             return self._redeliver_webhooks(fault)
         if fault.kind == WEBHOOK_REORDER:
             return self._reorder_webhooks(fault)
+        if fault.kind == SHARED_GROUP:
+            return self._plant_foreign_resource(fault)
+        if fault.kind == OUT_OF_BAND_DELETION:
+            return self._delete_out_of_band(fault)
         raise ValueError(f"unknown fault kind {fault.kind}")
 
     def _kill_and_restart(self, fault: PlannedFault) -> str:
@@ -396,6 +415,37 @@ class ChaosMonkey:
         self._stopping.wait(fault.downtime_seconds)
         released = self._marketplace("DELETE", "/webhook-hold")["released"]
         return f"held up to {size} webhooks for {fault.downtime_seconds}s; {released} left to release at the end"
+
+    def _arm(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._http.request(method, f"{self.emulator_urls['arm']}/_emulator{path}", **kwargs)
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+    def _resource_ids(self, resource_type: str) -> list[str]:
+        items = self._arm("GET", "/resources", params={"resource_type": resource_type})
+        return sorted(str(item["id"]) for item in items)
+
+    def _plant_foreign_resource(self, fault: PlannedFault) -> str | None:
+        """A customer's own storage account in a cluster's resource group (a group they share with us)."""
+        scale_sets = self._resource_ids(SCALE_SET_TYPE)
+        if not scale_sets:
+            return None
+        chosen = random.Random(fault.choice_seed).choice(scale_sets)
+        group_id = chosen.split("/providers/", 1)[0]
+        resource_id = f"{group_id}/providers/Microsoft.Storage/storageAccounts/customer{fault.choice_seed % 10**8}"
+        body = {"location": "westeurope", "kind": "StorageV2", "sku": {"name": "Standard_LRS"}, "tags": {"owner": "me"}}
+        self._arm("POST", "/out-of-band/put", json={"resource_id": resource_id, "body": body})
+        self.planted.append(resource_id)
+        return f"customer resource {resource_id}"
+
+    def _delete_out_of_band(self, fault: PlannedFault) -> str | None:
+        """One cluster's scale set or Private Link Service deleted behind our back."""
+        candidates = [item for kind in OUT_OF_BAND_DELETION_TYPES for item in self._resource_ids(kind)]
+        if not candidates:
+            return None
+        chosen = random.Random(fault.choice_seed).choice(candidates)
+        self._arm("POST", "/out-of-band/delete", json={"resource_id": chosen})
+        return f"deleted {chosen}"
 
     def _entra_webhook_token(self) -> str:
         response = self._http.post(f"{self.emulator_urls['entra']}/_emulator/tokens/marketplace-webhook")

@@ -229,6 +229,10 @@ def scenario_settings(
         "marketplace_backoff_initial_seconds": 0.2,
         "marketplace_operation_redrive_after_seconds": 20.0,
         "marketplace_reconcile_interval_seconds": 60.0,
+        # Drift: every live cluster is compared with ARM once per interval, one fifth of them per beat tick,
+        # so a resource chaos deletes out of band is put back well within a phase.
+        "drift_observation_interval_seconds": max(10.0, subscriptions / 2),
+        "drift_observation_slices": 5,
         # Submitted usage whose answer a fault swallowed is settled through usage retrieval after this long.
         "metering_answer_timeout_minutes": 0.1,
         "telemetry_traces_exporter": "none",
@@ -286,6 +290,7 @@ def run_full_scenario(options: ScenarioOptions) -> int:
     results: list[InvariantResult] = []
     counts: dict[str, dict[str, int]] = {}
     chaos_notes: list[str] = []
+    planted: list[str] = []
     try:
         say(f"backend: {backend.name}; starting the emulators in their own process")
         backend.start()
@@ -341,6 +346,7 @@ def run_full_scenario(options: ScenarioOptions) -> int:
                 say("chaos: stopping and healing")
                 faults = monkey.stop()
                 chaos_notes.extend(getattr(monkey, "failures", []))
+                planted = list(getattr(monkey, "planted", []))
         if error is None:
             try:
                 say("waiting for convergence: every operation reported, every cluster at its desired spec")
@@ -352,10 +358,14 @@ def run_full_scenario(options: ScenarioOptions) -> int:
                 workload.reconcile_marketplace(options.phase_deadline)
                 workload.reconcile_usage()
                 workload.wait_until_converged(options.phase_deadline)
+                say("waiting for drift repairs: every live cluster whole in ARM again, then settled")
+                _wait_until_whole(database, workload, planted, options.phase_deadline)
+                # A repair's deployment re-creates the resource before the controller records the cluster ready.
+                workload.wait_until_converged(options.phase_deadline)
             except (ScenarioError, OSError) as problem:
                 error = str(problem)
         say("checking the invariants")
-        results = _check_invariants(database, workload, settings, group)
+        results = _check_invariants(database, workload, settings, group, planted)
         counts = invariants.final_states(database)
     except Exception as problem:  # the run's boundary: any failure still gets its summary
         error = error or f"{type(problem).__name__}: {problem}"
@@ -416,8 +426,27 @@ def _start_chaos(
     return monkey
 
 
+def _arm_resources(workload: Workload) -> list[dict[str, Any]]:
+    with httpx.Client(verify=workload.ca_bundle, timeout=60) as arm:
+        resources: list[dict[str, Any]] = (
+            arm.get(f"{workload.state['arm']['control_url']}/resources").raise_for_status().json()
+        )
+    return resources
+
+
+def _wait_until_whole(database: Database, workload: Workload, planted: list[str], deadline: float) -> None:
+    """The observer repairs what chaos deleted within an interval or so; a foreign resource never comes back,
+    so a planted resource already gone is left for the invariant to report rather than waited on."""
+
+    def whole() -> bool:
+        result = invariants.customer_resources_untouched_and_clusters_whole(database, _arm_resources(workload), [])
+        return result.passed
+
+    wait_for(whole, timeout_seconds=deadline, what="every live cluster's resources in ARM", interval=1.0)
+
+
 def _check_invariants(
-    database: Database, workload: Workload, settings: Settings, group: ProcessGroup
+    database: Database, workload: Workload, settings: Settings, group: ProcessGroup, planted: list[str]
 ) -> list[InvariantResult]:
     marketplace = workload.marketplace_state()
     arm_control = workload.state["arm"]["control_url"]
@@ -430,6 +459,7 @@ def _check_invariants(
         invariants.clusters_converged(database, marketplace, resources),
         invariants.usage_accepted_once(database, marketplace),
         invariants.no_orphaned_resources(database, groups, RESOURCE_GROUP_PREFIX),
+        invariants.customer_resources_untouched_and_clusters_whole(database, resources, planted),
         invariants.audit_trail_complete(database),
         invariants.no_secrets_in_logs(log_files, secret_values(settings, workload)),
     ]

@@ -14,9 +14,12 @@ from typing import Any
 
 from sqlmodel import col, select
 
+from core.arm_templates.steps import IDENTITY_KEY_VAULT
 from core.audit.models import AuditEvent, AuditOutcome
 from core.catalog.models import Plan
+from core.clusters.drift import expected_resources
 from core.clusters.models import Cluster, ClusterStatus
+from core.clusters.provisioning_models import ArmDeployment, DeploymentState
 from core.db import Database
 from core.subscriptions.models import (
     MarketplaceOperation,
@@ -305,3 +308,61 @@ def final_states(database: Database) -> dict[str, dict[str, int]]:
         "operations": dict(sorted(operations.items())),
         "ledger": dict(sorted(ledger.items())),
     }
+
+
+def customer_resources_untouched_and_clusters_whole(
+    database: Database, resources: list[dict[str, Any]], planted: list[str]
+) -> InvariantResult:
+    """Nothing we did not create was touched; nothing a ready (or suspended) cluster needs is missing.
+
+    `resources` is ARM's whole store (the emulator's control API: children and role assignments included);
+    `planted` the resources chaos put into clusters' groups as the customer. What a cluster needs is what its
+    deployments' outputs name (scale set, load balancer, network, PLS, vault, identity...), its key enabled, and
+    its identity's role assignment on the key.
+    """
+    present = {str(item["id"]).lower(): item for item in resources}
+    problems = [
+        f"customer resource {resource_id} is gone" for resource_id in planted if resource_id.lower() not in present
+    ]
+    live = (ClusterStatus.READY.value, ClusterStatus.SUSPENDED.value)
+    with database.session() as session:
+        clusters = session.exec(
+            # A managed application's cluster has no deployment rows of ours: nothing is expected of it here.
+            select(Cluster).where(col(Cluster.status).in_(live))
+        ).all()
+        rows = session.exec(
+            select(ArmDeployment)
+            .where(col(ArmDeployment.cluster_id).in_([cluster.id for cluster in clusters]))
+            .where(ArmDeployment.state == DeploymentState.SUCCEEDED.value)
+            .order_by(col(ArmDeployment.id))
+        ).all()
+    outputs: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for row in rows:
+        outputs[row.cluster_id][row.step] = row.outputs
+    assignments = [
+        item["body"] for item in resources if item["type"].lower() == "microsoft.authorization/roleassignments"
+    ]
+    checked = len(planted)
+    for cluster in clusters:
+        steps = outputs.get(cluster.id, {})
+        for resource_id, _ in expected_resources(cluster.resource_group, steps).values():
+            checked += 1
+            if resource_id.lower() not in present:
+                problems.append(f"cluster {cluster.name} ({cluster.status}): {resource_id} is missing")
+        identity = steps.get(IDENTITY_KEY_VAULT) or {}
+        key_id = str(identity.get("keyResourceId") or "")
+        if not key_id:
+            continue
+        checked += 1
+        key = present.get(key_id.lower())
+        if key is None or not ((key["body"].get("properties") or {}).get("attributes") or {}).get("enabled", True):
+            problems.append(f"cluster {cluster.name}: key {key_id} is missing or disabled")
+            continue
+        principal = str(identity.get("identityPrincipalId") or "")
+        if not any(
+            (item.get("properties") or {}).get("principalId") == principal
+            and str(item["id"]).lower().startswith(key_id.lower() + "/")
+            for item in assignments
+        ):
+            problems.append(f"cluster {cluster.name}: the identity's role assignment on {key_id} is missing")
+    return _result("nothing foreign touched, nothing needed missing", checked, problems)

@@ -39,6 +39,8 @@ from core.settings import Settings
 TERMINAL_DEPLOYMENT_STATES = frozenset({"Succeeded", "Failed", "Canceled"})
 SUBSCRIPTIONS_API_VERSION = "2022-12-01"
 DEPLOYMENTS_API_VERSION = "2026-06-01"  # what azure-mgmt-resource-deployments 2.0 speaks
+RESOURCES_API_VERSION = "2021-04-01"
+ROLE_ASSIGNMENTS_API_VERSION = "2022-04-01"
 AUTHORIZATION_ERROR_CODES = frozenset(
     {"AuthorizationFailed", "LinkedAuthorizationFailed", "InvalidAuthenticationToken"}
 )
@@ -378,6 +380,52 @@ class ArmClient:
         except Exception as error:
             raise self._translate(error) from error
         return dict(resource.as_dict())
+
+    # Drift observation: plain JSON through the pipeline, like deployments (the observer only reads a few fields).
+    def _get_json(self, path: str, api_version: str) -> Any:
+        separator = "&" if "?" in path else "?"
+        url = f"{quote(path, safe='/')}{separator}api-version={api_version}"
+        return self._send(HttpRequest("GET", url, headers={"Accept": "application/json"}))
+
+    def _list_json(self, path: str, api_version: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        page = self._get_json(path, api_version)
+        while True:
+            items.extend(page.get("value") or [])
+            next_link = page.get("nextLink")
+            if not next_link:
+                return items
+            page = self._send(HttpRequest("GET", next_link, headers={"Accept": "application/json"}))
+
+    def list_group_resources(self, resource_group: str) -> list[dict[str, Any]] | None:
+        """The group's top-level resources (id, type, sku, tags) in one paged list; None when the group is gone."""
+        path = f"/subscriptions/{self.subscription_id}/resourceGroups/{resource_group}/resources"
+        try:
+            return self._list_json(path, RESOURCES_API_VERSION)
+        except ResourceNotFoundError:
+            return None
+        except Exception as error:
+            raise self._translate(error) from error
+
+    def read_resource(self, resource_id: str, api_version: str) -> dict[str, Any] | None:
+        """A resource's ARM JSON by id (camelCase, as ARM sends it); None when ARM has no such resource."""
+        try:
+            body = self._get_json(resource_id, api_version)
+        except ResourceNotFoundError:
+            return None
+        except Exception as error:
+            raise self._translate(error) from error
+        return dict(body or {})
+
+    def list_role_assignments(self, scope: str) -> list[dict[str, Any]]:
+        """Role assignments at exactly this scope (an empty list when the scope itself is gone)."""
+        path = f"{scope.rstrip('/')}/providers/Microsoft.Authorization/roleAssignments"
+        try:
+            return self._list_json(path, ROLE_ASSIGNMENTS_API_VERSION)
+        except ResourceNotFoundError:
+            return []
+        except Exception as error:
+            raise self._translate(error) from error
 
     def subscription_tenant_id(self) -> str:
         """The Entra tenant that owns this subscription (what a publisher reads to learn whose it is)."""

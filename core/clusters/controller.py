@@ -39,6 +39,7 @@ from core.audit.models import AuditOutcome
 from core.audit.service import record_audit_event
 from core.azure.arm import ArmAccessDenied, ArmClient, ArmClientFactory, ArmRequestFailed, DeploymentObservation
 from core.catalog.models import Offer, Plan
+from core.clusters.drift_repairs import steps_awaiting_repair
 from core.clusters.models import CLUSTER_STATES, Cluster, ClusterStatus
 from core.clusters.ownership import (
     OWNERSHIP_TAG,
@@ -241,7 +242,13 @@ class ClusterController:
         plans = self.step_plans(session, cluster, history)
         if plans is None:
             return
-        plan = first_step_to_deploy(plans, history.deployed_hashes())
+        deployed = history.deployed_hashes()
+        # A drift repair re-runs a step whose resources changed out of band, as if it had never been deployed.
+        # Only a cluster that once converged can have drift: a first provisioning skips the query.
+        if cluster.observed_generation > 0:
+            for step in steps_awaiting_repair(session, cluster.id, history.rows):
+                deployed.pop(step, None)
+        plan = first_step_to_deploy(plans, deployed)
         if plan is not None:
             self._start_step(session, cluster, arm, plan, known, history)
             return
@@ -444,6 +451,10 @@ class ClusterController:
                 return True
             power = arm.scale_set_power_state(cluster.resource_group, scale_set)
             if power == "deallocated":
+                if status == ClusterStatus.RESUMING:
+                    # A drift repair re-deployed a step of a suspended cluster; the scale set stayed deallocated.
+                    self._move(session, cluster, ClusterStatus.READY)
+                    self._move(session, cluster, ClusterStatus.SUSPENDING)
                 return True
             if status != ClusterStatus.SUSPENDING:
                 if status not in (ClusterStatus.READY, ClusterStatus.UPDATING):

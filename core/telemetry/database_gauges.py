@@ -51,6 +51,13 @@ _GROUPED_COUNTS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
         ("step", "state"),
     ),
     (
+        "cp_cluster_drift",
+        "Open drifts of clusters (their Azure resources changed out of band), by kind",
+        "SELECT d.kind, COUNT(*) FROM cluster_drifts d JOIN clusters c ON c.id = d.cluster_id"
+        " WHERE d.state = 'open' AND c.status <> 'deleted' GROUP BY d.kind",
+        ("kind",),
+    ),
+    (
         "cp_audit_events",
         "Audit events recorded, by outcome",
         "SELECT outcome, COUNT(*) FROM audit_events GROUP BY outcome",

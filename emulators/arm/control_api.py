@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from emulators.arm.deployments import DurationRule
 from emulators.arm.errors import ArmError, ResourceFailure
 from emulators.arm.network_resources import ENDPOINT_SOURCE_KINDS, connect_private_endpoint
+from emulators.arm.out_of_band import build_out_of_band_router
 from emulators.arm.resource_ids import parse_resource_id
 from emulators.arm.store import Subscription
 
@@ -248,4 +249,5 @@ def build_control_router(emulator: ArmEmulator) -> APIRouter:
         with store.lock:
             return [group.as_arm() for group in store.resource_groups.values()]
 
+    router.include_router(build_out_of_band_router(emulator))
     return router

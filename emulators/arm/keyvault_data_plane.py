@@ -54,6 +54,8 @@ class VaultState:
     url: str = ""
     deleted: bool = False
     keys: dict[str, VaultKey] = field(default_factory=dict)
+    # Soft-deleted keys by lower-case name: their names cannot be reused until recovered or purged.
+    deleted_keys: dict[str, VaultKey] = field(default_factory=dict)
     port: int | None = None
 
     @property
@@ -168,6 +170,14 @@ class KeyVaultService:
         """Create a key, or add a version when it exists (Key Vault's create semantics)."""
         if key_type == "RSA-HSM" and vault.sku_name.lower() != "premium":
             raise KeyVaultError(400, "BadParameter", "RSA-HSM keys require a premium SKU vault.")
+        if key_name.lower() in vault.deleted_keys:
+            raise KeyVaultError(
+                409,
+                "Conflict",
+                f"Key {key_name} is currently in a deleted but recoverable state, and its name cannot be reused; "
+                "in this state, the key can only be recovered or purged.",
+                "ObjectIsDeletedButRecoverable",
+            )
         version = new_key_version(key_type, key_size, operations, attributes, tags)
         with self._lock:
             key = vault.keys.get(key_name.lower())
@@ -181,6 +191,14 @@ class KeyVaultService:
             # Outside our lock: the callback takes ARM's lock, which ARM holds while calling us.
             self._key_created(vault, key)
         return key
+
+    def delete_key(self, vault: VaultState, key_name: str) -> VaultKey:
+        """Soft delete a key (every version): it answers KeyNotFound and its name stays taken until purged."""
+        with self._lock:
+            key = vault.key(key_name)
+            del vault.keys[key_name.lower()]
+            vault.deleted_keys[key_name.lower()] = key
+            return key
 
     def rotate_key(self, vault: VaultState, key_name: str) -> VaultKey:
         """A new version with the same type, size and operations."""

@@ -18,6 +18,7 @@ from sqlmodel import Session, select
 from api.dependencies import DatabaseDep, SettingsDep
 from core.audit.queries import search_audit_events
 from core.catalog.models import MeteredDimension, Plan
+from core.clusters.drift import cluster_drift_history
 from core.clusters.key_rotation import request_key_rotation
 from core.clusters.models import Cluster, ClusterStatus
 from core.clusters.queries import cluster_deployments, cluster_timeline, recent_key_rotations
@@ -80,6 +81,7 @@ def subscription_page(request: Request, visitor: VisitorDep, database: DatabaseD
             "steps": cluster_deployments(db, cluster.id) if cluster else [],
             "connections": list_connections(db, visitor.principal, cluster.id) if cluster else [],
             "rotations": recent_key_rotations(db, cluster.id) if cluster else [],
+            "drifts": cluster_drift_history(db, cluster.id) if cluster else [],
             "charts": _usage_charts(db, overview) if cluster else [],
             "timeline_done": cluster is None or cluster.status in SETTLED_CLUSTER_STATUSES,
             "timeline_url": _detail_path(subscription_id) + "/timeline",

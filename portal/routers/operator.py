@@ -16,6 +16,7 @@ from billing.reconciliation import differences_csv, list_reports, report_with_di
 from billing.reports import status_counts
 from core.audit.queries import search_audit_events
 from core.catalog.models import Plan
+from core.clusters.drift import cluster_drift_history
 from core.clusters.queries import cluster_deployments, cluster_timeline, clusters_needing_attention
 from core.clusters.recovery import retry_failed_cluster
 from core.db import utc_now
@@ -79,6 +80,7 @@ def cluster_page(request: Request, visitor: OperatorDep, database: DatabaseDep, 
             "cluster": cluster,
             "steps": cluster_deployments(db, cluster.id),
             "timeline": cluster_timeline(db, cluster.id),
+            "drifts": cluster_drift_history(db, cluster.id),
         }
     return render(request, visitor.session, "operator/cluster.html", context)
 

@@ -14,7 +14,9 @@ from cli.scenario.chaos import (
     KILL_API,
     KILL_BEAT,
     KILL_WORKER,
+    OUT_OF_BAND_DELETION,
     POSTGRES_DROP,
+    SHARED_GROUP,
     WEBHOOK_REORDER,
     ChaosLimits,
     PlannedFault,
@@ -100,3 +102,11 @@ def test_sizes_and_downtimes_stay_within_limits() -> None:
 )
 def test_the_run_tags_its_database_connections(url: str, expected: str) -> None:
     assert with_application_name(url, "run-1") == expected
+
+
+def test_arm_runs_get_shared_group_and_out_of_band_deletion_faults_on_the_arm_emulator() -> None:
+    plan = _plan(5)
+    assert {fault.target for fault in plan if fault.kind in (SHARED_GROUP, OUT_OF_BAND_DELETION)} == {"arm"}
+    assert Counter(fault.kind for fault in plan)[OUT_OF_BAND_DELETION] == DEFAULT_MAX_PER_KIND[OUT_OF_BAND_DELETION]
+    without_arm = _plan(5, emulator_names=["entra", "marketplace", "facade"])
+    assert not {fault.kind for fault in without_arm} & {SHARED_GROUP, OUT_OF_BAND_DELETION}

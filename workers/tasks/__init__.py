@@ -1,5 +1,5 @@
 """Task modules; importing this package registers every task on the Celery app."""
 
-from workers.tasks import billing, managed_apps, marketplace, monitoring, provisioning, system
+from workers.tasks import billing, drift, managed_apps, marketplace, monitoring, provisioning, system
 
-__all__ = ["billing", "managed_apps", "marketplace", "monitoring", "provisioning", "system"]
+__all__ = ["billing", "drift", "managed_apps", "marketplace", "monitoring", "provisioning", "system"]

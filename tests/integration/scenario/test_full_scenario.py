@@ -68,6 +68,7 @@ def assert_held(completed: subprocess.CompletedProcess[str], summary: dict[str, 
         "every cluster's observed spec equals its desired spec",
         "every closed ledger hour accepted exactly once",
         "no orphaned ARM resources",
+        "nothing foreign touched, nothing needed missing",
         "audit trail complete",
         "no secrets in logs",
     }

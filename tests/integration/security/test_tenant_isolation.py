@@ -227,6 +227,7 @@ CUSTOMER_CASES = [
         _path("/api/operations/slo/clusters/{id}/series", id=_cluster),
     ),
     RouteCase("GET", "/api/clusters/{cluster_id}", "api", _path("/api/clusters/{id}", id=_cluster)),
+    RouteCase("GET", "/api/clusters/{cluster_id}/drift", "api", _path("/api/clusters/{id}/drift", id=_cluster)),
     RouteCase(
         "POST",
         "/api/clusters/{cluster_id}/key-rotations",
@@ -349,6 +350,7 @@ OPERATOR_CASES = [
         body={"reason": "security suite"},
         owner_status=409,
     ),
+    RouteCase("GET", "/api/drift", "api", _fixed("/api/drift")),
     RouteCase("GET", "/publisher/subscriptions", "api", _fixed("/publisher/subscriptions")),
     RouteCase(
         "GET",

@@ -1,1 +1,0 @@
-"""The FastAPI application: Marketplace landing page and webhook, notifications, the JSON API."""

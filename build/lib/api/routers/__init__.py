@@ -1,1 +1,0 @@
-"""HTTP routers; each stays thin: parse, authorize, call a service."""

@@ -1,1 +1,0 @@
-"""The offer catalog shipped with the control plane (offers.toml), read with importlib.resources."""

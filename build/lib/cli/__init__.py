@@ -1,1 +1,0 @@
-"""The `controlplane` command line."""

@@ -1,1 +1,0 @@
-"""Typed access to Azure: credentials through azure-identity, ARM through the azure-mgmt-* SDKs."""

@@ -1,1 +1,0 @@
-"""The offer catalog: offers, plans (public and private), metered dimensions and included quantities."""

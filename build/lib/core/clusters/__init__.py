@@ -1,1 +1,0 @@
-"""Façade clusters: the desired spec (with a generation) and what ARM shows (observed)."""

@@ -1,1 +1,0 @@
-"""Typed clients for Azure Marketplace: SaaS fulfilment API v2 and the metering service."""

@@ -1,1 +1,0 @@
-"""Private endpoint connections that consumers open to a cluster's Private Link Service."""

@@ -1,1 +1,0 @@
-"""Service-level objectives: per-cluster availability and latency from probe samples, control-plane timings."""

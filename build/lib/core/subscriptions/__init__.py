@@ -1,1 +1,0 @@
-"""Marketplace SaaS subscriptions and the operations Marketplace sends about them."""

@@ -1,1 +1,0 @@
-"""Operational telemetry: OpenTelemetry traces and Prometheus metrics shared by the API and the workers."""

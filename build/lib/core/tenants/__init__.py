@@ -1,1 +1,0 @@
-"""Customer and publisher tenants (Entra ID directories)."""

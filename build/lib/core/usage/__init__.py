@@ -1,1 +1,0 @@
-"""Measured usage: raw samples and the hourly ledger that billing submits to Marketplace metering."""

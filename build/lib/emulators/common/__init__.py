@@ -1,1 +1,0 @@
-"""Shared plumbing for the emulators: TLS, the threaded server runner and fault injection."""

@@ -1,1 +1,0 @@
-"""The portal routers: sign-in, customer admin pages and operator pages."""
