@@ -8,6 +8,7 @@ scheduler take a purchase to a ready cluster against the emulators (which come f
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -40,11 +41,14 @@ def installed_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("installed")
     uv = str(Path(sys.executable).with_name("uv"))
     dist = root / "dist"
+    leaves_build_folder = not (REPOSITORY_ROOT / "build").exists()
     subprocess.run(
         [uv, "build", "--quiet", "--wheel", "--out-dir", str(dist), str(REPOSITORY_ROOT)],
         check=True,
         timeout=INSTALL_TIMEOUT_SECONDS,
     )
+    if leaves_build_folder:  # setuptools builds in the source tree; leave the checkout as it was
+        shutil.rmtree(REPOSITORY_ROOT / "build", ignore_errors=True)
     (wheel,) = dist.glob("*.whl")
     environment = root / "venv"
     subprocess.run([uv, "venv", "--quiet", "--python", sys.executable, str(environment)], check=True, timeout=120)
