@@ -9,11 +9,13 @@ is read under both spellings seen, and List Operations may answer a bare array i
 
 from __future__ import annotations
 
-from datetime import datetime
+import calendar
+import re
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from core.azure.credentials import CredentialFactory
 from core.marketplace.http import MarketplaceContractError, MarketplaceHttp
@@ -43,11 +45,24 @@ class MarketplaceParty(_Lenient):
 
 
 class SubscriptionTerm(_Lenient):
-    """The billing term of a subscription."""
+    """The billing term of a subscription.
+
+    Another implementation answers an end date equal to the start date. A term that ends where it starts tells
+    nothing about its end, so the end is derived from the start and the term unit the way Microsoft's examples
+    show it (P1M from 2022-03-07 ends 2022-04-06), or left unknown when the unit is not a whole number of months
+    or years.
+    """
 
     term_unit: str | None = Field(default=None, alias="termUnit")
     start_date: datetime | None = Field(default=None, alias="startDate")
     end_date: datetime | None = Field(default=None, alias="endDate")
+
+    @model_validator(mode="after")
+    def _derive_an_empty_term_end(self) -> SubscriptionTerm:
+        if self.start_date is not None and self.end_date is not None and self.end_date <= self.start_date:
+            months = _term_months(self.term_unit)
+            self.end_date = None if months is None else _add_months(self.start_date, months) - timedelta(days=1)
+        return self
 
 
 class FulfillmentSubscription(_Lenient):
@@ -269,6 +284,21 @@ def _parse(model: type[Model], body: Any, call: str) -> Model:
             f"Marketplace's {call} answer does not follow the fulfilment API contract ({problems})",
             details={"call": call, "problems": error.error_count()},
         ) from None
+
+
+def _term_months(term_unit: str | None) -> int | None:
+    """Whole months of an ISO 8601 term unit such as P1M or P1Y; None for anything else."""
+    match = re.fullmatch(r"P(\d{1,3})([MY])", term_unit or "")
+    if match is None:
+        return None
+    count = int(match.group(1))
+    return count * 12 if match.group(2) == "Y" else count
+
+
+def _add_months(moment: datetime, months: int) -> datetime:
+    month_index = moment.month - 1 + months
+    year, month = moment.year + month_index // 12, month_index % 12 + 1
+    return moment.replace(year=year, month=month, day=min(moment.day, calendar.monthrange(year, month)[1]))
 
 
 def _segment(value: str) -> str:
