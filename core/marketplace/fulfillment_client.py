@@ -194,7 +194,8 @@ class FulfillmentClient:
         next_link: str | None = "/subscriptions"
         seen: set[str] = set()
         while next_link:
-            if next_link in seen:
+            url = str(self.http.url(next_link))
+            if url in seen:
                 raise MarketplaceContractError(
                     "List Subscriptions gave a @nextLink it gave before; paging stopped", details={"pages": len(seen)}
                 )
@@ -202,8 +203,8 @@ class FulfillmentClient:
                 raise MarketplaceContractError(
                     f"List Subscriptions has more than {max_pages} pages; paging stopped", details={"pages": len(seen)}
                 )
-            seen.add(next_link)
-            page = _parse(SubscriptionsPage, self.http.request("GET", next_link).body, "List Subscriptions")
+            seen.add(url)
+            page = _parse(SubscriptionsPage, self.http.request("GET", url).body, "List Subscriptions")
             subscriptions.extend(page.subscriptions)
             next_link = page.next_link or None
         return subscriptions
