@@ -1,7 +1,7 @@
 """Dead letters: outbox rows that gave up, kept with their last error until an operator retries or dismisses them.
 
 A row is dead-lettered when its consumer failed `CP_OUTBOX_MAX_ATTEMPTS` times, when it was dispatched that many
-times without ever completing or failing (each worker that took it was lost), or at once when the consumer raises
+times more than it failed (each worker that took it was lost before recording anything), or at once when the consumer raises
 `GiveUp` (a failure no retry can fix, such as Marketplace not knowing the operation). A dead-lettered row is never
 dispatched again by itself; it stays out of the backlog and lag figures and is counted on its own.
 """
@@ -76,9 +76,13 @@ def record_failure(
 
 
 def dead_letter_undeliverable(session: Session, message: OutboxMessage, *, max_attempts: int) -> bool:
-    """Dead-letter a due row already dispatched `max_attempts` times without completing: each worker that took it
-    was lost before it could even record a failure (a crash, an out-of-memory kill). True when it did."""
-    if message.dispatch_count < max_attempts:
+    """Dead-letter a due row dispatched `max_attempts` times more than it recorded a failure: the workers that took
+    it were lost before they could even record one (a crash, an out-of-memory kill). True when it did.
+
+    A row whose deliveries fail is bounded by its recorded attempts instead; counting only the dispatches no failure
+    accounts for keeps a row in its retry backoff (redispatched meanwhile) from being dead-lettered early.
+    """
+    if message.dispatch_count - message.attempts < max_attempts:
         return False
     message.last_error = (
         f"dispatched {message.dispatch_count} times without completing; the worker that took it was lost each time"
