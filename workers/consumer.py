@@ -57,7 +57,8 @@ def apply_outbox_message(
     correlation_id: str | None = None,
     traceparent: str | None = None,
 ) -> str:
-    """Apply one outbox row's message in its own transaction: "completed", "duplicate", "stale" or "dead_lettered".
+    """Apply one outbox row's message in its own transaction: "completed", "duplicate", "stale", "dead_lettered" or
+    "settled".
 
     A handler that raises has its transaction rolled back; the failed attempt is then counted on the row in a
     transaction of its own. The error is raised again (the task retries) unless the row is now dead-lettered:
@@ -83,29 +84,31 @@ def apply_outbox_message(
                     return "stale"
                 handler(session, **arguments)
         except Exception as error:
-            if _count_failure(name, outbox_id, error):
-                return "dead_lettered"
+            settled = _count_failure(name, outbox_id, error)
+            if settled is not None:
+                return settled
             raise
         logger.info("outbox message completed", extra={"outbox_id": outbox_id, "task": name})
         return "completed"
 
 
-def _count_failure(name: str, outbox_id: int, error: Exception) -> bool:
-    """Record a failed attempt on the row; True when the row is now dead-lettered (stop retrying)."""
+def _count_failure(name: str, outbox_id: int, error: Exception) -> str | None:
+    """Record a failed attempt on the row: "dead_lettered" (stop retrying), "settled" (another delivery completed
+    or dead-lettered it meanwhile: nothing is left to retry), or None (retry)."""
     give_up = isinstance(error, GiveUp)
     with get_database().session() as session:
         outcome = record_failure(
             session, outbox_id, describe_error(error), max_attempts=get_settings().outbox_max_attempts, give_up=give_up
         )
     if outcome is None:
-        # Completed or dead-lettered meanwhile by another delivery: nothing is left to retry.
-        return True
-    if outcome.dead_lettered:
-        logger.error(
-            "outbox message dead-lettered",
-            extra={"outbox_id": outbox_id, "task": name, "attempts": outcome.attempts, "error": describe_error(error)},
-        )
-    return outcome.dead_lettered
+        return "settled"
+    if not outcome.dead_lettered:
+        return None
+    logger.error(
+        "outbox message dead-lettered",
+        extra={"outbox_id": outbox_id, "task": name, "attempts": outcome.attempts, "error": describe_error(error)},
+    )
+    return "dead_lettered"
 
 
 def outbox_consumer(name: str, *, max_retries: int = 8) -> Callable[[OutboxHandler], Task]:

@@ -1,9 +1,9 @@
 """Dead letters: outbox rows that gave up, kept with their last error until an operator retries or dismisses them.
 
-A row is dead-lettered when its consumer failed `CP_OUTBOX_MAX_ATTEMPTS` times, when it was dispatched that many
-times more than it failed (each worker that took it was lost before recording anything), or at once when the consumer raises
-`GiveUp` (a failure no retry can fix, such as Marketplace not knowing the operation). A dead-lettered row is never
-dispatched again by itself; it stays out of the backlog and lag figures and is counted on its own.
+A row is dead-lettered when its consumer failed `CP_OUTBOX_MAX_ATTEMPTS` times; when it was dispatched that many
+times more than it failed (each worker that took it was lost before recording anything); or at once when the
+consumer raises `GiveUp` (a failure no retry can fix, such as Marketplace not knowing the operation). A dead-lettered
+row is never dispatched again by itself; it stays out of the backlog and lag figures and is counted on its own.
 """
 
 from __future__ import annotations
