@@ -52,8 +52,22 @@ def _marketplace_status(emulators: Emulators, operation_id: str) -> str:
     return str(operation["status"])
 
 
+def _reported_note(database: Database, operation_id: str) -> str | None:
+    with database.session() as session:
+        event = session.exec(
+            select(AuditEvent).where(
+                AuditEvent.action == "marketplace_operation.reported", AuditEvent.subject_id == operation_id
+            )
+        ).one()
+    return None if event.details is None else event.details.get("note")
+
+
 def test_change_quantity_and_plan_wait_for_convergence_then_patch_success(
-    control_plane: ControlPlane, emulators: Emulators, database: Database, active_subscription: ActiveSubscription
+    control_plane: ControlPlane,
+    emulators: Emulators,
+    database: Database,
+    active_subscription: ActiveSubscription,
+    marketplace_mode: str,
 ) -> None:
     subscription_id, cluster_id = active_subscription.subscription_id, active_subscription.cluster_id
     generation_before = _cluster(database, cluster_id).desired_generation
@@ -71,6 +85,10 @@ def test_change_quantity_and_plan_wait_for_convergence_then_patch_success(
     assert _marketplace_status(emulators, quantity_change["id"]) == "Succeeded"
     assert emulators.marketplace_subscription(subscription_id)["quantity"] == 4
     assert _subscription(database, subscription_id).quantity == 4
+    if marketplace_mode == "quirks":  # the Success PATCH came after convergence: answered 409, read back Succeeded
+        assert _reported_note(database, quantity_change["id"]) == (
+            "Marketplace had already completed the operation: Succeeded"
+        )
 
     plan_change = emulators.customer_action(subscription_id, "change-plan", {"plan_id": "performance"})
     _wait_state(database, plan_change["id"], "applied", "reported")
