@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from functools import lru_cache
+from typing import Any
 
 from sqlmodel import Session
 
@@ -228,7 +229,8 @@ def reconcile(session: Session, client: FulfillmentClient, report_row: Marketpla
     """List everything from Marketplace first, then repair in this transaction and write the report.
 
     Any failure, expected or not, ends in a failed report naming the error, never in a retried task or a report
-    that says completed: the repairs made so far are rolled back to a savepoint, the report is committed.
+    that says completed. A subscription whose repair fails is rolled back to its savepoint and named; the others
+    are repaired and the report is committed.
     """
     listed_at = utc_now()
     try:
@@ -242,29 +244,37 @@ def reconcile(session: Session, client: FulfillmentClient, report_row: Marketpla
         _fail_report(session, report_row, "could not read Marketplace", error)
         return
     redrive_before = utc_now() - timedelta(seconds=get_settings().marketplace_operation_redrive_after_seconds)
-    changes = []
-    try:
-        with session.begin_nested():
-            for remote in remote_subscriptions:
-                changes.extend(
-                    reconcile_subscription(
-                        session,
-                        remote,
-                        pending.get(remote.id, []),
-                        actor=WORKER_ACTOR,
-                        redrive_before=redrive_before,
-                        listed_at=listed_at,
-                    )
+    changes: list[dict[str, Any]] = []
+    failures: list[str] = []
+    for remote in remote_subscriptions:
+        # Each subscription's repairs in a savepoint: one that fails is rolled back alone and named in the report;
+        # the others are still repaired.
+        try:
+            with session.begin_nested():
+                repaired = reconcile_subscription(
+                    session,
+                    remote,
+                    pending.get(remote.id, []),
+                    actor=WORKER_ACTOR,
+                    redrive_before=redrive_before,
+                    listed_at=listed_at,
                 )
-    except Exception as error:
-        _fail_report(session, report_row, "could not apply the repairs", error)
-        return
+        except Exception as error:
+            text = f"{type(error).__name__}: {error.message if isinstance(error, ControlPlaneError) else error}"
+            logger.warning(
+                "reconciliation could not repair a subscription", exc_info=error, extra={"subscription_id": remote.id}
+            )
+            changes.append({"subscription_id": remote.id, "change": "repair_failed", "error": text[:512]})
+            failures.append(f"subscription {remote.id}: {text}")
+            continue
+        changes.extend(repaired)
     finish_report(
         session,
         report_row,
         changes=changes,
         subscriptions_seen=len(remote_subscriptions),
         operations_seen=sum(len(operations) for operations in pending.values()),
+        error=f"could not repair {len(failures)} subscription(s); first: {failures[0]}" if failures else None,
     )
     logger.info("reconciled with Marketplace", extra={"report_id": report_row.id, "changes": len(changes)})
 

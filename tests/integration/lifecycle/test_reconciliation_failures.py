@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import uuid
 from typing import Any
 
 import httpx
 import pytest
+from sqlmodel import select
 
+from core.db import Database
+from core.subscriptions.models import MarketplaceSubscription
+from core.tenants.models import Tenant
 from tests.integration.lifecycle.conftest import ControlPlane
 from tests.integration.lifecycle.marketplace_driver import Emulators
 from tests.support.waiting import wait_for
@@ -65,3 +71,42 @@ def test_each_malformed_marketplace_answer_makes_a_failed_report_naming_the_cont
 
     # Marketplace answering as documented again, the next run completes.
     assert _reconcile(control_plane, emulators.control_plane_token(roles=["Operator"]))["status"] == "completed"
+
+
+def test_a_subscription_that_cannot_be_repaired_is_rolled_back_named_and_fails_the_report(
+    control_plane: ControlPlane, emulators: Emulators, database: Database
+) -> None:
+    # Well-formed, but for an offer our catalog does not sell: recording it breaks a foreign key.
+    foreign = str(uuid.uuid4())
+    listed = {
+        "subscriptions": [
+            {
+                "id": foreign,
+                "offerId": "an-offer-we-never-sold",
+                "planId": "standard",
+                "saasSubscriptionStatus": "Subscribed",
+                "beneficiary": {"tenantId": str(uuid.uuid4())},
+            }
+        ]
+    }
+    emulators.add_marketplace_fault(
+        {"kind": "malformed", "method": "GET", "path_pattern": r"^/api/saas/subscriptions$", "body": json.dumps(listed)}
+    )
+    emulators.add_marketplace_fault(
+        {"kind": "malformed", "method": "GET", "path_pattern": rf"/{foreign}/operations$", "body": '{"operations": []}'}
+    )
+    try:
+        report = _reconcile(control_plane, emulators.control_plane_token(roles=["Operator"]))
+    finally:
+        emulators.clear_marketplace_faults()
+    assert report["status"] == "failed", report
+    assert report["error"].startswith(f"could not repair 1 subscription(s); first: subscription {foreign}: ")
+    assert report["changes"] == [
+        {"subscription_id": foreign, "change": "repair_failed", "error": report["changes"][0]["error"]}
+    ]
+    assert "IntegrityError" in report["changes"][0]["error"]
+    with database.session() as session:
+        assert session.get(MarketplaceSubscription, foreign) is None
+        beneficiary_tenant = listed["subscriptions"][0]["beneficiary"]["tenantId"]
+        # The tenant recorded on the way was rolled back with it.
+        assert session.exec(select(Tenant).where(Tenant.entra_tenant_id == beneficiary_tenant)).first() is None
