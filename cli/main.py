@@ -102,6 +102,7 @@ def beat() -> None:
         batch_size=settings.outbox_batch_size,
         delivery_batch_size=settings.outbox_delivery_batch_size,
         redispatch_after_seconds=settings.outbox_redispatch_after_seconds,
+        max_attempts=settings.outbox_max_attempts,
     )
     relay_thread = threading.Thread(
         target=relay.run_forever, args=(stop, settings.outbox_poll_interval_seconds), name="outbox-relay", daemon=True
@@ -130,6 +131,7 @@ def relay(
         batch_size=settings.outbox_batch_size,
         delivery_batch_size=settings.outbox_delivery_batch_size,
         redispatch_after_seconds=settings.outbox_redispatch_after_seconds,
+        max_attempts=settings.outbox_max_attempts,
     )
     if once:
         typer.echo(f"published {outbox_relay.run_once()} message(s)")

@@ -171,6 +171,12 @@ class Settings(BaseSettings):
     outbox_redispatch_after_seconds: float = Field(
         default=300.0, gt=0, description="A dispatched message not completed after this long is dispatched again."
     )
+    outbox_max_attempts: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        description="Failed attempts (or dispatches never completed) after which a message is dead-lettered.",
+    )
 
     # Operations: traces, Azure Monitor export, the Blob API probe and SLOs
     telemetry_traces_exporter: Literal["none", "console", "jsonl", "otlp"] = Field(

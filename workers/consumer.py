@@ -24,7 +24,9 @@ from sqlmodel import Session
 from core.correlation import correlation_scope
 from core.db import get_database
 from core.messaging import TaskNames
+from core.outbox.dead_letters import GiveUp, describe_error, record_failure
 from core.outbox.service import claim_for_completion
+from core.settings import get_settings
 from core.telemetry.tracing import continued_trace, tracer
 from workers.celery_app import celery_app
 
@@ -55,34 +57,66 @@ def apply_outbox_message(
     correlation_id: str | None = None,
     traceparent: str | None = None,
 ) -> str:
-    """Apply one outbox row's message in its own transaction: "completed", "duplicate" or "stale"."""
+    """Apply one outbox row's message in its own transaction: "completed", "duplicate", "stale", "dead_lettered" or
+    "settled".
+
+    A handler that raises has its transaction rolled back; the failed attempt is then counted on the row in a
+    transaction of its own. The error is raised again (the task retries) unless the row is now dead-lettered:
+    its attempts are exhausted, or the handler raised GiveUp.
+    """
     # The span continues the trace of the request that enqueued the message (its traceparent on the row).
     with (
         correlation_scope(correlation_id),
         continued_trace(traceparent),
         tracer(__name__).start_as_current_span(f"outbox.consume {name}", attributes={"outbox.id": outbox_id}),
     ):
-        with get_database().session() as session:
-            message = claim_for_completion(session, outbox_id)
-            if message is None:
-                logger.info("outbox message already completed", extra={"outbox_id": outbox_id, "task": name})
-                return "duplicate"
-            if message.task_name != name or message.arguments != arguments:
-                # A message for a row since deleted whose id was reused (SQLite reuses the highest rowid):
-                # applying it would complete the new row with another row's work.
-                logger.warning("outbox message does not match its row", extra={"outbox_id": outbox_id})
-                session.rollback()
-                return "stale"
-            handler(session, **arguments)
+        try:
+            with get_database().session() as session:
+                message = claim_for_completion(session, outbox_id)
+                if message is None:
+                    logger.info("outbox message already completed", extra={"outbox_id": outbox_id, "task": name})
+                    return "duplicate"
+                if message.task_name != name or message.arguments != arguments:
+                    # A message for a row since deleted whose id was reused (SQLite reuses the highest rowid):
+                    # applying it would complete the new row with another row's work.
+                    logger.warning("outbox message does not match its row", extra={"outbox_id": outbox_id})
+                    session.rollback()
+                    return "stale"
+                handler(session, **arguments)
+        except Exception as error:
+            settled = _count_failure(name, outbox_id, error)
+            if settled is not None:
+                return settled
+            raise
         logger.info("outbox message completed", extra={"outbox_id": outbox_id, "task": name})
         return "completed"
+
+
+def _count_failure(name: str, outbox_id: int, error: Exception) -> str | None:
+    """Record a failed attempt on the row: "dead_lettered" (stop retrying), "settled" (another delivery completed
+    or dead-lettered it meanwhile: nothing is left to retry), or None (retry)."""
+    give_up = isinstance(error, GiveUp)
+    with get_database().session() as session:
+        outcome = record_failure(
+            session, outbox_id, describe_error(error), max_attempts=get_settings().outbox_max_attempts, give_up=give_up
+        )
+    if outcome is None:
+        return "settled"
+    if not outcome.dead_lettered:
+        return None
+    logger.error(
+        "outbox message dead-lettered",
+        extra={"outbox_id": outbox_id, "task": name, "attempts": outcome.attempts, "error": describe_error(error)},
+    )
+    return "dead_lettered"
 
 
 def outbox_consumer(name: str, *, max_retries: int = 8) -> Callable[[OutboxHandler], Task]:
     """Register `handler(session, **arguments)` as the consumer of outbox messages named `name`.
 
     Exceptions retry with exponential backoff and jitter up to `max_retries`; after that the
-    message stays uncompleted and the relay dispatches it again later.
+    message stays uncompleted and the relay dispatches it again later, until the row's failed attempts reach
+    CP_OUTBOX_MAX_ATTEMPTS and it is dead-lettered (see core.outbox.dead_letters).
     """
 
     def register(handler: OutboxHandler) -> Task:

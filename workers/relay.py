@@ -22,6 +22,7 @@ from celery import Celery
 
 from core.db import Database
 from core.messaging import TaskNames
+from core.outbox.dead_letters import dead_letter_undeliverable
 from core.outbox.models import OutboxMessage
 from core.outbox.service import due_messages, mark_dispatched
 
@@ -91,22 +92,30 @@ class OutboxRelay:
         batch_size: int = 100,
         delivery_batch_size: int = 1,
         redispatch_after_seconds: float = 300,
+        max_attempts: int = 10,
     ) -> None:
         self.database = database
         self.publish = publish
         self.batch_size = batch_size
         self.delivery_batch_size = delivery_batch_size
         self.redispatch_after = timedelta(seconds=redispatch_after_seconds)
+        self.max_attempts = max_attempts
 
     def run_once(self) -> int:
         """Publish one batch of due messages; returns how many were published."""
         with self.database.session() as session:
-            messages = due_messages(session, limit=self.batch_size, redispatch_after=self.redispatch_after)
+            due = due_messages(session, limit=self.batch_size, redispatch_after=self.redispatch_after)
+            # A row every worker lost before it could even record a failure must not be handed out forever.
+            messages = [
+                message
+                for message in due
+                if not dead_letter_undeliverable(session, message, max_attempts=self.max_attempts)
+            ]
             for batch in delivery_batches(messages, self.delivery_batch_size):
                 self.publish(batch)
                 for message in batch:
                     mark_dispatched(session, message)
-            return len(messages)
+            return len(due)
 
     def run_forever(self, stop: threading.Event, poll_interval_seconds: float) -> None:
         """Relay until `stop` is set; drains without waiting while there is a backlog."""

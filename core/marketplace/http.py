@@ -48,6 +48,14 @@ class MarketplaceError(ControlPlaneError):
         self.status_code = 502 if status >= 500 else status
 
 
+class MarketplaceContractError(ControlPlaneError):
+    """Marketplace answered with a shape its published contract does not allow (a malformed body, a paging link
+    that leaves its host or loops): recorded as a failure for operators, never retried as if it were transient."""
+
+    status_code = 502
+    code = "MarketplaceContractError"
+
+
 class MarketplaceUnreachable(ControlPlaneError):
     """The request may or may not have reached Marketplace: no answer came back."""
 
@@ -117,11 +125,10 @@ class MarketplaceHttp:
         request_id = str(uuid.uuid4())
         request_headers = {
             REQUEST_ID_HEADER: request_id,
-            CORRELATION_HEADER: ensure_correlation_id(),
+            CORRELATION_HEADER: marketplace_correlation_id(ensure_correlation_id()),
             **(headers or {}),
         }
-        query = {"api-version": self.api_version, **(params or {})}
-        url = path if path.startswith("https://") or path.startswith("http://") else f"{self.base_url}{path}"
+        url = self.url(path, params)
 
         def retryable(error: BaseException) -> bool:
             if isinstance(error, _RetryableStatus):
@@ -144,7 +151,6 @@ class MarketplaceHttp:
                     response = self._client.request(
                         method,
                         url,
-                        params=query,
                         json=json,
                         headers={**request_headers, "Authorization": f"Bearer {token}"},
                     )
@@ -160,6 +166,27 @@ class MarketplaceHttp:
         if response.status_code not in expected:
             raise self._error(response, request_id)
         return MarketplaceResponse(response.status_code, _json_or_none(response), response.headers, request_id)
+
+    def url(self, path: str, params: dict[str, str] | None = None) -> httpx.URL:
+        """The URL of a path under the base URL, or of an absolute link Marketplace gave (an `@nextLink`).
+
+        A link's own query is kept as given (httpx's `params=` would replace it, dropping its continuationToken);
+        api-version is added only when it is absent. A link must stay on the base URL's scheme, host and port:
+        our bearer token goes with it.
+        """
+        if path.startswith(("https://", "http://")):
+            url = httpx.URL(path)
+            base = httpx.URL(self.base_url)
+            if (url.scheme, url.host, url.port) != (base.scheme, base.host, base.port):
+                raise MarketplaceContractError(
+                    "Marketplace gave a link to another host; it is not followed",
+                    details={"link_host": url.host, "base_host": base.host},
+                )
+        else:
+            url = httpx.URL(f"{self.base_url}{path}")
+        if "api-version" not in url.params:
+            url = url.copy_merge_params({"api-version": self.api_version})
+        return url.copy_merge_params(params) if params else url
 
     def _wait(self, state: RetryCallState) -> float:
         outcome = state.outcome
@@ -185,6 +212,23 @@ class MarketplaceHttp:
             error_code = error.get("code") if isinstance(error.get("code"), str) else None
             message = str(error.get("message") or message)
         return MarketplaceError(response.status_code, message, error_code=error_code, request_id=request_id, body=body)
+
+
+def marketplace_correlation_id(correlation_id: str) -> str:
+    """The UUID Marketplace's x-ms-correlationid must be (the spec's format: uuid).
+
+    Our own ids are UUIDs already; a caller's id that is not one (a header like `portal-req.42`) maps to a stable
+    name-based UUID, and both are logged so a Marketplace support case can be joined to our logs.
+    """
+    try:
+        return str(uuid.UUID(correlation_id))
+    except ValueError:
+        mapped = str(uuid.uuid5(uuid.NAMESPACE_URL, f"x-ms-correlationid:{correlation_id}"))
+        logger.info(
+            "correlation id mapped to a UUID for Marketplace",
+            extra={"caller_correlation_id": correlation_id[:128], "marketplace_correlation_id": mapped},
+        )
+        return mapped
 
 
 def _json_or_none(response: httpx.Response) -> Any:

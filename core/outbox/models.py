@@ -16,6 +16,7 @@ class OutboxMessage(SQLModel, table=True):
     __table_args__ = (
         sa.Index("ix_outbox_messages_pending", "completed_at", "dispatched_at", "available_at"),
         sa.CheckConstraint("dispatch_count >= 0", name="ck_outbox_messages_dispatch_count"),
+        sa.CheckConstraint("attempts >= 0", name="ck_outbox_messages_attempts"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -30,3 +31,8 @@ class OutboxMessage(SQLModel, table=True):
     dispatch_count: int = 0
     completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_error: str | None = Field(default=None, max_length=2048)
+    # Failed attempts of the consumer so far (a rolled-back handler); bounded by CP_OUTBOX_MAX_ATTEMPTS.
+    attempts: int = 0
+    # Set when the row gave up (attempts exhausted, or a failure no retry can fix): never dispatched again until an
+    # operator retries it; dismissing it completes it. `last_error` says why.
+    dead_lettered_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)

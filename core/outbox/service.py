@@ -46,6 +46,7 @@ def due_messages(
         select(OutboxMessage)
         .where(
             col(OutboxMessage.completed_at).is_(None),
+            col(OutboxMessage.dead_lettered_at).is_(None),
             OutboxMessage.available_at <= now,
             sa.or_(
                 col(OutboxMessage.dispatched_at).is_(None),
@@ -91,6 +92,10 @@ def claim_for_completion(session: Session, message_id: int) -> ClaimedMessage | 
 
 
 def pending_count(session: Session) -> int:
-    """Messages not completed yet: the backlog operators watch."""
-    statement = select(sa.func.count()).select_from(OutboxMessage).where(col(OutboxMessage.completed_at).is_(None))
+    """Live messages not completed yet: the backlog operators watch (dead letters are counted apart)."""
+    statement = (
+        select(sa.func.count())
+        .select_from(OutboxMessage)
+        .where(col(OutboxMessage.completed_at).is_(None), col(OutboxMessage.dead_lettered_at).is_(None))
+    )
     return int(session.exec(statement).one())

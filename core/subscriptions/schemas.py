@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from core.clusters.schemas import ClusterPlacement, KeyPolicy, PrivateLinkPolicy
 from core.subscriptions.models import OperationAction
@@ -37,7 +37,12 @@ class WebhookPayload(BaseModel):
     action: OperationAction
     time_stamp: datetime | None = Field(default=None, alias="timeStamp")
     status: str = Field(min_length=1, max_length=32)
-    request_source: str | None = Field(default=None, alias="operationRequestSource", max_length=16)
+    # Documented as operationRequestSource; another implementation sends operationRequestedSource.
+    request_source: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("operationRequestSource", "operationRequestedSource"),
+        max_length=16,
+    )
     subscription: WebhookSubscriptionSnapshot | None = None
     purchase_token: str | None = Field(default=None, alias="purchaseToken")
 

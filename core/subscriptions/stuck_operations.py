@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -12,8 +13,11 @@ from core.subscriptions.models import MarketplaceOperation, OperationState
 UNFINISHED_STATES = (OperationState.RECEIVED.value, OperationState.VERIFIED.value, OperationState.APPLIED.value)
 
 
-def stuck_operations(session: Session, *, unchanged_since: datetime, limit: int = 200) -> list[MarketplaceOperation]:
-    """Failed operations, and unfinished ones not updated since `unchanged_since`; oldest first."""
+def stuck_operations(
+    session: Session, *, unchanged_since: datetime, limit: int = 200, including: Collection[str] = ()
+) -> list[MarketplaceOperation]:
+    """Failed operations, unfinished ones not updated since `unchanged_since`, and unfinished ones named in
+    `including` (their processing gave up, so waiting will not help); oldest first."""
     statement = (
         select(MarketplaceOperation)
         .where(
@@ -21,7 +25,10 @@ def stuck_operations(session: Session, *, unchanged_since: datetime, limit: int 
                 col(MarketplaceOperation.state) == OperationState.FAILED.value,
                 sa.and_(
                     col(MarketplaceOperation.state).in_(UNFINISHED_STATES),
-                    col(MarketplaceOperation.updated_at) < unchanged_since,
+                    sa.or_(
+                        col(MarketplaceOperation.updated_at) < unchanged_since,
+                        col(MarketplaceOperation.id).in_(list(including)),
+                    ),
                 ),
             )
         )

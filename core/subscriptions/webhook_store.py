@@ -250,4 +250,5 @@ def _outbox_values() -> dict[str, Any]:
         "created_at": _param("now", _outbox, "created_at"),
         "available_at": _param("now", _outbox, "available_at"),
         "dispatch_count": sa.literal(0, sa.Integer),
+        "attempts": sa.literal(0, sa.Integer),
     }

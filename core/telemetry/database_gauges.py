@@ -91,10 +91,17 @@ class DatabaseGaugeCollector(Collector):
 
     def _outbox(self, connection: sa.Connection) -> Iterator[Metric]:
         backlog = connection.execute(
-            sa.text("SELECT COUNT(*) FROM outbox_messages WHERE completed_at IS NULL")
+            sa.text("SELECT COUNT(*) FROM outbox_messages WHERE completed_at IS NULL AND dead_lettered_at IS NULL")
         ).scalar_one()
+        # Live rows only: a dead letter waits for an operator, not for the relay, and is counted apart.
         oldest = connection.execute(
-            sa.text("SELECT MIN(created_at) FROM outbox_messages WHERE completed_at IS NULL AND dispatched_at IS NULL")
+            sa.text(
+                "SELECT MIN(created_at) FROM outbox_messages"
+                " WHERE completed_at IS NULL AND dispatched_at IS NULL AND dead_lettered_at IS NULL"
+            )
+        ).scalar_one()
+        dead = connection.execute(
+            sa.text("SELECT COUNT(*) FROM outbox_messages WHERE completed_at IS NULL AND dead_lettered_at IS NOT NULL")
         ).scalar_one()
         yield GaugeMetricFamily(
             "cp_outbox_backlog", "Outbox messages not completed (queue depth)", value=float(backlog)
@@ -103,6 +110,11 @@ class DatabaseGaugeCollector(Collector):
             "cp_outbox_lag_seconds",
             "Age of the oldest outbox message not dispatched yet (0 when none waits)",
             value=_age_seconds(oldest),
+        )
+        yield GaugeMetricFamily(
+            "cp_outbox_dead_letters",
+            "Outbox messages that gave up and wait for an operator (retry or dismiss on the stuck-work page)",
+            value=float(dead),
         )
 
 

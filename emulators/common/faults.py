@@ -1,8 +1,9 @@
 """Deterministic, bounded fault injection shared by every emulator.
 
 A fault rule matches requests by method and path pattern and either delays them, answers
-with an error status (429 carries Retry-After), or lets the request take effect and then
-breaks the connection before the response is complete ("dropped after effect"). Rules fire
+with an error status (429 carries Retry-After), answers 200 with a malformed body (a shape
+the API's contract does not allow, for the client's contract checks), or lets the request
+take effect and then breaks the connection before the response is complete ("dropped after effect"). Rules fire
 with a probability drawn from a seeded generator and stop after `count` hits, so a test is
 repeatable and a fault storm always ends.
 """
@@ -19,7 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-FaultKind = Literal["latency", "status", "drop"]
+FaultKind = Literal["latency", "status", "drop", "malformed"]
 CONTROL_PREFIX = "/_emulator"
 
 
@@ -37,6 +38,7 @@ class FaultRule(BaseModel):
     status: int = Field(default=500, ge=400, le=599)
     retry_after_seconds: int | None = Field(default=None, ge=0, le=3600)
     error_code: str | None = None
+    body: str = Field(default="", max_length=65_536, description="the 200 answer's raw body (malformed kind)")
     id: int | None = None
     hits: int = 0
 
@@ -115,6 +117,9 @@ class FaultInjectionMiddleware:
             if rule.kind == "status":
                 await _send_error(send, rule)
                 return
+            if rule.kind == "malformed":
+                await _send_malformed(send, rule)
+                return
         if not drop:
             await self.app(scope, receive, send)
             return
@@ -144,6 +149,13 @@ async def _send_error(send: Send, rule: FaultRule) -> None:
     elif rule.status == 429:
         headers.append((b"retry-after", b"1"))
     await send({"type": "http.response.start", "status": rule.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _send_malformed(send: Send, rule: FaultRule) -> None:
+    body = rule.body.encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 

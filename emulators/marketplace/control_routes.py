@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from emulators.common.faults import CONTROL_PREFIX
 from emulators.marketplace.metering import ManagedApplication
+from emulators.marketplace.quirks import QuirkPlan
 from emulators.marketplace.subscriptions import Party
 
 if TYPE_CHECKING:
@@ -209,6 +210,14 @@ def build_control_router(emulator: MarketplaceEmulator) -> APIRouter:
     @router.post("/webhook-deliveries/redeliver", status_code=201)
     def redeliver_webhooks(redelivery: WebhookRedelivery) -> dict[str, list[str]]:
         return {"delivery_ids": emulator.webhooks.redeliver(redelivery.delivery_ids)}
+
+    @router.get("/quirks")
+    def get_quirks() -> QuirkPlan:
+        return emulator.quirks.plan
+
+    @router.put("/quirks")
+    def set_quirks(plan: QuirkPlan) -> QuirkPlan:
+        return emulator.quirks.set(plan)
 
     @router.get("/state")
     def full_state() -> dict[str, Any]:

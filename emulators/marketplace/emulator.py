@@ -33,6 +33,7 @@ from emulators.marketplace.http_conventions import (
 )
 from emulators.marketplace.metering import UsageLedger
 from emulators.marketplace.metering_routes import build_metering_router
+from emulators.marketplace.quirks import QuirkPlan, Quirks
 from emulators.marketplace.subscriptions import FulfillmentError, FulfillmentState
 from emulators.marketplace.webhooks import WebhookDispatcher
 
@@ -65,6 +66,7 @@ class MarketplaceEmulator:
         webhook_max_attempts: int = DEFAULT_WEBHOOK_MAX_ATTEMPTS,
         webhook_initial_backoff_seconds: float = DEFAULT_WEBHOOK_INITIAL_BACKOFF_SECONDS,
         page_size: int = DEFAULT_PAGE_SIZE,
+        quirks: QuirkPlan | None = None,
     ) -> None:
         self.entra = entra
         self.catalog = catalog
@@ -72,6 +74,7 @@ class MarketplaceEmulator:
         self.clock = EmulatorClock()
         self.landing_page_url = landing_page_url
         self.page_size = page_size
+        self.quirks = Quirks(quirks)
         self.fulfillment = FulfillmentState(catalog, self.clock, operation_timeout_seconds, publisher_operation_seconds)
         self.ledger = UsageLedger(catalog, self.clock, self.fulfillment)
         self.webhooks = WebhookDispatcher(
@@ -81,6 +84,7 @@ class MarketplaceEmulator:
             webhook_ca_bundle,
             webhook_max_attempts,
             webhook_initial_backoff_seconds,
+            transform=self.quirks.operation,
         )
         self.webhooks.webhook_url = publisher_webhook_url
         self.fulfillment.add_listener(self.webhooks.enqueue)
@@ -111,6 +115,7 @@ class MarketplaceEmulator:
                 options.get("marketplace_webhook_initial_backoff_seconds", DEFAULT_WEBHOOK_INITIAL_BACKOFF_SECONDS)
             ),
             page_size=int(options.get("marketplace_page_size", DEFAULT_PAGE_SIZE)),
+            quirks=QuirkPlan.model_validate(options["marketplace_quirks"]) if "marketplace_quirks" in options else None,
         )
 
     def asgi_app(self) -> FastAPI:
@@ -121,7 +126,7 @@ class MarketplaceEmulator:
         )
         authenticate = PublisherAuthenticator(self.entra, self.publisher_app_ids)
         api_routers = [
-            build_fulfillment_router(self.fulfillment, authenticate, self.page_size),
+            build_fulfillment_router(self.fulfillment, authenticate, self.page_size, self.quirks),
             build_metering_router(self.ledger, authenticate),
         ]
 
@@ -196,4 +201,5 @@ class MarketplaceEmulator:
             "operation_timeout_seconds": self.fulfillment.operation_timeout_seconds,
             "publisher_operation_seconds": self.fulfillment.publisher_operation_seconds,
             "offers": sorted(self.catalog.offers),
+            "quirks": self.quirks.plan.model_dump(),
         }

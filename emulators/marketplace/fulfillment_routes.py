@@ -15,6 +15,7 @@ from emulators.marketplace.http_conventions import (
     api_error,
     require_api_version,
 )
+from emulators.marketplace.quirks import Quirks
 from emulators.marketplace.subscriptions import FulfillmentState, Operation
 
 
@@ -63,9 +64,10 @@ def _accepted(request: Request, operation: Operation) -> Response:
 
 
 def build_fulfillment_router(
-    state: FulfillmentState, authenticate: PublisherAuthenticator, page_size: int
+    state: FulfillmentState, authenticate: PublisherAuthenticator, page_size: int, quirks: Quirks | None = None
 ) -> APIRouter:
-    """Resolve, get/list, plans, activate, change, delete and the operations API."""
+    """Resolve, get/list, plans, activate, change, delete and the operations API (answers shaped by `quirks`)."""
+    quirks = quirks or Quirks()
     router = APIRouter(
         prefix="/api/saas",
         dependencies=[Depends(require_api_version), Depends(authenticate)],
@@ -85,7 +87,7 @@ def build_fulfillment_router(
             "subscriptionName": subscription.name,
             "offerId": subscription.offer_id,
             "planId": subscription.plan_id,
-            "subscription": subscription.to_json(),
+            "subscription": quirks.subscription(subscription.to_json()),
         }
         if subscription.quantity is not None:
             body["quantity"] = subscription.quantity
@@ -101,7 +103,7 @@ def build_fulfillment_router(
             raise api_error(400, "BadRequest", "continuationToken is not valid.") from error
         subscriptions = state.all_subscriptions()
         page = subscriptions[offset : offset + page_size]
-        body: dict[str, Any] = {"subscriptions": [subscription.to_json() for subscription in page]}
+        body: dict[str, Any] = {"subscriptions": [quirks.subscription(subscription.to_json()) for subscription in page]}
         if offset + page_size < len(subscriptions):
             base = str(request.base_url).rstrip("/")
             body["@nextLink"] = (
@@ -112,7 +114,7 @@ def build_fulfillment_router(
 
     @router.get("/subscriptions/{subscription_id}")
     def get_subscription(subscription_id: str) -> dict[str, Any]:
-        return state.get(subscription_id).to_json()
+        return quirks.subscription(state.get(subscription_id).to_json())
 
     @router.get("/subscriptions/{subscription_id}/listAvailablePlans")
     def list_available_plans(subscription_id: str, planId: str | None = None) -> dict[str, Any]:  # noqa: N803
@@ -139,12 +141,12 @@ def build_fulfillment_router(
         return _accepted(request, state.publisher_delete(subscription_id))
 
     @router.get("/subscriptions/{subscription_id}/operations")
-    def list_operations(subscription_id: str) -> dict[str, Any]:
-        return {"operations": [operation.to_json() for operation in state.pending_operations(subscription_id)]}
+    def list_operations(subscription_id: str) -> Any:
+        return quirks.operations_list([operation.to_json() for operation in state.pending_operations(subscription_id)])
 
     @router.get("/subscriptions/{subscription_id}/operations/{operation_id}")
     def get_operation(subscription_id: str, operation_id: str) -> dict[str, Any]:
-        return state.get_operation(subscription_id, operation_id).to_json()
+        return quirks.operation(state.get_operation(subscription_id, operation_id).to_json())
 
     @router.patch("/subscriptions/{subscription_id}/operations/{operation_id}")
     async def patch_operation(subscription_id: str, operation_id: str, request: Request) -> Response:
@@ -152,7 +154,9 @@ def build_fulfillment_router(
         status = body.get("status")
         if not isinstance(status, str):
             raise api_error(400, "BadRequest", "status is required ('Success' or 'Failure').")
-        operation = state.patch_operation(subscription_id, operation_id, status)
-        return JSONResponse(operation.to_json(), status_code=200)
+        operation = state.patch_operation(
+            subscription_id, operation_id, status, late_success_after_seconds=quirks.late_success_patch_seconds()
+        )
+        return JSONResponse(quirks.operation(operation.to_json()), status_code=200)
 
     return router

@@ -375,13 +375,26 @@ class FulfillmentState:
             self._refuse_if_busy(subscription_id)
             return replace(self._new_operation(subscription, "Unsubscribe", "Partner", "InProgress"))
 
-    def patch_operation(self, subscription_id: str, operation_id: str, status: str) -> Operation:
-        """The publisher reports Success or Failure of an InProgress operation; 409 once it is completed."""
+    def patch_operation(
+        self, subscription_id: str, operation_id: str, status: str, *, late_success_after_seconds: float | None = None
+    ) -> Operation:
+        """The publisher reports Success or Failure of an InProgress operation; 409 once it is completed.
+
+        `late_success_after_seconds` (quirks mode): a Success reported later than that is refused with 409 and the
+        operation is accepted, as an implementation that auto-accepts sooner than documented answers.
+        """
         if status not in ("Success", "Failure"):
             raise FulfillmentError(400, "BadRequest", "status must be 'Success' or 'Failure'.")
         with self._lock:
             self._settle()
             operation = self._operation(subscription_id, operation_id)
+            if (
+                late_success_after_seconds is not None
+                and status == "Success"
+                and operation.status == "InProgress"
+                and (self.clock.now() - operation.created).total_seconds() >= late_success_after_seconds
+            ):
+                self._complete(operation)
             if operation.status in TERMINAL_OPERATION_STATUSES:
                 raise FulfillmentError(409, "Conflict", f"Operation {operation_id} is already {operation.status}.")
             if status == "Success":

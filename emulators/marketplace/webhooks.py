@@ -90,8 +90,11 @@ class WebhookDispatcher:
         ca_bundle: Path | None,
         max_attempts: int,
         initial_backoff_seconds: float,
+        transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
         self.fulfillment = fulfillment
+        # How the operation reads in the body (the quirks mode's spelling of its fields).
+        self.transform = transform or (lambda operation: operation)
         self.clock = clock
         self.mint_token = mint_token
         self.ca_bundle = ca_bundle
@@ -124,7 +127,7 @@ class WebhookDispatcher:
     def enqueue(self, operation: Operation, purchase_token: str | None) -> None:
         """Queue the webhook of a customer-side operation: the operation plus the subscription before it."""
         body = {
-            **operation.to_json(),
+            **self.transform(operation.to_json()),
             "subscription": operation.subscription_before,
             "purchaseToken": purchase_token,
         }

@@ -20,9 +20,10 @@ from core.clusters.drift import cluster_drift_history
 from core.clusters.queries import cluster_deployments, cluster_timeline, clusters_needing_attention
 from core.clusters.recovery import retry_failed_cluster
 from core.db import utc_now
-from core.errors import NotFound
+from core.errors import Conflict, NotFound
 from core.messaging import TaskNames
 from core.networking.service import visible_cluster
+from core.outbox.dead_letters import dead_letters, dismiss_dead_letter, retry_dead_letter
 from core.outbox.service import enqueue
 from core.slo.service import visible_clusters
 from core.subscriptions.models import SubscriptionStatus
@@ -99,11 +100,20 @@ def retry_cluster(
 
 @router.get("/operations", response_class=HTMLResponse)
 def operations_page(request: Request, visitor: OperatorDep, database: DatabaseDep) -> Response:
-    """Failed or stuck Marketplace operations and clusters, with retry and reconcile."""
+    """Failed or stuck Marketplace operations and clusters, and dead letters, with retry, dismiss and reconcile."""
     unchanged_since = utc_now() - STUCK_AFTER
     with database.session() as db:
+        letters = dead_letters(db)
+        # An operation whose processing gave up shows that reason, not "reconcile re-drives it".
+        letter_by_operation = {
+            str(letter.arguments["operation_id"]): letter
+            for letter in reversed(letters)
+            if isinstance(letter.arguments, dict) and "operation_id" in letter.arguments
+        }
         context = {
-            "operations": stuck_operations(db, unchanged_since=unchanged_since),
+            "operations": stuck_operations(db, unchanged_since=unchanged_since, including=list(letter_by_operation)),
+            "letter_by_operation": letter_by_operation,
+            "dead_letters": letters,
             "clusters": clusters_needing_attention(db, unchanged_since=unchanged_since),
             "stuck_minutes": int(STUCK_AFTER.total_seconds() // 60),
         }
@@ -116,6 +126,36 @@ def retry_operation_form(visitor: OperatorFormDep, database: DatabaseDep, operat
     with database.session() as db:
         retry_operation(db, operation_id, actor=visitor.principal.actor)
     return redirect_with_message(visitor.session, "/portal/operator/operations", f"Operation {operation_id} retried.")
+
+
+@router.post("/dead-letters/{message_id}/retry")
+def retry_dead_letter_form(visitor: OperatorFormDep, database: DatabaseDep, message_id: str) -> Response:
+    """Give a dead-lettered message a fresh attempt budget (audited)."""
+    number = _message_number(message_id)
+    try:
+        with database.session() as db:
+            retry_dead_letter(db, number, actor=visitor.principal.actor)
+    except Conflict:
+        return redirect_with_message(
+            visitor.session, "/portal/operator/operations", f"Message {number} was already retried or dismissed."
+        )
+    return redirect_with_message(
+        visitor.session, "/portal/operator/operations", f"Message {number} will be delivered again."
+    )
+
+
+@router.post("/dead-letters/{message_id}/dismiss")
+def dismiss_dead_letter_form(visitor: OperatorFormDep, database: DatabaseDep, message_id: str) -> Response:
+    """Close a dead-lettered message without running it (audited)."""
+    number = _message_number(message_id)
+    try:
+        with database.session() as db:
+            dismiss_dead_letter(db, number, actor=visitor.principal.actor)
+    except Conflict:
+        return redirect_with_message(
+            visitor.session, "/portal/operator/operations", f"Message {number} was already retried or dismissed."
+        )
+    return redirect_with_message(visitor.session, "/portal/operator/operations", f"Message {number} dismissed.")
 
 
 @router.post("/reconciliations")
@@ -201,6 +241,13 @@ def audit_page(
         )
     context = {"events": events, "action": action, "actor": actor, "subject": subject, "operator_view": True}
     return render(request, visitor.session, "audit.html", context)
+
+
+def _message_number(message_id: str) -> int:
+    # ASCII digits only, within a 64-bit id: anything else names no message (404), never a 500.
+    if not message_id.isascii() or not message_id.isdigit() or len(message_id) > 18:
+        raise NotFound("outbox message not found", details={"outbox_id": message_id[:64]})
+    return int(message_id)
 
 
 def _report_number(report_id: str) -> int:

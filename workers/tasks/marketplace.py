@@ -8,8 +8,11 @@ back and the outbox message is delivered again, so every step is safe to repeat.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from functools import lru_cache
+from typing import Any
 
 from sqlmodel import Session
 
@@ -24,6 +27,7 @@ from core.inbox.service import mark_processed
 from core.marketplace.fulfillment_client import FulfillmentClient
 from core.marketplace.http import MarketplaceError
 from core.messaging import TaskNames
+from core.outbox.dead_letters import GiveUp
 from core.settings import get_settings
 from core.subscriptions.models import (
     MarketplaceOperation,
@@ -64,9 +68,28 @@ def fulfillment_client() -> FulfillmentClient:
     return FulfillmentClient.from_settings(get_settings())
 
 
+@contextmanager
+def unknown_to_marketplace_gives_up(what: str) -> Iterator[None]:
+    """Marketplace's 404 for the operation or subscription is final: no retry will make it known."""
+    try:
+        yield
+    except MarketplaceError as error:
+        if error.status != 404:
+            raise
+        raise GiveUp(
+            f"Marketplace does not know {what} (404 {error.error_code or 'NotFound'}): {error.message}",
+            details=error.details,
+        ) from error
+
+
 @outbox_consumer(TaskNames.MARKETPLACE_PROCESS_OPERATION)
 def process_operation(session: Session, operation_id: str, subscription_id: str) -> None:
     """Verify an operation with Marketplace, apply it to the desired spec, and report it when it is due."""
+    with unknown_to_marketplace_gives_up(f"operation {operation_id} of subscription {subscription_id}"):
+        _process_operation(session, operation_id, subscription_id)
+
+
+def _process_operation(session: Session, operation_id: str, subscription_id: str) -> None:
     client = fulfillment_client()
     operation = lock_operation(session, operation_id)
     if operation is None:
@@ -164,7 +187,8 @@ def activate(session: Session, subscription_id: str) -> None:
     subscription = lock_subscription(session, subscription_id)
     if subscription.status != SubscriptionStatus.PENDING_FULFILLMENT_START.value:
         return
-    activate_subscription(session, fulfillment_client(), subscription)
+    with unknown_to_marketplace_gives_up(f"subscription {subscription_id}"):
+        activate_subscription(session, fulfillment_client(), subscription)
 
 
 def activate_subscription(session: Session, client: FulfillmentClient, subscription: MarketplaceSubscription) -> None:
@@ -202,7 +226,12 @@ def reconcile_scheduled() -> None:
 
 
 def reconcile(session: Session, client: FulfillmentClient, report_row: MarketplaceReconciliationReport) -> None:
-    """List everything from Marketplace first, then repair in this transaction and write the report."""
+    """List everything from Marketplace first, then repair in this transaction and write the report.
+
+    Any failure, expected or not, ends in a failed report naming the error, never in a retried task or a report
+    that says completed. A subscription whose repair fails is rolled back to its savepoint and named; the others
+    are repaired and the report is committed.
+    """
     listed_at = utc_now()
     try:
         remote_subscriptions = client.list_subscriptions()
@@ -211,28 +240,47 @@ def reconcile(session: Session, client: FulfillmentClient, report_row: Marketpla
             for remote in remote_subscriptions
             if remote.status != SubscriptionStatus.UNSUBSCRIBED.value
         }
-    except ControlPlaneError as error:
-        logger.warning("reconciliation could not read Marketplace", extra={"error": error.message})
-        finish_report(session, report_row, changes=[], subscriptions_seen=0, operations_seen=0, error=error.message)
+    except Exception as error:  # every failure is the report's, whatever its class
+        _fail_report(session, report_row, "could not read Marketplace", error)
         return
     redrive_before = utc_now() - timedelta(seconds=get_settings().marketplace_operation_redrive_after_seconds)
-    changes = []
+    changes: list[dict[str, Any]] = []
+    failures: list[str] = []
     for remote in remote_subscriptions:
-        changes.extend(
-            reconcile_subscription(
-                session,
-                remote,
-                pending.get(remote.id, []),
-                actor=WORKER_ACTOR,
-                redrive_before=redrive_before,
-                listed_at=listed_at,
+        # Each subscription's repairs in a savepoint: one that fails is rolled back alone and named in the report;
+        # the others are still repaired.
+        try:
+            with session.begin_nested():
+                repaired = reconcile_subscription(
+                    session,
+                    remote,
+                    pending.get(remote.id, []),
+                    actor=WORKER_ACTOR,
+                    redrive_before=redrive_before,
+                    listed_at=listed_at,
+                )
+        except Exception as error:
+            text = f"{type(error).__name__}: {error.message if isinstance(error, ControlPlaneError) else error}"
+            logger.warning(
+                "reconciliation could not repair a subscription", exc_info=error, extra={"subscription_id": remote.id}
             )
-        )
+            changes.append({"subscription_id": remote.id, "change": "repair_failed", "error": text[:512]})
+            failures.append(f"subscription {remote.id}: {text}")
+            continue
+        changes.extend(repaired)
     finish_report(
         session,
         report_row,
         changes=changes,
         subscriptions_seen=len(remote_subscriptions),
         operations_seen=sum(len(operations) for operations in pending.values()),
+        error=f"could not repair {len(failures)} subscription(s); first: {failures[0]}" if failures else None,
     )
     logger.info("reconciled with Marketplace", extra={"report_id": report_row.id, "changes": len(changes)})
+
+
+def _fail_report(session: Session, report_row: MarketplaceReconciliationReport, stage: str, error: Exception) -> None:
+    message = error.message if isinstance(error, ControlPlaneError) else str(error)
+    text = f"{stage}: {type(error).__name__}: {message}"
+    logger.warning("reconciliation failed", exc_info=error, extra={"report_id": report_row.id, "error": text})
+    finish_report(session, report_row, changes=[], subscriptions_seen=0, operations_seen=0, error=text)

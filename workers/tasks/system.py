@@ -40,7 +40,11 @@ def outbox_backlog_report() -> dict[str, int]:
     report: dict[str, int] = {}
 
     def measure(session: Session) -> None:
-        pending = select(sa.func.count()).select_from(OutboxMessage).where(col(OutboxMessage.completed_at).is_(None))
+        pending = (
+            select(sa.func.count())
+            .select_from(OutboxMessage)
+            .where(col(OutboxMessage.completed_at).is_(None), col(OutboxMessage.dead_lettered_at).is_(None))
+        )
         stale = pending.where(OutboxMessage.created_at < utc_now() - STALE_AFTER)
         report["pending"] = int(session.exec(pending).one())
         report["stale"] = int(session.exec(stale).one())

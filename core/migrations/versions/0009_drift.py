@@ -1,7 +1,7 @@
 """drift: what changed out of band in a cluster's Azure resources, and what we did about it
 
 Revision ID: 0009_drift
-Revises: 0007
+Revises: 0008_own
 """
 
 from collections.abc import Sequence

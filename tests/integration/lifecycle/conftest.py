@@ -27,6 +27,15 @@ from tests.integration.lifecycle.marketplace_driver import Browser, Emulators
 from tests.support.waiting import wait_for
 
 CLEANUP_ATTEMPTS = 5
+# Every quirk on every answer. Our Success PATCH always follows a provisioning step, so here every one is late
+# (deterministically: no race between the worker and a one-second limit).
+QUIRKS = {
+    "bare_operations_list": True,
+    "requested_source_spelling": True,
+    "late_success_patch_seconds": 0.0,
+    "equal_term_dates": True,
+    "seed": 20261207,
+}
 
 
 @dataclass
@@ -98,6 +107,23 @@ def control_plane(
     finally:
         emulators.set_webhook(None)
         group.stop_all()
+
+
+@pytest.fixture(params=["documented", "quirks"])
+def marketplace_mode(request: pytest.FixtureRequest, emulators: Emulators) -> Iterator[str]:
+    """Marketplace as Microsoft documents it, and as other known implementations answer (the emulator's quirks
+    mode: a bare operations list, operationRequestedSource, 409 on a late Success PATCH, equal term dates).
+
+    Modules opt in with `pytest.mark.usefixtures("marketplace_mode")`, which sets the mode before any other fixture
+    (the purchase and landing page of `active_subscription` run in it too).
+    """
+    mode = str(request.param)
+    quirks = {"documented": {}, "quirks": QUIRKS}[mode]
+    emulators.marketplace_control("PUT", "/quirks", json=quirks)
+    try:
+        yield mode
+    finally:
+        emulators.marketplace_control("PUT", "/quirks", json={})
 
 
 @pytest.fixture

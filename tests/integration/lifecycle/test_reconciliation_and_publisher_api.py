@@ -14,7 +14,7 @@ from tests.integration.lifecycle.conftest import ActiveSubscription, ControlPlan
 from tests.integration.lifecycle.marketplace_driver import CONTOSO_TENANT_ID, Emulators
 from tests.support.waiting import wait_for
 
-pytestmark = [pytest.mark.broker, pytest.mark.timeout(90)]
+pytestmark = [pytest.mark.usefixtures("marketplace_mode"), pytest.mark.broker, pytest.mark.timeout(90)]
 
 
 def _api(control_plane: ControlPlane, method: str, path: str, token: str | None, **kwargs: Any) -> httpx.Response:

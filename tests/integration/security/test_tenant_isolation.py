@@ -408,6 +408,23 @@ OPERATOR_CASES = [
         body={},
         owner_status=409,
     ),
+    # No dead letter exists here: the operator's 404 names the message, past the role check.
+    RouteCase(
+        "POST",
+        "/portal/operator/dead-letters/{message_id}/retry",
+        "portal",
+        _fixed("/portal/operator/dead-letters/424242/retry"),
+        body={},
+        owner_status=404,
+    ),
+    RouteCase(
+        "POST",
+        "/portal/operator/dead-letters/{message_id}/dismiss",
+        "portal",
+        _fixed("/portal/operator/dead-letters/424242/dismiss"),
+        body={},
+        owner_status=404,
+    ),
     RouteCase(
         "POST",
         "/portal/operator/reconciliations",
