@@ -26,7 +26,7 @@ from sqlmodel import select
 
 from api.browser_session import BrowserSession
 from api.dependencies import DatabaseDep, SettingsDep
-from api.errors import ErrorResponse, error_body, error_response, error_responses
+from api.errors import DATABASE_RETRY_AFTER_SECONDS, ErrorResponse, error_body, error_response, error_responses
 from api.openapi_schemas import inline_schema, raw_json_body
 from core.audit.models import AuditOutcome
 from core.audit.service import record_audit_event
@@ -469,14 +469,21 @@ def webhook_rules(settings: Settings) -> TokenRules:
         400: error_response("Malformed JSON or mismatched subscription ids"),
         401: error_response("Missing or invalid Entra bearer token"),
         422: error_response("Body does not match the webhook schema (e.g. unknown action)"),
-        503: error_response("Webhook intake disabled (maintenance); Marketplace delivers again later"),
+        503: {
+            **error_response("Intake disabled (maintenance) or the database unavailable: Marketplace delivers again"),
+            "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}},
+        },
     },
     openapi_extra=raw_json_body(WebhookPayload, "The operation Marketplace notifies; verified before it is parsed"),
 )
 async def webhook(request: Request, settings: SettingsDep, database: DatabaseDep) -> JSONResponse:
     """Verify the token, validate the body, store it durably once, answer fast."""
     if not settings.marketplace_webhook_enabled:
-        return JSONResponse(error_body("Unavailable", "webhook intake is disabled"), status_code=503)
+        return JSONResponse(
+            error_body("Unavailable", "webhook intake is disabled"),
+            status_code=503,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+        )
     raw = await request.body()
     verifier: EntraTokenVerifier = request.app.state.token_verifier
     handle = partial(_handle_webhook, database, verifier, settings, request.headers.get("authorization", ""), raw)
