@@ -24,6 +24,8 @@ from core.subscriptions.service import awaits_deployment_choices, find_subscript
 # Marketplace's landing tokens are base64 (a few hundred to a few thousand characters).
 TOKEN_PATTERN = re.compile(r"[A-Za-z0-9+/_-]+={0,2}")
 MAX_TOKEN_LENGTH = 8192
+# A confirmation that lost an insert race to a reconciliation's adoption is applied once more, to the adopted row.
+CONFIRM_ATTEMPTS = 2
 
 
 class LandingStep(StrEnum):
@@ -48,18 +50,23 @@ def confirm_purchase(
 
     Two confirmations of the same purchase at once (a double-click) race to insert the same subscription row or
     cluster: the loser's unique violation means the winner set it up, so it gets SubscriptionAlreadySetUp like a
-    confirmation that came later.
+    confirmation that came later. A reconciliation that adopted the subscription in the same instant leaves it
+    without a cluster: the confirmation is then applied again, to the adopted row.
     """
-    try:
-        with database.session() as session:
-            record_purchase(session, purchase, marketplace_token=marketplace_token, choices=choices, actor=actor)
-    except IntegrityError:
-        with database.session() as session:
-            if landing_step(session, purchase.id) == LandingStep.SHOW_PROGRESS:
+    for attempt in range(CONFIRM_ATTEMPTS):
+        try:
+            with database.session() as session:
+                record_purchase(session, purchase, marketplace_token=marketplace_token, choices=choices, actor=actor)
+            return
+        except IntegrityError:
+            with database.session() as session:
+                step = landing_step(session, purchase.id)
+            if step == LandingStep.SHOW_PROGRESS:
                 raise SubscriptionAlreadySetUp(
                     "this subscription is already set up", details={"subscription_id": purchase.id}
                 ) from None
-        raise
+            if attempt + 1 == CONFIRM_ATTEMPTS:
+                raise
 
 
 def landing_token(raw: str) -> str:
