@@ -66,7 +66,12 @@ class BrowserSession:
     def check_csrf(self, submitted: str | None) -> None:
         """Forbidden unless the form carries this session's CSRF token."""
         expected = self.values.get(CSRF_FIELD)
-        if not isinstance(expected, str) or not submitted or not hmac.compare_digest(expected, submitted):
+        # Compared as bytes: compare_digest refuses str with non-ASCII characters (a TypeError, so a 500).
+        if (
+            not isinstance(expected, str)
+            or not submitted
+            or not hmac.compare_digest(expected.encode(), submitted.encode(errors="replace"))
+        ):
             raise Forbidden("the form is stale or was not sent from this site; reload the page and try again")
 
     def save(self, response: Response) -> None:

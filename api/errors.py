@@ -6,16 +6,18 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
-import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException
 
 from core.errors import ControlPlaneError
 
 logger = logging.getLogger(__name__)
+# When to try again after the database failed to answer (a restart or failover takes seconds).
+DATABASE_RETRY_AFTER_SECONDS = 10
 # What each error status means on the JSON API unless a route says more precisely.
 ERROR_DESCRIPTIONS = {
     401: "Missing or invalid bearer token",
@@ -23,7 +25,6 @@ ERROR_DESCRIPTIONS = {
     404: "No such resource, or it belongs to another tenant",
     422: "A parameter or the body is invalid; `details` says which and why",
 }
-DATABASE_RETRY_AFTER_SECONDS = 5
 
 
 class ErrorDetail(BaseModel):
@@ -75,15 +76,18 @@ def install_error_handlers(app: FastAPI) -> None:
             error_body(error.code, error.message, error.details), status_code=error.status_code, headers=headers
         )
 
-    @app.exception_handler(sa.exc.OperationalError)
-    async def database_unavailable(request: Request, error: sa.exc.OperationalError) -> JSONResponse:
-        """The database could not take the unit of work (down, or a commit it refused): nothing was stored."""
-        logger.warning("database refused the request's unit of work", extra={"path": request.url.path})
+    async def database_unavailable(request: Request, error: Exception) -> JSONResponse:
+        """The database could not be reached or is busy: nothing was stored, the caller should retry (503)."""
+        # The driver's message may quote SQL and values: only its type is logged.
+        logger.error("database unavailable", extra={"path": request.url.path, "error": type(error).__name__})
         return JSONResponse(
-            error_body("DatabaseUnavailable", "nothing was stored; try again shortly"),
+            error_body("DatabaseUnavailable", "the database is unavailable; nothing was stored, retry later"),
             status_code=503,
             headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
         )
+
+    app.add_exception_handler(OperationalError, database_unavailable)
+    app.add_exception_handler(InterfaceError, database_unavailable)
 
     @app.exception_handler(HTTPException)
     async def framework_error(request: Request, error: HTTPException) -> JSONResponse:

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from cli.billing import billing_app
-from cli.process_settings import settings_or_exit
+from cli.process_settings import require_schema_or_exit, settings_or_exit
 from cli.templates import templates_app
 from core.errors import ConfigurationError
 
@@ -40,6 +40,7 @@ def api(
     import uvicorn
 
     settings = settings_or_exit()
+    require_schema_or_exit(settings)
     bind_host = host or settings.api_host
     bind_port = port if port is not None else settings.api_port
     options: dict[str, Any] = {"factory": True, "host": bind_host, "port": bind_port, "log_config": None}
@@ -71,6 +72,7 @@ def worker(
 ) -> None:
     """Run a Celery worker that consumes outbox messages and scheduled jobs."""
     settings = settings_or_exit()
+    require_schema_or_exit(settings)
     from workers.celery_app import run_worker
 
     run_worker(
@@ -91,6 +93,7 @@ def worker(
 def beat() -> None:
     """Run the scheduler: Celery beat plus the outbox relay (exactly one per deployment)."""
     settings = settings_or_exit()
+    require_schema_or_exit(settings)
     from core.db import get_database
     from workers.celery_app import celery_app
     from workers.relay import OutboxRelay, celery_publisher

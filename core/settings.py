@@ -81,6 +81,12 @@ class Settings(BaseSettings):
     marketplace_resource_app_id: str = MARKETPLACE_RESOURCE_APP_ID
     marketplace_max_attempts: int = Field(default=5, ge=1, le=20, description="Attempts per Marketplace call.")
     marketplace_backoff_initial_seconds: float = Field(default=0.5, gt=0, le=60)
+    marketplace_request_budget_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="Longest a browser request waits on Marketplace, retries and Retry-After included.",
+    )
     marketplace_webhook_enabled: bool = Field(default=True, description="False answers webhooks 503 (maintenance).")
     marketplace_reconcile_interval_seconds: float = Field(default=900.0, gt=0)
     marketplace_operation_redrive_after_seconds: float = Field(

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import Depends, Form, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
@@ -185,5 +186,11 @@ class PortalRoute(APIRoute):
                 if wants_json:
                     return JSONResponse(error_body(error.code, error.message), status_code=error.status_code)
                 return error_page(request, error.status_code, error.message)
+            except RequestValidationError as error:
+                # A path or query value of the wrong type or out of range (e.g. "²" or 20 digits for an id).
+                if wants_json:
+                    raise
+                problems = "; ".join(f"{issue['loc'][-1]}: {issue['msg']}" for issue in error.errors())
+                return error_page(request, 422, f"This address is not valid ({problems}).")
 
         return handle_page

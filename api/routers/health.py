@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from api.dependencies import DatabaseDep, SettingsDep
 from core.messaging import ping_broker
+from core.migrator import SchemaBehind, require_schema_at_head
 
 router = APIRouter(tags=["health"])
 
@@ -26,7 +27,7 @@ async def healthz() -> dict[str, str]:
 
 @router.get(
     "/readyz",
-    summary="The database and the broker are reachable",
+    summary="The database and the broker are reachable, and the schema is not behind this release",
     response_model=Readiness,
     responses={503: {"description": "A dependency is unreachable; the body names it", "model": Readiness}},
 )
@@ -34,11 +35,15 @@ async def readyz(database: DatabaseDep, settings: SettingsDep) -> JSONResponse:
     checks: dict[str, str] = {}
     for name, check in (
         ("database", database.ping),
+        # A schema older than this code fails its queries: not ready until `controlplane migrate` has run.
+        ("schema", lambda: require_schema_at_head(database.engine)),
         ("broker", lambda: ping_broker(settings.resolved_broker_url)),
     ):
         try:
             await asyncio.to_thread(check)
             checks[name] = "ok"
+        except SchemaBehind as error:
+            checks[name] = f"behind: {error.message}"[:300]
         except Exception as error:  # any failure means not ready; the message tells which and why
             checks[name] = f"unreachable: {type(error).__name__}: {error}"[:300]
     ready = all(value == "ok" for value in checks.values())

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,7 +26,7 @@ from sqlmodel import select
 
 from api.browser_session import BrowserSession
 from api.dependencies import DatabaseDep, SettingsDep
-from api.errors import ErrorResponse, error_body, error_response, error_responses
+from api.errors import DATABASE_RETRY_AFTER_SECONDS, ErrorResponse, error_body, error_response, error_responses
 from api.openapi_schemas import inline_schema, raw_json_body
 from core.audit.models import AuditOutcome
 from core.audit.service import record_audit_event
@@ -36,7 +38,6 @@ from core.clusters.service import cluster_name_for
 from core.db import Database
 from core.errors import (
     BadRequest,
-    Conflict,
     ControlPlaneError,
     Forbidden,
     Unauthenticated,
@@ -48,20 +49,23 @@ from core.identity.tokens import EntraTokenVerifier, TokenRules
 from core.marketplace.fulfillment_client import FulfillmentClient, ResolvedPurchase
 from core.marketplace.http import MarketplaceError, MarketplaceUnreachable
 from core.settings import Settings
-from core.subscriptions.queries import purchase_progress
+from core.subscriptions.errors import PurchaseTokenAlreadyUsed, PurchaseWithoutBeneficiary, SubscriptionAlreadySetUp
+from core.subscriptions.landing import LandingStep, landing_step, landing_token
+from core.subscriptions.landing import confirm_purchase as confirm_landing
+from core.subscriptions.progress import purchase_progress
 from core.subscriptions.schemas import DeploymentChoices, PurchaseProgress, WebhookPayload
-from core.subscriptions.service import (
-    check_signed_in_party,
-    find_subscription,
-    record_purchase,
-    token_already_confirmed,
-)
+from core.subscriptions.service import check_signed_in_party
 from core.subscriptions.webhook_store import record_webhook
 
 router = APIRouter(prefix="/marketplace", tags=["marketplace"])
 # The browser-facing pages answer their errors with an HTML page, except FastAPI's own parameter validation.
 HTML_PAGE = {"text/html": {"schema": {"type": "string"}}}
 HTML_OR_JSON_ERROR = {**HTML_PAGE, "application/json": {"schema": inline_schema(ErrorResponse)}}
+COME_BACK = {
+    "description": "Marketplace is throttled, failing or slower than the request budget: come back later",
+    "content": HTML_PAGE,
+    "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}},
+}
 templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent.parent / "templates"))
 CALLBACK_PATH = "/marketplace/landing/callback"
 FORM_FIELDS = (
@@ -80,8 +84,18 @@ _services_lock = threading.Lock()
 # Storing a webhook is mostly Python work under the GIL: a few threads overlap its database round trips, while
 # one thread per in-flight request would only fight the event loop for the GIL and stretch every latency.
 WEBHOOK_STORE_THREADS = anyio.CapacityLimiter(4)
-# When a customer should open the purchase link again after Marketplace failed to resolve it.
+# When a customer should open the purchase link again after Marketplace failed to resolve it (without a
+# Retry-After of its own), and the longest we pass on from Marketplace.
 LANDING_RETRY_AFTER_SECONDS = 120
+MAX_COME_BACK_SECONDS = 3600
+# Marketplace statuses that mean "busy, come back": throttled or timed out, not a bad token.
+UPSTREAM_BUSY_STATUSES = frozenset({408, 429})
+# Landing-page requests that may wait on Marketplace at once, on threads of their own (see _within_budget), and
+# when to come back when all of them are taken.
+LANDING_CONCURRENCY = 8
+LANDING_SLOTS = anyio.Semaphore(LANDING_CONCURRENCY)
+LANDING_THREADS = anyio.CapacityLimiter(LANDING_CONCURRENCY)
+LANDING_BUSY_RETRY_AFTER_SECONDS = 30
 # Retries of one ARM read while checking a placement at confirmation.
 PLACEMENT_CHECK_RETRIES = 2
 
@@ -141,37 +155,69 @@ def _error_page(
     return _page(request, session, "marketplace/error.html", {"heading": heading, "message": message}, status_code)
 
 
-def _resolve(request: Request, token: str) -> ResolvedPurchase:
+def _resolve(request: Request, token: str, deadline: float) -> ResolvedPurchase:
     """Resolve a landing token; an invalid, expired or foreign token becomes a 400/403 domain error.
 
-    Marketplace failing after the client's retries (5xx, or no answer) becomes UpstreamUnavailable: the
-    token is fine, the customer only has to come back.
+    Marketplace throttling or failing within the request's budget (retries and Retry-After waits included)
+    becomes UpstreamUnavailable carrying Marketplace's Retry-After: the token is fine, the customer only has to
+    come back.
     """
+    budget = max(deadline - time.monotonic(), 0.1)
     try:
-        return fulfillment_client(request).resolve(token)
+        return fulfillment_client(request).resolve(token, budget_seconds=budget)
     except MarketplaceError as error:
+        if error.status in UPSTREAM_BUSY_STATUSES or error.status >= 500:
+            raise UpstreamUnavailable(
+                f"Marketplace could not resolve the purchase ({error.message})",
+                details={"retry_after_seconds": error.retry_after_seconds},
+            ) from None
         if error.status == 403:
             raise Forbidden("this purchase link belongs to another publisher") from None
-        if 400 <= error.status < 500:
-            raise BadRequest(f"this purchase link is invalid or has expired ({error.message})") from None
-        raise UpstreamUnavailable(f"Marketplace could not resolve the purchase ({error.message})") from None
+        raise BadRequest(f"this purchase link is invalid or has expired ({error.message})") from None
     except MarketplaceUnreachable as error:
         raise UpstreamUnavailable(f"Marketplace did not answer ({error.message})") from None
+
+
+def _come_back_page(request: Request, session: BrowserSession, retry_after: object = None) -> HTMLResponse:
+    """503 asking the customer to open the link again, after Marketplace's Retry-After when it gave one."""
+    page = _error_page(
+        request,
+        session,
+        503,
+        "Marketplace is not answering right now",
+        "Nothing was lost: open your purchase link again in a few minutes.",
+    )
+    seconds = retry_after if isinstance(retry_after, int) and retry_after > 0 else LANDING_RETRY_AFTER_SECONDS
+    page.headers["Retry-After"] = str(min(seconds, MAX_COME_BACK_SECONDS))
+    return page
 
 
 def _resolution_error_page(request: Request, session: BrowserSession, error: ControlPlaneError) -> HTMLResponse:
     """The page for a purchase that could not be opened; an outage asks the customer to come back later."""
     if isinstance(error, UpstreamUnavailable):
-        page = _error_page(
-            request,
-            session,
-            503,
-            "Marketplace is not answering right now",
-            "Nothing was lost: open your purchase link again in a few minutes.",
-        )
-        page.headers["Retry-After"] = str(LANDING_RETRY_AFTER_SECONDS)
-        return page
+        return _come_back_page(request, session, error.details.get("retry_after_seconds"))
     return _error_page(request, session, error.status_code, "We could not open this purchase", error.message)
+
+
+async def _within_budget(request: Request, settings: Settings, work: Callable[[float], Response]) -> Response:
+    """Run a landing page's blocking work on the landing page's own threads, within the Marketplace budget.
+
+    The landing page waits on Marketplace; on the shared thread pool a throttled Marketplace would hold every
+    thread and starve the portal and the JSON API. Here at most LANDING_CONCURRENCY requests wait at a time, a
+    request that cannot start within the budget gets the come-back page, and `work` gets the deadline to pass on.
+    """
+    deadline = time.monotonic() + settings.marketplace_request_budget_seconds
+    acquired = False
+    with anyio.move_on_after(settings.marketplace_request_budget_seconds):
+        await LANDING_SLOTS.acquire()
+        acquired = True
+    if not acquired:
+        return _come_back_page(request, BrowserSession.load(request, settings), LANDING_BUSY_RETRY_AFTER_SECONDS)
+    try:
+        # Not cancellable once started: a confirmation that committed must answer with its page.
+        return await anyio.to_thread.run_sync(work, deadline, limiter=LANDING_THREADS)
+    finally:
+        LANDING_SLOTS.release()
 
 
 @router.get(
@@ -185,18 +231,28 @@ def _resolution_error_page(request: Request, session: BrowserSession, error: Con
             "description": "No purchase token or an invalid one (a page); a NUL in the URL",
             "content": HTML_OR_JSON_ERROR,
         },
-        403: {"description": "The token is another publisher's or was already used", "content": HTML_PAGE},
+        403: {"description": "The token is another publisher's", "content": HTML_PAGE},
         422: {"description": "A query parameter is invalid", "content": HTML_OR_JSON_ERROR},
-        503: {"description": "Marketplace could not resolve the purchase: come back later", "content": HTML_PAGE},
+        503: COME_BACK,
     },
 )
-def landing(
+async def landing(
     request: Request, settings: SettingsDep, database: DatabaseDep, token: Annotated[str | None, Query()] = None
 ) -> Response:
     """Sign the customer in, resolve the purchase and show the deployment form (or the progress of a return)."""
+    return await _within_budget(request, settings, partial(_landing, request, settings, database, token))
+
+
+def _landing(
+    request: Request, settings: Settings, database: Database, raw_token: str | None, deadline: float
+) -> Response:
     session = BrowserSession.load(request, settings)
-    if not token:
+    if not raw_token:
         return _error_page(request, session, 400, "Missing purchase link", "The link has no purchase token.")
+    try:
+        token = landing_token(raw_token)
+    except BadRequest as error:
+        return _error_page(request, session, 400, "We could not open this purchase", error.message)
     user = session.get("user")
     if user is None:
         flow = user_sign_in(request).begin(settings.public_base_url.rstrip("/") + CALLBACK_PATH)
@@ -207,19 +263,22 @@ def landing(
         return response
     signed_in = SignedInUser.from_dict(user)
     try:
-        purchase = _resolve(request, token)
+        purchase = _resolve(request, token, deadline)
         check_signed_in_party(purchase, signed_in.tenant_id)
     except (BadRequest, Forbidden, UpstreamUnavailable) as error:
         return _resolution_error_page(request, session, error)
     with database.session() as db:
-        if token_already_confirmed(db, token):
-            return _error_page(
-                request, session, 403, "This link was already used", "This purchase link already set up a subscription."
-            )
-        if find_subscription(db, purchase.id) is not None:
-            # A return through "Manage account": the purchase is set up, show where it stands.
-            return RedirectResponse(f"/marketplace/subscriptions/{quote(purchase.id, safe='')}", status_code=303)
+        step = landing_step(db, purchase.id)
+    if step == LandingStep.SHOW_PROGRESS:
+        # A return ("Manage account", a reload, back after confirming): the purchase is set up, show where it stands.
+        return _to_progress(session, purchase.id)
     return _landing_form(request, session, database, purchase, token, dict(FORM_DEFAULTS), [])
+
+
+def _to_progress(session: BrowserSession, subscription_id: str) -> Response:
+    response = RedirectResponse(f"/marketplace/subscriptions/{quote(subscription_id, safe='')}", status_code=303)
+    session.save(response)
+    return response
 
 
 def _landing_form(
@@ -287,10 +346,11 @@ def landing_callback(request: Request, settings: SettingsDep) -> Response:
             "description": "Invalid deployment choices: a region, subscription or name ARM refuses (the form again)",
             "content": HTML_OR_JSON_ERROR,
         },
-        503: {"description": "Marketplace or ARM could not answer: come back later", "content": HTML_PAGE},
+        502: {"description": "Marketplace resolved the purchase without a beneficiary tenant", "content": HTML_PAGE},
+        503: COME_BACK,
     },
 )
-def confirm_purchase(
+async def confirm_purchase(
     request: Request,
     settings: SettingsDep,
     database: DatabaseDep,
@@ -307,20 +367,6 @@ def confirm_purchase(
     rotation_days: Annotated[str, Form()] = "90",
 ) -> Response:
     """Validate the deployment choices and record the subscription with its desired spec in one transaction."""
-    session = BrowserSession.load(request, settings)
-    user = session.get("user")
-    if user is None:
-        return _error_page(request, session, 401, "Please sign in", "Open the purchase link again to sign in.")
-    try:
-        session.check_csrf(csrf_token)
-    except Forbidden as error:
-        return _error_page(request, session, 403, "Form expired", error.message)
-    signed_in = SignedInUser.from_dict(user)
-    try:
-        purchase = _resolve(request, token)
-        check_signed_in_party(purchase, signed_in.tenant_id)
-    except (BadRequest, Forbidden, UpstreamUnavailable) as error:
-        return _resolution_error_page(request, session, error)
     form = {
         "region": region,
         "azure_subscription_id": azure_subscription_id,
@@ -332,6 +378,42 @@ def confirm_purchase(
         "key_size": key_size,
         "rotation_days": rotation_days,
     }
+    work = partial(_confirm, request, settings, database, token, csrf_token, form)
+    return await _within_budget(request, settings, work)
+
+
+def _confirm(
+    request: Request,
+    settings: Settings,
+    database: Database,
+    raw_token: str,
+    csrf_token: str,
+    form: dict[str, str],
+    deadline: float,
+) -> Response:
+    session = BrowserSession.load(request, settings)
+    user = session.get("user")
+    if user is None:
+        return _error_page(request, session, 401, "Please sign in", "Open the purchase link again to sign in.")
+    try:
+        session.check_csrf(csrf_token)
+    except Forbidden as error:
+        return _error_page(request, session, 403, "Form expired", error.message)
+    try:
+        token = landing_token(raw_token)
+    except BadRequest as error:
+        return _error_page(request, session, 400, "We could not open this purchase", error.message)
+    signed_in = SignedInUser.from_dict(user)
+    try:
+        purchase = _resolve(request, token, deadline)
+        check_signed_in_party(purchase, signed_in.tenant_id)
+    except (BadRequest, Forbidden, UpstreamUnavailable) as error:
+        return _resolution_error_page(request, session, error)
+    with database.session() as db:
+        step = landing_step(db, purchase.id)
+    if step == LandingStep.SHOW_PROGRESS:
+        # A second confirmation (double-click, back and submit again): the first one set it up.
+        return _to_progress(session, purchase.id)
     cluster_name = cluster_name_for(purchase.id)
     # No group named: the cluster gets one of its own, named from the cluster.
     chosen = {**form, "resource_group": form["resource_group"].strip() or default_resource_group(cluster_name)}
@@ -340,12 +422,6 @@ def confirm_purchase(
     except ValidationError as error:
         problems = [f"{_field_label(issue['loc'])}: {issue['msg']}" for issue in error.errors()]
         return _landing_form(request, session, database, purchase, token, form, problems)
-    with database.session() as db:
-        if token_already_confirmed(db, token) or find_subscription(db, purchase.id) is not None:
-            # Said before any placement check: the group the first confirmation chose is now ours.
-            return _error_page(
-                request, session, 403, "This link was already used", "This purchase link already set up a subscription."
-            )
     try:
         with database.session() as db:
             beneficiary = purchase.subscription.beneficiary.tenant_id or signed_in.tenant_id
@@ -364,15 +440,25 @@ def confirm_purchase(
         page.headers["Retry-After"] = str(LANDING_RETRY_AFTER_SECONDS)
         return page
     try:
-        with database.session() as db:
-            record_purchase(db, purchase, marketplace_token=token, choices=choices, actor=f"user:{signed_in.object_id}")
+        confirm_landing(
+            database, purchase, marketplace_token=token, choices=choices, actor=f"user:{signed_in.object_id}"
+        )
     except ResourceGroupNotOwned as error:
         return _landing_form(request, session, database, purchase, token, form, [error.message], error.status_code)
-    except Conflict as error:
+    except SubscriptionAlreadySetUp:
+        return _to_progress(session, purchase.id)
+    except PurchaseTokenAlreadyUsed as error:
         return _error_page(request, session, 403, "This link was already used", error.message)
-    response = RedirectResponse(f"/marketplace/subscriptions/{quote(purchase.id, safe='')}", status_code=303)
-    session.save(response)
-    return response
+    except PurchaseWithoutBeneficiary as error:
+        return _error_page(
+            request,
+            session,
+            error.status_code,
+            "Azure Marketplace sent an incomplete purchase",
+            f"{error.message}. We cannot tell whose cluster to set up: please contact our support and name "
+            f"subscription {purchase.id}.",
+        )
+    return _to_progress(session, purchase.id)
 
 
 def _field_label(location: tuple[int | str, ...]) -> str:
@@ -419,7 +505,9 @@ def check_placement_json(
     if user is None:
         raise Unauthenticated("sign in through the purchase link first")
     signed_in = SignedInUser.from_dict(user)
-    purchase = _resolve(request, body.token)
+    purchase = _resolve(
+        request, landing_token(body.token), time.monotonic() + settings.marketplace_request_budget_seconds
+    )
     check_signed_in_party(purchase, signed_in.tenant_id)
     cluster_name = cluster_name_for(purchase.id)
     try:
@@ -503,14 +591,21 @@ def webhook_rules(settings: Settings) -> TokenRules:
         400: error_response("Malformed JSON or mismatched subscription ids"),
         401: error_response("Missing or invalid Entra bearer token"),
         422: error_response("Body does not match the webhook schema (e.g. unknown action)"),
-        503: error_response("Webhook intake disabled (maintenance); Marketplace delivers again later"),
+        503: {
+            **error_response("Intake disabled (maintenance) or the database unavailable: Marketplace delivers again"),
+            "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}},
+        },
     },
     openapi_extra=raw_json_body(WebhookPayload, "The operation Marketplace notifies; verified before it is parsed"),
 )
 async def webhook(request: Request, settings: SettingsDep, database: DatabaseDep) -> JSONResponse:
     """Verify the token, validate the body, store it durably once, answer fast."""
     if not settings.marketplace_webhook_enabled:
-        return JSONResponse(error_body("Unavailable", "webhook intake is disabled"), status_code=503)
+        return JSONResponse(
+            error_body("Unavailable", "webhook intake is disabled"),
+            status_code=503,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+        )
     raw = await request.body()
     verifier: EntraTokenVerifier = request.app.state.token_verifier
     handle = partial(_handle_webhook, database, verifier, settings, request.headers.get("authorization", ""), raw)

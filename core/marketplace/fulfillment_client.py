@@ -173,10 +173,13 @@ class FulfillmentClient:
         """Close the HTTP connection pool."""
         self.http.close()
 
-    def resolve(self, marketplace_token: str) -> ResolvedPurchase:
-        """The purchase behind a landing-page token (already URL-decoded)."""
+    def resolve(self, marketplace_token: str, *, budget_seconds: float | None = None) -> ResolvedPurchase:
+        """The purchase behind a landing-page token (already URL-decoded); `budget_seconds` bounds the whole call."""
         response = self.http.request(
-            "POST", "/subscriptions/resolve", headers={"x-ms-marketplace-token": marketplace_token}
+            "POST",
+            "/subscriptions/resolve",
+            headers={"x-ms-marketplace-token": marketplace_token},
+            budget_seconds=budget_seconds,
         )
         return _parse(ResolvedPurchase, response.body, "Resolve")
 

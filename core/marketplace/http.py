@@ -7,6 +7,8 @@ The fulfilment and metering clients build on `MarketplaceHttp`; nothing else tal
 from __future__ import annotations
 
 import logging
+import math
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -18,8 +20,10 @@ from tenacity import (
     Retrying,
     retry_if_exception,
     stop_after_attempt,
+    stop_before_delay,
     wait_exponential_jitter,
 )
+from tenacity.stop import stop_base
 
 from core.correlation import CORRELATION_HEADER, ensure_correlation_id
 from core.errors import ControlPlaneError
@@ -36,7 +40,16 @@ class MarketplaceError(ControlPlaneError):
 
     code = "MarketplaceError"
 
-    def __init__(self, status: int, message: str, *, error_code: str | None, request_id: str | None, body: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        error_code: str | None,
+        request_id: str | None,
+        body: Any,
+        retry_after_seconds: int | None = None,
+    ) -> None:
         super().__init__(
             f"Marketplace answered {status}: {message}",
             details={"status": status, "error_code": error_code, "request_id": request_id},
@@ -46,6 +59,8 @@ class MarketplaceError(ControlPlaneError):
         self.request_id = request_id
         self.body = body
         self.status_code = 502 if status >= 500 else status
+        # What Marketplace asked us to wait before trying again (429/503), for a caller that passes it on.
+        self.retry_after_seconds = retry_after_seconds
 
 
 class MarketplaceContractError(ControlPlaneError):
@@ -115,8 +130,13 @@ class MarketplaceHttp:
         headers: dict[str, str] | None = None,
         retry_lost_responses: bool = True,
         expected: tuple[int, ...] = (200,),
+        budget_seconds: float | None = None,
     ) -> MarketplaceResponse:
         """Send one logical request; retries keep the same x-ms-requestid.
+
+        `budget_seconds` bounds the whole call, retries and Retry-After waits included, for a caller that holds a
+        request open (the landing page): each attempt's timeout is cut to what is left, and a wait that would end
+        beyond it is not waited; the last answer is raised instead (its Retry-After kept on the error).
 
         `retry_lost_responses=False` is for calls that must never be blindly repeated once they may
         have reached Marketplace (usage events): a transport failure then raises MarketplaceUnreachable.
@@ -138,12 +158,11 @@ class MarketplaceHttp:
                 return retry_lost_responses or isinstance(error, httpx.ConnectError)
             return False
 
-        retrying = Retrying(
-            retry=retry_if_exception(retryable),
-            stop=stop_after_attempt(self.max_attempts),
-            wait=self._wait,
-            reraise=True,
-        )
+        started = time.monotonic()
+        stop: stop_base = stop_after_attempt(self.max_attempts)
+        if budget_seconds is not None:
+            stop = stop | stop_before_delay(budget_seconds)
+        retrying = Retrying(retry=retry_if_exception(retryable), stop=stop, wait=self._wait, reraise=True)
         try:
             for attempt in retrying:
                 with attempt:
@@ -153,6 +172,7 @@ class MarketplaceHttp:
                         url,
                         json=json,
                         headers={**request_headers, "Authorization": f"Bearer {token}"},
+                        timeout=self._attempt_timeout(started, budget_seconds),
                     )
                     if response.status_code in RETRYABLE_STATUSES and response.status_code not in expected:
                         raise _RetryableStatus(response)
@@ -188,6 +208,13 @@ class MarketplaceHttp:
             url = url.copy_merge_params({"api-version": self.api_version})
         return url.copy_merge_params(params) if params else url
 
+    def _attempt_timeout(self, started: float, budget_seconds: float | None) -> httpx.Timeout:
+        """The client's timeout, cut to what is left of the budget."""
+        if budget_seconds is None:
+            return self._client.timeout
+        left = max(budget_seconds - (time.monotonic() - started), 0.05)
+        return httpx.Timeout(min(left, self._client.timeout.read or left))
+
     def _wait(self, state: RetryCallState) -> float:
         outcome = state.outcome
         error = outcome.exception() if outcome is not None else None
@@ -211,7 +238,24 @@ class MarketplaceHttp:
             error: dict[str, Any] = nested if isinstance(nested, dict) else body
             error_code = error.get("code") if isinstance(error.get("code"), str) else None
             message = str(error.get("message") or message)
-        return MarketplaceError(response.status_code, message, error_code=error_code, request_id=request_id, body=body)
+        return MarketplaceError(
+            response.status_code,
+            message,
+            error_code=error_code,
+            request_id=request_id,
+            body=body,
+            retry_after_seconds=_retry_after(response),
+        )
+
+
+def _retry_after(response: httpx.Response) -> int | None:
+    """Retry-After in whole seconds (the delta form; an HTTP date is ignored), or None."""
+    value = response.headers.get("retry-after")
+    try:
+        seconds = float(value) if value is not None else math.nan
+    except ValueError:
+        return None
+    return math.ceil(seconds) if math.isfinite(seconds) and seconds >= 0 else None
 
 
 def marketplace_correlation_id(correlation_id: str) -> str:

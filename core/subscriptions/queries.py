@@ -6,20 +6,17 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from core.audit.models import AuditEvent
-from core.clusters.models import Cluster, ClusterStatus
+from core.clusters.models import Cluster
 from core.errors import NotFound
 from core.subscriptions.models import (
     MarketplaceOperation,
     MarketplaceReconciliationReport,
     MarketplaceSubscription,
-    SubscriptionStatus,
 )
 from core.subscriptions.schemas import (
     AuditEventView,
     ClusterSummary,
     OperationView,
-    ProgressLine,
-    PurchaseProgress,
     ReconciliationReportView,
     SubscriptionDetail,
     SubscriptionPage,
@@ -82,34 +79,6 @@ def subscription_detail(session: Session, subscription_id: str) -> SubscriptionD
         cluster=ClusterSummary.model_validate(cluster, from_attributes=True) if cluster else None,
         operations=[OperationView.model_validate(operation, from_attributes=True) for operation in operations],
         audit_trail=[AuditEventView.model_validate(event, from_attributes=True) for event in _audit(session, subjects)],
-    )
-
-
-def purchase_progress(session: Session, subscription_id: str, entra_tenant_id: str) -> PurchaseProgress:
-    """What the landing page's progress view shows; NotFound unless the subscription is the caller tenant's."""
-    subscription = session.get(MarketplaceSubscription, subscription_id)
-    if subscription is None or entra_tenant_id not in {
-        subscription.beneficiary_tenant_id,
-        subscription.purchaser_tenant_id,
-    }:
-        raise NotFound("subscription not found", details={"subscription_id": subscription_id})
-    cluster = session.exec(select(Cluster).where(Cluster.subscription_id == subscription_id)).first()
-    subjects = [("marketplace_subscription", subscription_id)]
-    if cluster is not None:
-        subjects.append(("cluster", cluster.id))
-    events = [
-        ProgressLine(occurred_at=event.occurred_at, action=event.action, outcome=event.outcome)
-        for event in _audit(session, subjects)
-    ]
-    done = subscription.status != SubscriptionStatus.PENDING_FULFILLMENT_START.value and (
-        cluster is None or cluster.status in (ClusterStatus.READY.value, ClusterStatus.FAILED.value)
-    )
-    return PurchaseProgress(
-        subscription_id=subscription_id,
-        subscription_status=subscription.status,
-        cluster_status=cluster.status if cluster else None,
-        done=done,
-        events=events,
     )
 
 

@@ -189,8 +189,9 @@ class ProgressLine(BaseModel):
     """One line of the landing page's progress list."""
 
     occurred_at: datetime
-    action: str
+    action: str = Field(description="The audit action (for support); pages show `label`")
     outcome: str
+    label: str = Field(description="What happened, in words")
 
 
 class PurchaseProgress(BaseModel):
@@ -199,5 +200,13 @@ class PurchaseProgress(BaseModel):
     subscription_id: str
     subscription_status: str
     cluster_status: str | None
-    done: bool
+    done: bool = Field(description="Same as `terminal` (kept for older pollers)")
+    state: str = Field(description="awaiting_choices, provisioning, activating, ready, failed, refused, ...")
+    terminal: bool = Field(description="Nothing more happens without someone acting: stop polling")
+    headline: str
+    explanation: str
+    who_must_act: str = Field(description="nobody, customer or publisher")
+    what_to_do: str
+    status_label: str
+    current_step: str | None
     events: list[ProgressLine]

@@ -23,6 +23,7 @@ from core.errors import Conflict, Forbidden, NotFound
 from core.marketplace.fulfillment_client import FulfillmentOperation, FulfillmentSubscription, ResolvedPurchase
 from core.messaging import TaskNames
 from core.outbox.service import enqueue
+from core.subscriptions.errors import PurchaseTokenAlreadyUsed, PurchaseWithoutBeneficiary, SubscriptionAlreadySetUp
 from core.subscriptions.models import (
     OPERATION_STATES,
     SUBSCRIPTION_STATES,
@@ -115,17 +116,24 @@ def record_purchase(
 ) -> MarketplaceSubscription:
     """Record a confirmed purchase with its cluster's desired spec, in the caller's transaction.
 
-    Refuses (Conflict) a subscription we already hold or a token that already confirmed one. Enqueues the
-    activation at once when the offer activates immediately; otherwise the cluster's convergence activates.
+    A subscription a reconciliation adopted before the landing page was opened (no cluster yet) is completed
+    like a fresh one. Refuses a subscription that already has its cluster (SubscriptionAlreadySetUp), a token that
+    confirmed another subscription (PurchaseTokenAlreadyUsed) and a purchase without a beneficiary tenant
+    (PurchaseWithoutBeneficiary). Enqueues the activation at once when the offer activates immediately;
+    otherwise the cluster's convergence activates.
     """
-    if find_subscription(session, purchase.id) is not None:
-        raise Conflict("this subscription is already set up", details={"subscription_id": purchase.id})
-    if token_already_confirmed(session, marketplace_token):
-        raise Conflict("this purchase token was already used", details={"subscription_id": purchase.id})
     remote = purchase.subscription
     beneficiary_tenant_id = remote.beneficiary.tenant_id
     if not beneficiary_tenant_id:
-        raise Conflict("Marketplace named no beneficiary tenant", details={"subscription_id": purchase.id})
+        raise PurchaseWithoutBeneficiary(
+            "Marketplace named no beneficiary tenant for this purchase", details={"subscription_id": purchase.id}
+        )
+    adopted = find_subscription(session, purchase.id) is not None
+    existing = lock_subscription(session, purchase.id) if adopted else None
+    if existing is not None and not awaits_deployment_choices(session, existing):
+        raise SubscriptionAlreadySetUp("this subscription is already set up", details={"subscription_id": purchase.id})
+    if token_already_confirmed(session, marketplace_token):
+        raise PurchaseTokenAlreadyUsed("this purchase token was already used", details={"subscription_id": purchase.id})
     held_by = group_in_use(session, choices.placement)
     if held_by is not None:
         # Checked again in this transaction: a confirmation that placed a cluster there since ARM was asked.
@@ -135,13 +143,22 @@ def record_purchase(
         )
     activation = offer_activation(session, purchase.offer_id)
     tenant = get_or_create_tenant(session, beneficiary_tenant_id)
-    subscription = MarketplaceSubscription(
-        id=purchase.id,
-        tenant_id=tenant.id,
-        offer_id=purchase.offer_id,
-        confirmed_token_sha256=token_fingerprint(marketplace_token),
-        **subscription_fields(remote),
-    )
+    if existing is None:
+        subscription = MarketplaceSubscription(
+            id=purchase.id,
+            tenant_id=tenant.id,
+            offer_id=purchase.offer_id,
+            confirmed_token_sha256=token_fingerprint(marketplace_token),
+            **subscription_fields(remote),
+        )
+    else:
+        # Adopted by a reconciliation: take what Marketplace says now (the status moves only by transitions).
+        subscription = existing
+        for name, value in subscription_fields(remote).items():
+            setattr(subscription, name, value)
+        subscription.tenant_id = tenant.id
+        subscription.confirmed_token_sha256 = token_fingerprint(marketplace_token)
+        subscription.updated_at = utc_now()
     session.add(subscription)
     session.flush()
     quantity = purchase.quantity or remote.quantity or 1
@@ -164,11 +181,26 @@ def record_purchase(
         subject_id=subscription.id,
         tenant_id=tenant.id,
         after={"plan_id": subscription.plan_id, "quantity": quantity, "status": subscription.status},
-        details={"activation": activation.value},
+        details={"activation": activation.value, "adopted_before_landing": adopted},
     )
-    if activation == ActivationMode.IMMEDIATELY:
+    if activation == ActivationMode.IMMEDIATELY and subscription.status == SubscriptionStatus.PENDING_FULFILLMENT_START:
         enqueue(session, TaskNames.MARKETPLACE_ACTIVATE, {"subscription_id": subscription.id})
     return subscription
+
+
+def awaits_deployment_choices(session: Session, subscription: MarketplaceSubscription) -> bool:
+    """True when the landing page should (still) ask for deployment choices: a live subscription without a cluster.
+
+    That is a subscription adopted from Marketplace (by a reconciliation) before the customer opened the landing
+    page. Suspended and Unsubscribed ones get no cluster from the landing page.
+    """
+    if subscription.status not in (
+        SubscriptionStatus.PENDING_FULFILLMENT_START.value,
+        SubscriptionStatus.SUBSCRIBED.value,
+    ):
+        return False
+    statement = select(Cluster.id).where(Cluster.subscription_id == subscription.id)
+    return session.exec(statement).first() is None
 
 
 def subscription_fields(remote: FulfillmentSubscription) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from sqlmodel import select
 
-from api.dependencies import DatabaseDep, SettingsDep
+from api.dependencies import DatabaseDep, RowId, SettingsDep
 from billing.reconciliation import differences_csv, list_reports, report_with_differences
 from billing.reports import status_counts
 from core.audit.queries import search_audit_events
@@ -179,25 +179,24 @@ def billing_page(request: Request, visitor: OperatorDep, database: DatabaseDep) 
 
 
 @router.get("/billing/reports/{report_id}", response_class=HTMLResponse)
-def report_page(request: Request, visitor: OperatorDep, database: DatabaseDep, report_id: str) -> Response:
+def report_page(request: Request, visitor: OperatorDep, database: DatabaseDep, report_id: RowId) -> Response:
     """One usage reconciliation report with every difference highlighted by kind."""
     with database.session() as db:
-        report, differences = report_with_differences(db, _report_number(report_id))
+        report, differences = report_with_differences(db, report_id)
     kinds = {kind.value: kind.value.replace("_", " ") for kind in DifferenceKind}
     context = {"report": report, "differences": differences, "kinds": kinds}
     return render(request, visitor.session, "operator/report.html", context)
 
 
 @router.get("/billing/reports/{report_id}/differences.csv")
-def report_csv(visitor: OperatorDep, database: DatabaseDep, report_id: str) -> PlainTextResponse:
+def report_csv(visitor: OperatorDep, database: DatabaseDep, report_id: RowId) -> PlainTextResponse:
     """The report's differences as CSV for spreadsheets."""
-    number = _report_number(report_id)
     with database.session() as db:
-        _, differences = report_with_differences(db, number)
+        _, differences = report_with_differences(db, report_id)
     return PlainTextResponse(
         differences_csv(differences),
         media_type="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="usage-reconciliation-{number}.csv"'},
+        headers={"Content-Disposition": f'attachment; filename="usage-reconciliation-{report_id}.csv"'},
     )
 
 
@@ -248,10 +247,3 @@ def _message_number(message_id: str) -> int:
     if not message_id.isascii() or not message_id.isdigit() or len(message_id) > 18:
         raise NotFound("outbox message not found", details={"outbox_id": message_id[:64]})
     return int(message_id)
-
-
-def _report_number(report_id: str) -> int:
-    # Ids are numbers; anything else names no report (404, like a number that does not exist).
-    if not report_id.isdigit():
-        raise NotFound("reconciliation report not found", details={"report_id": report_id})
-    return int(report_id)

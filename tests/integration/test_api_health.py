@@ -19,7 +19,7 @@ def test_healthz_answers(api_base_url: str) -> None:
 def test_readyz_reports_database_and_broker(api_base_url: str) -> None:
     response = httpx.get(f"{api_base_url}/readyz", timeout=10)
     assert response.status_code == 200
-    assert response.json() == {"status": "ready", "checks": {"database": "ok", "broker": "ok"}}
+    assert response.json() == {"status": "ready", "checks": {"database": "ok", "schema": "ok", "broker": "ok"}}
 
 
 def test_correlation_id_is_echoed_or_generated(api_base_url: str) -> None:

@@ -57,7 +57,10 @@ def test_purchase_is_recorded_with_the_desired_spec_and_activated_when_the_clust
     progress = browser.confirm(landing)
     assert progress.status_code == 200, progress.text
     assert progress.url.path == f"/marketplace/subscriptions/{subscription_id}"
-    assert "cluster.requested" in progress.text
+    # Human step names, never audit codes.
+    assert "Cluster requested" in progress.text
+    assert "cluster.requested" not in progress.text
+    assert "We are setting up your cluster" in progress.text
 
     subscription = _subscription(database, subscription_id)
     assert subscription is not None
@@ -148,7 +151,7 @@ def test_immediate_activation_mode_activates_on_confirmation(
             session.add(offer)
 
 
-def test_forged_expired_and_reused_tokens_get_an_error_page_and_no_record(
+def test_forged_and_expired_tokens_get_an_error_page_and_a_reused_one_the_progress_page(
     control_plane: ControlPlane, emulators: Emulators, browser: Browser, database: Database
 ) -> None:
     forged = browser.open_landing(f"{control_plane.base_url}/marketplace/landing?token=Zm9yZ2VkLXRva2VuLXZhbHVl")
@@ -156,12 +159,15 @@ def test_forged_expired_and_reused_tokens_get_an_error_page_and_no_record(
     assert "invalid or has expired" in forged.text
 
     purchase = emulators.purchase()
+    progress_path = f"/marketplace/subscriptions/{purchase['subscription_id']}"
     landing = browser.open_landing(purchase["landing_page_url"])
     assert browser.confirm(landing).status_code == 200
+    # The same form again (double-click, back and submit) and the same link again (reload): the progress page.
     reused = browser.confirm(landing)
-    assert reused.status_code == 403
-    assert "already" in reused.text
-    assert browser.open_landing(purchase["landing_page_url"]).status_code == 403
+    assert (reused.status_code, reused.url.path) == (200, progress_path), reused.text[:300]
+    reloaded = browser.open_landing(purchase["landing_page_url"])
+    assert (reloaded.status_code, reloaded.url.path) == (200, progress_path)
+    assert "already used" not in reused.text + reloaded.text
 
     stale = emulators.purchase()
     emulators.marketplace_control("POST", "/clock/advance", json={"seconds": 25 * 3600})
