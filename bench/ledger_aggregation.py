@@ -148,6 +148,8 @@ def explain(database: Database, now: datetime, cutoff: datetime) -> None:
         original = session.execute
 
         def explained(statement: object, *args: object, **kwargs: object) -> object:
+            if isinstance(statement, sa.TextClause):
+                return original(statement)
             compiled = statement.compile(  # type: ignore[attr-defined]
                 dialect=session.get_bind().dialect, compile_kwargs={"literal_binds": True}
             )
@@ -187,6 +189,7 @@ def main() -> None:
     try:
         database = Database(url)
         if exists:
+            migrator.upgrade(url)
             with database.engine.begin() as connection:
                 samples = int(connection.execute(sa.text("SELECT count(*) FROM usage_samples")).scalar_one())
                 newest = connection.execute(sa.text("SELECT max(hour_start) FROM usage_samples")).scalar_one()
