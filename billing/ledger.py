@@ -224,7 +224,12 @@ def record_adjustments(session: Session, *, now: datetime, since: datetime | Non
             dimensions,
             sa.and_(dimensions.c.offer_id == plans.c.offer_id, dimensions.c.dimension_id == ledger.c.dimension_id),
         )
-        .where(hourly.c.newest_received_at > ledger.c.created_at, corrected != ledger.c.billable_quantity)
+        .where(
+            hourly.c.newest_received_at > ledger.c.created_at,
+            corrected != ledger.c.billable_quantity,
+            # Implied by the join (hourly holds hours from `since` on); said so the ledger's hour index bounds it.
+            *([ledger.c.hour_start >= since] if since is not None else []),
+        )
     )
     statement = insert_ignoring_conflicts(session, table_of(UsageLedgerAdjustment)).from_select(
         [
