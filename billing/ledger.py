@@ -103,12 +103,12 @@ def close_hours(
 def create_entries(session: Session, *, now: datetime, since: datetime | None, cutoff: datetime) -> int:
     """One INSERT ... SELECT: an entry per billable (resource, dimension, hour) in [since, cutoff] not yet held.
 
-    On PostgreSQL the GROUP BY is a MATERIALIZED CTE: aggregated by hashing in one pass over the samples,
-    then hash-joined to the few catalog and cluster rows. Inlined, the planner misjudged the joins' sizes
-    and walked the samples index in cluster order for a merge join, reading the heap at random (profiled at
-    1.08M samples: a quarter of the close). The rows are inserted in the order of the ledger's unique key,
-    so its index grows at its right edge per resource instead of at random pages, and JIT is off for the
-    statement: compiling its expressions cost more than it saved at these sizes.
+    On PostgreSQL the GROUP BY is a MATERIALIZED CTE, aggregated as the plain GROUP BY is (the same plan),
+    then hash-joined to the few cluster rows; inlined, the planner misjudged the joins' sizes and chose a
+    merge join and nested loops around it. The rows are inserted in the order of the ledger's unique key, so
+    its index grows at its right edge per resource instead of at random pages, and JIT is off for the
+    statement (compiling its expressions took most of a second per close). Profiled at 1.08M samples, what
+    remains beyond the GROUP BY is inserting the entries into the ledger's indexes (README, Known gaps).
     """
     postgresql = session.get_bind().dialect.name == "postgresql"
     hourly: sa.Subquery | sa.CTE
