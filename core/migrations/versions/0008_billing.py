@@ -59,8 +59,8 @@ def upgrade() -> None:
         "SELECT id, updated_at FROM marketplace_subscriptions WHERE status = 'Suspended'"
     )
 
-    # The close inserts every entry through a join on clusters: the per-row foreign-key check and a status
-    # index that the (status, hour_start, id) index already covers were most of its cost beyond the GROUP BY.
+    # The close inserts every entry through a join on clusters: the per-row foreign-key check (a seventh to a
+    # quarter of the close when profiled) and a status index that (status, hour_start, id) already covers go.
     with op.batch_alter_table("usage_ledger_entries", schema=None) as batch_op:
         batch_op.drop_constraint("fk_usage_ledger_entries_cluster_id_clusters", type_="foreignkey")
         batch_op.drop_index("ix_usage_ledger_entries_status")
