@@ -3,7 +3,9 @@
 A sample is stored once (the unique key makes replays and duplicates no-ops). Late and
 out-of-order samples are stored like any other: the ledger bills them while their hour is open
 and records an adjustment if they arrive after it closed. Samples dated after the collector's
-clock are refused and kept, with the reason, in rejected_usage_samples.
+clock, negative ones, and those outside the cluster's billable window (billing.window: before it
+was first ready or activated, after unsubscribe, while suspended if the offer waives that) are
+refused and kept, with the reason, in rejected_usage_samples.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from billing.sql_inserts import insert_rows_ignoring_conflicts, table_of
+from billing.window import BillableWindow, billable_windows, waiving_offer_ids
 from core.clusters.models import Cluster, ClusterStatus
 from core.db import Database, utc_now
 from core.errors import UpstreamUnavailable
@@ -146,12 +149,20 @@ def collection_targets(session: Session, settings: Settings, now: datetime) -> l
 
 
 def store_samples(
-    session: Session, cluster_id: str, samples: Sequence[MeasuredSample], now: datetime
+    session: Session,
+    cluster_id: str,
+    samples: Sequence[MeasuredSample],
+    now: datetime,
+    window: BillableWindow | None = None,
 ) -> tuple[int, int]:
-    """Store accepted samples and refuse future-dated ones; returns (stored, rejected), duplicates excluded."""
+    """Store billable samples, keep the refused ones with their reason; returns (stored, rejected), duplicates excluded.
+
+    Without a window (a cluster row gone meanwhile) every sample is refused: nothing is billed unproven.
+    """
     accepted: list[dict[str, Any]] = []
     refused: list[dict[str, Any]] = []
     for sample in samples:
+        outside = window.refusal(sample.sampled_at) if window is not None else "no billable window: cluster unknown"
         if sample.sampled_at > now:
             refused.append(
                 {
@@ -173,6 +184,18 @@ def store_samples(
                     "sampled_at": sample.sampled_at,
                     "value": sample.value,
                     "reason": "negative value",
+                    "received_at": now,
+                }
+            )
+            continue
+        if outside is not None:
+            refused.append(
+                {
+                    "cluster_id": cluster_id,
+                    "dimension_id": sample.dimension_id,
+                    "sampled_at": sample.sampled_at,
+                    "value": sample.value,
+                    "reason": outside[:512],
                     "received_at": now,
                 }
             )
@@ -203,6 +226,7 @@ def collect_usage(
     """Read every running cluster once and store its samples (one unit of work per cluster)."""
     now = now or utc_now()
     summary = CollectionSummary()
+    waiving_offers = waiving_offer_ids(settings)
     with database.session() as session:
         targets = collection_targets(session, settings, now)
     for target, start in targets:
@@ -217,7 +241,9 @@ def collect_usage(
             logger.warning("usage collection failed", extra={"cluster_id": target.cluster_id, "error": error.message})
             continue
         with database.session() as session:
-            stored, rejected = store_samples(session, target.cluster_id, samples, now)
+            # Read just before the insert, so a change of term since the read of the targets is seen.
+            window = billable_windows(session, [target.cluster_id], waiving_offers).get(target.cluster_id)
+            stored, rejected = store_samples(session, target.cluster_id, samples, now, window)
         summary.stored += stored
         summary.rejected += rejected
         summary.duplicates += len(samples) - stored - rejected

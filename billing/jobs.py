@@ -10,8 +10,7 @@ from billing.ledger import CloseResult, close_hours
 from billing.reconciliation import reconcile
 from billing.settlement import DAY, SettlementSummary, day_of, settle_unknown
 from billing.submission import SubmissionPolicy, SubmissionSummary, submit_pending
-from core.catalog.loader import load_catalog
-from core.catalog.schemas import InactiveUsagePolicy
+from billing.window import waiving_offer_ids
 from core.db import Database, utc_now
 from core.marketplace.metering_client import MeteringClient
 from core.settings import Settings
@@ -20,14 +19,11 @@ from core.usage.reconciliation_models import UsageReconciliationReport
 
 def submission_policy(settings: Settings) -> SubmissionPolicy:
     """Grace and window from settings; the waiving offers from the catalog file."""
-    catalog = load_catalog(settings.catalog_path)
     return SubmissionPolicy(
         grace=timedelta(minutes=settings.billing_hour_close_grace_minutes),
         window=timedelta(hours=settings.metering_window_hours),
         parallel_batches=settings.metering_parallel_batches,
-        waiving_offers=frozenset(
-            offer.id for offer in catalog.offers if offer.inactive_subscription_usage is InactiveUsagePolicy.WAIVE
-        ),
+        waiving_offers=waiving_offer_ids(settings),
     )
 
 

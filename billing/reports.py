@@ -8,7 +8,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from core.usage.models import UsageLedgerAdjustment, UsageLedgerEntry
+from core.clusters.models import Cluster
+from core.usage.models import RejectedUsageSample, UsageLedgerAdjustment, UsageLedgerEntry
 
 ENTRY_COLUMNS = (
     "id",
@@ -59,3 +60,27 @@ def ledger_entries(session: Session, start: datetime, end: datetime) -> list[dic
         row["hour_start"] = entry.hour_start.isoformat()
         rows.append(row)
     return rows
+
+
+def rejected_samples(session: Session, *, cluster_id: str | None, limit: int) -> list[dict[str, Any]]:
+    """Samples the collector refused, newest measurement first, with the cluster's name and the reason."""
+    statement = (
+        select(RejectedUsageSample, Cluster.name)
+        .join(Cluster, col(Cluster.id) == col(RejectedUsageSample.cluster_id))
+        .order_by(col(RejectedUsageSample.sampled_at).desc(), col(RejectedUsageSample.id).desc())
+        .limit(limit)
+    )
+    if cluster_id is not None:
+        statement = statement.where(RejectedUsageSample.cluster_id == cluster_id)
+    return [
+        {
+            "cluster_id": sample.cluster_id,
+            "cluster_name": name,
+            "dimension_id": sample.dimension_id,
+            "sampled_at": sample.sampled_at,
+            "value": sample.value,
+            "reason": sample.reason,
+            "received_at": sample.received_at,
+        }
+        for sample, name in session.exec(statement).all()
+    ]

@@ -66,3 +66,15 @@ class LedgerStatusView(BaseModel):
 
     statuses: dict[str, StatusBucket]
     adjustments: int
+
+
+class RejectedSampleView(BaseModel):
+    """A sample the collector refused and why (e.g. outside the billable window, dated in the future)."""
+
+    cluster_id: str
+    cluster_name: str
+    dimension_id: str
+    sampled_at: datetime
+    value: float
+    reason: str
+    received_at: datetime

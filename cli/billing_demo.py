@@ -44,7 +44,11 @@ def ready_cluster_ids(database: Database) -> list[str]:
 
 
 def register_demo_customer(database: Database, state: dict[str, Any], settings: Settings) -> str:
-    """Buy and activate a subscription in the emulator and record it with a ready cluster; returns the cluster id."""
+    """Buy and activate a subscription in the emulator and record it with a ready cluster; returns the cluster id.
+
+    The customer bought and went live the demo's hours ago, so those hours are inside the billable window.
+    """
+    live_since = utc_now() - timedelta(hours=DEMO_HOURS, minutes=10)
     with httpx.Client(base_url=state["marketplace"]["control_url"], verify=state["ca_bundle"], timeout=10) as control:
         response = control.post(
             "/purchases",
@@ -53,6 +57,7 @@ def register_demo_customer(database: Database, state: dict[str, Any], settings: 
                 "quantity": 1,
                 "beneficiary": {"tenant_id": str(uuid.uuid4()), "email": "admin@contoso.example"},
                 "name": "Sandbox billing demo",
+                "purchased_seconds_ago": (utc_now() - live_since).total_seconds() + 60,
             },
         )
         response.raise_for_status()
@@ -76,7 +81,7 @@ def register_demo_customer(database: Database, state: dict[str, Any], settings: 
                 quantity=1,
                 status=SubscriptionStatus.SUBSCRIBED.value,
                 beneficiary_tenant_id=tenant.entra_tenant_id,
-                activated_at=utc_now(),
+                activated_at=live_since,
             )
         )
         session.flush()
@@ -94,6 +99,7 @@ def register_demo_customer(database: Database, state: dict[str, Any], settings: 
             observed_plan_id="standard",
             observed_quantity=1,
             endpoint_fqdn="sandbox-facade.blob.example",
+            first_ready_at=live_since,
         )
         session.add(cluster)
         session.flush()
@@ -108,7 +114,10 @@ def run_billing_demo(database: Database, settings: Settings, state: dict[str, An
         register_demo_customer(database, state, billing_settings)
     now = utc_now()
     collected = run_collection(billing_settings, database, now=now)
-    typer.echo(f"  collected {collected.stored} sample(s) from {collected.clusters} cluster(s)")
+    typer.echo(
+        f"  collected {collected.stored} sample(s) from {collected.clusters} cluster(s); "
+        f"{collected.rejected} refused (outside the billable window or invalid, kept with the reason)"
+    )
     closed = run_close(billing_settings, database, now=now)
     typer.echo(f"  closed hours through {closed.cutoff:%H:%M}: {closed.entries_created} ledger entr(ies)")
     submitted = run_submission(billing_settings, database, now=now)

@@ -99,6 +99,7 @@ def build_default_suite(config: EmulatorSuiteConfig) -> EmulatorSuite:
     from emulators.arm import build_arm_components
     from emulators.entra import EntraEmulator
     from emulators.facade import FacadeMetricsEmulator
+    from emulators.facade.sizing import arm_scale_set_lookup
     from emulators.loganalytics import LogAnalyticsEmulator
     from emulators.marketplace import MarketplaceEmulator
 
@@ -106,8 +107,11 @@ def build_default_suite(config: EmulatorSuiteConfig) -> EmulatorSuite:
     entra = EntraEmulator.from_suite_config(config)
     suite.add(entra)
     suite.add(MarketplaceEmulator.from_suite_config(config, entra))
-    for component in build_arm_components(config, entra):
+    arm_components = build_arm_components(config, entra)
+    for component in arm_components:
         suite.add(component)
     suite.add(LogAnalyticsEmulator.from_suite_config(config, entra))
-    suite.add(FacadeMetricsEmulator.from_suite_config(config))
+    # A façade cluster's usage is sized by the scale set ARM holds for it.
+    scale_sets = arm_scale_set_lookup(arm_components[0].store)
+    suite.add(FacadeMetricsEmulator.from_suite_config(config, scale_sets))
     return suite

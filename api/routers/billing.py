@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Annotated
 
@@ -12,8 +13,8 @@ from api.dependencies import RowId, SessionDep
 from api.errors import error_response, error_responses
 from api.security import OperatorDep
 from billing.reconciliation import differences_csv, list_reports, report_with_differences
-from billing.reports import status_counts
-from billing.schemas import DifferenceView, LedgerStatusView, ReportSummaryView, ReportView
+from billing.reports import rejected_samples, status_counts
+from billing.schemas import DifferenceView, LedgerStatusView, RejectedSampleView, ReportSummaryView, ReportView
 from core.errors import ValidationFailed
 
 ERROR_RESPONSES = {
@@ -37,6 +38,20 @@ def get_ledger_status(
     if start is not None and end is not None and end <= start:
         raise ValidationFailed("to must be after from")
     return LedgerStatusView.model_validate(status_counts(session, start, end))
+
+
+@router.get(
+    "/rejected-samples", response_model=list[RejectedSampleView], summary="Usage samples refused, with the reason"
+)
+def get_rejected_samples(
+    session: SessionDep,
+    operator: OperatorDep,
+    cluster_id: Annotated[uuid.UUID | None, Query(description="only this cluster's samples")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[RejectedSampleView]:
+    """Newest measurement first: samples outside a cluster's billable window, dated in the future or negative."""
+    rows = rejected_samples(session, cluster_id=str(cluster_id) if cluster_id else None, limit=limit)
+    return [RejectedSampleView.model_validate(row) for row in rows]
 
 
 @router.get("/reconciliation-reports", response_model=list[ReportSummaryView], summary="Usage reconciliation runs")

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import httpx
@@ -125,6 +125,10 @@ class Workload:
         }
         self.purchases: list[Purchase] = []
         self.figures = WorkloadFigures()
+        # The newest hour the scenario's own billing passes closed (the billing proof checks through it).
+        self.closed_through: datetime | None = None
+        # How far the emulators' clocks (and the scenario's billing passes) run ahead of real time.
+        self.ahead = timedelta()
         self.tokens_seen: list[str] = []
         self._lock = threading.Lock()
 
@@ -368,13 +372,30 @@ class Workload:
 
     # Billing and reconciliation ------------------------------------------------------------------------------
 
+    def advance_clocks(self, ahead: timedelta) -> None:
+        """Move the façade metrics and Marketplace clocks `ahead` of real time, and the billing passes with them.
+
+        Usage is billable only from activation, minutes before in a scenario run: moving ahead lets the
+        hours since then close. Called once nothing waits on Marketplace's clock (operations all reported).
+        """
+        for component in ("facade", "marketplace"):
+            with httpx.Client(base_url=self.state[component]["control_url"], verify=self.ca_bundle, timeout=30) as c:
+                c.put("/clock", json={"offset_seconds": ahead.total_seconds()}).raise_for_status()
+        self.ahead = ahead
+
+    def billing_now(self) -> datetime:
+        """The billing passes' clock: real time plus what the emulators' clocks were advanced by."""
+        return utc_now() + self.ahead
+
     def meter_hours(self, hours: float) -> dict[str, Any]:
         """Collect `hours` of usage from the façade metrics emulator, close the hours, submit and settle."""
         began = time.monotonic()
-        settings = self.settings.model_copy(update={"billing_collection_lookback_hours": hours})
-        now = utc_now()
+        lookback = hours + self.ahead.total_seconds() / 3600.0
+        settings = self.settings.model_copy(update={"billing_collection_lookback_hours": lookback})
+        now = self.billing_now()
         collected = run_collection(settings, self.database, now=now)
         closed = run_close(settings, self.database, now=now)
+        self.closed_through = closed.cutoff
         submitted = run_submission(settings, self.database, now=now)
         figures = {
             "clusters_read": collected.clusters,
@@ -391,8 +412,8 @@ class Workload:
         began = time.monotonic()
 
         def settled() -> bool:
-            run_submission(self.settings, self.database)
-            run_settlement(self.settings, self.database)
+            run_submission(self.settings, self.database, now=self.billing_now())
+            run_settlement(self.settings, self.database, now=self.billing_now())
             with self.database.session() as session:
                 statuses = session.exec(select(UsageLedgerEntry.status)).all()
             return not any(status in UNSETTLED_LEDGER for status in statuses)
@@ -402,7 +423,7 @@ class Workload:
 
     def reconcile_usage(self) -> None:
         """Reconcile the ledger with Marketplace's usage retrieval over the metered window."""
-        now = utc_now()
+        now = self.billing_now()
         report = run_reconciliation(
             self.settings,
             self.database,

@@ -629,6 +629,8 @@ class ClusterController:
             return
         CLUSTER_STATES.check(current, target)
         cluster.status = target.value
+        if target == ClusterStatus.READY and cluster.first_ready_at is None:
+            cluster.first_ready_at = utc_now()
         session.add(cluster)
 
     def _announce(self, session: Session, cluster: Cluster, outcome: str, reason: str | None) -> None:

@@ -93,6 +93,8 @@ class Cluster(SQLModel, table=True):
     last_error_message: str | None = Field(default=None, max_length=4096)
     last_error_details: list[dict[str, Any]] = Field(default_factory=empty_json_list, sa_type=sa.JSON)
     retention_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # When the cluster first served: billing counts usage from the later of this and activation.
+    first_ready_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
     # Outputs recorded when ready.
     endpoint_fqdn: str | None = Field(default=None, max_length=512)

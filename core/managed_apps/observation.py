@@ -229,6 +229,8 @@ class ManagedApplicationObserver:
             for field, value in {**spec, **observed}.items():
                 setattr(cluster, field, value)
             cluster.status = ClusterStatus.READY.value
+        if cluster.first_ready_at is None:
+            cluster.first_ready_at = utc_now()
         # The customer's deployment already converged: what ARM shows is the observed state of this generation.
         cluster.observed_generation = cluster.desired_generation
         cluster.observed_plan_id = cluster.desired_plan_id

@@ -91,6 +91,8 @@ class MarketplaceSubscription(SQLModel, table=True):
     is_test: bool = False
     is_free_trial: bool = False
     activated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # When the subscription ended: billing counts no usage from this instant on.
+    unsubscribed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     # SHA-256 of the landing-page token that confirmed the purchase: the same token cannot confirm twice.
     confirmed_token_sha256: str | None = Field(default=None, unique=True, max_length=64)
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
@@ -149,3 +151,20 @@ class MarketplaceReconciliationReport(SQLModel, table=True):
     operations_seen: int = 0
     changes: list[dict[str, Any]] = Field(default_factory=empty_json_list, sa_type=sa.JSON)
     error: str | None = Field(default=None, max_length=2048)
+
+
+class SubscriptionSuspension(SQLModel, table=True):
+    """One period the subscription was Suspended; billing applies the offer's policy to usage inside it."""
+
+    __tablename__ = "subscription_suspensions"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "reinstated_at IS NULL OR reinstated_at >= suspended_at", name="ck_subscription_suspensions_order"
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscription_id: str = Field(foreign_key="marketplace_subscriptions.id", index=True, max_length=64)
+    suspended_at: datetime = Field(sa_type=UTCDateTime)
+    # None while the subscription is still suspended (reinstated or unsubscribed closes the period).
+    reinstated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -34,6 +34,7 @@ from core.subscriptions.models import (
     SubscriptionStatus,
 )
 from core.subscriptions.schemas import DeploymentChoices
+from core.subscriptions.term import record_term_change
 from core.tenants.service import get_or_create_tenant
 from core.usage.models import UsageSample
 
@@ -276,6 +277,7 @@ def transition_subscription(
     subscription.updated_at = utc_now()
     if target == SubscriptionStatus.SUBSCRIBED and subscription.activated_at is None:
         subscription.activated_at = subscription.updated_at
+    record_term_change(session, subscription, current, target, subscription.updated_at)
     session.add(subscription)
     session.flush()
     record_audit_event(

@@ -1,9 +1,13 @@
 """Usage curves of emulated façade clusters, computed from (seed, cluster name, time), never stored.
 
 Every sample lies on a fixed grid (`interval_seconds` after the epoch), so two reads of the same
-period return the same samples. Capacity grows slowly and wobbles; transfer and Blob API requests
-follow a daily pattern with a peak hour of the cluster's own. An override replaces a cluster's
-curve with constants, so a test can compute exactly what the ledger must hold.
+period return the same samples. The curve derives from the cluster's size (emulators.facade.sizing:
+plan and quantity), so a bill looks like one a customer would recognise: the cluster starts 30-55 %
+full and fills towards 80 % of its usable capacity over weeks, with a small wobble; transfer and
+Blob API requests follow a daily pattern with a peak hour of the cluster's own, between a quarter
+of the plan's included volume at night and a little above it at the peak, and about one hour in
+sixteen carries a burst of requests two to three times the included volume. An override replaces
+a cluster's curve with constants, so a test can compute exactly what the ledger must hold.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import hashlib
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+
+from emulators.facade.sizing import ClusterSize
 
 ANCHOR = datetime(2026, 1, 1, tzinfo=UTC)
 SECONDS_PER_HOUR = 3600.0
@@ -54,24 +60,33 @@ def _unit_hash(*parts: object) -> float:
     return int.from_bytes(digest, "big") / 2**64
 
 
+# Fill of the usable capacity: where a new cluster starts and what it tends to.
+START_FILL = (0.30, 0.55)
+FULL_FILL = 0.80
+# Share of the hours that carry a request burst, and the burst over the included volume.
+BURST_SHARE = 1.0 / 16.0
+BURST_FACTOR = (2.0, 3.0)
+
+
 @dataclass(frozen=True)
 class ClusterCurve:
-    """The shape of one cluster's usage, drawn once from seed and name."""
+    """The shape of one cluster's usage, drawn once from seed and name, scaled to its size."""
 
     seed: int
     cluster_name: str
     interval_seconds: int
-    base_capacity_tib: float
-    growth_per_day: float
-    wobble_tib: float
-    transfer_gib_per_hour: float
-    requests_per_hour: float
+    size: ClusterSize
+    start_fill: float
+    fill_days: float
+    wobble_share: float
+    transfer_peak_share: float
+    requests_peak_share: float
     peak_hour: float
     read_share: float
 
     @classmethod
-    def for_cluster(cls, seed: int, cluster_name: str, interval_seconds: int) -> ClusterCurve:
-        """Parameters in realistic ranges for a façade cluster of a few units."""
+    def for_cluster(cls, seed: int, cluster_name: str, interval_seconds: int, size: ClusterSize) -> ClusterCurve:
+        """Parameters in realistic ranges for a cluster of this plan and quantity."""
 
         def draw(name: str, low: float, high: float) -> float:
             return low + (high - low) * _unit_hash(seed, cluster_name, name)
@@ -80,26 +95,57 @@ class ClusterCurve:
             seed=seed,
             cluster_name=cluster_name,
             interval_seconds=interval_seconds,
-            base_capacity_tib=draw("capacity", 20.0, 80.0),
-            growth_per_day=draw("growth", 0.002, 0.02),
-            wobble_tib=draw("wobble", 0.2, 2.0),
-            transfer_gib_per_hour=draw("transfer", 150.0, 900.0),
-            requests_per_hour=draw("requests", 2.0e6, 2.0e7),
+            size=size,
+            start_fill=draw("capacity", *START_FILL),
+            fill_days=draw("growth", 30.0, 120.0),
+            wobble_share=draw("wobble", 0.002, 0.01),
+            transfer_peak_share=draw("transfer", 0.9, 1.3),
+            requests_peak_share=draw("requests", 0.8, 1.2),
             peak_hour=draw("peak", 9.0, 17.0),
             read_share=draw("read-share", 0.55, 0.85),
         )
+
+    def fill(self, timestamp: datetime) -> float:
+        """Share of the usable capacity in use: from the start fill towards FULL_FILL, never above it."""
+        since = self.size.serving_since or ANCHOR
+        days = max((timestamp - since).total_seconds() / 86400.0, 0.0)
+        return self.start_fill + (FULL_FILL - self.start_fill) * (1.0 - math.exp(-days / self.fill_days))
+
+    def burst(self, timestamp: datetime) -> float:
+        """The request multiplier of the timestamp's hour: 1, or a burst in BURST_FACTOR."""
+        hour = int(timestamp.timestamp() // SECONDS_PER_HOUR)
+        if _unit_hash(self.seed, self.cluster_name, "burst", hour) >= BURST_SHARE:
+            return 1.0
+        low, high = BURST_FACTOR
+        return low + (high - low) * _unit_hash(self.seed, self.cluster_name, "burst-size", hour)
 
     def point(self, timestamp: datetime) -> UsagePoint:
         """The sample for the interval ending at `timestamp` (a grid instant)."""
         days = (timestamp - ANCHOR).total_seconds() / 86400.0
         noise = _unit_hash(self.seed, self.cluster_name, "noise", int(timestamp.timestamp())) * 2.0 - 1.0
-        capacity = self.base_capacity_tib * (1.0 + self.growth_per_day * max(days, 0.0))
-        capacity += self.wobble_tib * math.sin(2.0 * math.pi * days * 4.0) + 0.1 * self.wobble_tib * noise
+        usable = self.size.usable_tib
+        wobble = self.wobble_share * (math.sin(2.0 * math.pi * days * 4.0) + 0.1 * noise)
+        capacity = usable * min(self.fill(timestamp) * (1.0 + wobble), FULL_FILL)
         hour_of_day = timestamp.hour + timestamp.minute / 60.0
-        daily = 0.35 + 0.65 * (0.5 + 0.5 * math.cos(2.0 * math.pi * (hour_of_day - self.peak_hour) / 24.0))
+        daily = 0.5 + 0.5 * math.cos(2.0 * math.pi * (hour_of_day - self.peak_hour) / 24.0)
+        # A quarter of the included volume at night, the drawn peak share of it at the busiest hour.
+        level = 0.25 + 0.75 * daily
         interval_hours = self.interval_seconds / SECONDS_PER_HOUR
-        transfer = self.transfer_gib_per_hour * interval_hours * daily * (1.0 + 0.2 * noise)
-        requests = self.requests_per_hour * interval_hours * daily * (1.0 - 0.15 * noise)
+        transfer = (
+            self.size.included_transfer_gib_per_hour
+            * self.transfer_peak_share
+            * level
+            * interval_hours
+            * (1.0 + 0.1 * noise)
+        )
+        requests = (
+            self.size.included_requests_per_hour
+            * self.requests_peak_share
+            * level
+            * self.burst(timestamp)
+            * interval_hours
+            * (1.0 - 0.1 * noise)
+        )
         return UsagePoint(
             timestamp=timestamp,
             capacity_tib=round(max(capacity, 0.0), 6),

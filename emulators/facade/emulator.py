@@ -10,7 +10,9 @@ or future-dated samples), `GET|PUT clock` (offset from real time), and fault rul
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import APIRouter, FastAPI, HTTPException, Query
@@ -24,6 +26,7 @@ from emulators.common.faults import (
     fault_control_router,
 )
 from emulators.facade.curves import ClusterCurve, CurveOverride, UsagePoint, constant_point, grid_instants
+from emulators.facade.sizing import ClusterSize, PlanSizes, ScaleSetLookup
 
 if TYPE_CHECKING:
     from emulators.suite import EmulatorSuiteConfig
@@ -65,10 +68,20 @@ class FacadeMetricsEmulator:
 
     name = "facade"
 
-    def __init__(self, seed: int, faults: FaultInjector, interval_seconds: int = DEFAULT_INTERVAL_SECONDS) -> None:
+    def __init__(
+        self,
+        seed: int,
+        faults: FaultInjector,
+        interval_seconds: int = DEFAULT_INTERVAL_SECONDS,
+        *,
+        plan_sizes: PlanSizes | None = None,
+        scale_sets: ScaleSetLookup | None = None,
+    ) -> None:
         self.seed = seed
         self.faults = faults
         self.interval_seconds = interval_seconds
+        self.plan_sizes = plan_sizes or PlanSizes.load()
+        self.scale_sets = scale_sets
         self._lock = threading.Lock()
         self._overrides: dict[str, CurveOverride] = {}
         self._bad_samples: dict[str, list[BadSamplesRequest]] = {}
@@ -76,30 +89,60 @@ class FacadeMetricsEmulator:
         self._base_url: str | None = None
 
     @classmethod
-    def from_suite_config(cls, config: EmulatorSuiteConfig) -> FacadeMetricsEmulator:
-        """Build from suite options `facade_interval_seconds` and `facade_faults` (initial fault rules)."""
+    def from_suite_config(
+        cls, config: EmulatorSuiteConfig, scale_sets: ScaleSetLookup | None = None
+    ) -> FacadeMetricsEmulator:
+        """Build from suite options `facade_interval_seconds` and `facade_faults` (initial fault rules).
+
+        `scale_sets` finds a cluster's scale set (the ARM emulator's), which sizes its usage curve.
+        """
         rules = [FaultRule.model_validate(rule) for rule in config.options.get("facade_faults", [])]
         interval = int(config.options.get("facade_interval_seconds", DEFAULT_INTERVAL_SECONDS))
-        return cls(config.seed, FaultInjector(seed=config.seed, rules=rules), interval)
+        sizes = PlanSizes.load(Path(config.catalog_path)) if config.catalog_path else PlanSizes.load()
+        return cls(
+            config.seed,
+            FaultInjector(seed=config.seed, rules=rules),
+            interval,
+            plan_sizes=sizes,
+            scale_sets=scale_sets,
+        )
 
     def now(self) -> datetime:
         """The emulated current time."""
         with self._lock:
             return datetime.now(UTC) + self._clock_offset
 
-    def point(self, cluster_name: str, timestamp: datetime) -> UsagePoint:
-        """The cluster's sample at a grid instant, from its override or its computed curve."""
+    def size_of(self, cluster_name: str) -> ClusterSize:
+        """The cluster's plan, quantity and serving start, from its scale set when ARM has one."""
+        facts = self.scale_sets(cluster_name) if self.scale_sets is not None else None
+        return self.plan_sizes.size_of(facts)
+
+    def _sampler(self, cluster_name: str) -> Callable[[datetime], UsagePoint]:
         with self._lock:
             override = self._overrides.get(cluster_name)
         if override is not None:
-            return constant_point(override, timestamp, self.interval_seconds)
-        return ClusterCurve.for_cluster(self.seed, cluster_name, self.interval_seconds).point(timestamp)
+            return lambda timestamp: constant_point(override, timestamp, self.interval_seconds)
+        curve = ClusterCurve.for_cluster(self.seed, cluster_name, self.interval_seconds, self.size_of(cluster_name))
+        return curve.point
+
+    def point(self, cluster_name: str, timestamp: datetime) -> UsagePoint:
+        """The cluster's sample at a grid instant, from its override or its computed curve."""
+        return self._sampler(cluster_name)(timestamp)
 
     def read(self, cluster_name: str, start: datetime, end: datetime) -> list[UsagePoint]:
-        """Samples in (start, end] (end capped at now), plus any bad samples queued for this cluster."""
+        """Samples in (start, end] (end capped at now), plus any bad samples queued for this cluster.
+
+        A cluster ARM knows reports nothing from before its scale set existed, as a real one would.
+        """
         now = self.now()
         end = min(end, now)
-        points = [self.point(cluster_name, instant) for instant in grid_instants(start, end, self.interval_seconds)]
+        sample = self._sampler(cluster_name)
+        serving_since = self.size_of(cluster_name).serving_since
+        if serving_since is not None:
+            start = max(start, serving_since)
+        points = (
+            [sample(instant) for instant in grid_instants(start, end, self.interval_seconds)] if start < end else []
+        )
         with self._lock:
             queued = self._bad_samples.pop(cluster_name, [])
         step = timedelta(seconds=self.interval_seconds)
@@ -109,12 +152,10 @@ class FacadeMetricsEmulator:
             elif request.kind == "out_of_order":
                 # Late arrivals from before the requested period, served first: out of time order.
                 late = grid_instants(start - step * request.count, start, self.interval_seconds)
-                points = [self.point(cluster_name, instant) for instant in reversed(late)] + points
+                points = [sample(instant) for instant in reversed(late)] + points
             else:
                 last_grid = grid_instants(now - step, now, self.interval_seconds)[-1]
-                points.extend(
-                    self.point(cluster_name, last_grid + step * (index + 1)) for index in range(request.count)
-                )
+                points.extend(sample(last_grid + step * (index + 1)) for index in range(request.count))
         return points
 
     def asgi_app(self) -> FastAPI:

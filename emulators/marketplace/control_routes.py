@@ -51,6 +51,8 @@ class PurchaseRequest(BaseModel):
     name: str | None = None
     is_test: bool = False
     term_unit: str = "P1M"
+    # How long ago, by the emulator's clock, the customer bought: usage before the purchase is refused.
+    purchased_seconds_ago: float = Field(default=0.0, ge=0.0, le=366 * 86400.0)
 
 
 class PlanChange(BaseModel):
@@ -145,6 +147,7 @@ def build_control_router(emulator: MarketplaceEmulator) -> APIRouter:
             name=request.name,
             is_test=request.is_test,
             term_unit=request.term_unit,
+            purchased_seconds_ago=request.purchased_seconds_ago,
         )
         return {**landing(subscription.id, token), "subscription": subscription.to_json()}
 

@@ -2,7 +2,12 @@
 
 One event is kept per resource + dimension + plan + hour (the hour of effectiveStartTime); a later
 event for the same key is a Duplicate that carries the accepted one. Events older than 24 hours or
-in the future (emulator clock) are Expired. Retrieval aggregates per day like the usage API.
+in the future (emulator clock) are Expired, and so are events of a SaaS subscription dated before
+the hour it was purchased in: usage is only accepted inside the subscription's term ("Usage events
+can only be emitted for the past 24 hours", "against an active resource (subscribed) for the plan
+purchased", Microsoft's "Marketplace metered billing APIs" page). A single event answers 400
+BadArgument with the item as detail (code Expired); a batch item answers status Expired.
+Retrieval aggregates per day like the usage API.
 Control hooks drop or alter a stored event so reconciliation tests can plant differences.
 """
 
@@ -95,6 +100,8 @@ class _Target:
     resource_uri: str | None
     offer_id: str
     azure_subscription_id: str
+    # The first hour usage may be dated in: the hour of the purchase (None: no such bound known).
+    first_billable_hour: datetime.datetime | None = None
 
 
 class UsageLedger:
@@ -128,6 +135,13 @@ class UsageLedger:
             if fields["dimension"] not in offer.dimension_ids():
                 raise UsageEventRejected(
                     "InvalidDimension", f"Dimension {fields['dimension']} is not defined for the plan.", "dimension"
+                )
+            if target.first_billable_hour is not None and fields["start"] < target.first_billable_hour:
+                raise UsageEventRejected(
+                    "Expired",
+                    "The effectiveStartTime is before the subscription was purchased "
+                    f"({isoformat(target.first_billable_hour)}).",
+                    "effectiveStartTime",
                 )
         except UsageEventRejected as rejection:
             return {
@@ -219,7 +233,13 @@ class UsageLedger:
             raise UsageEventRejected(
                 "ResourceNotActive", f"The resource is {subscription.status} and cannot be billed.", "resourceId"
             )
-        return _Target(subscription.id, None, subscription.offer_id, subscription.azure_subscription_id)
+        return _Target(
+            subscription.id,
+            None,
+            subscription.offer_id,
+            subscription.azure_subscription_id,
+            subscription.created.replace(minute=0, second=0, microsecond=0),
+        )
 
     # Retrieval and control hooks --------------------------------------------------------------
 

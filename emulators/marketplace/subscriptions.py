@@ -197,6 +197,7 @@ class FulfillmentState:
         name: str | None = None,
         is_test: bool = False,
         term_unit: str = "P1M",
+        purchased_seconds_ago: float = 0.0,
     ) -> tuple[Subscription, str]:
         """A customer buys a plan: a PendingFulfillmentStart subscription and its landing token."""
         offer = self.catalog.offers.get(offer_id) if offer_id else self.catalog.default_offer()
@@ -205,7 +206,7 @@ class FulfillmentState:
         plan = self._plan(offer, plan_id, private_offer)
         if quantity is not None:
             self._check_quantity(plan, quantity)
-        now = self.clock.now()
+        now = self.clock.now() - datetime.timedelta(seconds=purchased_seconds_ago)
         term_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
         subscription = Subscription(
             id=str(uuid.uuid4()),

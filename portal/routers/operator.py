@@ -13,7 +13,7 @@ from sqlmodel import select
 
 from api.dependencies import DatabaseDep, RowId, SettingsDep
 from billing.reconciliation import differences_csv, list_reports, report_with_differences
-from billing.reports import status_counts
+from billing.reports import rejected_samples, status_counts
 from core.audit.queries import search_audit_events
 from core.catalog.models import Plan
 from core.clusters.drift import cluster_drift_history
@@ -170,11 +170,19 @@ def reconcile_now(visitor: OperatorFormDep, database: DatabaseDep) -> Response:
     )
 
 
+# The newest refused samples on the metering page; the JSON API pages through all of them.
+REFUSED_SAMPLES_SHOWN = 50
+
+
 @router.get("/billing", response_class=HTMLResponse)
 def billing_page(request: Request, visitor: OperatorDep, database: DatabaseDep) -> Response:
     """Ledger entries by status and the usage reconciliation reports."""
     with database.session() as db:
-        context = {"ledger": status_counts(db), "reports": list_reports(db, limit=50)}
+        context = {
+            "ledger": status_counts(db),
+            "reports": list_reports(db, limit=50),
+            "refused": rejected_samples(db, cluster_id=None, limit=REFUSED_SAMPLES_SHOWN),
+        }
     return render(request, visitor.session, "operator/billing.html", context)
 
 

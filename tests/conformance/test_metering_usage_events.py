@@ -33,8 +33,8 @@ def _event(resource_id: str, **overrides: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def subscription_id(marketplace_api: httpx.Client, purchase: Purchase) -> str:
-    """An activated Standard subscription (billing starts at activation)."""
-    bought = str(purchase()["subscription_id"])
+    """An activated Standard subscription bought two days ago (usage of the last 24 hours is in its term)."""
+    bought = str(purchase(purchased_seconds_ago=2 * 86400)["subscription_id"])
     marketplace_api.post(f"saas/subscriptions/{bought}/activate", json={"planId": "standard"}).raise_for_status()
     return bought
 
@@ -89,6 +89,36 @@ def test_future_events_are_expired(
     marketplace_control.put("/clock", json={"offset_seconds": 30 * 3600})
     old = _event(subscription_id, effectiveStartTime=_hour(hours_ago=1), dimension="data_transfer_gib")
     assert marketplace_api.post("usageEvent", json=old).json()["details"][0]["code"] == "Expired"
+
+
+def test_usage_before_the_purchase_is_refused_as_expired(marketplace_api: httpx.Client, purchase: Purchase) -> None:
+    purchased = purchase(purchased_seconds_ago=90 * 60)
+    bought = str(purchased["subscription_id"])
+    marketplace_api.post(f"saas/subscriptions/{bought}/activate", json={"planId": "standard"}).raise_for_status()
+    created = datetime.datetime.fromisoformat(purchased["subscription"]["created"].replace("Z", "+00:00"))
+    purchase_hour = created.replace(minute=0, second=0, microsecond=0)
+    before = (purchase_hour - datetime.timedelta(hours=1)).isoformat().replace("+00:00", "Z")
+    single = marketplace_api.post("usageEvent", json=_event(bought, effectiveStartTime=before))
+    assert single.status_code == 400, single.text
+    body = single.json()
+    assert body["code"] == "BadArgument"
+    assert body["details"][0]["code"] == "Expired"
+    assert body["details"][0]["target"] == "effectiveStartTime"
+    assert "before the subscription was purchased" in body["details"][0]["message"]
+
+    # The purchase hour itself is in the term (a partial first hour), as is every later one.
+    in_term = purchase_hour.isoformat().replace("+00:00", "Z")
+    batch = marketplace_api.post(
+        "batchUsageEvent",
+        json={
+            "request": [
+                _event(bought, dimension="data_transfer_gib", effectiveStartTime=before),
+                _event(bought, dimension="data_transfer_gib", effectiveStartTime=in_term),
+            ]
+        },
+    )
+    assert batch.status_code == 200, batch.text
+    assert [item["status"] for item in batch.json()["result"]] == ["Expired", "Accepted"]
 
 
 def test_unsubscribed_resource_is_not_found(

@@ -8,12 +8,14 @@ Each takes only what a test cares about; the rest gets valid, unique defaults.
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from sqlmodel import Session
 
 from core.clusters.models import Cluster, ClusterStatus
 from core.clusters.provisioning_models import KeyRotation, KeyRotationState
+from core.db import utc_now
 from core.networking.models import ConnectionStatus, PrivateEndpointConnection
 from core.subscriptions.models import (
     MarketplaceOperation,
@@ -25,6 +27,8 @@ from core.subscriptions.models import (
 from core.tenants.models import Tenant
 
 DEFAULT_OFFER_ID = "vast-blob-facade"
+# How long an activated subscription or a ready cluster has been so, unless a test says otherwise.
+ESTABLISHED_FOR = timedelta(days=30)
 
 
 def create_tenant(session: Session, **fields: Any) -> Tenant:
@@ -45,7 +49,12 @@ def create_subscription(
     status: SubscriptionStatus = SubscriptionStatus.SUBSCRIBED,
     **fields: Any,
 ) -> MarketplaceSubscription:
-    """A Marketplace subscription of the default offer (pass the emulator's id to bill against the emulator)."""
+    """A Marketplace subscription of the default offer (pass the emulator's id to bill against the emulator).
+
+    One that was ever Subscribed counts as activated long ago unless `activated_at` says otherwise.
+    """
+    if status != SubscriptionStatus.PENDING_FULFILLMENT_START:
+        fields.setdefault("activated_at", utc_now() - ESTABLISHED_FOR)
     subscription = MarketplaceSubscription(
         **{
             "id": subscription_id or str(uuid.uuid4()),
@@ -72,7 +81,9 @@ def create_cluster(
     status: ClusterStatus = ClusterStatus.READY,
     **fields: Any,
 ) -> Cluster:
-    """A cluster owned by a subscription (or a managed application), ready by default."""
+    """A cluster owned by a subscription (or a managed application), ready by default (and for long)."""
+    if status not in (ClusterStatus.PENDING, ClusterStatus.PROVISIONING, ClusterStatus.FAILED):
+        fields.setdefault("first_ready_at", utc_now() - ESTABLISHED_FOR)
     plan_id = subscription.plan_id if subscription is not None else fields.pop("desired_plan_id", "standard")
     quantity = (subscription.quantity if subscription is not None else None) or fields.pop("desired_quantity", 1)
     name = fields.pop("name", f"facade-{uuid.uuid4().hex[:10]}")

@@ -17,9 +17,17 @@ def control_client(state: dict[str, Any], component: str) -> httpx.Client:
 
 
 def purchase_active_subscription(
-    state: dict[str, Any], settings: Settings, *, plan_id: str = "standard", quantity: int | None = 1
+    state: dict[str, Any],
+    settings: Settings,
+    *,
+    plan_id: str = "standard",
+    quantity: int | None = 1,
+    purchased_seconds_ago: float = 2 * 86400.0,
 ) -> dict[str, Any]:
-    """Buy a plan in the emulator and activate it through the fulfilment API, as the landing page would."""
+    """Buy a plan in the emulator and activate it through the fulfilment API, as the landing page would.
+
+    Bought two days ago by default, so the usage of the last 24 hours is inside the subscription's term.
+    """
     with control_client(state, "marketplace") as control:
         response = control.post(
             "/purchases",
@@ -27,6 +35,7 @@ def purchase_active_subscription(
                 "plan_id": plan_id,
                 "quantity": quantity,
                 "beneficiary": {"tenant_id": str(uuid.uuid4()), "email": "admin@contoso.example"},
+                "purchased_seconds_ago": purchased_seconds_ago,
             },
         )
         response.raise_for_status()

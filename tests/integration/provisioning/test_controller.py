@@ -109,6 +109,8 @@ def test_scale_suspend_reinstate_rotate_and_unsubscribe(
 ) -> None:
     cluster_id = create_cluster(database, state, owner="life1")
     cluster = drive(cluster_id, lambda item: item.status == READY)
+    first_ready = cluster.first_ready_at
+    assert first_ready is not None
     _, subscription_id = tenant_and_subscription(state, "contoso")
 
     def scale_set() -> dict[str, Any]:
@@ -128,6 +130,8 @@ def test_scale_suspend_reinstate_rotate_and_unsubscribe(
     with database.session() as session:
         change_desired_spec(session, cluster_id, actor="test", reason="Reinstate", desired_suspended=False)
     cluster = drive(cluster_id, lambda item: item.status == READY and item.observed_generation == 4)
+    # Billing counts from the first time the cluster served: scaling and resuming do not move it.
+    assert cluster.first_ready_at == first_ready
 
     key_before = cluster.key_id
     with database.session() as session:
