@@ -1,8 +1,8 @@
 """billing window: when a cluster first served, when a subscription ended, and its suspension periods;
 a cheaper ledger insert (no per-row foreign key to clusters, no status-only index)
 
-Revision ID: 0008_billing
-Revises: 0007
+Revision ID: 0011_billing
+Revises: 0010_deadletter
 Create Date: 2026-12-07 17:40:00
 """
 
@@ -14,8 +14,8 @@ from alembic import op
 
 import core.db
 
-revision: str = "0008_billing"
-down_revision: str | None = "0007"
+revision: str = "0011_billing"
+down_revision: str | None = "0010_deadletter"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
