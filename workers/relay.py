@@ -21,7 +21,7 @@ from typing import Any
 from celery import Celery
 
 from core.db import Database
-from core.messaging import TaskNames
+from core.messaging import VERDICT_TASKS, TaskNames, queue_for
 from core.outbox.models import OutboxMessage
 from core.outbox.service import due_messages, mark_dispatched
 
@@ -55,10 +55,12 @@ def celery_publisher(app: Celery) -> Publisher:
                 headers={"x-ms-correlationid": first.correlation_id} if first.correlation_id else None,
             )
             return
+        # A batch holds rows of one task: it travels on that task's queue (a verdict never waits behind provisioning).
         app.send_task(
             TaskNames.OUTBOX_DELIVER_BATCH,
             kwargs={"messages": [{"task_name": item.task_name, "kwargs": _task_kwargs(item)} for item in messages]},
             task_id=f"{task_id}-batch{len(messages)}",
+            queue=queue_for(first.task_name),
         )
 
     return publish
@@ -101,7 +103,9 @@ class OutboxRelay:
     def run_once(self) -> int:
         """Publish one batch of due messages; returns how many were published."""
         with self.database.session() as session:
-            messages = due_messages(session, limit=self.batch_size, redispatch_after=self.redispatch_after)
+            messages = due_messages(
+                session, limit=self.batch_size, redispatch_after=self.redispatch_after, first=VERDICT_TASKS
+            )
             for batch in delivery_batches(messages, self.delivery_batch_size):
                 self.publish(batch)
                 for message in batch:
