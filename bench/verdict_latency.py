@@ -57,7 +57,7 @@ from core.clusters.schemas import ClusterPlacement, KeyPolicy, PrivateLinkPolicy
 from core.clusters.service import cluster_name_for, request_cluster
 from core.db import Database, make_engine, utc_now
 from core.marketplace.fulfillment_client import FulfillmentClient
-from core.messaging import DEFAULT_QUEUE, VERDICT_QUEUE
+from core.messaging import DEFAULT_QUEUE, VERDICT_QUEUE, TaskNames
 from core.outbox.models import OutboxMessage
 from core.settings import DEFAULT_CATALOG_PATH
 from core.subscriptions.models import MarketplaceSubscription, SubscriptionStatus
@@ -68,6 +68,7 @@ MARKETPLACE_WINDOW_SECONDS = 10.0
 VERDICT_ACTIONS = ("marketplace_operation.reported", "marketplace_operation.failed")
 PURCHASED_QUANTITY = 4  # standard x 4 holds 100 TiB
 STORED_TIB = 80.0  # what every bench cluster stores: x 2 (50 TiB) is refused, x 8 accepted
+CUSTOMER_EMAIL = "alice.admin@contoso.onmicrosoft.com"
 RETRYABLE = frozenset({429, 500, 502, 503, 504})
 
 
@@ -123,7 +124,11 @@ def seed(
     for index in range(arguments.operations):
         purchase = control.post(
             "/purchases",
-            json={"plan_id": "standard", "quantity": PURCHASED_QUANTITY, "beneficiary": {"tenant_id": tenant_id}},
+            json={
+                "plan_id": "standard",
+                "quantity": PURCHASED_QUANTITY,
+                "beneficiary": {"tenant_id": tenant_id, "email": CUSTOMER_EMAIL, "object_id": str(uuid.uuid4())},
+            },
         )
         purchase.raise_for_status()
         subscription_id = purchase.json()["subscription_id"]
@@ -244,6 +249,32 @@ async def send_burst(
         await asyncio.gather(*(lane(client) for _ in range(concurrency)))
     burst.seconds = time.monotonic() - started
     return burst
+
+
+def stored_times(database: Database, operation_ids: set[str]) -> dict[str, float]:
+    """When the API stored each webhook (its 200 follows that commit)."""
+    with database.session() as session:
+        events = session.exec(
+            select(AuditEvent.subject_id, AuditEvent.occurred_at).where(
+                AuditEvent.action == "marketplace.webhook_received"
+            )
+        ).all()
+    return {subject: occurred_at.timestamp() for subject, occurred_at in events if subject in operation_ids}
+
+
+def outbox_times(database: Database, operation_ids: set[str]) -> dict[str, tuple[float, float]]:
+    """When the relay published each webhook's outbox row, and when a worker took it (it marks the row first)."""
+    with database.session() as session:
+        rows = session.exec(
+            select(OutboxMessage.arguments, OutboxMessage.dispatched_at, OutboxMessage.completed_at).where(
+                OutboxMessage.task_name == TaskNames.MARKETPLACE_PROCESS_OPERATION
+            )
+        ).all()
+    return {
+        arguments["operation_id"]: (dispatched.timestamp(), taken.timestamp())
+        for arguments, dispatched, taken in rows
+        if arguments.get("operation_id") in operation_ids and dispatched is not None and taken is not None
+    }
 
 
 def verdict_times(database: Database, operation_ids: set[str]) -> dict[str, tuple[float, str | None]]:
@@ -390,6 +421,8 @@ def main() -> None:
                 break
             time.sleep(0.5)
         load_at_end = backlog_figures(database, arguments.clusters)
+        stored = stored_times(database, operation_ids)
+        outbox = outbox_times(database, operation_ids)
         worker_cpu = sum(_cpu_seconds(item.process.pid) for item in workers if item.process)
         marketplace = {item["id"]: item for item in control.get("/state").json()["operations"]}
         control.close()
@@ -411,6 +444,8 @@ def main() -> None:
     accepted = [sent for sent in burst.sent if not sent.refused_expected]
     accepted_ok = sum(1 for sent in accepted if marketplace.get(sent.operation_id, {}).get("status") == "Succeeded")
     within = sum(1 for value in latencies if value <= MARKETPLACE_WINDOW_SECONDS)
+    to_store = [stored[sent.operation_id] - sent.started_at for sent in burst.sent if sent.operation_id in stored]
+    to_verdict = [times[operation_id][0] - stored[operation_id] for operation_id in times if operation_id in stored]
     print(
         f"load                  : {len(burst.sent)} ChangeQuantity webhooks sent in {burst.seconds:.1f} s "
         f"({arguments.send_concurrency} in flight) while {arguments.clusters} clusters provision "
@@ -434,6 +469,25 @@ def main() -> None:
             f"p99 {percentile(latencies, 0.99):.2f} s, max {max(latencies):.2f} s "
             "(from the operation's start at Marketplace to the PATCH's answer recorded)"
         )
+    if to_store and to_verdict:
+        print(
+            f"  start -> stored     : p50 {statistics.median(to_store):.2f} s, p99 {percentile(to_store, 0.99):.2f} s "
+            "(creating the operation at Marketplace, sending the webhook, our API storing it)"
+        )
+        print(
+            f"  stored -> verdict   : p50 {statistics.median(to_verdict):.2f} s, "
+            f"p99 {percentile(to_verdict, 0.99):.2f} s (relay, broker, verdict worker: GET, decide, PATCH)"
+        )
+    relayed = [outbox[key][0] - stored[key] for key in outbox if key in stored]
+    queued = [outbox[key][1] - outbox[key][0] for key in outbox]
+    deciding = [times[key][0] - outbox[key][1] for key in outbox if key in times]
+    for label, values in (
+        ("  stored -> published", relayed),
+        ("  published -> taken ", queued),
+        ("  taken -> verdict   ", deciding),
+    ):
+        if values:
+            print(f"{label}  : p50 {statistics.median(values):.2f} s, p99 {percentile(values, 0.99):.2f} s")
     print(f"within 10 s           : {within}/{len(latencies)}")
     print(f"refusals honoured     : {honoured}/{len(refusals)} Failed at Marketplace (late ones are auto-accepted)")
     print(f"acceptances           : {accepted_ok}/{len(accepted)} Succeeded; {late_success} PATCHes answered 409")

@@ -66,18 +66,22 @@ def celery_publisher(app: Celery) -> Publisher:
     return publish
 
 
-def delivery_batches(messages: Sequence[OutboxMessage], batch_size: int) -> list[list[OutboxMessage]]:
+def delivery_batches(
+    messages: Sequence[OutboxMessage], batch_size: int, *, alone: frozenset[str] = frozenset()
+) -> list[list[OutboxMessage]]:
     """Split due rows into broker messages: rows of one task together, in id order, at most `batch_size` each.
 
     A task's rows are spread evenly over as few messages as the size allows (10 rows at size 8 make 5 + 5, not
-    8 + 2), so the workers that take them get similar shares.
+    8 + 2), so the workers that take them get similar shares. Rows of the tasks in `alone` each travel in a
+    message of their own: in a shared message the last row would wait for every row before it, one after the
+    other, which a verdict due within Marketplace's 10 s cannot afford.
     """
     by_task: dict[str, list[OutboxMessage]] = {}
     for message in messages:
         by_task.setdefault(message.task_name, []).append(message)
     batches: list[list[OutboxMessage]] = []
-    for rows in by_task.values():
-        count = math.ceil(len(rows) / batch_size)
+    for task_name, rows in by_task.items():
+        count = len(rows) if task_name in alone else math.ceil(len(rows) / batch_size)
         batches.extend(rows[index::count] for index in range(count))
     return batches
 
@@ -106,7 +110,7 @@ class OutboxRelay:
             messages = due_messages(
                 session, limit=self.batch_size, redispatch_after=self.redispatch_after, first=VERDICT_TASKS
             )
-            for batch in delivery_batches(messages, self.delivery_batch_size):
+            for batch in delivery_batches(messages, self.delivery_batch_size, alone=VERDICT_TASKS):
                 self.publish(batch)
                 for message in batch:
                     mark_dispatched(session, message)

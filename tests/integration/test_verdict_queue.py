@@ -68,8 +68,8 @@ def test_verdict_messages_travel_on_their_own_queue_alone_or_in_batches(
     _enqueue(database, TaskNames.PIPELINE_PROBE, 2)
     relay = OutboxRelay(database, celery_publisher(private_broker_app), delivery_batch_size=2)
     assert relay.run_once() == 6
-    # 3 verdict rows: 2 broker messages (2 + 1); reconcile: 1; probes: 1 batch of 2.
-    assert _depth(private_broker_app, VERDICT_QUEUE) == 2
+    # 3 verdict rows: 3 broker messages (none waits behind another); reconcile: 1; probes: 1 batch of 2.
+    assert _depth(private_broker_app, VERDICT_QUEUE) == 3
     assert _depth(private_broker_app, DEFAULT_QUEUE) == 2
     # A row retried on its own after failing in a batch, or forwarded, is routed by its task name.
     route = private_broker_app.amqp.router.route({}, TaskNames.MARKETPLACE_PROCESS_OPERATION)
