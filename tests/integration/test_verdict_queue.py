@@ -38,7 +38,7 @@ def test_the_relay_publishes_verdict_rows_before_an_older_provisioning_backlog(d
     relay = OutboxRelay(database, record, batch_size=3, delivery_batch_size=8)
     assert relay.run_once() == 3
     # The verdicts first although they are the newest rows; the oldest provisioning row fills the pass.
-    assert published == [verdicts, backlog[:1]]
+    assert published == [[verdicts[0]], [verdicts[1]], backlog[:1]]
     assert relay.run_once() == 3
     assert relay.run_once() == 1
     assert sorted(id_ for batch in published for id_ in batch) == sorted(backlog + verdicts)
