@@ -337,7 +337,13 @@ def verify_operation(
         transition_operation(session, operation, OperationState.FAILED, actor=actor, mismatch=mismatch)
         return
     if remote.status in MARKETPLACE_FAILED_STATUSES:
-        operation.failure_reason = f"Marketplace reports the operation {remote.status}: {remote.error_message or ''}"
+        if operation.failure_reason:
+            # Our webhook answer (a 4xx with this reason) was the refusal Marketplace followed.
+            operation.result = "Failure"
+        else:
+            operation.failure_reason = (
+                f"Marketplace reports the operation {remote.status}: {remote.error_message or ''}"
+            )
         transition_operation(session, operation, OperationState.FAILED, actor=actor, marketplace_status=remote.status)
         return
     transition_operation(session, operation, OperationState.VERIFIED, actor=actor, marketplace_status=remote.status)

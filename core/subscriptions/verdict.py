@@ -12,9 +12,17 @@ from enum import StrEnum
 
 from sqlmodel import Session, col, select
 
+from core.audit.models import AuditOutcome
+from core.audit.service import record_audit_event
 from core.catalog.models import Plan
 from core.clusters.models import Cluster
-from core.subscriptions.models import MarketplaceSubscription, SubscriptionStatus
+from core.subscriptions.models import (
+    MarketplaceOperation,
+    MarketplaceSubscription,
+    OperationAction,
+    OperationState,
+    SubscriptionStatus,
+)
 from core.usage.models import UsageSample
 
 CAPACITY_DIMENSION = "capacity_tib"
@@ -97,3 +105,50 @@ def decide_change(
             f"(sampled {latest.sampled_at.isoformat()}); free capacity before downgrading"
         )
     return ACCEPT
+
+
+def refusal_at_intake(
+    session: Session, *, subscription_id: str, action: str, status: str, plan_id: str | None, quantity: int | None
+) -> str | None:
+    """Why a ChangePlan/ChangeQuantity webhook is refused in its own answer (a 4xx), or None to accept it.
+
+    Marketplace takes a 4xx answer to these webhooks as the publisher's refusal, so a refusal decided here is on
+    time whatever the queues hold. Only refusals are decided here, from our own rows; acceptance needs no answer
+    but the 200 (Marketplace accepts after 10 s), and the worker still reads the operation back from Marketplace
+    before it changes anything. A subscription we do not hold yet is never refused here.
+    """
+    changes = (OperationAction.CHANGE_PLAN.value, OperationAction.CHANGE_QUANTITY.value)
+    if action not in changes or status != "InProgress":
+        return None
+    subscription = session.get(MarketplaceSubscription, subscription_id)
+    if subscription is None:
+        return None
+    cluster = session.exec(select(Cluster).where(Cluster.subscription_id == subscription_id)).first()
+    verdict = decide_change(
+        session,
+        subscription,
+        cluster,
+        plan_id=plan_id or subscription.plan_id,
+        quantity=quantity or subscription.quantity or 1,
+    )
+    return None if verdict.accepted else verdict.reason
+
+
+def record_intake_refusal(session: Session, operation_id: str, reason: str) -> None:
+    """Keep the reason of a refusal answered as the webhook's 4xx on the operation, for the worker and operators."""
+    operation = session.get(MarketplaceOperation, operation_id)
+    if operation is None or operation.state != OperationState.RECEIVED.value or operation.failure_reason:
+        return
+    operation.failure_reason = reason[:2048]
+    session.add(operation)
+    subscription = session.get(MarketplaceSubscription, operation.subscription_id)
+    record_audit_event(
+        session,
+        actor="system:webhook-intake",
+        action="marketplace_operation.refused_at_intake",
+        subject_type="marketplace_operation",
+        subject_id=operation_id,
+        tenant_id=subscription.tenant_id if subscription else None,
+        outcome=AuditOutcome.REFUSED,
+        details={"reason": reason, "subscription_id": operation.subscription_id, "answered": 400},
+    )

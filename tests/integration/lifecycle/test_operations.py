@@ -142,6 +142,16 @@ def test_a_change_that_does_not_reduce_capacity_is_accepted_whatever_the_cluster
     assert refused.failure_reason is not None
     assert "holds 25 TiB but the cluster stores 61 TiB" in refused.failure_reason
     assert _marketplace_status(emulators, too_small["id"]) == "Failed"
+    # Refused in the webhook's own answer, as Marketplace allows: on time whatever the queues hold.
+    (delivery,) = [
+        item
+        for item in emulators.marketplace_control("GET", "/webhook-deliveries")
+        if item["operation_id"] == too_small["id"]
+    ]
+    assert [attempt.get("status_code") for attempt in delivery["attempts"]] == [400]
+    assert emulators.marketplace_operation(too_small["id"])["errorStatusCode"] == "400"  # type: ignore[index]
+    (intake,) = _audit(database, too_small["id"], "marketplace_operation.refused_at_intake")
+    assert "holds 25 TiB but the cluster stores 61 TiB" in intake.details["reason"]
     assert emulators.marketplace_subscription(subscription_id)["planId"] == "performance"
     assert emulators.marketplace_subscription(subscription_id)["quantity"] == 1
 
