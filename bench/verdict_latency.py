@@ -240,6 +240,11 @@ async def send_burst(
             sent.webhook_status = response.status_code
             sent.answered_at = time.time()
             if response.status_code not in RETRYABLE:
+                # What Marketplace does with the answer to a webhook it sent: a 4xx in time rejects the operation.
+                await client.post(
+                    f"{control_url}/operations/{operation['id']}/webhook-answer",
+                    json={"status_code": response.status_code},
+                )
                 return
             await asyncio.sleep(float(response.headers.get("Retry-After", "0.5")))
 
