@@ -131,7 +131,14 @@ def run_billing_demo(database: Database, settings: Settings, state: dict[str, An
         counts = status_counts(session)
     for status, bucket in sorted(counts["statuses"].items()):
         typer.echo(f"  ledger {status:<10} {bucket['entries']:>4} entr(ies), {bucket['billable_quantity']} billable")
-    return counts
+    return {**counts, "differences": report.difference_count}
+
+
+def billing_as_expected(counts: dict[str, Any]) -> bool:
+    """The billing step's expected end: entries in the ledger, every one accepted (a duplicate was accepted
+    before), nothing to reconcile."""
+    statuses = counts["statuses"]
+    return bool(statuses) and set(statuses) <= {"accepted", "duplicate"} and counts["differences"] == 0
 
 
 def start_emulators(data_dir: Path) -> EmulatorSuite:
@@ -153,12 +160,15 @@ def settings_with_emulators(settings: Settings, state: dict[str, Any]) -> Settin
     )
 
 
-def run_in_sandbox(data_dir: Path, database: Database, settings: Settings, state: dict[str, Any] | None) -> None:
-    """The sandbox step: on the sandbox's emulators when it has them, else on a suite started for this step."""
+def run_in_sandbox(data_dir: Path, database: Database, settings: Settings, state: dict[str, Any] | None) -> bool:
+    """The sandbox step: on the sandbox's emulators when it has them, else on a suite started for this step.
+
+    True when it reached its expected end (billing_as_expected)."""
     suite = start_emulators(data_dir) if state is None else None
     try:
         emulator_state = state if state is not None else suite.state() if suite is not None else {}
-        run_billing_demo(database, settings_with_emulators(settings, emulator_state), emulator_state)
+        counts = run_billing_demo(database, settings_with_emulators(settings, emulator_state), emulator_state)
+        return billing_as_expected(counts)
     finally:
         if suite is not None:
             suite.stop()

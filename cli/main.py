@@ -68,11 +68,20 @@ def worker(
         int | None, typer.Option(min=1, help="Parallel tasks; defaults to CP_WORKER_CONCURRENCY.")
     ] = None,
     pool: Annotated[str, typer.Option(help="Celery pool: threads, prefork or solo.")] = "threads",
-    queues: Annotated[str, typer.Option(help="Comma-separated queues to consume.")] = "celery",
+    queues: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated queues to consume: marketplace-verdicts (Marketplace operations, decided within "
+            "10 s) and celery (everything else); both by default."
+        ),
+    ] = "",
 ) -> None:
     """Run a Celery worker that consumes outbox messages and scheduled jobs."""
     settings = settings_or_exit()
     require_schema_or_exit(settings)
+    from core.messaging import ALL_QUEUES
+
+    queues = queues or ",".join(ALL_QUEUES)
     from workers.celery_app import run_worker
 
     run_worker(

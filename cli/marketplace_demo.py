@@ -10,6 +10,7 @@ import html
 import re
 import secrets
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -127,28 +128,44 @@ def run_purchase_demo(emulator_state: dict[str, Any], base_url: str, timeout_sec
         control.close()
 
 
-# Customer actions in the Azure portal, as the Marketplace emulator's control API takes them.
-LIFECYCLE_ACTIONS: list[tuple[str, dict[str, Any] | None]] = [
-    # Upgrades: the billing demo's synthetic usage fills the cluster beyond smaller plans (they would be refused).
-    ("change-quantity", {"quantity": 20}),
-    ("change-plan", {"plan_id": "performance"}),
-    ("suspend", None),
-    ("reinstate", None),
-    ("renew", None),
-    ("unsubscribe", None),
+@dataclass(frozen=True)
+class ExpectedEnd:
+    """Where a customer action must leave both sides: our operation, Marketplace's operation and subscription."""
+
+    ours: str  # our operation's state and result, e.g. "reported Success"
+    marketplace_operation: str
+    subscription: str  # Marketplace's subscription: status, plan x quantity
+
+
+# Customer actions in the Azure portal, as the Marketplace emulator's control API takes them, and their ends.
+# The changes are upgrades: a change that does not reduce capacity is always accepted, whatever the usage.
+LIFECYCLE_ACTIONS: list[tuple[str, dict[str, Any] | None, ExpectedEnd]] = [
+    ("change-quantity", {"quantity": 20}, ExpectedEnd("reported Success", "Succeeded", "Subscribed standard x 20")),
+    (
+        "change-plan",
+        {"plan_id": "performance"},
+        ExpectedEnd("reported Success", "Succeeded", "Subscribed performance x 20"),
+    ),
+    ("suspend", None, ExpectedEnd("reported", "Succeeded", "Suspended performance x 20")),
+    ("reinstate", None, ExpectedEnd("reported Success", "Succeeded", "Subscribed performance x 20")),
+    ("renew", None, ExpectedEnd("reported", "Succeeded", "Subscribed performance x 20")),
+    ("unsubscribe", None, ExpectedEnd("reported", "Succeeded", "Unsubscribed performance x 20")),
 ]
 
 
 def run_lifecycle_demo(
     emulator_state: dict[str, Any], database: Database, subscription_id: str, timeout_seconds: float = 90
 ) -> bool:
-    """Each customer action in turn: webhook -> verified -> applied -> reported; prints both sides. True if all did."""
+    """Each customer action in turn: webhook -> verified -> decided and reported -> converged; prints both sides.
+
+    True when every action reached its expected end on both sides; each miss is printed with what was expected.
+    """
     control = httpx.Client(
         base_url=emulator_state["marketplace"]["control_url"], verify=emulator_state["ca_bundle"], timeout=10
     )
-    all_reported = True
+    all_as_expected = True
     try:
-        for action, body in LIFECYCLE_ACTIONS:
+        for action, body, expected in LIFECYCLE_ACTIONS:
             response = control.post(f"/subscriptions/{subscription_id}/{action}", json=body)
             response.raise_for_status()
             operation_id = response.json()["id"]
@@ -167,13 +184,18 @@ def run_lifecycle_demo(
             remote = next(item for item in state["operations"] if item["id"] == operation_id)
             subscription = next(item for item in state["subscriptions"] if item["id"] == subscription_id)
             ours = f"{operation.state} {operation.result or ''}".strip() if operation else "not received"
-            all_reported = all_reported and operation is not None and operation.state == "reported"
-            _say(
-                f"{action:16} ours: {ours:18} Marketplace: operation {remote['status']}, "
-                f"subscription {subscription['saasSubscriptionStatus']} "
-                f"{subscription['planId']} x {subscription['quantity']}"
-            )
-        return all_reported
+            theirs = f"{subscription['saasSubscriptionStatus']} {subscription['planId']} x {subscription['quantity']}"
+            _say(f"{action:16} ours: {ours:18} Marketplace: operation {remote['status']}, subscription {theirs}")
+            reached = ExpectedEnd(ours, remote["status"], theirs)
+            if reached != expected:
+                all_as_expected = False
+                typer.secho(
+                    f"  [marketplace] {action} missed its expected end: ours {expected.ours}, Marketplace operation "
+                    f"{expected.marketplace_operation}, subscription {expected.subscription}"
+                    + (f"; reason: {operation.failure_reason}" if operation and operation.failure_reason else ""),
+                    fg=typer.colors.RED,
+                )
+        return all_as_expected
     finally:
         control.close()
 

@@ -71,23 +71,30 @@ def run_sandbox(data_dir: Path, *, serve: bool) -> int:
             return 1
         step(f"probe completed in {elapsed * 1000:.0f} ms")
         print_summary(base_url, group)
+        # Every step has an expected end state; the demo exits non-zero when any step misses it.
+        missed: list[str] = []
         step("marketplace: purchase -> landing page (Entra sign-in) -> confirmation -> activation")
         purchased = marketplace_demo.run_purchase_demo(emulator_suite.state(), base_url)
         if purchased is None:
-            typer.secho("the purchase did not reach Subscribed; see logs in " + str(group.log_dir), fg=typer.colors.RED)
+            missed.append("purchase: the subscription did not reach Subscribed")
         step("provisioning: the purchased cluster's PLS alias, endpoint and key id from the JSON API")
-        cluster_report.report_latest_cluster(database, emulator_suite.state(), base_url)
+        if not cluster_report.report_latest_cluster(database, emulator_suite.state(), base_url):
+            missed.append("provisioning: the purchased cluster is not ready")
         step("operations: Blob probe of the demo cluster through the outbox, traces, metrics, SLO status")
-        operations_demo.run_operations_demo(database, settings, azurite, base_url)
+        if not operations_demo.run_operations_demo(database, settings, azurite, base_url):
+            missed.append("operations: the Blob probe did not pass")
         step("billing: ready cluster usage -> hourly ledger -> Marketplace metering -> reconciliation")
-        billing_demo.run_in_sandbox(data_dir, database, settings, state=emulator_suite.state())
+        if not billing_demo.run_in_sandbox(data_dir, database, settings, state=emulator_suite.state()):
+            missed.append("billing: not every ledger entry was accepted, or the reconciliation found differences")
         if purchased is not None:
             step("marketplace: change quantity and plan, suspend, reinstate, renew, unsubscribe")
-            marketplace_demo.run_lifecycle_demo(emulator_suite.state(), database, purchased)
+            if not marketplace_demo.run_lifecycle_demo(emulator_suite.state(), database, purchased):
+                missed.append("lifecycle: an action missed its expected end state (printed above)")
         print_portal_sign_ins(base_url, emulator_suite.state()["entra"])
+        report_missed_steps(missed, group)
         if serve:
             wait_for_interrupt()
-        return 0
+        return 1 if missed else 0
     finally:
         step("stopping")
         group.stop_all()
@@ -95,6 +102,18 @@ def run_sandbox(data_dir: Path, *, serve: bool) -> int:
         emulator_suite.stop()
         if azurite is not None:
             azurite.stop()
+
+
+def report_missed_steps(missed: list[str], group: ProcessGroup) -> None:
+    """Say plainly whether every step reached its expected end state, and which did not."""
+    typer.echo("")
+    if not missed:
+        typer.secho("every step reached its expected end state", fg=typer.colors.GREEN)
+        return
+    typer.secho(f"{len(missed)} step(s) missed their expected end state:", fg=typer.colors.RED)
+    for item in missed:
+        typer.secho(f"  - {item}", fg=typer.colors.RED)
+    typer.secho(f"  logs in {group.log_dir}", fg=typer.colors.RED)
 
 
 def print_summary(base_url: str, group: ProcessGroup) -> None:

@@ -60,6 +60,24 @@ class TaskNames:
     SLO_EVALUATE = "operations.slo_evaluate"
     # Read a managed application back from ARM and link it: {"managed_application_id": str, "attempt"?: int}.
     MANAGED_APP_OBSERVE = "managed_apps.observe"
+    # Give a failed cluster another try at a change Marketplace already accepted (and bills):
+    # {"cluster_id": str, "generation": int}.
+    CLUSTER_RETRY_ACCEPTED_CHANGE = "clusters.retry_accepted_change"
+
+
+# Celery's own default queue: provisioning, billing, operations.
+DEFAULT_QUEUE = "celery"
+# Marketplace's verdicts: ChangePlan/ChangeQuantity are accepted by Marketplace 10 s after the webhook unless
+# refused by then, so deciding them must never wait behind a provisioning backlog. Their own queue lets workers
+# (or a dedicated worker, `controlplane worker --queues marketplace-verdicts`) take them with their own concurrency.
+VERDICT_QUEUE = "marketplace-verdicts"
+VERDICT_TASKS = frozenset({TaskNames.MARKETPLACE_PROCESS_OPERATION})
+ALL_QUEUES = (VERDICT_QUEUE, DEFAULT_QUEUE)
+
+
+def queue_for(task_name: str) -> str:
+    """The broker queue a task's messages travel on."""
+    return VERDICT_QUEUE if task_name in VERDICT_TASKS else DEFAULT_QUEUE
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -80,6 +98,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "beat_schedule_filename": str(data_dir / "celerybeat-schedule"),
         "timezone": "UTC",
         "enable_utc": True,
+        "task_default_queue": DEFAULT_QUEUE,
+        "task_routes": {name: {"queue": VERDICT_QUEUE} for name in sorted(VERDICT_TASKS)},
     }
     if broker_url.startswith(("redis://", "rediss://")):
         # Unacknowledged messages come back after this long (longest task plus margin).

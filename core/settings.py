@@ -89,6 +89,13 @@ class Settings(BaseSettings):
     )
     marketplace_webhook_enabled: bool = Field(default=True, description="False answers webhooks 503 (maintenance).")
     marketplace_reconcile_interval_seconds: float = Field(default=900.0, gt=0)
+    accepted_change_retry_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        le=86_400,
+        description="A cluster that failed to apply a change Marketplace already accepted (and bills) is retried "
+        "after this long, again and again, until it converges or an operator steps in.",
+    )
     marketplace_operation_redrive_after_seconds: float = Field(
         default=120.0, gt=0, description="An operation not reported after this long is driven again by reconcile."
     )

@@ -21,7 +21,7 @@ from typing import Any
 from celery import Celery
 
 from core.db import Database
-from core.messaging import TaskNames
+from core.messaging import VERDICT_TASKS, TaskNames, queue_for
 from core.outbox.dead_letters import dead_letter_undeliverable
 from core.outbox.models import OutboxMessage
 from core.outbox.service import due_messages, mark_dispatched
@@ -56,27 +56,33 @@ def celery_publisher(app: Celery) -> Publisher:
                 headers={"x-ms-correlationid": first.correlation_id} if first.correlation_id else None,
             )
             return
+        # A batch holds rows of one task: it travels on that task's queue (a verdict never waits behind provisioning).
         app.send_task(
             TaskNames.OUTBOX_DELIVER_BATCH,
             kwargs={"messages": [{"task_name": item.task_name, "kwargs": _task_kwargs(item)} for item in messages]},
             task_id=f"{task_id}-batch{len(messages)}",
+            queue=queue_for(first.task_name),
         )
 
     return publish
 
 
-def delivery_batches(messages: Sequence[OutboxMessage], batch_size: int) -> list[list[OutboxMessage]]:
+def delivery_batches(
+    messages: Sequence[OutboxMessage], batch_size: int, *, alone: frozenset[str] = frozenset()
+) -> list[list[OutboxMessage]]:
     """Split due rows into broker messages: rows of one task together, in id order, at most `batch_size` each.
 
     A task's rows are spread evenly over as few messages as the size allows (10 rows at size 8 make 5 + 5, not
-    8 + 2), so the workers that take them get similar shares.
+    8 + 2), so the workers that take them get similar shares. Rows of the tasks in `alone` each travel in a
+    message of their own: in a shared message the last row would wait for every row before it, one after the
+    other, which a verdict due within Marketplace's 10 s cannot afford.
     """
     by_task: dict[str, list[OutboxMessage]] = {}
     for message in messages:
         by_task.setdefault(message.task_name, []).append(message)
     batches: list[list[OutboxMessage]] = []
-    for rows in by_task.values():
-        count = math.ceil(len(rows) / batch_size)
+    for task_name, rows in by_task.items():
+        count = len(rows) if task_name in alone else math.ceil(len(rows) / batch_size)
         batches.extend(rows[index::count] for index in range(count))
     return batches
 
@@ -104,14 +110,16 @@ class OutboxRelay:
     def run_once(self) -> int:
         """Publish one batch of due messages; returns how many were published."""
         with self.database.session() as session:
-            due = due_messages(session, limit=self.batch_size, redispatch_after=self.redispatch_after)
+            due = due_messages(
+                session, limit=self.batch_size, redispatch_after=self.redispatch_after, first=VERDICT_TASKS
+            )
             # A row every worker lost before it could even record a failure must not be handed out forever.
             messages = [
                 message
                 for message in due
                 if not dead_letter_undeliverable(session, message, max_attempts=self.max_attempts)
             ]
-            for batch in delivery_batches(messages, self.delivery_batch_size):
+            for batch in delivery_batches(messages, self.delivery_batch_size, alone=VERDICT_TASKS):
                 self.publish(batch)
                 for message in batch:
                     mark_dispatched(session, message)

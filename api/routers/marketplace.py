@@ -9,6 +9,7 @@ its id) and answers 200 before any slow work; a worker verifies and applies it.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -55,8 +56,10 @@ from core.subscriptions.landing import confirm_purchase as confirm_landing
 from core.subscriptions.progress import purchase_progress
 from core.subscriptions.schemas import DeploymentChoices, PurchaseProgress, WebhookPayload
 from core.subscriptions.service import check_signed_in_party
+from core.subscriptions.verdict import record_intake_refusal, refusal_at_intake
 from core.subscriptions.webhook_store import record_webhook
 
+logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/marketplace", tags=["marketplace"])
 # The browser-facing pages answer their errors with an HTML page, except FastAPI's own parameter validation.
 HTML_PAGE = {"text/html": {"schema": {"type": "string"}}}
@@ -588,7 +591,11 @@ def webhook_rules(settings: Settings) -> TokenRules:
     summary="Marketplace SaaS webhook",
     responses={
         200: {"description": "Stored (or a replay of a stored operation)"},
-        400: error_response("Malformed JSON or mismatched subscription ids"),
+        400: error_response(
+            "Malformed JSON or mismatched subscription ids; or a ChangePlan/ChangeQuantity refused (stored, and "
+            "Marketplace fails the operation): a plan outside the catalog, a quantity outside the plan, an "
+            "unsubscribed subscription, or less capacity than the cluster stores"
+        ),
         401: error_response("Missing or invalid Entra bearer token"),
         422: error_response("Body does not match the webhook schema (e.g. unknown action)"),
         503: {
@@ -643,9 +650,35 @@ def _handle_webhook(
         return _refuse(database, error.status_code, error.code, error.message, None)
     # One idempotent statement: no transaction to open and commit around it (and a dropped connection is retried).
     receipt = database.run_idempotent_write(lambda connection: record_webhook(connection, payload, raw_body=body))
+    refusal = _refusal_at_intake(database, payload)
+    if refusal is not None:
+        # Marketplace takes a 4xx to a ChangePlan/ChangeQuantity as our refusal: on time, whatever the queues hold.
+        return JSONResponse(
+            error_body("ChangeRefused", refusal, {"operation_id": receipt.operation_id}), status_code=400
+        )
     return JSONResponse(
         {"operation_id": receipt.operation_id, "status": "accepted" if receipt.created else "duplicate"}
     )
+
+
+def _refusal_at_intake(database: Database, payload: WebhookPayload) -> str | None:
+    """The refusal of a stored ChangePlan/ChangeQuantity decidable now, or None (the worker decides and reports)."""
+    try:
+        with database.session() as db:
+            reason = refusal_at_intake(
+                db,
+                subscription_id=payload.subscription_id,
+                action=payload.action.value,
+                status=payload.status,
+                plan_id=payload.plan_id,
+                quantity=payload.quantity,
+            )
+            if reason is not None:
+                record_intake_refusal(db, payload.id, reason)
+            return reason
+    except Exception:  # the webhook is stored: the worker decides and PATCHes it instead
+        logger.exception("deciding a webhook at intake failed; the worker decides it", extra={"operation": payload.id})
+        return None
 
 
 def _refuse(

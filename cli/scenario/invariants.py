@@ -64,10 +64,14 @@ def _result(name: str, checked: int, problems: list[str]) -> InvariantResult:
 
 
 def reported(operation: MarketplaceOperation) -> bool:
-    """Reported to Marketplace: applied and reported, or refused (failed) with the Failure PATCHed."""
+    """Reported to Marketplace: applied and reported, or refused (failed) with the Failure PATCHed or answered.
+
+    A refusal that reached Marketplace after its 10 s stays failed (for an operator) with result Success: the
+    result records what Marketplace did, which is what the caller compares.
+    """
     if operation.state == OperationState.REPORTED.value:
         return True
-    return operation.state == OperationState.FAILED.value and operation.result == "Failure"
+    return operation.state == OperationState.FAILED.value and operation.result is not None
 
 
 def operations_reported(database: Database, marketplace: dict[str, Any]) -> InvariantResult:

@@ -35,12 +35,22 @@ def enqueue(
 
 
 def due_messages(
-    session: Session, *, limit: int, redispatch_after: timedelta, now: datetime | None = None
+    session: Session,
+    *,
+    limit: int,
+    redispatch_after: timedelta,
+    now: datetime | None = None,
+    first: frozenset[str] = frozenset(),
 ) -> list[OutboxMessage]:
     """Rows to dispatch now: never dispatched, or dispatched long ago and still not completed (lost on the way).
 
-    Locked with SKIP LOCKED on PostgreSQL so concurrent relays never claim the same row.
+    Rows of the tasks in `first` go before any other due row (then oldest first): work with a deadline, such as
+    Marketplace's verdicts, never waits behind a backlog. Locked with SKIP LOCKED on PostgreSQL so concurrent
+    relays never claim the same row.
     """
+    order: list[Any] = [col(OutboxMessage.id)]
+    if first:
+        order.insert(0, sa.case((col(OutboxMessage.task_name).in_(sorted(first)), 0), else_=1))
     now = now or utc_now()
     statement = (
         select(OutboxMessage)
@@ -53,7 +63,7 @@ def due_messages(
                 col(OutboxMessage.dispatched_at) <= now - redispatch_after,
             ),
         )
-        .order_by(col(OutboxMessage.id))
+        .order_by(*order)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )

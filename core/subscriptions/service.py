@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 
 from core.audit.models import AuditOutcome
 from core.audit.service import record_audit_event
-from core.catalog.models import ActivationMode, Offer, Plan
+from core.catalog.models import ActivationMode, Offer
 from core.clusters.models import Cluster
 from core.clusters.ownership import ResourceGroupNotOwned, group_in_use
 from core.clusters.service import change_desired_spec, request_cluster
@@ -35,12 +35,12 @@ from core.subscriptions.models import (
 )
 from core.subscriptions.schemas import DeploymentChoices
 from core.subscriptions.term import record_term_change
+from core.subscriptions.verdict import decide_change
 from core.tenants.service import get_or_create_tenant
-from core.usage.models import UsageSample
 
 WORKER_ACTOR = "system:subscription-controller"
-CAPACITY_DIMENSION = "capacity_tib"
-# Actions Marketplace waits on: we PATCH Success or Failure once the cluster has converged.
+# Actions Marketplace waits on: we PATCH Success or Failure as soon as the verdict is decided, never after
+# convergence (Marketplace accepts ChangePlan/ChangeQuantity on its own 10 s after the webhook).
 ACTIONS_AWAITING_REPORT = frozenset(
     {OperationAction.CHANGE_PLAN, OperationAction.CHANGE_QUANTITY, OperationAction.REINSTATE}
 )
@@ -379,7 +379,13 @@ def verify_operation(
         transition_operation(session, operation, OperationState.FAILED, actor=actor, mismatch=mismatch)
         return
     if remote.status in MARKETPLACE_FAILED_STATUSES:
-        operation.failure_reason = f"Marketplace reports the operation {remote.status}: {remote.error_message or ''}"
+        if operation.failure_reason:
+            # Our webhook answer (a 4xx with this reason) was the refusal Marketplace followed.
+            operation.result = "Failure"
+        else:
+            operation.failure_reason = (
+                f"Marketplace reports the operation {remote.status}: {remote.error_message or ''}"
+            )
         transition_operation(session, operation, OperationState.FAILED, actor=actor, marketplace_status=remote.status)
         return
     transition_operation(session, operation, OperationState.VERIFIED, actor=actor, marketplace_status=remote.status)
@@ -390,7 +396,6 @@ class NextStep(StrEnum):
 
     REPORT_SUCCESS = "report_success"
     REPORT_FAILURE = "report_failure"
-    AWAIT_CONVERGENCE = "await_convergence"
     DONE = "done"
 
 
@@ -403,8 +408,9 @@ def apply_operation(
 ) -> NextStep:
     """Turn a verified operation into a desired-spec change and say what to report to Marketplace.
 
-    ChangePlan/ChangeQuantity -> plan/quantity (refused below used capacity); Suspend -> suspended;
-    Reinstate -> not suspended; Unsubscribe -> deleted; Renew -> term from `remote_subscription`.
+    ChangePlan/ChangeQuantity -> plan/quantity (or refused: see core.subscriptions.verdict); Suspend -> suspended;
+    Reinstate -> not suspended; Unsubscribe -> deleted; Renew -> term from `remote_subscription`. The verdict is
+    reported at once; the cluster converges afterwards, and a failure to converge is an operator's incident.
     """
     subscription = lock_subscription(session, operation.subscription_id)
     cluster = cluster_of(session, subscription.id)
@@ -413,9 +419,9 @@ def apply_operation(
     if action in (OperationAction.CHANGE_PLAN, OperationAction.CHANGE_QUANTITY):
         plan_id = operation.plan_id or subscription.plan_id
         quantity = operation.quantity or subscription.quantity or 1
-        refusal = capacity_refusal(session, cluster, subscription.offer_id, plan_id, quantity)
-        if refusal is not None:
-            operation.failure_reason = refusal
+        verdict = decide_change(session, subscription, cluster, plan_id=plan_id, quantity=quantity)
+        if not verdict.accepted:
+            operation.failure_reason = verdict.reason
             session.add(operation)
             return NextStep.REPORT_FAILURE
         changes = {"desired_plan_id": plan_id} if action == OperationAction.CHANGE_PLAN else {}
@@ -459,35 +465,7 @@ def apply_operation(
         changes=changes,
         generation=operation.desired_generation,
     )
-    if action not in ACTIONS_AWAITING_REPORT:
-        return NextStep.DONE
-    if cluster is None or cluster.observed_generation >= (operation.desired_generation or 0):
-        return NextStep.REPORT_SUCCESS
-    return NextStep.AWAIT_CONVERGENCE
-
-
-def capacity_refusal(
-    session: Session, cluster: Cluster | None, offer_id: str, plan_id: str, quantity: int
-) -> str | None:
-    """Why the plan/quantity cannot hold the data the cluster stores now (latest capacity sample), or None."""
-    plan = session.exec(select(Plan).where(Plan.offer_id == offer_id, Plan.plan_id == plan_id)).first()
-    if plan is None:
-        return f"plan {plan_id} is not in the catalog of offer {offer_id}"
-    if cluster is None:
-        return None
-    latest = session.exec(
-        select(UsageSample)
-        .where(UsageSample.cluster_id == cluster.id, UsageSample.dimension_id == CAPACITY_DIMENSION)
-        .order_by(col(UsageSample.sampled_at).desc())
-        .limit(1)
-    ).first()
-    capacity = plan.capacity_tib_per_unit * quantity
-    if latest is not None and latest.value > capacity:
-        return (
-            f"plan {plan_id} x {quantity} holds {capacity:g} TiB but the cluster stores {latest.value:g} TiB "
-            f"(sampled {latest.sampled_at.isoformat()}); free capacity before downgrading"
-        )
-    return None
+    return NextStep.REPORT_SUCCESS if action in ACTIONS_AWAITING_REPORT else NextStep.DONE
 
 
 def mark_reported(
@@ -549,14 +527,27 @@ def retry_operation(session: Session, operation_id: str, *, actor: str) -> Marke
     return operation
 
 
-def next_step_for_applied(session: Session, operation: MarketplaceOperation) -> NextStep:
-    """For an applied operation driven again: report it when its generation is reached, else keep waiting."""
-    if operation.action not in ACTIONS_AWAITING_REPORT:
-        return NextStep.DONE
-    cluster = cluster_of(session, operation.subscription_id)
-    if cluster is None or cluster.observed_generation >= (operation.desired_generation or 0):
-        return NextStep.REPORT_SUCCESS
-    return NextStep.AWAIT_CONVERGENCE
+def next_step_for_applied(operation: MarketplaceOperation) -> NextStep:
+    """For an applied operation driven again (its report was lost or failed): report the verdict now."""
+    return NextStep.REPORT_SUCCESS if operation.action in ACTIONS_AWAITING_REPORT else NextStep.DONE
+
+
+def undelivered_accepted_changes(
+    session: Session, subscription_id: str, observed_generation: int
+) -> list[MarketplaceOperation]:
+    """Operations Marketplace was told Success (and now bills) whose desired generation the cluster has not reached."""
+    statement = (
+        select(MarketplaceOperation)
+        .where(
+            MarketplaceOperation.subscription_id == subscription_id,
+            MarketplaceOperation.state == OperationState.REPORTED.value,
+            MarketplaceOperation.result == "Success",
+            col(MarketplaceOperation.action).in_([action.value for action in ACTIONS_AWAITING_REPORT]),
+            col(MarketplaceOperation.desired_generation) > observed_generation,
+        )
+        .order_by(col(MarketplaceOperation.received_at))
+    )
+    return list(session.exec(statement).all())
 
 
 def close_notification(session: Session, operation: MarketplaceOperation, *, actor: str) -> None:

@@ -15,6 +15,8 @@ Control API under `/_emulator` (no authentication; loopback only):
 suspend|reinstate|unsubscribe|renew`, `GET|PUT webhook`, `GET|PUT landing-page`, `GET webhook-deliveries`,
 `POST webhook-deliveries/redeliver` `{"delivery_ids"}` (send again, in that order, fresh token),
 `PUT webhook-hold` `{"size"}` / `DELETE webhook-hold` (hold the next webhooks, send them newest first),
+`POST operations/{id}/webhook-answer` `{"status_code"}` (the answer to a webhook a load generator sent in
+Marketplace's place: a 4xx other than 429 within the operation's time rejects it, as for the sender's own),
 `GET state`, `GET|PUT clock`, `POST clock/advance`, `POST managed-applications`,
 `POST usage-events/{id}/drop`, `PATCH usage-events/{id}`, and fault rules under `faults`.
 

@@ -13,6 +13,7 @@ from emulators.common.faults import CONTROL_PREFIX
 from emulators.marketplace.metering import ManagedApplication
 from emulators.marketplace.quirks import QuirkPlan
 from emulators.marketplace.subscriptions import Party
+from emulators.marketplace.webhooks import TOO_MANY_REQUESTS
 
 if TYPE_CHECKING:
     from emulators.marketplace.emulator import MarketplaceEmulator
@@ -102,6 +103,13 @@ class WebhookRedelivery(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     delivery_ids: list[str] = Field(min_length=1, max_length=100)
+
+
+class WebhookAnswer(BaseModel):
+    """The publisher's answer to a webhook that a load generator sent on Marketplace's behalf."""
+
+    model_config = ConfigDict(extra="forbid")
+    status_code: int = Field(ge=100, le=599)
 
 
 class ManagedApplicationRegistration(BaseModel):
@@ -221,6 +229,13 @@ def build_control_router(emulator: MarketplaceEmulator) -> APIRouter:
     @router.put("/quirks")
     def set_quirks(plan: QuirkPlan) -> QuirkPlan:
         return emulator.quirks.set(plan)
+
+    @router.post("/operations/{operation_id}/webhook-answer")
+    def webhook_answer(operation_id: str, answer: WebhookAnswer) -> dict[str, Any]:
+        # The rule the webhook sender applies to its own deliveries: a 4xx other than 429 rejects the operation.
+        if 400 <= answer.status_code < 500 and answer.status_code != TOO_MANY_REQUESTS:
+            state.reject_operation(operation_id, answer.status_code)
+        return {"operation_id": operation_id, "status_code": answer.status_code}
 
     @router.get("/state")
     def full_state() -> dict[str, Any]:

@@ -455,8 +455,9 @@ class FulfillmentState:
             return self._customer_operation(subscription, "Renew", "Succeeded")
 
     def reject_operation(self, operation_id: str, status_code: int) -> None:
-        """The publisher's webhook refused an InProgress operation (4xx): it fails."""
+        """The publisher's webhook refused an InProgress operation (4xx): it fails, unless its time was up already."""
         with self._lock:
+            self._settle()
             operation = self._operations.get(operation_id)
             if operation is not None and operation.status == "InProgress":
                 operation.status = "Failed"

@@ -204,3 +204,21 @@ def test_a_past_delivery_is_sent_again_with_a_valid_token(
     assert again["body"] == original["body"]
     [copy] = [item for item in marketplace_control.get("/webhook-deliveries").json() if item["id"] in redelivered]
     assert copy["redelivery_of"] == delivery["id"]
+
+
+def test_a_webhook_answer_reported_by_a_load_generator_follows_the_senders_rule_and_its_10_seconds(
+    marketplace_api: httpx.Client, marketplace_control: httpx.Client, purchase: Purchase
+) -> None:
+    marketplace_control.put("/webhook", json={"url": None}).raise_for_status()  # the load generator sends them
+    subscription_id = _activated(marketplace_api, purchase)
+    in_time = marketplace_control.post(f"/subscriptions/{subscription_id}/change-quantity", json={"quantity": 3})
+    answer = marketplace_control.post(f"/operations/{in_time.json()['id']}/webhook-answer", json={"status_code": 400})
+    assert answer.status_code == 200
+    refused = marketplace_api.get(f"saas/subscriptions/{subscription_id}/operations/{in_time.json()['id']}").json()
+    assert (refused["status"], refused["errorStatusCode"]) == ("Failed", "400")
+
+    late = marketplace_control.post(f"/subscriptions/{subscription_id}/change-quantity", json={"quantity": 4})
+    marketplace_control.post("/clock/advance", json={"seconds": 11}).raise_for_status()
+    marketplace_control.post(f"/operations/{late.json()['id']}/webhook-answer", json={"status_code": 400})
+    accepted = marketplace_api.get(f"saas/subscriptions/{subscription_id}/operations/{late.json()['id']}").json()
+    assert accepted["status"] == "Succeeded"  # accepted on its own 10 s after it started: the 4xx came too late

@@ -34,3 +34,9 @@ def test_size_one_sends_every_row_alone() -> None:
 
 def test_no_rows_make_no_messages() -> None:
     assert delivery_batches([], 8) == []
+
+
+def test_rows_of_a_task_with_a_deadline_travel_alone_so_none_waits_for_the_others() -> None:
+    rows = _rows("subscriptions.process_operation", "clusters.reconcile", "subscriptions.process_operation")
+    batches = delivery_batches(rows, 8, alone=frozenset({"subscriptions.process_operation"}))
+    assert _ids(batches) == [[1], [3], [2]]

@@ -1,4 +1,4 @@
-"""Marketplace lifecycle tasks: process operations, activate, report on convergence, reconcile.
+"""Marketplace lifecycle tasks: decide and report operations, activate, follow convergence, reconcile.
 
 Each consumer reads Marketplace through the fulfilment client and changes our state through
 core.subscriptions.service in the consumer's transaction; a failed call raises, the transaction rolls
@@ -19,7 +19,8 @@ from sqlmodel import Session
 from core.audit.models import AuditOutcome
 from core.audit.service import record_audit_event
 from core.catalog.models import ActivationMode
-from core.clusters.models import Cluster
+from core.clusters.models import Cluster, ClusterStatus
+from core.clusters.recovery import retry_failed_cluster
 from core.db import utc_now
 from core.errors import ControlPlaneError
 from core.inbox.models import InboundSource
@@ -28,6 +29,7 @@ from core.marketplace.fulfillment_client import FulfillmentClient
 from core.marketplace.http import MarketplaceError
 from core.messaging import TaskNames
 from core.outbox.dead_letters import GiveUp
+from core.outbox.service import enqueue
 from core.settings import get_settings
 from core.subscriptions.models import (
     MarketplaceOperation,
@@ -54,6 +56,7 @@ from core.subscriptions.service import (
     offer_activation,
     operations_covered_by,
     transition_subscription,
+    undelivered_accepted_changes,
     verify_operation,
 )
 from workers.celery_app import celery_app
@@ -84,7 +87,11 @@ def unknown_to_marketplace_gives_up(what: str) -> Iterator[None]:
 
 @outbox_consumer(TaskNames.MARKETPLACE_PROCESS_OPERATION)
 def process_operation(session: Session, operation_id: str, subscription_id: str) -> None:
-    """Verify an operation with Marketplace, apply it to the desired spec, and report it when it is due."""
+    """Verify an operation with Marketplace, decide it, apply it to the desired spec and report the verdict now.
+
+    Runs on the verdict queue (core.messaging.VERDICT_QUEUE): Marketplace accepts a ChangePlan/ChangeQuantity on
+    its own 10 s after the webhook, so this never waits for provisioning, neither in the queue nor for the cluster.
+    """
     with unknown_to_marketplace_gives_up(f"operation {operation_id} of subscription {subscription_id}"):
         _process_operation(session, operation_id, subscription_id)
 
@@ -122,7 +129,7 @@ def drive_operation(session: Session, client: FulfillmentClient, operation: Mark
         )
         step = apply_operation(session, operation, actor=WORKER_ACTOR, remote_subscription=remote_subscription)
     else:
-        step = next_step_for_applied(session, operation)
+        step = next_step_for_applied(operation)
     if step == NextStep.DONE:
         close_notification(session, operation, actor=WORKER_ACTOR)
     elif step == NextStep.REPORT_SUCCESS:
@@ -141,8 +148,17 @@ def report(session: Session, client: FulfillmentClient, operation: MarketplaceOp
             raise
         remote = client.get_operation(operation.subscription_id, operation.id)
         operation.marketplace_status = remote.status[:32]
-        result = "Success" if remote.status == "Succeeded" else "Failure"
+        completed_as = "Success" if remote.status == "Succeeded" else "Failure"
         note = f"Marketplace had already completed the operation: {remote.status}"
+        if result == "Failure" and completed_as == "Success":
+            # Our refusal came after Marketplace's 10 s: the change stands and is billed. Kept failed (the
+            # stuck-work page shows it) with the reason, for an operator to settle with the customer.
+            operation.failure_reason = (
+                "Marketplace accepted the change before our refusal reached it and bills it; "
+                f"an operator must settle it: {operation.failure_reason or ''}"
+            )[:2048]
+            logger.error("a refusal reached Marketplace too late", extra={"operation_id": operation.id})
+        result = completed_as
     else:
         operation.marketplace_status = "Succeeded" if result == "Success" else "Failed"
     mark_reported(session, operation, result, actor=WORKER_ACTOR, note=note)
@@ -152,7 +168,11 @@ def report(session: Session, client: FulfillmentClient, operation: MarketplaceOp
 def cluster_converged(
     session: Session, cluster_id: str, generation: int, outcome: str, reason: str | None = None
 ) -> None:
-    """A cluster reached (or failed) a desired generation: report covered operations, activate when ready."""
+    """A cluster reached (or failed) a desired generation: activate when ready; alert when an accepted change failed.
+
+    Operations are reported when decided (process_operation); the loop below only finishes ones applied before
+    that rule (or whose report was lost), whose verdict Marketplace has taken by now anyway.
+    """
     cluster = session.get(Cluster, cluster_id)
     if cluster is None or cluster.subscription_id is None:
         return
@@ -172,6 +192,8 @@ def cluster_converged(
         if not converged:
             operation.failure_reason = (reason or "the cluster failed to converge")[:2048]
         report(session, client, operation, "Success" if converged else "Failure")
+    if not converged:
+        alert_undelivered_changes(session, cluster, generation, reason)
     subscription = lock_subscription(session, cluster.subscription_id)
     if (
         converged
@@ -179,6 +201,64 @@ def cluster_converged(
         and offer_activation(session, subscription.offer_id) == ActivationMode.WHEN_READY
     ):
         activate_subscription(session, client, subscription)
+
+
+def alert_undelivered_changes(session: Session, cluster: Cluster, generation: int, reason: str | None) -> None:
+    """The cluster failed to apply changes Marketplace already accepted: alert operators and keep trying.
+
+    The customer is billed for the new plan or quantity from the verdict on, so this is an incident, not a
+    refusal: an audit event for the operators (exported to Log Analytics), the failed cluster on the stuck-work
+    page, and another attempt after `accepted_change_retry_seconds`, repeated until it converges or an operator acts.
+    """
+    if cluster.subscription_id is None:
+        return
+    operations = undelivered_accepted_changes(session, cluster.subscription_id, cluster.observed_generation)
+    if not operations:
+        return
+    retry_in = get_settings().accepted_change_retry_seconds
+    record_audit_event(
+        session,
+        actor=WORKER_ACTOR,
+        action="subscription.accepted_change_not_applied",
+        subject_type="marketplace_subscription",
+        subject_id=cluster.subscription_id,
+        tenant_id=cluster.tenant_id,
+        outcome=AuditOutcome.FAILURE,
+        details={
+            "cluster_id": cluster.id,
+            "generation": generation,
+            "reason": reason,
+            "operations": [{"id": operation.id, "action": operation.action} for operation in operations],
+            "alert": "operator",
+            "retry_in_seconds": retry_in,
+        },
+    )
+    logger.error(
+        "a change Marketplace accepted could not be applied; retrying",
+        extra={"cluster_id": cluster.id, "generation": generation, "retry_in_seconds": retry_in},
+    )
+    enqueue(
+        session,
+        TaskNames.CLUSTER_RETRY_ACCEPTED_CHANGE,
+        {"cluster_id": cluster.id, "generation": generation},
+        delay_seconds=retry_in,
+    )
+
+
+@outbox_consumer(TaskNames.CLUSTER_RETRY_ACCEPTED_CHANGE)
+def retry_accepted_change(session: Session, cluster_id: str, generation: int) -> None:
+    """Another attempt at a change Marketplace accepted, unless the cluster has moved on (retried or converged)."""
+    cluster = session.get(Cluster, cluster_id)
+    if cluster is None or cluster.status != ClusterStatus.FAILED.value:
+        return  # an operator retried it, or it converged meanwhile: that chain of attempts goes on by itself
+    if cluster.observed_generation >= generation:
+        return
+    retry_failed_cluster(
+        session,
+        cluster_id,
+        actor=WORKER_ACTOR,
+        reason=f"Marketplace accepted the change of generation {generation} and bills it; trying again",
+    )
 
 
 @outbox_consumer(TaskNames.MARKETPLACE_ACTIVATE)

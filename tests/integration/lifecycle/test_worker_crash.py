@@ -6,9 +6,10 @@ import pytest
 from sqlmodel import select
 
 from core.audit.models import AuditEvent
+from core.clusters.models import Cluster
 from core.db import Database
 from core.subscriptions.models import MarketplaceOperation
-from tests.integration.lifecycle.conftest import ActiveSubscription, ControlPlane, report_converged
+from tests.integration.lifecycle.conftest import ActiveSubscription, ControlPlane
 from tests.integration.lifecycle.marketplace_driver import Emulators
 from tests.support.waiting import wait_for
 
@@ -18,6 +19,13 @@ pytestmark = [pytest.mark.broker, pytest.mark.timeout(120)]
 def _operation(database: Database, operation_id: str) -> MarketplaceOperation | None:
     with database.session() as session:
         return session.get(MarketplaceOperation, operation_id)
+
+
+def _desired_generation(database: Database, cluster_id: str) -> int:
+    with database.session() as session:
+        cluster = session.get(Cluster, cluster_id)
+        assert cluster is not None
+        return cluster.desired_generation
 
 
 def test_worker_killed_during_the_patch_resumes_and_reports_once(
@@ -34,13 +42,10 @@ def test_worker_killed_during_the_patch_resumes_and_reports_once(
         }
     )
     worker = next(process for process in control_plane.group.processes if process.name == "worker")
+    generation_before = _desired_generation(database, cluster_id)
     try:
         change = emulators.customer_action(subscription_id, "change-quantity", {"quantity": 3})
-        wait_for(
-            lambda: (row := _operation(database, change["id"])) is not None and row.state in ("applied", "reported"),
-            what="the operation to be applied",
-        )
-        report_converged(database, cluster_id)
+        # The verdict is PATCHed in the pass that verifies and applies the change: kill the worker inside it.
         wait_for(
             lambda: any(
                 rule["id"] == slow_patch["id"] and rule["hits"] == 1 for rule in emulators.marketplace_faults()
@@ -50,7 +55,8 @@ def test_worker_killed_during_the_patch_resumes_and_reports_once(
         worker.kill()
         operation = _operation(database, change["id"])
         assert operation is not None
-        assert operation.state == "applied"  # the killed transaction left nothing half-done
+        assert operation.state == "received"  # the killed transaction left nothing half-done
+        assert _desired_generation(database, cluster_id) == generation_before
         worker.start(control_plane.group.environment)
         reported = wait_for(
             lambda: (row := _operation(database, change["id"])) is not None and row.state == "reported" and row,
@@ -61,6 +67,7 @@ def test_worker_killed_during_the_patch_resumes_and_reports_once(
         emulators.clear_marketplace_faults()
         if not worker.alive():
             worker.start(control_plane.group.environment)
+    assert _desired_generation(database, cluster_id) == generation_before + 1  # applied once
     assert reported.result == "Success"
     assert emulators.marketplace_operation(change["id"])["status"] == "Succeeded"
     assert emulators.marketplace_subscription(subscription_id)["quantity"] == 3
