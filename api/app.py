@@ -32,7 +32,12 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.settings = settings
     app.state.database = database or get_database()
     app.state.token_verifier = EntraTokenVerifier(
-        settings.entra_authority_host, v1_issuer_host=settings.entra_v1_issuer_host, verify=settings.tls_verify
+        settings.entra_authority_host,
+        v1_issuer_host=settings.entra_v1_issuer_host,
+        verify=settings.tls_verify,
+        key_lifespan_seconds=settings.entra_signing_key_lifespan_seconds,
+        refetch_cooldown_seconds=settings.entra_signing_key_refetch_cooldown_seconds,
+        timeout_seconds=settings.http_timeout_seconds,
     )
     # Traces of every request, continued into the outbox; with an export configured, warnings and errors
     # are spooled for Log Analytics.

@@ -47,6 +47,15 @@ class Settings(BaseSettings):
     entra_v1_issuer_host: str = Field(
         default="https://sts.windows.net", description="Issuer host of v1 tokens ({host}/{tenant id}/)."
     )
+    entra_signing_key_lifespan_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        le=86_400,
+        description="How long Entra's published signing keys are trusted before the key set is fetched again.",
+    )
+    entra_signing_key_refetch_cooldown_seconds: float = Field(
+        default=30.0, ge=0, le=3600, description="Least time between refetches forced by tokens with an unknown kid."
+    )
     entra_disable_instance_discovery: bool = Field(
         default=False, description="True for authorities Entra's instance discovery does not know (the emulator)."
     )
