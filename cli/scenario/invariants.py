@@ -6,13 +6,15 @@ Each check reads both sides: what the control plane recorded (its database) and 
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import col, select
+import sqlalchemy as sa
+from sqlmodel import SQLModel, col, select
 
 from core.audit.models import AuditEvent, AuditOutcome
 from core.catalog.models import Plan
@@ -271,20 +273,43 @@ def audit_trail_complete(database: Database) -> InvariantResult:
     return _result("audit trail complete", len(subscriptions) + len(operations), problems)
 
 
-def no_secrets_in_logs(log_files: list[Path], secrets: list[str]) -> InvariantResult:
-    """No secret value, bearer token or private key in any process log of the run."""
+def no_secrets_written_down(log_files: list[Path], database: Database, secrets: list[str]) -> InvariantResult:
+    """No secret value, bearer token or private key in any process log, the traces or any text column of the database.
+
+    `secrets` are every SecretStr of the settings and every purchase token, auth code and state the run carried.
+    """
     problems: list[str] = []
     needles = sorted({secret for secret in secrets if len(secret) >= 8})
     for path in log_files:
         text = path.read_text(errors="replace") if path.exists() else ""
-        found = sum(1 for needle in needles if needle in text)
-        if found:
-            problems.append(f"{path.name}: holds {found} secret value(s) (a setting's SecretStr or a token)")
-        if JWT_PATTERN.search(text):
-            problems.append(f"{path.name}: holds a bearer token")
-        if PRIVATE_KEY_PATTERN.search(text):
-            problems.append(f"{path.name}: holds private key material")
-    return _result("no secrets in logs", len(log_files), problems)
+        problems.extend(_secrets_in(path.name, text, needles))
+    checked = len(log_files)
+    for table in SQLModel.metadata.sorted_tables:
+        columns = [column for column in table.columns if isinstance(column.type, sa.String | sa.Text | sa.JSON)]
+        if not columns:
+            continue
+        checked += 1
+        with database.engine.connect() as connection:
+            result = connection.execute(sa.select(*columns)).yield_per(1000)
+            for row in result:
+                for column, value in zip(columns, row, strict=True):
+                    if value is None:
+                        continue
+                    text = value if isinstance(value, str) else json.dumps(value, default=str)
+                    problems.extend(_secrets_in(f"{table.name}.{column.name}", text, needles))
+    # One line per place and kind, however many rows hold it.
+    return _result("no secrets written down", checked, sorted(set(problems)))
+
+
+def _secrets_in(where: str, text: str, needles: list[str]) -> list[str]:
+    problems = []
+    if any(needle in text for needle in needles):
+        problems.append(f"{where}: holds a secret value (a setting's SecretStr, a purchase token, a code or state)")
+    if JWT_PATTERN.search(text):
+        problems.append(f"{where}: holds a bearer token")
+    if PRIVATE_KEY_PATTERN.search(text):
+        problems.append(f"{where}: holds private key material")
+    return problems
 
 
 def final_states(database: Database) -> dict[str, dict[str, int]]:

@@ -83,4 +83,3 @@ def test_a_retired_signing_key_is_refused_once_the_key_sets_lifespan_ends(
     assert long.verify(new_token, token_rules)
     # That refetch replaced the long-lived verifier's key set as well: the retired key is gone there too.
     assert refused(long, old_token, token_rules) == "token signed by an unknown key"
-
