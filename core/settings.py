@@ -68,6 +68,15 @@ class Settings(BaseSettings):
     managed_app_notification_secret: SecretStr | None = Field(
         default=None, description="The `sig` query value Azure appends to managed-app notifications."
     )
+    managed_app_notification_max_skew_seconds: float = Field(
+        default=300.0, ge=0, le=86_400, description="How far in the future a notification's eventTime may be."
+    )
+    managed_app_notification_max_age_seconds: float = Field(
+        default=86_400.0,
+        gt=0,
+        le=30 * 86_400,
+        description="How old a notification's eventTime may be (Azure retries one for about 10 hours).",
+    )
     public_base_url: str = Field(default="http://127.0.0.1:8000", description="Where browsers reach the API.")
 
     # Marketplace

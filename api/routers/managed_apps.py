@@ -13,9 +13,10 @@ from api.dependencies import DatabaseDep, SessionDep, SettingsDep
 from api.errors import error_response
 from api.openapi_schemas import raw_json_body
 from core.audit.refusals import record_refusal
+from core.db import utc_now
 from core.errors import BadRequest, NotFound, Unauthenticated, ValidationFailed
 from core.managed_apps.schemas import ManagedAppNotification
-from core.managed_apps.service import record_notification
+from core.managed_apps.service import check_event_time, record_notification
 
 router = APIRouter(prefix="/managedapp", tags=["managed applications"])
 MAX_BODY_BYTES = 64 * 1024
@@ -66,6 +67,12 @@ async def managed_app_notification(
         _refuse(database, "invalid notification", problems=problems)
         raise ValidationFailed(f"invalid notification: {problems}") from None
     try:
+        check_event_time(
+            notification,
+            now=utc_now(),
+            max_skew_seconds=settings.managed_app_notification_max_skew_seconds,
+            max_age_seconds=settings.managed_app_notification_max_age_seconds,
+        )
         result = record_notification(session, notification)
     except ValidationFailed as error:
         session.rollback()  # release the request's transaction before the refusal's own unit of work
