@@ -6,6 +6,7 @@ Secrets are `SecretStr` so they never print. Unknown `CP_*` keys in a `.env` fil
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -201,6 +202,13 @@ class Settings(BaseSettings):
     # Processes
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)
+    trusted_proxies: str = Field(
+        default="",
+        description=(
+            "Comma-separated addresses or networks of the reverse proxies whose X-Forwarded-For/Proto are honoured; "
+            "empty: none (the peer address and scheme are the connection's own)."
+        ),
+    )
     worker_concurrency: int = Field(default=2, ge=1, le=64)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
@@ -243,6 +251,18 @@ class Settings(BaseSettings):
         if not value.strip():
             raise ValueError("must not be empty")
         return value.strip()
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: str) -> str:
+        entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+        for entry in entries:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                # `*` or a host name would make every peer a proxy: forged headers would name any address.
+                raise ValueError(f"{entry!r} is not an IP address or network") from None
+        return ",".join(entries)
 
     @model_validator(mode="after")
     def _publisher_credential_chosen(self) -> Settings:
