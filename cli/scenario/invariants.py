@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import SQLModel, col, select
+from sqlmodel import col, select
 
 from core.audit.models import AuditEvent, AuditOutcome
 from core.catalog.models import Plan
 from core.clusters.models import Cluster, ClusterStatus
 from core.db import Database
+from core.models import metadata as every_table
 from core.subscriptions.models import (
     MarketplaceOperation,
     MarketplaceSubscription,
@@ -284,7 +285,7 @@ def no_secrets_written_down(log_files: list[Path], database: Database, secrets: 
         text = path.read_text(errors="replace") if path.exists() else ""
         problems.extend(_secrets_in(path.name, text, needles))
     checked = len(log_files)
-    for table in SQLModel.metadata.sorted_tables:
+    for table in every_table.sorted_tables:
         columns = [column for column in table.columns if isinstance(column.type, sa.String | sa.Text | sa.JSON)]
         if not columns:
             continue
