@@ -26,6 +26,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         version="0.1.0",
         description="Marketplace fulfilment, provisioning, metering and operations for VAST Blob-API façade clusters.",
         responses=MIDDLEWARE_RESPONSES,
+        # The interactive documentation pages need inline script and a CDN, which the pages' CSP forbids: the
+        # description is served at /openapi.json for any viewer to load.
+        docs_url=None,
+        redoc_url=None,
         # Server spans come from the OpenTelemetry instrumentor below; FastAPI's own would record them twice.
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
