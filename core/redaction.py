@@ -33,7 +33,8 @@ _NAMED_VALUE = re.compile(
     rf"(?P<value>[^&\s\"'<>,;)\]}}]+)",
     re.IGNORECASE,
 )
-_BEARER = re.compile(r"(?P<scheme>\bBearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
+# Real bearer tokens are long; "bearer token" in a sentence is not one.
+_BEARER = re.compile(r"(?P<scheme>\bBearer\s+)[A-Za-z0-9._~+/=-]{16,}", re.IGNORECASE)
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
 # user:password@ in any URL inside text.
 _URL_PASSWORD = re.compile(r"(?P<prefix>[a-z][a-z0-9+.-]*://[^/\s:@]*:)(?P<password>[^@\s/]+)(?=@)", re.IGNORECASE)
