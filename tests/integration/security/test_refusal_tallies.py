@@ -21,6 +21,8 @@ from core.db import Database
 from core.settings import Settings
 from tests.conftest import start_api
 from tests.integration.lifecycle.conftest import ControlPlane
+from tests.integration.lifecycle.marketplace_driver import Emulators
+from tests.integration.security.visitors import OPERATOR_USERNAME, sign_in_to_portal
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -53,7 +55,7 @@ def tallies(database: Database, action: str, source: str) -> list[AuditEvent]:
 
 
 def test_a_thousand_refused_webhooks_leave_a_handful_of_audit_rows(
-    control_plane: ControlPlane, database: Database
+    control_plane: ControlPlane, emulators: Emulators, database: Database
 ) -> None:
     source = "127.0.0.41"
     statuses = flood(f"{control_plane.base_url}/marketplace/webhook", source, FLOOD, json={})
@@ -65,6 +67,16 @@ def test_a_thousand_refused_webhooks_leave_a_handful_of_audit_rows(
         assert row.outcome == AuditOutcome.REFUSED.value
         assert row.details["reason"] == "missing bearer token"
         assert row.details["status"] == 401
+    # The operator's audit search shows the tally with its count.
+    operator = sign_in_to_portal(emulators, control_plane.base_url, OPERATOR_USERNAME)
+    try:
+        page = operator.browser.http.get(
+            f"{control_plane.base_url}/portal/operator/audit", params={"action": WEBHOOK_REFUSED, "subject": source}
+        )
+    finally:
+        operator.close()
+    assert page.status_code == 200
+    assert f"({rows[0].occurrences} times in this minute)" in page.text
 
 
 def test_wrong_managed_app_signatures_are_tallied_the_same_way(
