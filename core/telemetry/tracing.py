@@ -88,7 +88,9 @@ def _redacted_attributes(attributes: Attributes) -> dict[str, object]:
     redacted: dict[str, object] = {}
     for key, value in (attributes or {}).items():
         if isinstance(value, str):
-            redacted[key] = redact_url(value) if "url" in key or key.endswith(".target") else redact_text(value)
+            # URLs are parsed (their query and user info); everything, `url.query` included, is also read as text.
+            parsed = redact_url(value) if "url" in key or key.endswith(".target") else value
+            redacted[key] = redact_text(parsed)
         elif isinstance(value, list | tuple):
             redacted[key] = [redact_text(item) if isinstance(item, str) else item for item in value]
         else:

@@ -66,9 +66,10 @@ def test_spans_are_exported_without_secret_urls() -> None:
         span.set_attribute("http.url", "http://127.0.0.1/marketplace/landing?token=purchase-token")
         span.set_attribute("url.full", "http://127.0.0.1/auth/callback?code=auth-code&state=auth-state")
         span.set_attribute("http.target", "/managedapp/resource?sig=signature")
+        span.set_attribute("url.query", "code=auth-code-2&state=auth-state-2")
         span.add_event("exception", {"exception.message": f"refused Bearer {JWT}"})
     record = json.dumps(span_as_record(memory.get_finished_spans()[0]))
-    for secret in ("purchase-token", "auth-code", "auth-state", "signature", JWT):
+    for secret in ("purchase-token", "auth-code", "auth-state", "signature", "auth-code-2", "auth-state-2", JWT):
         assert secret not in record
     assert "/marketplace/landing?token=[REDACTED]" in record
 
