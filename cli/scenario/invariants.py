@@ -286,7 +286,7 @@ def no_secrets_written_down(log_files: list[Path], database: Database, secrets: 
         problems.extend(_secrets_in(path.name, text, needles))
     checked = len(log_files)
     for table in every_table.sorted_tables:
-        columns = [column for column in table.columns if isinstance(column.type, sa.String | sa.Text | sa.JSON)]
+        columns = [column for column in table.columns if _holds_text(column)]
         if not columns:
             continue
         checked += 1
@@ -300,6 +300,14 @@ def no_secrets_written_down(log_files: list[Path], database: Database, secrets: 
                     problems.extend(_secrets_in(f"{table.name}.{column.name}", text, needles))
     # One line per place and kind, however many rows hold it.
     return _result("no secrets written down", checked, sorted(set(problems)))
+
+
+def _holds_text(column: sa.Column[Any]) -> bool:
+    """Text and JSON columns, SQLModel's AutoString (a type decorator over VARCHAR) included."""
+    kind = column.type
+    if isinstance(kind, sa.TypeDecorator):
+        kind = kind.impl_instance
+    return isinstance(kind, sa.String | sa.Text | sa.JSON)
 
 
 def _secrets_in(where: str, text: str, needles: list[str]) -> list[str]:
