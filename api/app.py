@@ -26,13 +26,22 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         version="0.1.0",
         description="Marketplace fulfilment, provisioning, metering and operations for VAST Blob-API façade clusters.",
         responses=MIDDLEWARE_RESPONSES,
+        # The interactive documentation pages need inline script and a CDN, which the pages' CSP forbids: the
+        # description is served at /openapi.json for any viewer to load.
+        docs_url=None,
+        redoc_url=None,
         # Server spans come from the OpenTelemetry instrumentor below; FastAPI's own would record them twice.
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.settings = settings
     app.state.database = database or get_database()
     app.state.token_verifier = EntraTokenVerifier(
-        settings.entra_authority_host, v1_issuer_host=settings.entra_v1_issuer_host, verify=settings.tls_verify
+        settings.entra_authority_host,
+        v1_issuer_host=settings.entra_v1_issuer_host,
+        verify=settings.tls_verify,
+        key_lifespan_seconds=settings.entra_signing_key_lifespan_seconds,
+        refetch_cooldown_seconds=settings.entra_signing_key_refetch_cooldown_seconds,
+        timeout_seconds=settings.http_timeout_seconds,
     )
     # Traces of every request, continued into the outbox; with an export configured, warnings and errors
     # are spooled for Log Analytics.

@@ -43,7 +43,15 @@ def api(
     require_schema_or_exit(settings)
     bind_host = host or settings.api_host
     bind_port = port if port is not None else settings.api_port
-    options: dict[str, Any] = {"factory": True, "host": bind_host, "port": bind_port, "log_config": None}
+    options: dict[str, Any] = {
+        "factory": True,
+        "host": bind_host,
+        "port": bind_port,
+        "log_config": None,
+        # X-Forwarded-For/Proto only from the configured proxies; uvicorn would otherwise trust any loopback peer.
+        "proxy_headers": bool(settings.trusted_proxies),
+        "forwarded_allow_ips": settings.trusted_proxies or None,
+    }
     if workers > 1:
         uvicorn.run("api.app:create_app", workers=workers, access_log=False, **options)  # each worker builds its app
         return

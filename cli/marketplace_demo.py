@@ -11,6 +11,7 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from sqlmodel import select
 from cli.emulator_environment import settings_for_emulators
 from core.clusters.models import Cluster
 from core.db import Database
+from core.redaction import is_secret_name
 from core.settings import Settings
 from core.subscriptions.models import MarketplaceOperation
 from emulators.suite import EmulatorSuite, EmulatorSuiteConfig, build_default_suite
@@ -57,8 +59,11 @@ def _field(pattern: str, page: str) -> str:
 class CustomerBrowser:
     """Cookies, redirects and forms, like a browser without JavaScript."""
 
-    def __init__(self, ca_bundle: str) -> None:
-        self.http = httpx.Client(verify=ca_bundle, timeout=15, follow_redirects=True)
+    def __init__(self, ca_bundle: str, secrets_seen: list[str] | None = None) -> None:
+        # With `secrets_seen`, every token, code and state this browser carries in a URL is noted there, so a
+        # run can prove none of them was written down anywhere.
+        hooks = {"request": [partial(_note_secrets, secrets_seen)]} if secrets_seen is not None else {}
+        self.http = httpx.Client(verify=ca_bundle, timeout=15, follow_redirects=True, event_hooks=hooks)
 
     def close(self) -> None:
         """Close the connections."""
@@ -83,6 +88,12 @@ class CustomerBrowser:
         }
         base = str(landing_page.url).split("/marketplace/")[0]
         return self.http.post(f"{base}/marketplace/landing", data=form)
+
+
+def _note_secrets(secrets_seen: list[str], request: httpx.Request) -> None:
+    for name, value in request.url.params.multi_items():
+        if is_secret_name(name) and value:
+            secrets_seen.append(value)
 
 
 def run_purchase_demo(emulator_state: dict[str, Any], base_url: str, timeout_seconds: float = 120) -> str | None:

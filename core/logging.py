@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from core.correlation import current_correlation_id
+from core.redaction import redact_text
 from core.telemetry.tracing import current_trace_ids
 
 # Attributes every LogRecord has; anything else passed through `extra=` is emitted as a field.
@@ -36,7 +37,15 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        # The whole line: messages, extra fields and tracebacks may quote a URL with its query or a credential.
+        return redact_text(json.dumps(entry, default=str))
+
+
+class RedactingFormatter(logging.Formatter):
+    """The plain console format, with secret values replaced like the JSON lines."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact_text(super().format(record))
 
 
 def configure_logging(level: str = "INFO", log_format: str = "json") -> None:
@@ -45,7 +54,7 @@ def configure_logging(level: str = "INFO", log_format: str = "json") -> None:
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -6,6 +6,7 @@ Secrets are `SecretStr` so they never print. Unknown `CP_*` keys in a `.env` fil
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
@@ -60,6 +61,15 @@ class Settings(BaseSettings):
     entra_v1_issuer_host: str = Field(
         default="https://sts.windows.net", description="Issuer host of v1 tokens ({host}/{tenant id}/)."
     )
+    entra_signing_key_lifespan_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        le=86_400,
+        description="How long Entra's published signing keys are trusted before the key set is fetched again.",
+    )
+    entra_signing_key_refetch_cooldown_seconds: float = Field(
+        default=30.0, ge=0, le=3600, description="Least time between refetches forced by tokens with an unknown kid."
+    )
     entra_disable_instance_discovery: bool = Field(
         default=False, description="True for authorities Entra's instance discovery does not know (the emulator)."
     )
@@ -71,6 +81,15 @@ class Settings(BaseSettings):
     session_secret: SecretStr | None = Field(default=None, description="Signs session and CSRF cookies.")
     managed_app_notification_secret: SecretStr | None = Field(
         default=None, description="The `sig` query value Azure appends to managed-app notifications."
+    )
+    managed_app_notification_max_skew_seconds: float = Field(
+        default=300.0, ge=0, le=86_400, description="How far in the future a notification's eventTime may be."
+    )
+    managed_app_notification_max_age_seconds: float = Field(
+        default=86_400.0,
+        gt=0,
+        le=30 * 86_400,
+        description="How old a notification's eventTime may be (Azure retries one for about 10 hours).",
     )
     public_base_url: str = Field(default="http://127.0.0.1:8000", description="Where browsers reach the API.")
 
@@ -233,6 +252,13 @@ class Settings(BaseSettings):
     # Processes
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)
+    trusted_proxies: str = Field(
+        default="",
+        description=(
+            "Comma-separated addresses or networks of the reverse proxies whose X-Forwarded-For/Proto are honoured; "
+            "empty: none (the peer address and scheme are the connection's own)."
+        ),
+    )
     worker_concurrency: int = Field(default=2, ge=1, le=64)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
@@ -275,6 +301,18 @@ class Settings(BaseSettings):
         if not value.strip():
             raise ValueError("must not be empty")
         return value.strip()
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: str) -> str:
+        entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+        for entry in entries:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                # `*` or a host name would make every peer a proxy: forged headers would name any address.
+                raise ValueError(f"{entry!r} is not an IP address or network") from None
+        return ",".join(entries)
 
     @model_validator(mode="after")
     def _publisher_credential_chosen(self) -> Settings:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import SecretStr
 
+from core.redaction import redact_url
 from core.settings import Settings
 
 # Endpoint settings first: they say whether this deployment talks to Azure or to local emulators.
@@ -33,18 +33,6 @@ class SettingLine:
     secret: bool
 
 
-def _without_password(value: str) -> str:
-    # Connection URLs may carry a password in their user info: keep the user, drop the password.
-    parts = urlsplit(value)
-    if parts.password is None:
-        return value
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
-
-
 def setting_lines(settings: Settings) -> tuple[list[SettingLine], list[SettingLine]]:
     """(endpoint settings, every other setting), each as CP_* variables with secrets replaced by set/not set."""
     lines: dict[str, SettingLine] = {}
@@ -57,7 +45,7 @@ def setting_lines(settings: Settings) -> tuple[list[SettingLine], list[SettingLi
             lines[name] = SettingLine(variable, "not set", False)
         else:
             text = str(value)
-            lines[name] = SettingLine(variable, _without_password(text) if "://" in text else text, False)
+            lines[name] = SettingLine(variable, redact_url(text) if "://" in text else text, False)
     endpoints = [lines[name] for name in ENDPOINT_SETTINGS if name in lines]
     others = [line for name, line in lines.items() if name not in ENDPOINT_SETTINGS]
     return endpoints, others

@@ -1,4 +1,5 @@
-"""Security headers on every portal response (pages, JSON for the live parts, static files)."""
+"""Security headers from one list: on every HTML response (portal, landing page, progress, errors) and on every
+portal path whatever its content type (pages, JSON for the live parts, static files)."""
 
 from __future__ import annotations
 
@@ -12,30 +13,41 @@ CONTENT_SECURITY_POLICY = (
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
 )
 HSTS_VALUE = "max-age=31536000; includeSubDomains"
+# The one list: every HTML response and every portal response carries all of these.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
 
 
 class SecurityHeadersMiddleware:
-    """Adds CSP, anti-framing, no-sniff and referrer headers to portal paths; HSTS only over https."""
+    """Adds the security headers to HTML and portal responses, nosniff to every other; HSTS only over https.
+
+    `scheme` is the connection's own unless a configured trusted proxy said otherwise (CP_TRUSTED_PROXIES).
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not str(scope.get("path", "")).startswith(PORTAL_PATH_PREFIXES):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        portal_path = str(scope.get("path", "")).startswith(PORTAL_PATH_PREFIXES)
         over_https = scope.get("scheme") == "https"
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
-                headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
-                headers["X-Frame-Options"] = "DENY"
-                headers["X-Content-Type-Options"] = "nosniff"
-                headers["Referrer-Policy"] = "same-origin"
-                headers["Cross-Origin-Opener-Policy"] = "same-origin"
-                if over_https:
-                    headers["Strict-Transport-Security"] = HSTS_VALUE
+                if portal_path or headers.get("content-type", "").startswith("text/html"):
+                    headers.update(SECURITY_HEADERS)
+                    if over_https:
+                        headers["Strict-Transport-Security"] = HSTS_VALUE
+                else:
+                    headers["X-Content-Type-Options"] = "nosniff"
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -12,10 +12,12 @@ from pydantic import ValidationError
 from api.dependencies import DatabaseDep, SessionDep, SettingsDep
 from api.errors import error_response
 from api.openapi_schemas import raw_json_body
+from api.rate_limits import peer_of
 from core.audit.refusals import record_refusal
+from core.db import utc_now
 from core.errors import BadRequest, NotFound, Unauthenticated, ValidationFailed
 from core.managed_apps.schemas import ManagedAppNotification
-from core.managed_apps.service import record_notification
+from core.managed_apps.service import check_event_time, record_notification
 
 router = APIRouter(prefix="/managedapp", tags=["managed applications"])
 MAX_BODY_BYTES = 64 * 1024
@@ -46,16 +48,16 @@ async def managed_app_notification(
         # Not configured means the endpoint does not exist here; a 5xx would tell Azure to retry for nothing.
         raise NotFound("managed-application notifications are not enabled on this deployment")
     if not hmac.compare_digest(sig.encode(), secret.get_secret_value().encode()):
-        _refuse(database, "missing or wrong signature parameter")
+        _refuse(database, request, "missing or wrong signature parameter")
         raise Unauthenticated("missing or wrong signature parameter")
     body = await request.body()
     if len(body) > MAX_BODY_BYTES:
-        _refuse(database, "body too large", size=len(body))
+        _refuse(database, request, "body too large", size=len(body))
         raise BadRequest(f"notification body larger than {MAX_BODY_BYTES} bytes")
     try:
         payload = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        _refuse(database, "malformed JSON")
+        _refuse(database, request, "malformed JSON")
         raise BadRequest(f"body is not valid JSON: {error}") from None
     try:
         notification = ManagedAppNotification.model_validate(payload)
@@ -63,24 +65,29 @@ async def managed_app_notification(
         problems = "; ".join(
             f"{'.'.join(str(part) for part in issue['loc']) or 'body'}: {issue['msg']}" for issue in error.errors()
         )
-        _refuse(database, "invalid notification", problems=problems)
+        _refuse(database, request, "invalid notification", problems=problems)
         raise ValidationFailed(f"invalid notification: {problems}") from None
     try:
+        check_event_time(
+            notification,
+            now=utc_now(),
+            max_skew_seconds=settings.managed_app_notification_max_skew_seconds,
+            max_age_seconds=settings.managed_app_notification_max_age_seconds,
+        )
         result = record_notification(session, notification)
     except ValidationFailed as error:
         session.rollback()  # release the request's transaction before the refusal's own unit of work
-        _refuse(database, error.message, application_id=notification.application_id)
+        _refuse(database, request, error.message, application_id=notification.application_id)
         raise
     return {"status": result.outcome.value, "managed_application_id": result.managed_application.id}
 
 
-def _refuse(database: DatabaseDep, reason: str, **details: object) -> None:
+def _refuse(database: DatabaseDep, request: Request, reason: str, **details: object) -> None:
     record_refusal(
         database,
         actor=ACTOR,
         action="managed_app.notification_refused",
-        subject_type="managed_application_notification",
-        subject_id="-",
+        source=peer_of(request.scope),
         reason=reason,
-        **details,
+        details=details,
     )

@@ -29,8 +29,8 @@ from api.browser_session import BrowserSession
 from api.dependencies import DatabaseDep, SettingsDep
 from api.errors import DATABASE_RETRY_AFTER_SECONDS, ErrorResponse, error_body, error_response, error_responses
 from api.openapi_schemas import inline_schema, raw_json_body
-from core.audit.models import AuditOutcome
-from core.audit.service import record_audit_event
+from api.rate_limits import peer_of
+from core.audit.refusals import record_refusal
 from core.azure.arm import ArmClientFactory
 from core.catalog.models import Offer, Plan
 from core.clusters.ownership import PlacementRefused, ResourceGroupNotOwned, check_placement, default_resource_group
@@ -615,12 +615,13 @@ async def webhook(request: Request, settings: SettingsDep, database: DatabaseDep
         )
     raw = await request.body()
     verifier: EntraTokenVerifier = request.app.state.token_verifier
-    handle = partial(_handle_webhook, database, verifier, settings, request.headers.get("authorization", ""), raw)
+    authorization = request.headers.get("authorization", "")
+    handle = partial(_handle_webhook, database, verifier, settings, authorization, raw, peer_of(request.scope))
     return await anyio.to_thread.run_sync(handle, limiter=WEBHOOK_STORE_THREADS)
 
 
 def _handle_webhook(
-    database: Database, verifier: EntraTokenVerifier, settings: Settings, authorization: str, raw: bytes
+    database: Database, verifier: EntraTokenVerifier, settings: Settings, authorization: str, raw: bytes, source: str
 ) -> JSONResponse:
     scheme, _, token = authorization.partition(" ")
     try:
@@ -642,12 +643,18 @@ def _handle_webhook(
             ]
             summary = "; ".join(f"{problem['field']}: {problem['message']}" for problem in problems)
             return _refuse(
-                database, 422, "ValidationFailed", f"invalid webhook body: {summary}", body, {"problems": problems}
+                database,
+                source,
+                422,
+                "ValidationFailed",
+                f"invalid webhook body: {summary}",
+                body,
+                {"problems": problems},
             )
         if not payload.subscription_ids_agree():
             raise BadRequest("subscriptionId does not match subscription.id of the body")
     except (Unauthenticated, BadRequest) as error:
-        return _refuse(database, error.status_code, error.code, error.message, None)
+        return _refuse(database, source, error.status_code, error.code, error.message, None)
     # One idempotent statement: no transaction to open and commit around it (and a dropped connection is retried).
     receipt = database.run_idempotent_write(lambda connection: record_webhook(connection, payload, raw_body=body))
     refusal = _refusal_at_intake(database, payload)
@@ -683,23 +690,22 @@ def _refusal_at_intake(database: Database, payload: WebhookPayload) -> str | Non
 
 def _refuse(
     database: Database,
+    source: str,
     status_code: int,
     code: str,
     message: str,
     body: dict[str, Any] | None,
     details: dict[str, Any] | None = None,
 ) -> JSONResponse:
-    """Answer a refused webhook precisely and leave a trace in the audit trail (nothing else changes)."""
+    """Answer a refused webhook precisely and count it in the audit trail's refusal tally (nothing else changes)."""
     operation_id = str(body.get("id"))[:128] if body and body.get("id") else "unknown"
-    with database.session() as db:
-        record_audit_event(
-            db,
-            actor="marketplace:unverified",
-            action="marketplace.webhook_refused",
-            subject_type="marketplace_operation",
-            subject_id=operation_id,
-            outcome=AuditOutcome.REFUSED,
-            details={"status": status_code, "code": code, "reason": message, **(details or {})},
-        )
+    record_refusal(
+        database,
+        actor="marketplace:unverified",
+        action="marketplace.webhook_refused",
+        source=source,
+        reason=message,
+        details={"status": status_code, "code": code, "operation_id": operation_id, **(details or {})},
+    )
     headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if status_code == 401 else None
     return JSONResponse(error_body(code, message, details), status_code=status_code, headers=headers)

@@ -45,6 +45,7 @@ Backend = Literal["auto", "embedded", "scaled"]
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 RESOURCE_GROUP_PREFIX = "rg-scenario-"
 PRODUCT_PROCESSES = ("api-1", "api-2", "worker-1", "worker-2", "beat")
+TRACES_FILE = "traces.jsonl"
 
 
 @dataclass(frozen=True)
@@ -238,7 +239,9 @@ def scenario_settings(
         "drift_observation_slices": 5,
         # Submitted usage whose answer a fault swallowed is settled through usage retrieval after this long.
         "metering_answer_timeout_minutes": 0.1,
-        "telemetry_traces_exporter": "none",
+        # Traces are written so the "no secrets" check can read them (URLs with their queries are traced).
+        "telemetry_traces_exporter": "jsonl",
+        "telemetry_traces_path": data_dir / TRACES_FILE,
     }
     if backend.name == "scaled":
         overrides["database_url"] = backend.database_url
@@ -465,7 +468,7 @@ def _check_invariants(
     with httpx.Client(verify=workload.ca_bundle, timeout=60) as arm:
         resources = arm.get(f"{arm_control}/resources").raise_for_status().json()
         groups = arm.get(f"{arm_control}/resource-groups").raise_for_status().json()
-    log_files = [group.log_dir / f"{name}.log" for name in PRODUCT_PROCESSES]
+    log_files = [group.log_dir / f"{name}.log" for name in PRODUCT_PROCESSES] + [settings.data_dir / TRACES_FILE]
     return [
         invariants.operations_reported(database, marketplace),
         invariants.clusters_converged(database, marketplace, resources),
@@ -481,5 +484,5 @@ def _check_invariants(
         invariants.no_orphaned_resources(database, groups, RESOURCE_GROUP_PREFIX),
         invariants.customer_resources_untouched_and_clusters_whole(database, resources, planted),
         invariants.audit_trail_complete(database),
-        invariants.no_secrets_in_logs(log_files, secret_values(settings, workload)),
+        invariants.no_secrets_written_down(log_files, database, secret_values(settings, workload)),
     ]

@@ -6,12 +6,14 @@ Each check reads both sides: what the control plane recorded (its database) and 
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import col, select
 
 from core.arm_templates.steps import IDENTITY_KEY_VAULT
@@ -21,6 +23,7 @@ from core.clusters.drift import expected_resources
 from core.clusters.models import Cluster, ClusterStatus
 from core.clusters.provisioning_models import ArmDeployment, DeploymentState
 from core.db import Database
+from core.models import metadata as every_table
 from core.subscriptions.models import (
     MarketplaceOperation,
     MarketplaceSubscription,
@@ -278,20 +281,51 @@ def audit_trail_complete(database: Database) -> InvariantResult:
     return _result("audit trail complete", len(subscriptions) + len(operations), problems)
 
 
-def no_secrets_in_logs(log_files: list[Path], secrets: list[str]) -> InvariantResult:
-    """No secret value, bearer token or private key in any process log of the run."""
+def no_secrets_written_down(log_files: list[Path], database: Database, secrets: list[str]) -> InvariantResult:
+    """No secret value, bearer token or private key in any process log, the traces or any text column of the database.
+
+    `secrets` are every SecretStr of the settings and every purchase token, auth code and state the run carried.
+    """
     problems: list[str] = []
     needles = sorted({secret for secret in secrets if len(secret) >= 8})
     for path in log_files:
         text = path.read_text(errors="replace") if path.exists() else ""
-        found = sum(1 for needle in needles if needle in text)
-        if found:
-            problems.append(f"{path.name}: holds {found} secret value(s) (a setting's SecretStr or a token)")
-        if JWT_PATTERN.search(text):
-            problems.append(f"{path.name}: holds a bearer token")
-        if PRIVATE_KEY_PATTERN.search(text):
-            problems.append(f"{path.name}: holds private key material")
-    return _result("no secrets in logs", len(log_files), problems)
+        problems.extend(_secrets_in(path.name, text, needles))
+    checked = len(log_files)
+    for table in every_table.sorted_tables:
+        columns = [column for column in table.columns if _holds_text(column)]
+        if not columns:
+            continue
+        checked += 1
+        with database.engine.connect() as connection:
+            result = connection.execute(sa.select(*columns)).yield_per(1000)
+            for row in result:
+                for column, value in zip(columns, row, strict=True):
+                    if value is None:
+                        continue
+                    text = value if isinstance(value, str) else json.dumps(value, default=str)
+                    problems.extend(_secrets_in(f"{table.name}.{column.name}", text, needles))
+    # One line per place and kind, however many rows hold it.
+    return _result("no secrets written down", checked, sorted(set(problems)))
+
+
+def _holds_text(column: sa.Column[Any]) -> bool:
+    """Text and JSON columns, SQLModel's AutoString (a type decorator over VARCHAR) included."""
+    kind = column.type
+    if isinstance(kind, sa.TypeDecorator):
+        kind = kind.impl_instance
+    return isinstance(kind, sa.String | sa.Text | sa.JSON)
+
+
+def _secrets_in(where: str, text: str, needles: list[str]) -> list[str]:
+    problems = []
+    if any(needle in text for needle in needles):
+        problems.append(f"{where}: holds a secret value (a setting's SecretStr, a purchase token, a code or state)")
+    if JWT_PATTERN.search(text):
+        problems.append(f"{where}: holds a bearer token")
+    if PRIVATE_KEY_PATTERN.search(text):
+        problems.append(f"{where}: holds private key material")
+    return problems
 
 
 def final_states(database: Database) -> dict[str, dict[str, int]]:

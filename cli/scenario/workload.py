@@ -208,7 +208,7 @@ class Workload:
         self._timed("landing_pages", began)
 
     def _land_all(self, purchases: list[Purchase]) -> None:
-        browser = CustomerBrowser(self.ca_bundle)
+        browser = CustomerBrowser(self.ca_bundle, secrets_seen=self.tokens_seen)
         try:
             for purchase in purchases:
                 self._land(browser, purchase)

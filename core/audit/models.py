@@ -1,4 +1,4 @@
-"""Audit events are append-only."""
+"""Audit events are append-only (a refusal tally's count grows within its minute; nothing else changes)."""
 
 from __future__ import annotations
 
@@ -38,3 +38,7 @@ class AuditEvent(SQLModel, table=True):
     after: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
     details: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
     correlation_id: str | None = Field(default=None, max_length=64, index=True)
+    # Refused requests are counted, not listed: one row per (action, source, reason, minute) holds their number, so
+    # a flood of bad requests costs one row a minute (core.audit.refusals). Every other event is one occurrence.
+    aggregation_key: str | None = Field(default=None, max_length=64, unique=True)
+    occurrences: int = Field(default=1, ge=1, sa_column_kwargs={"server_default": "1"})

@@ -8,6 +8,7 @@ from sqlmodel import Session
 
 from core.audit.models import AuditEvent, AuditOutcome
 from core.correlation import current_correlation_id
+from core.redaction import redact_value
 
 
 def record_audit_event(
@@ -35,9 +36,10 @@ def record_audit_event(
         subject_id=subject_id,
         tenant_id=tenant_id,
         outcome=outcome.value,
-        before=before,
-        after=after,
-        details=details or {},
+        # Details quote requests and errors: a token, code or secret in them is replaced before it is stored.
+        before=redact_value(before) if before else before,
+        after=redact_value(after) if after else after,
+        details=redact_value(details) if details else {},
         correlation_id=current_correlation_id(),
     )
     session.add(event)

@@ -1,17 +1,18 @@
 """Verify Entra ID access and id tokens: signature against the published keys, issuer, audience, lifetime.
 
-Keys are fetched from the authority's JWKS and cached; a token with an unknown `kid` triggers at most
-one refetch per `refetch_interval_seconds` (key rotation is honoured, forged kids cannot make us fetch
-on every request). Only RS256 is accepted, so `none` and HS256-with-the-public-key tokens fail.
+Keys come from the authority's JWKS through PyJWT's `PyJWKClient`: the key set is kept for `lifespan`
+seconds and then fetched again, so a key Entra stops publishing is refused once the lifespan ends; a token
+with an unknown `kid` forces at most one refetch per cooldown (key rotation is honoured, forged kids cannot
+make us fetch on every request); every fetch has a timeout. Only RS256 is accepted, so `none` and
+HS256-with-the-public-key tokens fail.
 
 Callers such as Marketplace send the same token on many requests, so the outcome of the expensive part
-(parsing and the RSA signature check) is remembered per exact token string; lifetime, audience, issuer
-and parties are still checked on every call.
+(parsing and the RSA signature check) is remembered per exact token string; lifetime, audience, issuer,
+parties and whether its key is still published are checked on every call.
 """
 
 from __future__ import annotations
 
-import json
 import ssl
 import threading
 import time
@@ -19,7 +20,6 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import jwt
 
 from core.errors import Unauthenticated
@@ -28,10 +28,12 @@ CLOCK_SKEW_SECONDS = 30
 ALLOWED_ALGORITHMS = ["RS256"]
 # Bounded: when full the memory of signature checks starts afresh (tokens live about an hour anyway).
 SIGNATURE_MEMORY_SIZE = 1024
+DEFAULT_KEY_LIFESPAN_SECONDS = 3600.0
+DEFAULT_REFETCH_COOLDOWN_SECONDS = 30.0
 
 
-class SigningKeyCache:
-    """The authority's signing keys by kid, refreshed on unknown kids at most once per interval."""
+class SigningKeys:
+    """The authority's signing keys by kid: PyJWKClient with a lifespan, a refetch cooldown and a timeout."""
 
     def __init__(
         self,
@@ -39,42 +41,42 @@ class SigningKeyCache:
         *,
         verify: str | bool = True,
         timeout_seconds: float = 10.0,
-        refetch_interval_seconds: float = 30.0,
+        lifespan_seconds: float = DEFAULT_KEY_LIFESPAN_SECONDS,
+        refetch_cooldown_seconds: float = DEFAULT_REFETCH_COOLDOWN_SECONDS,
     ) -> None:
         self.jwks_uri = jwks_uri
-        self.verify = verify
-        self.timeout_seconds = timeout_seconds
-        self.refetch_interval_seconds = refetch_interval_seconds
-        self._keys: dict[str, jwt.PyJWK] = {}
-        self._last_fetch = float("-inf")
-        self._lock = threading.Lock()
-        self.fetch_count = 0
+        self.lifespan_seconds = lifespan_seconds
+        self._client = jwt.PyJWKClient(
+            jwks_uri,
+            # The per-kid LRU cache never expires a key: only the key set's cache (with its lifespan) is used.
+            cache_keys=False,
+            cache_jwk_set=True,
+            lifespan=lifespan_seconds,
+            timeout=timeout_seconds,
+            ssl_context=_ssl_context(verify),
+            cooldown_duration=refetch_cooldown_seconds,
+        )
 
     def key_for(self, kid: str) -> jwt.PyJWK:
-        """The key with this kid; raises Unauthenticated when the authority does not publish it."""
-        with self._lock:
-            if kid not in self._keys and time.monotonic() - self._last_fetch >= self.refetch_interval_seconds:
-                self._fetch()
-            key = self._keys.get(kid)
-        if key is None:
-            raise Unauthenticated("token signed by an unknown key", details={"kid": kid})
-        return key
-
-    def _fetch(self) -> None:
-        self._last_fetch = time.monotonic()
-        self.fetch_count += 1
+        """The key with this kid; raises Unauthenticated when the authority does not publish it (any more)."""
         try:
-            response = httpx.get(self.jwks_uri, verify=self._verify_context(), timeout=self.timeout_seconds)
-            response.raise_for_status()
-            key_set = jwt.PyJWKSet.from_dict(response.json())
-        except (httpx.HTTPError, json.JSONDecodeError, jwt.PyJWKSetError) as error:
-            raise Unauthenticated(f"signing keys unavailable: {type(error).__name__}") from error
-        self._keys = {key.key_id: key for key in key_set.keys if key.key_id}
+            return self._client.get_signing_key(kid)
+        except jwt.PyJWKClientConnectionError as error:
+            raise Unauthenticated(f"signing keys unavailable: {type(error).__name__}") from None
+        except jwt.PyJWKClientError:
+            raise Unauthenticated("token signed by an unknown key", details={"kid": kid}) from None
+        except jwt.PyJWKSetError as error:
+            raise Unauthenticated(f"signing keys unavailable: {type(error).__name__}") from None
 
-    def _verify_context(self) -> ssl.SSLContext | bool:
-        if isinstance(self.verify, str):
-            return ssl.create_default_context(cafile=self.verify)
-        return self.verify
+
+def _ssl_context(verify: str | bool) -> ssl.SSLContext:
+    if isinstance(verify, str):
+        return ssl.create_default_context(cafile=verify)
+    context = ssl.create_default_context()
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 @dataclass(frozen=True)
@@ -96,27 +98,35 @@ class EntraTokenVerifier:
         *,
         v1_issuer_host: str = "https://sts.windows.net",
         verify: str | bool = True,
-        refetch_interval_seconds: float = 30.0,
+        key_lifespan_seconds: float = DEFAULT_KEY_LIFESPAN_SECONDS,
+        refetch_cooldown_seconds: float = DEFAULT_REFETCH_COOLDOWN_SECONDS,
+        timeout_seconds: float = 10.0,
     ) -> None:
         self.authority_host = authority_host.rstrip("/")
         self.v1_issuer_host = v1_issuer_host.rstrip("/")
-        self.keys = SigningKeyCache(
+        self.keys = SigningKeys(
             f"{self.authority_host}/common/discovery/v2.0/keys",
             verify=verify,
-            refetch_interval_seconds=refetch_interval_seconds,
+            lifespan_seconds=key_lifespan_seconds,
+            refetch_cooldown_seconds=refetch_cooldown_seconds,
+            timeout_seconds=timeout_seconds,
         )
-        self._signed_claims: dict[str, dict[str, Any]] = {}
+        # token -> (kid, claims): the kid is looked up again on every call, so a retired key ends the memory too.
+        self._signed_claims: dict[str, tuple[str, dict[str, Any]]] = {}
         self._signed_claims_lock = threading.Lock()
 
     def verify(self, token: str, rules: TokenRules) -> dict[str, Any]:
         """Return the verified claims, or raise Unauthenticated naming the first check that failed."""
-        claims = self._signed_claims.get(token)
-        if claims is None:
-            claims = self._check_signature(token)
+        remembered = self._signed_claims.get(token)
+        if remembered is None:
+            kid, claims = self._check_signature(token)
             with self._signed_claims_lock:
                 if len(self._signed_claims) >= SIGNATURE_MEMORY_SIZE:
                     self._signed_claims.clear()
-                self._signed_claims[token] = claims
+                self._signed_claims[token] = (kid, claims)
+        else:
+            kid, claims = remembered
+            self.keys.key_for(kid)  # still published (the key set is cached, so this is a dictionary look-up)
         self._check_lifetime(claims)
         audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
         if not set(audiences) & set(rules.audiences):
@@ -124,7 +134,7 @@ class EntraTokenVerifier:
         self._check_issuer_and_parties(claims, rules)
         return dict(claims)
 
-    def _check_signature(self, token: str) -> dict[str, Any]:
+    def _check_signature(self, token: str) -> tuple[str, dict[str, Any]]:
         """Claims of a token whose signature, algorithm and required claims check out (and not expired now)."""
         try:
             header = jwt.get_unverified_header(token)
@@ -156,7 +166,7 @@ class EntraTokenVerifier:
             isinstance(audience, list) and all(isinstance(item, str) for item in audience)
         ):
             raise Unauthenticated("token rejected: Invalid claim format in token")
-        return claims
+        return kid, claims
 
     @staticmethod
     def _check_lifetime(claims: dict[str, Any]) -> None:

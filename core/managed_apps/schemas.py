@@ -11,9 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from core.managed_apps.models import ManagedAppProvisioningState
 
+GUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+# ARM's naming rules: a resource group is 1-90 letters, digits (Unicode ones too, as ARM's own rule says), `_`, `(`,
+# `)`, `-` and `.`, not ending in `.`; an application name 1-64 letters, digits, `-`, `_` and `.`. The subscription is
+# an exact GUID. `\A`/`\Z` anchor the whole id (`$` would also match before a final newline).
 APPLICATION_ID = re.compile(
-    r"^/subscriptions/(?P<subscription>[0-9a-fA-F-]{36})/resourceGroups/(?P<group>[-\w\._\(\)]+)"
-    r"/providers/Microsoft\.Solutions/applications/(?P<name>[-\w\.]+)$",
+    rf"\A/subscriptions/(?P<subscription>{GUID})/resourceGroups/(?P<group>[-\w.()]{{0,89}}[-\w()])"
+    r"/providers/Microsoft\.Solutions/applications/(?P<name>[-\w.]{1,64})\Z",
     re.IGNORECASE,
 )
 

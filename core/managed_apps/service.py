@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from sqlmodel import Session, select
@@ -32,6 +33,24 @@ class NotificationOutcome(StrEnum):
 class NotificationResult:
     outcome: NotificationOutcome
     managed_application: ManagedApplication
+
+
+def check_event_time(
+    notification: ManagedAppNotification, *, now: datetime, max_skew_seconds: float, max_age_seconds: float
+) -> None:
+    """Refuse an eventTime too far from now (ValidationFailed).
+
+    Events are ordered by eventTime, so one from the far future would make every later genuine event "stale" and
+    freeze the application; one older than Azure's retry window cannot be a genuine delivery.
+    """
+    if notification.event_time > now + timedelta(seconds=max_skew_seconds):
+        raise ValidationFailed(
+            f"eventTime {notification.event_time.isoformat()} is more than {max_skew_seconds:g} s in the future"
+        )
+    if notification.event_time < now - timedelta(seconds=max_age_seconds):
+        raise ValidationFailed(
+            f"eventTime {notification.event_time.isoformat()} is more than {max_age_seconds:g} s in the past"
+        )
 
 
 def record_notification(session: Session, notification: ManagedAppNotification) -> NotificationResult:

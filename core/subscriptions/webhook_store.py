@@ -25,6 +25,7 @@ from core.db import utc_now
 from core.inbox.models import InboundEvent, InboundSource
 from core.messaging import TaskNames
 from core.outbox.models import OutboxMessage
+from core.redaction import REDACTED, fingerprint, redact_value
 from core.subscriptions.models import MarketplaceOperation, MarketplaceSubscription, OperationState
 from core.subscriptions.schemas import WebhookPayload
 from core.telemetry.tracing import current_traceparent
@@ -72,7 +73,7 @@ def _parameters(payload: WebhookPayload, raw_body: dict[str, Any]) -> dict[str, 
     return {
         "webhook_source": InboundSource.MARKETPLACE_WEBHOOK.value,
         "webhook_operation_id": payload.id,
-        "webhook_payload": raw_body,
+        "webhook_payload": stored_body(raw_body),
         "webhook_correlation_id": correlation_id,
         "webhook_outbox_correlation_id": correlation_id or new_correlation_id(),
         "webhook_traceparent": current_traceparent(),
@@ -92,6 +93,21 @@ def _parameters(payload: WebhookPayload, raw_body: dict[str, Any]) -> dict[str, 
         ),
         "webhook_arguments": {"operation_id": payload.id, "subscription_id": payload.subscription_id},
     }
+
+
+def stored_body(raw_body: dict[str, Any]) -> dict[str, Any]:
+    """The webhook body as stored: the purchase token only as its SHA-256 (it may still resolve the purchase).
+
+    Any other secret-named field is redacted as well; nothing downstream reads them from the inbox.
+    """
+    body = dict(raw_body)
+    token = body.pop("purchaseToken", None)
+    stored: dict[str, Any] = redact_value(body)
+    if isinstance(token, str) and token:
+        stored["purchaseTokenSha256"] = fingerprint(token)
+    elif "purchaseToken" in raw_body:
+        stored["purchaseToken"] = None if token is None else REDACTED
+    return stored
 
 
 def _store_statement_by_statement(connection: sa.Connection, parameters: dict[str, Any]) -> int | None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     ConsoleSpanExporter,
@@ -25,8 +25,11 @@ from opentelemetry.sdk.trace.export import (
     SpanExportResult,
 )
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+from opentelemetry.trace import Status
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.util.types import Attributes
 
+from core.redaction import redact_text, redact_url
 from core.settings import Settings
 
 TRACEPARENT = "traceparent"
@@ -54,6 +57,69 @@ class JsonLinesSpanExporter(SpanExporter):
 
     def shutdown(self) -> None:
         """Nothing to release: the file is opened per batch."""
+
+
+class RedactingSpanExporter(SpanExporter):
+    """Hands spans to another exporter with secret values replaced (core.redaction), whatever set them.
+
+    Instrumentations record full URLs (`http.url`, `url.full`, `http.target`, ...) with their query, and
+    exception events carry messages; the landing page's `?token=`, the sign-in callback's `?code=&state=` and
+    the managed-app `?sig=` would otherwise reach every trace backend. Redacting at export covers every
+    instrumentation, present and future, in one place.
+    """
+
+    def __init__(self, inner: SpanExporter) -> None:
+        self.inner = inner
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        """Export redacted copies of the spans."""
+        return self.inner.export([redacted_span(span) for span in spans])
+
+    def shutdown(self) -> None:
+        """Shut the wrapped exporter down."""
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Flush the wrapped exporter."""
+        return self.inner.force_flush(timeout_millis)
+
+
+def _redacted_attributes(attributes: Attributes) -> dict[str, object]:
+    redacted: dict[str, object] = {}
+    for key, value in (attributes or {}).items():
+        if isinstance(value, str):
+            # URLs are parsed (their query and user info); everything, `url.query` included, is also read as text.
+            parsed = redact_url(value) if "url" in key or key.endswith(".target") else value
+            redacted[key] = redact_text(parsed)
+        elif isinstance(value, list | tuple):
+            redacted[key] = [redact_text(item) if isinstance(item, str) else item for item in value]
+        else:
+            redacted[key] = value
+    return redacted
+
+
+def redacted_span(span: ReadableSpan) -> ReadableSpan:
+    """A copy of the span whose name, attributes, events and status description hold no secret value."""
+    status = span.status
+    if status.description:
+        status = Status(status.status_code, redact_text(status.description))
+    return ReadableSpan(
+        name=redact_text(span.name),
+        context=span.get_span_context(),
+        parent=span.parent,
+        resource=span.resource,
+        attributes=_redacted_attributes(span.attributes),  # type: ignore[arg-type]
+        events=[
+            Event(event.name, _redacted_attributes(event.attributes), event.timestamp)  # type: ignore[arg-type]
+            for event in span.events
+        ],
+        links=span.links,
+        kind=span.kind,
+        status=status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
 
 
 def span_as_record(span: ReadableSpan) -> dict[str, object]:
@@ -91,6 +157,10 @@ def build_span_exporter(settings: Settings) -> SpanExporter | None:
     """The exporter the settings name, or None when traces are not exported."""
     if not spans_exported(settings):
         return None
+    return RedactingSpanExporter(_exporter_named(settings))
+
+
+def _exporter_named(settings: Settings) -> SpanExporter:
     choice = settings.telemetry_traces_exporter
     if choice == "console":
         return ConsoleSpanExporter()

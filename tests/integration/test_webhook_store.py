@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +23,7 @@ from core.subscriptions.models import MarketplaceOperation, OperationAction, Ope
 from core.subscriptions.schemas import WebhookPayload
 from core.subscriptions.webhook_store import WebhookReceipt, record_webhook
 from tests.conftest import TEST_DATABASE
-from tests.support.factories import create_operation, create_subscription, create_tenant
+from tests.support.factories import create_operation, create_subscription, create_tenant, webhook_payload
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -160,3 +162,16 @@ def test_a_time_stamp_without_an_offset_is_stored_as_utc(database: Database) -> 
         operation = session.get(MarketplaceOperation, operation_id)
     assert operation is not None
     assert operation.time_stamp == datetime(2026, 11, 26, 8, 30, tzinfo=UTC)
+
+
+def test_a_webhooks_purchase_token_is_stored_only_as_its_hash(database: Database) -> None:
+    body = webhook_payload(purchaseToken="purchase-token-never-stored")
+    payload = WebhookPayload.model_validate(body)
+    with database.engine.begin() as connection:
+        record_webhook(connection, payload, raw_body=body)
+    with database.session() as session:
+        stored = session.exec(select(InboundEvent).where(InboundEvent.natural_id == payload.id)).one()
+    assert "purchase-token-never-stored" not in json.dumps(stored.payload)
+    assert "purchaseToken" not in stored.payload
+    assert stored.payload["purchaseTokenSha256"] == hashlib.sha256(b"purchase-token-never-stored").hexdigest()
+    assert stored.payload["subscription"] == body["subscription"]  # the rest is kept as Marketplace sent it

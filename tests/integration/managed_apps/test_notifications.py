@@ -48,10 +48,10 @@ def _notification(application_id: str, event_type: str, state: str, at: datetime
     }
 
 
-def _application_id() -> str:
+def _application_id(subscription: str | None = None, group: str = "customer-rg") -> str:
     return (
-        f"/subscriptions/{uuid.uuid4()}/resourceGroups/customer-rg/providers/Microsoft.Solutions/applications/"
-        f"vast-{uuid.uuid4().hex[:8]}"
+        f"/subscriptions/{subscription or uuid.uuid4()}/resourceGroups/{group}/providers/Microsoft.Solutions/"
+        f"applications/vast-{uuid.uuid4().hex[:8]}"
     )
 
 
@@ -169,6 +169,13 @@ def _refusals(database: Database) -> list[AuditEvent]:
         ),
         (None, {"error": {"code": "X", "message": "y"}}, 422, "only sent with provisioningState Failed"),
         (None, {"eventTime": "2026-11-26T10:00:00"}, 422, "time zone"),
+        # A far-future eventTime would make every later genuine event stale: the application would freeze.
+        (None, {"eventTime": "9999-12-31T23:59:59+00:00"}, 422, "in the future"),
+        (None, {"eventTime": "2020-01-01T00:00:00+00:00"}, 422, "in the past"),
+        # Exact ids: no trailing newline (`$` would have let it through), a subscription that is a GUID.
+        (None, {"applicationId": _application_id() + "\n"}, 422, "applicationId"),
+        (None, {"applicationId": _application_id(subscription="-" * 36)}, 422, "applicationId"),
+        (None, {"applicationId": _application_id(group="rg.")}, 422, "applicationId"),
     ],
 )
 def test_bad_requests_are_refused_audited_and_change_nothing(

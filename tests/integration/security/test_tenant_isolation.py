@@ -456,9 +456,6 @@ OPERATOR_CASES = [
 # Routes that take no tenant principal, and why that is right.
 PUBLIC_ROUTES = {
     "GET /openapi.json": "the API description; no data",
-    "GET /docs": "the API documentation page; no data",
-    "GET /docs/oauth2-redirect": "part of the documentation page; no data",
-    "GET /redoc": "the API documentation page; no data",
     "GET /healthz": "liveness for the orchestrator; no data",
     "GET /readyz": "readiness for the orchestrator; names dependencies, no tenant data",
     "GET /metrics": "counts for the scraper inside the deployment; test_metrics_hold_no_tenant_data checks it",

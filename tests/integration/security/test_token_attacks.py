@@ -252,8 +252,10 @@ def assert_refused_and_nothing_stored(
         before.operations,
         before.outbox_messages,
     )
-    new_refusals = after.refusals[len(before.refusals) :]
-    assert len(new_refusals) == len(responses)
+    # Refusals are tallied (one row per source, reason and minute): each response is one occurrence.
+    counted_before = {event.id: event.occurrences for event in before.refusals}
+    new_refusals = [event for event in after.refusals if counted_before.get(event.id) != event.occurrences]
+    assert sum(event.occurrences - counted_before.get(event.id, 0) for event in new_refusals) == len(responses)
     for event in new_refusals:
         assert event.outcome == AuditOutcome.REFUSED.value
         assert event.actor == "marketplace:unverified"
