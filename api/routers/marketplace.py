@@ -431,6 +431,8 @@ def _confirm(
             arm = arm_clients(request).for_subscription(beneficiary, choices.placement.azure_subscription_id)
             check_placement(db, arm, choices.placement, cluster_name)
     except (PlacementRefused, ResourceGroupNotOwned) as error:
+        if _set_up_meanwhile(database, purchase.id):  # a concurrent confirmation (double-click) took the group
+            return _to_progress(session, purchase.id)
         return _landing_form(request, session, database, purchase, token, form, [error.message], error.status_code)
     except UpstreamUnavailable as error:
         page = _error_page(
@@ -447,6 +449,8 @@ def _confirm(
             database, purchase, marketplace_token=token, choices=choices, actor=f"user:{signed_in.object_id}"
         )
     except ResourceGroupNotOwned as error:
+        if _set_up_meanwhile(database, purchase.id):
+            return _to_progress(session, purchase.id)
         return _landing_form(request, session, database, purchase, token, form, [error.message], error.status_code)
     except SubscriptionAlreadySetUp:
         return _to_progress(session, purchase.id)
@@ -462,6 +466,12 @@ def _confirm(
             f"subscription {purchase.id}.",
         )
     return _to_progress(session, purchase.id)
+
+
+def _set_up_meanwhile(database: Database, subscription_id: str) -> bool:
+    """Whether another confirmation of this purchase set it up since this one looked (its group is then ours)."""
+    with database.session() as db:
+        return landing_step(db, subscription_id) == LandingStep.SHOW_PROGRESS
 
 
 def _field_label(location: tuple[int | str, ...]) -> str:
