@@ -21,11 +21,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from sqlmodel import Session, col, select
 
-from core.arm_templates.steps import CLUSTER, FACADE_CLUSTER_STEPS, IDENTITY_KEY_VAULT, PRIVATE_LINK, load_step_template
+from core.arm_templates.steps import CLUSTER, FACADE_CLUSTER_STEPS, IDENTITY_KEY_VAULT, PRIVATE_LINK, read_step_template
 from core.audit.models import AuditOutcome
 from core.audit.service import record_audit_event
 from core.azure.arm import ArmClient
@@ -37,7 +38,7 @@ from core.clusters.service import lock_cluster
 from core.db import utc_now
 from core.messaging import TaskNames
 from core.outbox.service import enqueue
-from core.settings import REPOSITORY_ROOT, Settings
+from core.settings import DEFAULT_ARM_TEMPLATES_PATH, Settings
 
 ACTOR = "system:drift-observer"
 OBSERVED_STATUSES = (ClusterStatus.READY, ClusterStatus.SUSPENDED)
@@ -107,10 +108,11 @@ def expected_resources(resource_group: str, outputs: Mapping[str, Mapping[str, A
 
 
 @cache
-def _crypto_role_id() -> str:
-    # The role our identity-keyvault template grants on the key; read from the template so the two cannot differ.
+def _crypto_role_name(templates: Path) -> str:
+    # The role (its definition's GUID name) our identity-keyvault template grants on the key, read from the
+    # template the controller deploys so the two cannot differ.
     step = next(item for item in FACADE_CLUSTER_STEPS if item.name == IDENTITY_KEY_VAULT)
-    return str(load_step_template(REPOSITORY_ROOT, step)["variables"]["cryptoServiceEncryptionUserRoleId"]).lower()
+    return str(read_step_template(templates, step)["variables"]["cryptoServiceEncryptionUserRoleName"]).lower()
 
 
 def _latest_succeeded(rows: Sequence[ArmDeployment]) -> dict[str, ArmDeployment]:
@@ -123,7 +125,9 @@ def _subscription_set(value: Any) -> list[str]:
 
 
 # Comparing ----------------------------------------------------------------------------------------------------------
-def find_drift(cluster: Cluster, rows: Sequence[ArmDeployment], arm: ArmClient) -> list[Finding]:
+def find_drift(
+    cluster: Cluster, rows: Sequence[ArmDeployment], arm: ArmClient, templates: Path = DEFAULT_ARM_TEMPLATES_PATH
+) -> list[Finding]:
     """Every difference between the latest successful deployments of the cluster's steps and ARM now."""
     group = cluster.resource_group
     latest = _latest_succeeded(rows)
@@ -141,7 +145,7 @@ def find_drift(cluster: Cluster, rows: Sequence[ArmDeployment], arm: ArmClient) 
             findings.append(Finding(DriftKind.RESOURCE_DELETED, resource_id, step, remedy, {"exists": True}))
     findings.extend(_scale_set_drift(latest.get(CLUSTER), present))
     findings.extend(_private_link_drift(latest.get(PRIVATE_LINK), present, arm))
-    findings.extend(_key_drift(latest.get(IDENTITY_KEY_VAULT), present, arm))
+    findings.extend(_key_drift(latest.get(IDENTITY_KEY_VAULT), present, arm, _crypto_role_name(templates)))
     return findings
 
 
@@ -215,7 +219,9 @@ def _private_link_drift(
     return findings
 
 
-def _key_drift(row: ArmDeployment | None, present: Mapping[str, dict[str, Any]], arm: ArmClient) -> list[Finding]:
+def _key_drift(
+    row: ArmDeployment | None, present: Mapping[str, dict[str, Any]], arm: ArmClient, role: str
+) -> list[Finding]:
     if row is None:
         return []
     vault_id = str(row.outputs.get("keyVaultResourceId") or "")
@@ -241,7 +247,6 @@ def _key_drift(row: ArmDeployment | None, present: Mapping[str, dict[str, Any]],
     identity_id = str(row.outputs.get("identityResourceId") or "")
     principal_id = str(row.outputs.get("identityPrincipalId") or "")
     if principal_id and identity_id.lower() in present:
-        role = _crypto_role_id()
         granted = any(
             str((item.get("properties") or {}).get("principalId", "")).lower() == principal_id.lower()
             and str((item.get("properties") or {}).get("roleDefinitionId", "")).lower().endswith(role)
@@ -280,7 +285,7 @@ class DriftObserver:
         if reason is not None:
             report.skipped_because = reason
             return report
-        findings = find_drift(cluster, history.rows, arm)
+        findings = find_drift(cluster, history.rows, arm, self.settings.arm_templates_path)
         report.observed = True
         self._record(session, cluster, history, findings, report)
         return report

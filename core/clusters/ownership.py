@@ -15,12 +15,12 @@ from typing import Any
 
 from sqlmodel import Session, col, func, select
 
-from core.arm_templates.steps import FACADE_CLUSTER_STEPS, load_step_template
+from core.arm_templates.steps import FACADE_CLUSTER_STEPS, read_step_template
 from core.azure.arm import ArmAccessDenied, ArmClient, ArmRequestFailed
 from core.clusters.models import Cluster, ClusterStatus
 from core.clusters.schemas import ClusterPlacement
 from core.errors import Conflict, UpstreamUnavailable, ValidationFailed
-from core.settings import REPOSITORY_ROOT
+from core.settings import DEFAULT_ARM_TEMPLATES_PATH
 
 # The tag that marks a resource group as ours, with the name of the one cluster it belongs to.
 OWNERSHIP_TAG = "vast-cluster"
@@ -102,7 +102,8 @@ def _template_api_versions() -> dict[str, str]:
             walk(resource.get("resources"), resource_type)
 
     for step in FACADE_CLUSTER_STEPS:
-        walk(load_step_template(REPOSITORY_ROOT, step).get("resources"), None)
+        # The shipped templates' API versions: deleting by id needs one per type, not the exact deployed copy.
+        walk(read_step_template(DEFAULT_ARM_TEMPLATES_PATH, step).get("resources"), None)
     return versions
 
 
