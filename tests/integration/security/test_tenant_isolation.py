@@ -370,6 +370,7 @@ OPERATOR_CASES = [
         "GET", "/publisher/reconciliations/{report_id}", "api", _path("/publisher/reconciliations/{id}", id=_report)
     ),
     RouteCase("GET", "/publisher/billing/ledger", "api", _fixed("/publisher/billing/ledger")),
+    RouteCase("GET", "/publisher/billing/rejected-samples", "api", _fixed("/publisher/billing/rejected-samples")),
     RouteCase(
         "GET", "/publisher/billing/reconciliation-reports", "api", _fixed("/publisher/billing/reconciliation-reports")
     ),
