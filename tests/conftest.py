@@ -159,7 +159,7 @@ def start_api(log_dir: Path, settings: Settings, **overrides: str) -> tuple[Proc
     group.add("api", "api")
     group.start_all()
     base_url = f"http://127.0.0.1:{port}"
-    wait_until_listening(base_url, timeout_seconds=60, group=group)
+    wait_until_listening(base_url, timeout_seconds=120, group=group)
     return group, base_url
 
 

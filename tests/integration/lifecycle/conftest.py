@@ -100,7 +100,7 @@ def control_plane(
     group.add("beat", "beat")
     group.start_all()
     try:
-        wait_until_listening(base_url, timeout_seconds=60, group=group)
+        wait_until_listening(base_url, timeout_seconds=120, group=group)
         emulators.set_webhook(f"{base_url}/marketplace/webhook")
         emulators.marketplace_control("PUT", "/landing-page", json={"url": f"{base_url}/marketplace/landing"})
         yield ControlPlane(base_url, settings, group)

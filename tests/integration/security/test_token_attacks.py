@@ -39,7 +39,7 @@ from tests.integration.lifecycle.conftest import ActiveSubscription, ControlPlan
 from tests.integration.lifecycle.marketplace_driver import OPERATOR_OBJECT_ID, Emulators
 from tests.support.factories import webhook_payload
 
-pytestmark = [pytest.mark.broker, pytest.mark.timeout(60)]
+pytestmark = [pytest.mark.broker, pytest.mark.timeout(180)]  # some tests start an API process of their own
 MARKETPLACE_APP_ID = "20e940b3-4c77-4b0b-9a53-9e16a1b010a7"
 WEBHOOK_REFUSED = "marketplace.webhook_refused"
 # Comfortably beyond the verifier's 30 s clock skew, so the lifetime checks cannot pass by leeway.
