@@ -3,6 +3,7 @@
 from sqlmodel import SQLModel
 
 from core.audit.models import AuditEvent
+from core.browser_sessions.models import BrowserSessionRecord
 from core.catalog.models import MeteredDimension, Offer, Plan, PlanIncludedQuantity
 from core.clusters.models import Cluster
 from core.clusters.provisioning_models import ArmDeployment, KeyRotation
@@ -23,6 +24,7 @@ __all__ = [
     "ArmDeployment",
     "AuditEvent",
     "BlobProbeSample",
+    "BrowserSessionRecord",
     "Cluster",
     "InboundEvent",
     "KeyRotation",
