@@ -58,13 +58,19 @@ class Settings(BaseSettings):
     operator_app_role: str = Field(default="Operator", description="App role that makes a signed-in user an operator.")
     session_secret: SecretStr | None = Field(default=None, description="Signs session and CSRF cookies.")
     session_absolute_lifetime_seconds: float = Field(
-        default=8 * 3600, gt=0, le=7 * 86400, description="A browser session ends this long after sign-in, active or not."
+        default=8 * 3600,
+        gt=0,
+        le=7 * 86400,
+        description="A browser session ends this long after sign-in, active or not.",
     )
     session_idle_timeout_seconds: float = Field(
         default=30 * 60, gt=0, le=86400, description="A browser session ends after this long without a request."
     )
     session_role_check_seconds: float = Field(
-        default=300, ge=0, le=86400, description="How often a session's roles are read again from Entra (0: every request)."
+        default=300,
+        ge=0,
+        le=86400,
+        description="How often a session's roles are read again from Entra (0: every request).",
     )
     app_only_clients: dict[str, list[str]] = Field(
         default_factory=dict,

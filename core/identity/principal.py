@@ -109,9 +109,8 @@ class Principal:
 
 def is_app_only(claims: dict[str, Any]) -> bool:
     """An app acting as itself: `idtyp` says so when present; otherwise a delegated (user) token always has `scp`."""
-    token_type = claims.get("idtyp")
-    if token_type is not None:
-        return token_type == "app"
+    if "idtyp" in claims:
+        return bool(claims["idtyp"] == "app")
     return "scp" not in claims
 
 

@@ -288,7 +288,10 @@ class TokenEndpoint:
     def _user_token_response(
         self, app: AppRegistration, grant: UserGrant, client_authentication: str, form: dict[str, str]
     ) -> dict[str, Any]:
-        user = grant.user
+        # The user as the directory holds them now: a refresh token reflects role assignments changed since.
+        user = self.directory.current_user(grant.user.object_id)
+        if user is None:
+            raise errors.invalid_grant("The user account no longer exists in the directory.", 50034)
         user_tenant = self.directory.tenants[user.tenant_id]
         resource_scopes = [scope for scope in grant.scopes if scope.lower() not in OIDC_SCOPES]
         now = int(time.time())
@@ -317,6 +320,8 @@ class TokenEndpoint:
         roles = self.directory.app_roles_of_user(user, resource.app_id)
         if roles:
             access_claims["roles"] = roles
+        if user.directory_roles:
+            access_claims["wids"] = list(user.directory_roles)
         response: dict[str, Any] = {
             "token_type": "Bearer",
             "scope": " ".join(resource_scopes) or "openid profile",
@@ -343,6 +348,9 @@ class TokenEndpoint:
             user_roles = self.directory.app_roles_of_user(user, app.app_id)
             if user_roles:
                 id_claims["roles"] = user_roles
+            # Entra adds `wids` when the app's groupMembershipClaims include directory roles.
+            if user.directory_roles:
+                id_claims["wids"] = list(user.directory_roles)
             if grant.nonce:
                 id_claims["nonce"] = grant.nonce
             response["id_token"] = self.issuer.sign(id_claims)
