@@ -23,7 +23,12 @@ from core.settings import Settings
 from core.subscriptions.models import MarketplaceSubscription
 from emulators.suite import EmulatorSuite
 from tests.conftest import CATALOG_TABLES
-from tests.integration.lifecycle.marketplace_driver import Browser, Emulators
+from tests.integration.lifecycle.marketplace_driver import (
+    CONTOSO_AUTOMATION_CLIENT_ID,
+    CONTOSO_TENANT_ID,
+    Browser,
+    Emulators,
+)
 from tests.support.waiting import wait_for
 
 CLEANUP_ATTEMPTS = 5
@@ -82,6 +87,8 @@ def control_plane(
             "marketplace_backoff_initial_seconds": 0.2,
             # A message lost with a killed worker is dispatched again after this long.
             "outbox_redispatch_after_seconds": 4.0,
+            # Contoso's automation may call the JSON API with app-only tokens (tests/integration/security).
+            "app_only_clients": {CONTOSO_TENANT_ID: [CONTOSO_AUTOMATION_CLIENT_ID]},
         }
     )
     environment = {**os.environ, **settings.as_environment()}

@@ -135,8 +135,8 @@ def world(control_plane: ControlPlane, emulators: Emulators, database_url: str) 
         report_id = start_report(session, "security-suite").id
     assert report_id is not None
     bearer = {
-        "contoso": emulators.control_plane_token(roles=[], tenant_id=CONTOSO_TENANT_ID),
-        "fabrikam": emulators.control_plane_token(roles=[], tenant_id=fabrikam_tenant_id),
+        "contoso": emulators.control_plane_token(roles=["Customer.Admin"], tenant_id=CONTOSO_TENANT_ID),
+        "fabrikam": emulators.control_plane_token(roles=["Customer.Admin"], tenant_id=fabrikam_tenant_id),
         "operator": emulators.control_plane_token(roles=["Operator"]),
     }
     visitors: dict[str, PortalVisitor] = {}
