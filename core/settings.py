@@ -67,10 +67,10 @@ class Settings(BaseSettings):
         default=30 * 60, gt=0, le=86400, description="A browser session ends after this long without a request."
     )
     session_role_check_seconds: float = Field(
-        default=300,
+        default=0,
         ge=0,
         le=86400,
-        description="How often a session's roles are read again from Entra (0: every request).",
+        description="How often a session's roles are read again from Entra (0: at every request).",
     )
     app_only_clients: dict[str, list[str]] = Field(
         default_factory=dict,
