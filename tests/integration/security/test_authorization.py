@@ -58,7 +58,9 @@ def _declared(control_plane: ControlPlane, database_url: str) -> dict[str, Permi
         database.dispose()
 
 
-MUTATING_CASES = [case for case in CUSTOMER_CASES if case.method == "POST"]
+MUTATING_CASES = [
+    case for case in CUSTOMER_CASES if case.method == "POST" and not case.path.startswith("/marketplace/")
+]
 
 
 def test_every_route_declares_its_permission(control_plane: ControlPlane, database_url: str) -> None:
@@ -70,7 +72,7 @@ def test_every_route_declares_its_permission(control_plane: ControlPlane, databa
 def test_every_act_route_has_a_role_case(control_plane: ControlPlane, database_url: str) -> None:
     declared = _declared(control_plane, database_url)
     act_routes = {key for key, permission in declared.items() if permission == Permission.ACT}
-    assert act_routes == {case.key for case in MUTATING_CASES} | set(OTHER_ACT_ROUTES)
+    assert act_routes == {case.key for case in MUTATING_CASES} | set(OTHER_ACT_ROUTES), "act routes without a role case"
     # And nothing that changes a tenant's things is declared weaker than `act`.
     for case in MUTATING_CASES:
         assert declared[case.key] == Permission.ACT, case.key

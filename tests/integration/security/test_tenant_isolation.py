@@ -276,6 +276,22 @@ CUSTOMER_CASES = [
         "portal",
         _path("/marketplace/subscriptions/{id}/progress", id=_subscription),
     ),
+    # Placement of a purchase made by another tenant: already placed here, so the owner goes on to progress.
+    RouteCase(
+        "GET",
+        "/marketplace/subscriptions/{subscription_id}/placement",
+        "portal",
+        _path("/marketplace/subscriptions/{id}/placement", id=_subscription),
+        owner_status=303,
+    ),
+    RouteCase(
+        "POST",
+        "/marketplace/subscriptions/{subscription_id}/placement",
+        "portal",
+        _path("/marketplace/subscriptions/{id}/placement", id=_subscription),
+        body={"region": "westeurope"},
+        owner_status=303,
+    ),
     RouteCase("GET", "/portal/subscriptions", "portal", _fixed("/portal/subscriptions"), listing=True),
     RouteCase(
         "GET",
@@ -366,6 +382,13 @@ OPERATOR_CASES = [
     RouteCase("POST", "/publisher/reconciliations", "api", _fixed("/publisher/reconciliations"), owner_status=None),
     RouteCase(
         "GET", "/publisher/reconciliations/{report_id}", "api", _path("/publisher/reconciliations/{id}", id=_report)
+    ),
+    RouteCase(
+        "POST",
+        "/publisher/sessions/revocations",
+        "api",
+        _fixed("/publisher/sessions/revocations"),
+        body={"entra_tenant_id": CONTOSO_TENANT_ID, "object_id": str(uuid.UUID(int=11))},
     ),
     RouteCase("GET", "/publisher/billing/ledger", "api", _fixed("/publisher/billing/ledger")),
     RouteCase(
