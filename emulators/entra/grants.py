@@ -42,7 +42,7 @@ class UserGrant:
 
 
 class GrantStore:
-    """Authorization codes and refresh tokens, single-use and time-bounded."""
+    """Authorization codes (single-use) and refresh tokens, time-bounded."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -84,12 +84,17 @@ class GrantStore:
         return token
 
     def redeem_refresh_token(self, token: str) -> UserGrant:
-        """Take a refresh token (they rotate: each is used once)."""
+        """The grant of a refresh token. Each use returns a fresh one, but, as Microsoft documents, the old one is
+        not revoked: it stays valid until it expires (two requests of one web app may redeem it concurrently)."""
         with self._lock:
-            grant = self._refresh_tokens.pop(token, None)
+            grant = self._refresh_tokens.get(token)
         if grant is None or time.time() > grant.expires_at:
+            with self._lock:
+                self._refresh_tokens.pop(token, None)
             raise errors.invalid_grant("The refresh token is not valid or has expired.", 70008)
-        return grant
+        return UserGrant(
+            client_id=grant.client_id, user=grant.user, scopes=list(grant.scopes), expires_at=grant.expires_at
+        )
 
 
 def pkce_challenge(verifier: str) -> str:
