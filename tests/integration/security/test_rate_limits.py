@@ -113,7 +113,13 @@ def user_token(emulators: Emulators, object_id: str) -> dict[str, str]:
         tenant_id=emulators.entra["publisher_tenant_id"],
         audience=app_id,
         client_id=app_id,
-        extra_claims={"oid": object_id, "roles": [], "name": "Rate limited user"},
+        extra_claims={
+            "idtyp": "user",
+            "scp": "user_impersonation",
+            "oid": object_id,
+            "roles": [],
+            "name": "Rate limited user",
+        },
     )
     return {"Authorization": f"Bearer {token}"}
 
