@@ -219,6 +219,8 @@ def landing(
     with database.session() as db:
         existing = find_subscription(db, purchase.id)
         if existing is not None and existing.placement_pending:
+            if not _is_beneficiary(purchase, signed_in):
+                return _handoff_page(request, session, purchase)  # the purchaser again: the link to pass on
             return RedirectResponse(_placement_path(purchase.id), status_code=303)
         if token_already_confirmed(db, token):
             return _error_page(
@@ -422,6 +424,7 @@ def settings_base(request: Request) -> str:
 PLACEMENT_RESPONSES: dict[int | str, dict[str, Any]] = {
     302: {"description": "Not signed in: to Entra ID sign-in"},
     303: {"description": "Already placed: to the progress page"},
+    400: {"description": "A NUL in the URL or body; a body that is no form", "content": HTML_OR_JSON_ERROR},
     403: {"description": "Not an admin of the beneficiary's tenant, or the form expired", "content": HTML_PAGE},
     404: {"description": "Not this tenant's subscription", "content": HTML_PAGE},
     422: {"description": "Invalid deployment choices (the form again)", "content": HTML_OR_JSON_ERROR},

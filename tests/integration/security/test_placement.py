@@ -85,6 +85,10 @@ def test_purchaser_of_another_tenant_records_and_the_beneficiarys_admin_places(
     assert _cluster(database, subscription_id) is None  # nothing deploys yet
     assert emulators.marketplace_subscription(subscription_id)["saasSubscriptionStatus"] == "PendingFulfillmentStart"
 
+    # Opening the purchase link again shows the purchaser the same hand-over.
+    reopened = browser.http.get(purchase["landing_page_url"])
+    assert reopened.status_code == 200
+    assert link.group(1) in reopened.text
     # The purchaser cannot place through the link either: for Contoso the subscription does not exist.
     as_purchaser = browser.http.get(link.group(1))
     assert as_purchaser.status_code == 404, as_purchaser.text[:300]
@@ -143,3 +147,14 @@ def test_purchaser_of_another_tenant_records_and_the_beneficiarys_admin_places(
     # Placed once: the link now leads to the progress page.
     again = browser.http.get(link.group(1), follow_redirects=False)
     assert again.status_code in (303, 404)
+
+
+def test_a_reader_of_the_beneficiary_cannot_place_through_the_landing_page(
+    control_plane: ControlPlane, emulators: Emulators, browser: Browser, database: Database
+) -> None:
+    purchase = emulators.purchase(plan_id="standard", quantity=1)
+    page = browser.open_landing(purchase["landing_page_url"], username="rita.reader@contoso.onmicrosoft.com")
+    assert page.status_code == 403, page.text[:300]
+    assert "Customer.Admin" in page.text
+    assert 'name="region"' not in page.text
+    assert _subscription(database, purchase["subscription_id"]) is None
