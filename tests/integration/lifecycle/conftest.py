@@ -22,7 +22,7 @@ from core.outbox.service import enqueue
 from core.settings import Settings
 from core.subscriptions.models import MarketplaceSubscription
 from emulators.suite import EmulatorSuite
-from tests.conftest import CATALOG_TABLES
+from tests.conftest import KEPT_BETWEEN_TESTS
 from tests.integration.lifecycle.marketplace_driver import (
     CONTOSO_AUTOMATION_CLIENT_ID,
     CONTOSO_TENANT_ID,
@@ -44,12 +44,15 @@ class ControlPlane:
 
 
 def delete_test_rows(database: Database) -> None:
-    """Empty every table but the catalog, retrying: the running worker may still add rows while it deletes."""
+    """Empty every table but the catalog and the browser sessions, retrying.
+
+    The running worker may still add rows while it deletes.
+    """
     for attempt in range(1, CLEANUP_ATTEMPTS + 1):
         try:
             with database.engine.begin() as connection:
                 for table in reversed(metadata.sorted_tables):
-                    if table.name not in CATALOG_TABLES:
+                    if table.name not in KEPT_BETWEEN_TESTS:
                         connection.execute(table.delete())
             return
         except DBAPIError:  # a foreign key or deadlock against the still-running worker
