@@ -24,7 +24,7 @@ from fastapi import Request, Response
 from core.browser_sessions import service
 from core.browser_sessions.models import BrowserSessionRecord, SessionEndReason
 from core.db import Database, utc_now
-from core.errors import Forbidden, Unauthenticated
+from core.errors import Forbidden, Unauthenticated, UpstreamUnavailable
 from core.identity.sign_in import SignedInUser, UserSignIn
 from core.settings import Settings
 
@@ -231,7 +231,7 @@ class BrowserSession:
                     service.end_session(db, record, SessionEndReason.ENTRA_REFUSED, utc_now())
             self.cookie_id, self.snapshot, self.values = None, None, {}
             return
-        except requests.RequestException as error:
+        except (requests.RequestException, UpstreamUnavailable) as error:
             # Entra unreachable: keep the roles read last (within their check interval's tolerance) and try again.
             logger.warning("could not read roles again from Entra: %s", type(error).__name__)
             return

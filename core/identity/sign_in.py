@@ -14,10 +14,12 @@ from typing import Any
 import msal
 import requests
 
-from core.errors import ConfigurationError, Unauthenticated
+from core.errors import ConfigurationError, Unauthenticated, UpstreamUnavailable
 from core.settings import Settings
 
 SIGN_IN_SCOPES: list[str] = []  # openid, profile and offline_access are added by msal
+# OAuth errors by which Entra refuses the person (disabled, removed, consent or tokens revoked).
+REFUSALS = frozenset({"invalid_grant", "interaction_required", "consent_required", "login_required"})
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,9 @@ class UserSignIn:
         Raises Unauthenticated when Entra refuses (user disabled or removed, consent revoked, token revoked).
         """
         result = self._app().acquire_token_by_refresh_token(refresh_token, scopes=SIGN_IN_SCOPES)
+        if "error" in result and result["error"] not in REFUSALS:
+            # Throttled or unavailable: says nothing about the person, so it must not end their session.
+            raise UpstreamUnavailable(f"Entra could not answer: {result['error']}")
         return _signed_in_user(result, "Entra no longer signs this person in")
 
 
