@@ -158,6 +158,8 @@ class BrowserSession:
         with self.database.session() as db:
             previous = db.get(BrowserSessionRecord, service.record_key(self.cookie_id)) if self.cookie_id else None
             record = service.sign_in(db, previous, _identity(user), cookie_id, utc_now())
+            # Sign-ins are rare enough to pay for removing dead sessions as they go.
+            service.purge_dead_sessions(db, session_policy(self.settings), utc_now())
             record.sealed_data = service.seal(cookie_id, values)
             db.add(record)
             snapshot = SessionSnapshot.of(record)

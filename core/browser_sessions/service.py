@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
-from sqlmodel import Session, col, select, update
+from sqlmodel import Session, col, delete, select, update
 
 from core.audit.service import record_audit_event
 from core.browser_sessions.models import BrowserSessionRecord, SessionEndReason
@@ -24,6 +24,8 @@ from core.browser_sessions.models import BrowserSessionRecord, SessionEndReason
 # last_seen_at is written at most this often per session: a request per second must not be a write per second.
 TOUCH_GRANULARITY = timedelta(seconds=30)
 COOKIE_ID_BYTES = 32
+# Rows removed per purge: each sign-in removes at most this many dead sessions, so none waits on a big delete.
+PURGE_BATCH = 200
 
 
 @dataclass(frozen=True)
@@ -234,3 +236,13 @@ def live_sessions(session: Session, *, entra_tenant_id: str, object_id: str) -> 
             )
         ).all()
     )
+
+
+def purge_dead_sessions(session: Session, policy: SessionPolicy, now: datetime) -> int:
+    """Delete sessions no request can use any more (unused longer than any lifetime allows), a batch at a time."""
+    cutoff = now - max(policy.absolute_lifetime, policy.idle_timeout)
+    dead = select(BrowserSessionRecord.id).where(col(BrowserSessionRecord.last_seen_at) < cutoff).limit(PURGE_BATCH)
+    ids = list(session.exec(dead).all())
+    if ids:
+        session.exec(delete(BrowserSessionRecord).where(col(BrowserSessionRecord.id).in_(ids)))
+    return len(ids)

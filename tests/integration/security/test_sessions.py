@@ -15,6 +15,7 @@ from sqlmodel import col, select
 
 from cli.marketplace_demo import CONTOSO_TENANT_ID
 from core.browser_sessions.models import BrowserSessionRecord
+from core.browser_sessions.service import record_key
 from core.clusters.models import ClusterStatus
 from core.db import Database
 from tests.integration.lifecycle.conftest import ControlPlane, delete_test_rows
@@ -229,3 +230,14 @@ def test_the_landing_page_sign_in_rotates_the_session_and_its_csrf_token(
     finally:
         browser.close()
         delete_test_rows(database)
+
+
+def test_a_sign_in_removes_sessions_nobody_can_use_any_more(
+    control_plane: ControlPlane, emulators: Emulators, carol: PortalVisitor, database: Database
+) -> None:
+    cookie = _cookie(carol)
+    _move_into_the_past(database, CAROL_OBJECT_ID, timedelta(hours=9))
+    someone_else = sign_in_to_portal(emulators, control_plane.base_url, UMA)
+    someone_else.close()
+    with database.session() as session:
+        assert session.get(BrowserSessionRecord, record_key(cookie)) is None
