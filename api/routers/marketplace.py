@@ -532,6 +532,8 @@ def _confirm(
             arm = arm_clients(request).for_subscription(beneficiary, choices.placement.azure_subscription_id)
             check_placement(db, arm, choices.placement, cluster_name)
     except (PlacementRefused, ResourceGroupNotOwned) as error:
+        if _set_up_meanwhile(database, purchase.id):  # a concurrent confirmation (double-click) took the group
+            return _to_progress(session, purchase.id)
         return _landing_form(request, session, database, purchase, token, form, [error.message], error.status_code)
     except UpstreamUnavailable as error:
         page = _error_page(
@@ -546,6 +548,8 @@ def _confirm(
     try:
         confirm_landing(database, purchase, marketplace_token=token, choices=choices, actor=actor)
     except ResourceGroupNotOwned as error:
+        if _set_up_meanwhile(database, purchase.id):
+            return _to_progress(session, purchase.id)
         return _landing_form(request, session, database, purchase, token, form, [error.message], error.status_code)
     except SubscriptionAlreadySetUp:
         return _to_progress(session, purchase.id)
@@ -561,6 +565,12 @@ def _confirm(
             f"subscription {purchase.id}.",
         )
     return _to_progress(session, purchase.id)
+
+
+def _set_up_meanwhile(database: Database, subscription_id: str) -> bool:
+    """Whether another confirmation of this purchase set it up since this one looked (its group is then ours)."""
+    with database.session() as db:
+        return landing_step(db, subscription_id) == LandingStep.SHOW_PROGRESS
 
 
 def _field_label(location: tuple[int | str, ...]) -> str:

@@ -43,6 +43,8 @@ CHECKS = [
     response_headers_conformance,
 ]
 NOT_UTF8 = b'{"planId": "\xff\xfe"}'
+# Usage is refused before the purchase (Expired): the walks buy a few hours back, as a customer who bought earlier.
+BOUGHT_SECONDS_AGO = 6 * 3600
 Operation = APIOperation[Any, Any, Any, Any]
 Purchase = Callable[..., dict[str, Any]]
 
@@ -70,7 +72,7 @@ def validated(spec: BaseSchema, method: str, path: str, response: httpx.Response
 def test_every_endpoint_answers_a_valid_walk_as_documented(
     spec: BaseSchema, marketplace_api: httpx.Client, marketplace_control: httpx.Client, purchase: Purchase
 ) -> None:
-    bought = purchase(plan_id="standard")
+    bought = purchase(plan_id="standard", purchased_seconds_ago=BOUGHT_SECONDS_AGO)
     subscription_id = bought["subscription_id"]
     token = bought["token"]
     sub = "/saas/subscriptions/{subscriptionId}"
@@ -174,7 +176,7 @@ def test_the_list_answers_on_the_published_path_without_a_redirect(marketplace_a
 def test_usage_retrieval_reads_the_end_date_in_either_spelling(
     marketplace_api: httpx.Client, purchase: Purchase
 ) -> None:
-    subscription_id = purchase()["subscription_id"]
+    subscription_id = purchase(purchased_seconds_ago=BOUGHT_SECONDS_AGO)["subscription_id"]
     marketplace_api.post(f"saas/subscriptions/{subscription_id}/activate", json={"planId": "standard"})
     hour = datetime.datetime.now(datetime.UTC).replace(minute=0, second=0, microsecond=0)
     event = {

@@ -48,7 +48,9 @@ def test_states_where_nothing_more_happens_on_its_own_stop_polling(
     expected: ProgressState,
 ) -> None:
     tenant = create_tenant(session)
-    subscription = create_subscription(session, tenant, status=subscription_status)
+    # Refused: Marketplace unsubscribed it before it was ever activated.
+    never_activated = {"activated_at": None} if expected == ProgressState.REFUSED else {}
+    subscription = create_subscription(session, tenant, status=subscription_status, **never_activated)
     if cluster_status is not None:
         create_cluster(session, tenant, subscription=subscription, status=cluster_status)
 
