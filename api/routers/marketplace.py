@@ -598,6 +598,12 @@ class PlacementView(BaseModel):
 
 @router.post(
     "/landing/placement",
+    dependencies=[
+        public_route(
+            "checks the placement of the purchase the Marketplace token names; records nothing; only an admin of "
+            "the beneficiary's tenant (checked in the handler)"
+        )
+    ],
     response_model=PlacementView,
     summary="Check deployment choices against ARM before confirming (signed-in customer)",
     responses={
@@ -620,6 +626,8 @@ def check_placement_json(
         request, landing_token(body.token), time.monotonic() + settings.marketplace_request_budget_seconds
     )
     check_signed_in_party(purchase, signed_in.tenant_id)
+    if not _is_beneficiary(purchase, signed_in) or not _principal(signed_in, settings).can_act:
+        raise Forbidden("only an admin of the beneficiary's tenant chooses where the cluster goes")
     cluster_name = cluster_name_for(purchase.id)
     try:
         placement = ClusterPlacement(
