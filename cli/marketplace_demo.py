@@ -52,7 +52,7 @@ def deployment_choices(emulator_state: dict[str, Any], tenant_id: str = CONTOSO_
 def _field(pattern: str, page: str) -> str:
     match = re.search(pattern, page)
     if match is None:
-        raise RuntimeError(f"the page has no {pattern!r}")
+        raise RuntimeError(f"the page has no {pattern!r}: {page[:600]!r}")
     return html.unescape(match.group(1))
 
 
