@@ -254,6 +254,8 @@ def _audit_values(*, tenant_id: Any, details: Any) -> dict[str, Any]:
         "outcome": sa.literal(AuditOutcome.SUCCESS.value, sa.String),
         "details": details,
         "correlation_id": _param("correlation_id", _audit_events),
+        # Named here: a column left to its Python default is bound as NULL in an INSERT ... SELECT.
+        "occurrences": sa.literal(1, sa.Integer),
     }
 
 
