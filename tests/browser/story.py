@@ -76,6 +76,9 @@ def purchase_through_landing_page(
         json={
             "plan_id": "standard",
             "quantity": quantity,
+            # Bought a day ago: the usage tests bill hours before now, and Marketplace refuses usage from before
+            # the purchase (Expired).
+            "purchased_seconds_ago": 86400,
             "beneficiary": {
                 "tenant_id": emulators.tenant_id(tenant_key),
                 "email": username,
