@@ -455,6 +455,8 @@ def _confirm(
     except SubscriptionAlreadySetUp:
         return _to_progress(session, purchase.id)
     except PurchaseTokenAlreadyUsed as error:
+        if _set_up_meanwhile(database, purchase.id):  # this very purchase, confirmed by a concurrent click
+            return _to_progress(session, purchase.id)
         return _error_page(request, session, 403, "This link was already used", error.message)
     except PurchaseWithoutBeneficiary as error:
         return _error_page(
