@@ -6,6 +6,7 @@ The fulfilment and metering clients build on `MarketplaceHttp`; nothing else tal
 
 from __future__ import annotations
 
+import json as json_module
 import logging
 import math
 import time
@@ -32,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "x-ms-requestid"
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+# Marketplace documents 403 for an invalid token (and for a foreign acquisition); 401 is answered in practice.
+TOKEN_REFUSED_STATUSES = frozenset({401, 403})
 MAX_RETRY_AFTER_SECONDS = 60.0
 
 
@@ -163,17 +166,24 @@ class MarketplaceHttp:
         if budget_seconds is not None:
             stop = stop | stop_before_delay(budget_seconds)
         retrying = Retrying(retry=retry_if_exception(retryable), stop=stop, wait=self._wait, reraise=True)
+
+        def send(token: str) -> httpx.Response:
+            return self._client.request(
+                method,
+                url,
+                json=json,
+                headers={**request_headers, "Authorization": f"Bearer {token}"},
+                timeout=self._attempt_timeout(started, budget_seconds),
+            )
+
         try:
             for attempt in retrying:
                 with attempt:
-                    token = self.credential.get_token(self.token_scope).token
-                    response = self._client.request(
-                        method,
-                        url,
-                        json=json,
-                        headers={**request_headers, "Authorization": f"Bearer {token}"},
-                        timeout=self._attempt_timeout(started, budget_seconds),
-                    )
+                    response = send(self.credential.get_token(self.token_scope).token)
+                    if response.status_code in TOKEN_REFUSED_STATUSES and response.status_code not in expected:
+                        # A cached token can go bad before it expires (Entra retired its signing key): send once
+                        # more with a token issued from now on; a second refusal is Marketplace's real answer.
+                        response = send(self._fresh_token())
                     if response.status_code in RETRYABLE_STATUSES and response.status_code not in expected:
                         raise _RetryableStatus(response)
         except _RetryableStatus as exhausted:
@@ -186,6 +196,11 @@ class MarketplaceHttp:
         if response.status_code not in expected:
             raise self._error(response, request_id)
         return MarketplaceResponse(response.status_code, _json_or_none(response), response.headers, request_id)
+
+    def _fresh_token(self) -> str:
+        """A token newer than any cached one: a claims challenge asking for nbf >= now bypasses the token cache."""
+        challenge = {"access_token": {"nbf": {"essential": True, "value": str(int(time.time()))}}}
+        return self.credential.get_token(self.token_scope, claims=json_module.dumps(challenge)).token
 
     def url(self, path: str, params: dict[str, str] | None = None) -> httpx.URL:
         """The URL of a path under the base URL, or of an absolute link Marketplace gave (an `@nextLink`).

@@ -17,7 +17,7 @@ import pytest
 from cli.emulator_environment import settings_for_emulators
 from core.correlation import CORRELATION_HEADER, correlation_scope
 from core.marketplace.fulfillment_client import FulfillmentClient
-from core.marketplace.http import MarketplaceContractError
+from core.marketplace.http import MarketplaceContractError, MarketplaceError
 from core.settings import DEFAULT_CATALOG_PATH
 from emulators.entra import EntraEmulator
 from emulators.marketplace import MarketplaceEmulator
@@ -208,3 +208,33 @@ def test_correlation_ids_sent_to_marketplace_are_uuids(client: FulfillmentClient
         second = client.http.request("GET", "/subscriptions").headers[CORRELATION_HEADER]
     assert str(uuid.UUID(first)) == first
     assert first == second  # the same caller id always maps to the same UUID, so its calls stay joined
+
+
+def test_a_token_whose_signing_key_entra_retired_is_replaced_once_and_the_call_succeeds(
+    suite: EmulatorSuite, control: httpx.Client, client: FulfillmentClient
+) -> None:
+    """Entra can retire a signing key while tokens it signed are cached (an emergency rollover); Marketplace then
+    refuses them. The client asks for a token issued from now on and sends the request once more."""
+    subscription_id = _purchase(control)
+    assert client.get_subscription(subscription_id).id == subscription_id  # a token is cached now
+    state = suite.state()
+    with httpx.Client(base_url=state["entra"]["control_url"], verify=state["ca_bundle"], timeout=15) as entra:
+        entra.post("/keys/rotate").raise_for_status()
+        assert entra.post("/keys/retire").json()["retired_kids"]
+    subscriptions = _count_requests(control, f"/subscriptions/{subscription_id}$")
+
+    assert client.get_subscription(subscription_id).id == subscription_id
+    assert _hits(control, subscriptions) == 2  # the refused one, then the one with a fresh token
+
+
+def test_a_refusal_that_a_fresh_token_does_not_cure_is_raised_after_one_more_try(
+    control: httpx.Client, client: FulfillmentClient
+) -> None:
+    subscription_id = _purchase(control)
+    refusal = {"kind": "status", "method": "GET", "path_pattern": f"/subscriptions/{subscription_id}$", "status": 403}
+    rule_id = int(control.post("/faults", json=refusal).json()["id"])
+
+    with pytest.raises(MarketplaceError) as refused:
+        client.get_subscription(subscription_id)
+    assert refused.value.status == 403
+    assert _hits(control, rule_id) == 2
