@@ -32,7 +32,7 @@ class Emulators:
         state = self.suite.state()
         self.ca_bundle = state["ca_bundle"]
         self.entra = state["entra"]
-        self.marketplace = state["marketplace"]
+        self.marketplace = state.get("marketplace", {})  # a suite of Entra alone has none
         self.http = httpx.Client(verify=self.ca_bundle, timeout=10)
 
     def close(self) -> None:

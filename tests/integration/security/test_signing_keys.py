@@ -1,20 +1,23 @@
 """Signing keys expire: a key the Entra emulator stops publishing is refused once the key set's lifespan ends.
 
-The verifier is the one the API builds (PyJWKClient underneath), talking to the real Entra emulator over HTTPS.
-The emulator rotates (a new key signs, the old one is still published) and then retires the old key (no longer
-published). A token signed with the retired key is still accepted while the cached key set lives, and refused
-after its lifespan; tokens signed with the new key keep working throughout.
+The verifier is the one the API builds (PyJWKClient underneath), talking over HTTPS to an Entra emulator of this
+module's own: retiring a key of the session's shared emulator would invalidate tokens that the session's long-lived
+processes hold. The emulator rotates (a new key signs, the old one is still published) and then retires the old key
+(no longer published). A token signed with the retired key is still accepted while the cached key set lives, and
+refused after its lifespan; tokens signed with the new key keep working throughout.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 import pytest
 
 from core.errors import Unauthenticated
 from core.identity.tokens import EntraTokenVerifier, TokenRules
-from core.settings import Settings
+from emulators.entra import EntraEmulator
+from emulators.suite import EmulatorSuite, EmulatorSuiteConfig
 from tests.integration.lifecycle.marketplace_driver import Emulators
 from tests.support.waiting import wait_for
 
@@ -23,11 +26,23 @@ pytestmark = pytest.mark.timeout(60)
 SHORT_LIFESPAN_SECONDS = 0.5
 
 
-def verifier_for(settings: Settings, lifespan_seconds: float) -> EntraTokenVerifier:
+@pytest.fixture(scope="module")
+def private_entra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulators]:
+    config = EmulatorSuiteConfig(state_dir=tmp_path_factory.mktemp("signing-keys-entra"), seed=20261207)
+    suite = EmulatorSuite(config)
+    suite.add(EntraEmulator.from_suite_config(config))
+    suite.start()
+    emulators = Emulators(suite)
+    yield emulators
+    emulators.close()
+    suite.stop()
+
+
+def verifier_for(emulators: Emulators, lifespan_seconds: float) -> EntraTokenVerifier:
     return EntraTokenVerifier(
-        settings.entra_authority_host,
-        v1_issuer_host=settings.entra_v1_issuer_host,
-        verify=settings.tls_verify,
+        emulators.entra["authority_url"],
+        v1_issuer_host=emulators.entra["sts_url"],
+        verify=emulators.ca_bundle,
         key_lifespan_seconds=lifespan_seconds,
         # No cooldown: the new key's kid is fetched at once (the default cooldown would refuse it for 30 s).
         refetch_cooldown_seconds=0,
@@ -51,13 +66,12 @@ def refused(verifier: EntraTokenVerifier, token: str, token_rules: TokenRules) -
     return None
 
 
-def test_a_retired_signing_key_is_refused_once_the_key_sets_lifespan_ends(
-    emulators: Emulators, app_settings: Settings
-) -> None:
+def test_a_retired_signing_key_is_refused_once_the_key_sets_lifespan_ends(private_entra: Emulators) -> None:
+    emulators = private_entra
     token_rules = rules(emulators)
     old_token = user_token(emulators)
-    short = verifier_for(app_settings, SHORT_LIFESPAN_SECONDS)
-    long = verifier_for(app_settings, 3600)
+    short = verifier_for(emulators, SHORT_LIFESPAN_SECONDS)
+    long = verifier_for(emulators, 3600)
     assert short.verify(old_token, token_rules)["aud"] == emulators.entra["control_plane_app_id"]
     assert long.verify(old_token, token_rules)
     fetched_at = time.monotonic()
