@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ssl
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 
 from emulators.entra import EntraEmulator, InvalidTokenError
 from emulators.entra.tokens import CLOCK_SKEW_SECONDS
+from emulators.suite import EmulatorSuite, EmulatorSuiteConfig
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -65,10 +67,22 @@ def _jwks_client(url: str, ca_bundle: Path) -> jwt.PyJWKClient:
     )
 
 
-def test_key_rotation_publishes_both_keys_then_retires_the_old_one(
-    entra: EntraEmulator, emulator_state: dict[str, Any], ca_bundle: Path
-) -> None:
-    entra_state = emulator_state["entra"]
+@pytest.fixture
+def private_entra(tmp_path: Path) -> Iterator[EmulatorSuite]:
+    """An Entra emulator of this test's own: retiring the shared one's key would void tokens other tests hold."""
+    config = EmulatorSuiteConfig(state_dir=tmp_path / "entra", seed=20261207)
+    suite = EmulatorSuite(config)
+    suite.add(EntraEmulator.from_suite_config(config))
+    suite.start()
+    yield suite
+    suite.stop()
+
+
+def test_key_rotation_publishes_both_keys_then_retires_the_old_one(private_entra: EmulatorSuite) -> None:
+    entra = private_entra.components["entra"]
+    assert isinstance(entra, EntraEmulator)
+    entra_state = private_entra.state()["entra"]
+    ca_bundle = private_entra.tls.ca_path
     base, tenant_id = entra_state["authority_url"], entra_state["publisher_tenant_id"]
     control = httpx.Client(base_url=entra_state["control_url"], verify=str(ca_bundle))
     audience = entra_state["publisher_fulfillment_app_id"]
