@@ -9,7 +9,8 @@ and static files are never throttled. The client is who the request says it is:
   and the peer address's bucket have a token, and takes it from the token's bucket. When the answer is
   401 (the token was refused) the token goes back and the address's bucket pays instead, so forged tokens
   spend their sender's address; the principal they claim only lends a token while the check runs;
-- a portal request's signed session cookie (tid + oid of the signed-in user), checked here (an HMAC);
+- a portal request's session cookie: the tid + oid of the person its server-side record names (one read by
+  primary key, remembered per cookie for a few minutes);
 - otherwise the peer address (IPv6 by /64), charged up front.
 
 Buckets live in each API process, or in Redis (`CP_RATE_LIMIT_STORAGE_URL`) so every process shares
@@ -40,15 +41,15 @@ import redis.asyncio
 from fastapi import FastAPI
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
-from starlette.requests import Request, cookie_parser
+from starlette.requests import cookie_parser
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.browser_session import BrowserSession
 from api.errors import error_body
+from core.browser_sessions.models import BrowserSessionRecord
+from core.browser_sessions.service import record_key
 from core.db import Database
-from core.errors import ConfigurationError, TooManyRequests
-from core.identity.sign_in import SignedInUser
+from core.errors import TooManyRequests
 from core.outbox.service import pending_count
 from core.settings import Settings
 from core.telemetry.metrics import REQUESTS_THROTTLED
@@ -66,6 +67,7 @@ MAX_CLAIM_CHARACTERS = 64
 IN_PROCESS_MAX_BUCKETS = 100_000
 SESSION_CACHE_SIZE = 10_000
 SESSION_CACHE_SECONDS = 300.0
+MAX_SESSION_COOKIE_CHARACTERS = 128
 # Clients read from recent tokens, by signature (tokens are reused for their lifetime); emptied when full.
 TOKEN_CACHE_SIZE = 4_096
 STORAGE_WARNING_INTERVAL_SECONDS = 30.0
@@ -273,8 +275,9 @@ class Identity:
 class SessionClients:
     """Portal session cookies already checked, by digest: cookie -> `tid/oid` or None (anonymous)."""
 
-    def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, settings: Settings, database: Database, clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
+        self.database = database
         self.clock = clock
         self._entries: OrderedDict[bytes, tuple[str | None, float]] = OrderedDict()
 
@@ -286,11 +289,13 @@ class SessionClients:
         if entry is not None and entry[1] > now:
             self._entries.move_to_end(digest)
             return entry[0]
-        try:
-            user = BrowserSession.load(Request(scope), self.settings).get("user")
-            client = _user_key(SignedInUser.from_dict(user)) if isinstance(user, dict) else None
-        except (ConfigurationError, KeyError, TypeError, ValueError):
-            client = None
+        client = None
+        if len(cookie) <= MAX_SESSION_COOKIE_CHARACTERS:
+            # Only names the bucket: whether the session is still valid is the page's own check.
+            with self.database.session() as session:
+                record = session.get(BrowserSessionRecord, record_key(cookie))
+                if record is not None and record.ended_at is None and record.signed_in:
+                    client = _user_key(str(record.entra_tenant_id), str(record.object_id))
         self._entries[digest] = (client, now + SESSION_CACHE_SECONDS)
         self._entries.move_to_end(digest)
         if len(self._entries) > SESSION_CACHE_SIZE:
@@ -298,8 +303,8 @@ class SessionClients:
         return client
 
 
-def _user_key(user: SignedInUser) -> str:
-    return f"{user.tenant_id[:MAX_CLAIM_CHARACTERS]}/{user.object_id[:MAX_CLAIM_CHARACTERS]}"
+def _user_key(tenant_id: str, object_id: str) -> str:
+    return f"{tenant_id[:MAX_CLAIM_CHARACTERS]}/{object_id[:MAX_CLAIM_CHARACTERS]}"
 
 
 def surface_of(path: str) -> Surface | None:
@@ -360,7 +365,7 @@ class RateLimitMiddleware:
         self.settings = settings
         self.buckets = token_buckets(settings)
         self.backlog = OutboxBacklog(database, settings.webhook_backlog_refresh_seconds)
-        self.sessions = SessionClients(settings)
+        self.sessions = SessionClients(settings, database)
         self._token_clients: dict[tuple[Surface, str], str | None] = {}
         self.policies = {
             Surface.API: BucketPolicy(settings.rate_limit_api_per_second, settings.rate_limit_api_burst),

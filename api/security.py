@@ -1,4 +1,8 @@
-"""Authentication for the JSON API: Entra bearer tokens for the control-plane app, mapped to a Principal."""
+"""Authentication for the JSON API: Entra bearer tokens for the control-plane app, mapped to a Principal.
+
+Three levels, each a dependency that declares its permission (api.permissions): any verified caller of a
+tenant (READ), a customer admin of it (ACT: readers get 403), a publisher operator (OPERATE).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.dependencies import SettingsDep
+from api.permissions import Permission, declares
 from core.errors import Forbidden, Unauthenticated
 from core.identity.principal import Principal
 from core.identity.tokens import EntraTokenVerifier, TokenRules
@@ -23,6 +28,7 @@ def get_token_verifier(request: Request) -> EntraTokenVerifier:
     return verifier
 
 
+@declares(Permission.READ)
 def current_principal(
     settings: SettingsDep,
     verifier: Annotated[EntraTokenVerifier, Depends(get_token_verifier)],
@@ -37,10 +43,21 @@ def current_principal(
     client_id = settings.control_plane_client_id
     claims = verifier.verify(token, TokenRules(audiences={client_id, f"api://{client_id}"}))
     return Principal.from_claims(
-        claims, operator_role=settings.operator_app_role, publisher_tenant_id=settings.publisher_tenant_id
+        claims,
+        operator_role=settings.operator_app_role,
+        publisher_tenant_id=settings.publisher_tenant_id,
+        app_only_clients=settings.app_only_clients,
     )
 
 
+@declares(Permission.ACT)
+def admin_principal(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    """Customer admins (and operators) pass; readers get 403."""
+    principal.require_admin()
+    return principal
+
+
+@declares(Permission.OPERATE)
 def operator_principal(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
     """Only publisher operators pass."""
     if not principal.is_operator:
@@ -49,4 +66,5 @@ def operator_principal(principal: Annotated[Principal, Depends(current_principal
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
+AdminDep = Annotated[Principal, Depends(admin_principal)]
 OperatorDep = Annotated[Principal, Depends(operator_principal)]

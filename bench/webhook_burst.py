@@ -35,14 +35,14 @@ from sqlmodel import col, select
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-import core.models  # noqa: F401  # registers every table
-from api.browser_session import BrowserSession
+import core.models  # registers every table
 from api.rate_limits import RateLimitMiddleware
 from bench.entra_for_webhooks import api_environment, start_entra
 from bench.termination import exit_cleanly_on_sigterm
 from cli.processes import free_port, wait_until_listening
 from core import migrator
-from core.db import Database, make_engine
+from core.browser_sessions.service import SignedInIdentity, new_cookie_id, sign_in
+from core.db import Database, make_engine, utc_now
 from core.outbox.models import OutboxMessage
 from core.outbox.service import claim_for_completion
 from core.settings import Settings
@@ -322,14 +322,17 @@ def _overhead(options: argparse.Namespace) -> None:
         rate_limit_portal_burst=1_000_000,
         webhook_backlog_limit=0,
     )
-    limited = RateLimitMiddleware(_bare_app, settings=settings, database=Database(settings.resolved_database_url))
+    # Sessions live in the database: a file the portal case's session record is written to.
+    database = Database(f"sqlite:///{tempfile.mkdtemp(prefix='overhead-')}/sessions.db")
+    core.models.metadata.create_all(database.engine)
+    limited = RateLimitMiddleware(_bare_app, settings=settings, database=database)
     claims = {"tid": str(uuid.uuid4()), "oid": str(uuid.uuid4()), "aud": "x", "exp": 2_000_000_000}
     token = "eyJhbGciOiJSUzI1NiJ9." + _base64url(json.dumps(claims).encode()) + "." + "s" * 342
-    session = BrowserSession(settings, {})
-    session.set("user", {"tenant_id": claims["tid"], "object_id": claims["oid"], "username": "u", "roles": []})
-    cookie_response = Response()
-    session.save(cookie_response)
-    cookie = cookie_response.headers["set-cookie"].split(";", 1)[0]
+    cookie_id = new_cookie_id()
+    identity = SignedInIdentity(claims["tid"], claims["oid"], "u", "u", (), ())
+    with database.session() as db:
+        sign_in(db, None, identity, cookie_id, utc_now())
+    cookie = f"{settings.session_cookie_name}={cookie_id}"
     base: Scope = {"type": "http", "method": "GET", "client": ("127.0.0.1", 50000), "query_string": b""}
     cases: dict[str, Scope] = {
         "anonymous api request": {**base, "path": "/api/clusters/x", "headers": []},

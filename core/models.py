@@ -3,6 +3,7 @@
 from sqlmodel import SQLModel
 
 from core.audit.models import AuditEvent
+from core.browser_sessions.models import BrowserSessionRecord
 from core.catalog.models import MeteredDimension, Offer, Plan, PlanIncludedQuantity
 from core.clusters.drift_models import ClusterDrift
 from core.clusters.models import Cluster
@@ -24,6 +25,7 @@ __all__ = [
     "ArmDeployment",
     "AuditEvent",
     "BlobProbeSample",
+    "BrowserSessionRecord",
     "Cluster",
     "ClusterDrift",
     "InboundEvent",

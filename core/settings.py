@@ -7,6 +7,7 @@ Secrets are `SecretStr` so they never print. Unknown `CP_*` keys in a `.env` fil
 from __future__ import annotations
 
 import ipaddress
+import json
 from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
@@ -79,6 +80,25 @@ class Settings(BaseSettings):
     control_plane_client_certificate_path: Path | None = None
     operator_app_role: str = Field(default="Operator", description="App role that makes a signed-in user an operator.")
     session_secret: SecretStr | None = Field(default=None, description="Signs session and CSRF cookies.")
+    session_absolute_lifetime_seconds: float = Field(
+        default=8 * 3600,
+        gt=0,
+        le=7 * 86400,
+        description="A browser session ends this long after sign-in, active or not.",
+    )
+    session_idle_timeout_seconds: float = Field(
+        default=30 * 60, gt=0, le=86400, description="A browser session ends after this long without a request."
+    )
+    session_role_check_seconds: float = Field(
+        default=0,
+        ge=0,
+        le=86400,
+        description="How often a session's roles are read again from Entra (0: at every request).",
+    )
+    app_only_clients: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Per customer tenant id, the client app ids whose app-only tokens the JSON API accepts (JSON).",
+    )
     managed_app_notification_secret: SecretStr | None = Field(
         default=None, description="The `sig` query value Azure appends to managed-app notifications."
     )
@@ -342,6 +362,8 @@ class Settings(BaseSettings):
                 value = value.get_secret_value()
             elif isinstance(value, bool):
                 value = "true" if value else "false"
+            elif isinstance(value, dict | list):
+                value = json.dumps(value)
             environment[f"CP_{name.upper()}"] = str(value)
         return environment
 

@@ -24,6 +24,7 @@ from fastapi.templating import Jinja2Templates
 from api.browser_session import BrowserSession
 from api.dependencies import SettingsDep
 from api.errors import error_body
+from api.permissions import Permission, declares
 from core.errors import ControlPlaneError, NotFound
 from core.identity.principal import Principal
 from core.identity.sign_in import SignedInUser
@@ -71,31 +72,33 @@ class Visitor:
 
 
 def principal_of(user: SignedInUser, settings: Settings) -> Principal:
-    """The Principal the services authorize: the id token's tenant, and operator only in the publisher tenant."""
+    """The Principal the services authorize: the id token's tenant and roles (operator only in the publisher tenant)."""
     claims = {
         "tid": user.tenant_id,
         "oid": user.object_id,
         "name": user.display_name or user.username,
         "roles": list(user.roles),
+        "wids": list(user.directory_roles),
+        "idtyp": "user",
     }
     return Principal.from_claims(
         claims, operator_role=settings.operator_app_role, publisher_tenant_id=settings.publisher_tenant_id
     )
 
 
+@declares(Permission.READ)
 def current_visitor(request: Request, settings: SettingsDep) -> Visitor:
     """The signed-in visitor, or SignInRequired (a page then redirects to sign-in)."""
     session = BrowserSession.load(request, settings)
-    user = session.get("user")
-    if not isinstance(user, dict):
+    if session.user is None:
         raise SignInRequired()
-    signed_in = SignedInUser.from_dict(user)
-    return Visitor(session, signed_in, principal_of(signed_in, settings))
+    return Visitor(session, session.user, principal_of(session.user, settings))
 
 
 VisitorDep = Annotated[Visitor, Depends(current_visitor)]
 
 
+@declares(Permission.READ)
 def form_visitor(visitor: VisitorDep, csrf_token: Annotated[str | None, Form()] = None) -> Visitor:
     """The visitor of a POSTed form; Forbidden (403) unless the form carries the session's CSRF token."""
     visitor.session.check_csrf(csrf_token)
@@ -105,6 +108,17 @@ def form_visitor(visitor: VisitorDep, csrf_token: Annotated[str | None, Form()] 
 FormVisitorDep = Annotated[Visitor, Depends(form_visitor)]
 
 
+@declares(Permission.ACT)
+def admin_form_visitor(visitor: FormVisitorDep) -> Visitor:
+    """A CSRF-checked form of a customer admin (or an operator); a reader gets 403."""
+    visitor.principal.require_admin()
+    return visitor
+
+
+AdminFormDep = Annotated[Visitor, Depends(admin_form_visitor)]
+
+
+@declares(Permission.OPERATE)
 def operator_visitor(visitor: VisitorDep) -> Visitor:
     """Only publisher operators pass; to anyone else the operator pages do not exist (404, like other tenants' ids)."""
     if not visitor.principal.is_operator:
@@ -112,6 +126,7 @@ def operator_visitor(visitor: VisitorDep) -> Visitor:
     return visitor
 
 
+@declares(Permission.OPERATE)
 def operator_form_visitor(visitor: FormVisitorDep) -> Visitor:
     """A CSRF-checked form of a publisher operator."""
     return operator_visitor(visitor)
@@ -129,12 +144,13 @@ def render(
     status_code: int = 200,
 ) -> HTMLResponse:
     """Render a page with the layout's context (visitor, CSRF token, flash message) and save the session."""
-    user = session.get("user")
-    signed_in = SignedInUser.from_dict(user) if isinstance(user, dict) else None
+    signed_in = session.user
     settings: Settings = request.app.state.settings
+    principal = principal_of(signed_in, settings) if signed_in is not None else None
     page_context = {
         "user": signed_in,
-        "is_operator": signed_in is not None and principal_of(signed_in, settings).is_operator,
+        "is_operator": principal is not None and principal.is_operator,
+        "can_act": principal is not None and principal.can_act,
         "csrf_token": session.csrf_token(),
         "flash": session.pop(FLASH_KEY),
         **context,

@@ -33,6 +33,8 @@ REDIS_URL = os.environ.get("CP_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 RABBITMQ_URL = os.environ.get("CP_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
 # Catalog tables are loaded once per session; everything else is emptied after each test that commits.
 CATALOG_TABLES = {"offers", "plans", "metered_dimensions", "plan_included_quantities"}
+# Browser sessions outlive a test like a person's sign-in does: module-scoped visitors stay signed in.
+KEPT_BETWEEN_TESTS = CATALOG_TABLES | {"browser_sessions"}
 
 
 def pytest_report_header() -> str:
@@ -121,7 +123,7 @@ def database(database_url: str) -> Iterator[Database]:
     yield database
     with database.engine.begin() as connection:
         for table in reversed(metadata.sorted_tables):
-            if table.name not in CATALOG_TABLES:
+            if table.name not in KEPT_BETWEEN_TESTS:
                 connection.execute(table.delete())
     database.dispose()
 

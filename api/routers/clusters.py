@@ -14,7 +14,7 @@ from sqlmodel import col, select
 
 from api.dependencies import SessionDep
 from api.errors import error_response, error_responses
-from api.security import OperatorDep, PrincipalDep
+from api.security import AdminDep, OperatorDep, PrincipalDep
 from core.clusters.key_rotation import request_key_rotation
 from core.clusters.models import Cluster
 from core.clusters.provisioning_models import ArmDeployment, KeyRotation
@@ -172,9 +172,12 @@ def retry_cluster(cluster_id: str, body: ReasonRequest, session: SessionDep, ope
 @router.post(
     "/{cluster_id}/key-rotations",
     status_code=202,
-    responses={409: error_response("A rotation is already in progress, or the cluster has no key yet")},
+    responses={
+        **error_responses(403),
+        409: error_response("A rotation is already in progress, or the cluster has no key yet"),
+    },
 )
-def rotate_key(cluster_id: str, body: ReasonRequest, session: SessionDep, principal: PrincipalDep) -> RotationView:
+def rotate_key(cluster_id: str, body: ReasonRequest, session: SessionDep, principal: AdminDep) -> RotationView:
     """Rotate the customer-managed key now (the customer's admins or operators)."""
     cluster = visible_cluster(session, principal, cluster_id)
     rotation = request_key_rotation(session, cluster, actor=principal.actor, reason=body.reason)
@@ -210,10 +213,10 @@ def get_connections(
 
 @router.post(
     "/{cluster_id}/private-endpoint-connections/{connection_id}/decision",
-    responses={409: error_response("The connection was already decided this way, or rejected")},
+    responses={**error_responses(403), 409: error_response("The connection was already decided this way, or rejected")},
 )
 def decide(
-    cluster_id: str, connection_id: str, body: DecisionRequest, session: SessionDep, principal: PrincipalDep
+    cluster_id: str, connection_id: str, body: DecisionRequest, session: SessionDep, principal: AdminDep
 ) -> ConnectionView:
     """Approve or reject a connection as the signed-in person; ARM is updated by the sync task."""
     row = decide_connection(session, principal, cluster_id, connection_id, ConnectionStatus(body.decision), body.reason)

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from api.dependencies import DatabaseDep, SettingsDep
+from api.permissions import public_route
 from core.messaging import ping_broker
 from core.migrator import SchemaBehind, require_schema_at_head
 
@@ -20,13 +21,16 @@ class Readiness(BaseModel):
     checks: dict[str, str]
 
 
-@router.get("/healthz", summary="The process is up")
+@router.get(
+    "/healthz", summary="The process is up", dependencies=[public_route("liveness for the orchestrator; no data")]
+)
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
 @router.get(
     "/readyz",
+    dependencies=[public_route("readiness for the orchestrator; names dependencies, no tenant data")],
     summary="The database and the broker are reachable, and the schema is not behind this release",
     response_model=Readiness,
     responses={503: {"description": "A dependency is unreachable; the body names it", "model": Readiness}},

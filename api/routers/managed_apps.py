@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from api.dependencies import DatabaseDep, SessionDep, SettingsDep
 from api.errors import error_response
 from api.openapi_schemas import raw_json_body
+from api.permissions import public_route
 from api.rate_limits import peer_of
 from core.audit.refusals import record_refusal
 from core.db import utc_now
@@ -26,6 +27,7 @@ ACTOR = "azure:managed-applications"
 
 @router.post(
     "/resource",
+    dependencies=[public_route("Azure's managed-application notifications, authenticated by the shared `sig`")],
     summary="Managed-application lifecycle notification",
     responses={
         400: error_response("Body is not JSON or is too large"),

@@ -19,16 +19,17 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 import anyio
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlmodel import select
 
-from api.browser_session import BrowserSession
+from api.browser_session import BrowserSession, user_sign_in
 from api.dependencies import DatabaseDep, SettingsDep
 from api.errors import DATABASE_RETRY_AFTER_SECONDS, ErrorResponse, error_body, error_response, error_responses
 from api.openapi_schemas import inline_schema, raw_json_body
+from api.permissions import Permission, declares, public_route
 from api.rate_limits import peer_of
 from core.audit.refusals import record_refusal
 from core.azure.arm import ArmClientFactory
@@ -39,13 +40,15 @@ from core.clusters.service import cluster_name_for
 from core.db import Database
 from core.errors import (
     BadRequest,
+    Conflict,
     ControlPlaneError,
     Forbidden,
     Unauthenticated,
     UpstreamUnavailable,
     ValidationFailed,
 )
-from core.identity.sign_in import SignedInUser, UserSignIn
+from core.identity.principal import Principal
+from core.identity.sign_in import SignedInUser
 from core.identity.tokens import EntraTokenVerifier, TokenRules
 from core.marketplace.fulfillment_client import FulfillmentClient, ResolvedPurchase
 from core.marketplace.http import MarketplaceError, MarketplaceUnreachable
@@ -55,7 +58,12 @@ from core.subscriptions.landing import LandingStep, landing_step, landing_token
 from core.subscriptions.landing import confirm_purchase as confirm_landing
 from core.subscriptions.progress import purchase_progress
 from core.subscriptions.schemas import DeploymentChoices, PurchaseProgress, WebhookPayload
-from core.subscriptions.service import check_signed_in_party
+from core.subscriptions.service import (
+    check_signed_in_party,
+    complete_placement,
+    find_subscription,
+    record_purchase,
+)
 from core.subscriptions.verdict import record_intake_refusal, refusal_at_intake
 from core.subscriptions.webhook_store import record_webhook
 
@@ -83,6 +91,18 @@ FORM_FIELDS = (
     "rotation_days",
 )
 FORM_DEFAULTS = {"key_vault_sku": "standard", "key_type": "RSA", "key_size": "3072", "rotation_days": "90"}
+# The choices that say where the cluster goes: only an admin of the beneficiary's tenant makes them.
+PLACEMENT_FIELDS = (
+    "region",
+    "azure_subscription_id",
+    "resource_group",
+    "pls_visibility_subscriptions",
+    "pls_auto_approval_subscriptions",
+)
+NEEDS_ADMIN = (
+    "Choosing where the cluster is deployed needs the Customer.Admin role of your organisation (or, where none "
+    "is assigned, a Global or Application Administrator). Ask your Entra administrator, then open the link again."
+)
 _services_lock = threading.Lock()
 # Storing a webhook is mostly Python work under the GIL: a few threads overlap its database round trips, while
 # one thread per in-flight request would only fight the event loop for the GIL and stretch every latency.
@@ -131,20 +151,45 @@ def arm_clients(request: Request) -> ArmClientFactory:
         return clients
 
 
-def user_sign_in(request: Request) -> UserSignIn:
-    """The API process's sign-in helper, built on first use."""
-    with _services_lock:
-        sign_in: UserSignIn | None = getattr(request.app.state, "user_sign_in", None)
-        if sign_in is None:
-            sign_in = UserSignIn(request.app.state.settings)
-            request.app.state.user_sign_in = sign_in
-        return sign_in
+@declares(Permission.READ)
+def landing_user(request: Request, settings: SettingsDep) -> SignedInUser | None:
+    """The person signed in to the landing pages, if any (the handlers answer a page asking to sign in)."""
+    return BrowserSession.load(request, settings).user
+
+
+@declares(Permission.ACT)
+def placing_user(request: Request, settings: SettingsDep) -> SignedInUser | None:
+    """The person placing a cluster: the handler checks they are an admin of the beneficiary's tenant."""
+    return BrowserSession.load(request, settings).user
+
+
+def _principal(user: SignedInUser, settings: Settings) -> Principal:
+    claims = {
+        "tid": user.tenant_id,
+        "oid": user.object_id,
+        "roles": list(user.roles),
+        "wids": list(user.directory_roles),
+        "idtyp": "user",
+    }
+    return Principal.from_claims(
+        claims, operator_role=settings.operator_app_role, publisher_tenant_id=settings.publisher_tenant_id
+    )
+
+
+def _begin_sign_in(request: Request, session: BrowserSession, settings: Settings, after: str) -> Response:
+    """Send the browser to Entra; the callback comes back to `after` (a path of the landing pages)."""
+    flow = user_sign_in(request).begin(settings.public_base_url.rstrip("/") + CALLBACK_PATH)
+    session.set("sign_in_flow", flow)
+    session.set("landing_next", after)
+    response = RedirectResponse(flow["auth_uri"], status_code=302)
+    session.save(response)
+    return response
 
 
 def _page(
     request: Request, session: BrowserSession, template: str, context: dict[str, Any], status_code: int = 200
 ) -> HTMLResponse:
-    user = session.get("user")
+    user = session.user.to_dict() if session.user is not None else None
     response = templates.TemplateResponse(
         request, template, {"user": user, **context}, status_code=status_code, headers={"Cache-Control": "no-store"}
     )
@@ -226,6 +271,7 @@ async def _within_budget(request: Request, settings: Settings, work: Callable[[f
 @router.get(
     "/landing",
     response_class=HTMLResponse,
+    dependencies=[public_route("the purchase link: the Marketplace token names the purchase, the sign-in its tenant")],
     summary="Landing page of a Marketplace purchase",
     responses={
         302: {"description": "Not signed in: to Entra ID sign-in"},
@@ -256,15 +302,11 @@ def _landing(
         token = landing_token(raw_token)
     except BadRequest as error:
         return _error_page(request, session, 400, "We could not open this purchase", error.message)
-    user = session.get("user")
-    if user is None:
-        flow = user_sign_in(request).begin(settings.public_base_url.rstrip("/") + CALLBACK_PATH)
-        session.set("sign_in_flow", flow)
+    signed_in = session.user
+    if signed_in is None:
+        # The token waits sealed in the server-side session (never in the cookie) until Entra sends the browser back.
         session.set("landing_token", token)
-        response = RedirectResponse(flow["auth_uri"], status_code=302)
-        session.save(response)
-        return response
-    signed_in = SignedInUser.from_dict(user)
+        return _begin_sign_in(request, session, settings, "landing")
     try:
         purchase = _resolve(request, token, deadline)
         check_signed_in_party(purchase, signed_in.tenant_id)
@@ -272,9 +314,16 @@ def _landing(
         return _resolution_error_page(request, session, error)
     with database.session() as db:
         step = landing_step(db, purchase.id)
+        existing = find_subscription(db, purchase.id)
+    if existing is not None and existing.placement_pending:
+        if not _is_beneficiary(purchase, signed_in):
+            return _handoff_page(request, session, purchase)  # the purchaser again: the link to pass on
+        return RedirectResponse(_placement_path(purchase.id), status_code=303)
     if step == LandingStep.SHOW_PROGRESS:
         # A return ("Manage account", a reload, back after confirming): the purchase is set up, show where it stands.
         return _to_progress(session, purchase.id)
+    if _is_beneficiary(purchase, signed_in) and not _principal(signed_in, settings).can_act:
+        return _error_page(request, session, 403, "An administrator must set this up", NEEDS_ADMIN)
     return _landing_form(request, session, database, purchase, token, dict(FORM_DEFAULTS), [])
 
 
@@ -282,6 +331,14 @@ def _to_progress(session: BrowserSession, subscription_id: str) -> Response:
     response = RedirectResponse(f"/marketplace/subscriptions/{quote(subscription_id, safe='')}", status_code=303)
     session.save(response)
     return response
+
+
+def _is_beneficiary(purchase: ResolvedPurchase, user: SignedInUser) -> bool:
+    return (purchase.subscription.beneficiary.tenant_id or "").lower() == user.tenant_id.lower()
+
+
+def _placement_path(subscription_id: str) -> str:
+    return f"/marketplace/subscriptions/{quote(subscription_id, safe='')}/placement"
 
 
 def _landing_form(
@@ -298,7 +355,11 @@ def _landing_form(
         offer = db.get(Offer, purchase.offer_id)
         plans = {plan.plan_id: plan for plan in db.exec(select(Plan).where(Plan.offer_id == purchase.offer_id)).all()}
     plan = plans.get(purchase.plan_id)
+    signed_in = session.user
     context = {
+        # Bought for another tenant: the purchaser records the purchase; the beneficiary's admin places it.
+        "handoff": signed_in is not None and not _is_beneficiary(purchase, signed_in),
+        "form_action": "/marketplace/landing",
         "purchase": purchase,
         "offer_name": offer.display_name if offer else purchase.offer_id,
         "plan_name": plan.display_name if plan else purchase.plan_id,
@@ -311,20 +372,32 @@ def _landing_form(
     return _page(request, session, "marketplace/landing.html", context, status_code if errors else 200)
 
 
-@router.get(CALLBACK_PATH.removeprefix("/marketplace"), include_in_schema=False)
+@router.get(
+    CALLBACK_PATH.removeprefix("/marketplace"),
+    include_in_schema=False,
+    dependencies=[public_route("Entra's redirect back to the landing page during sign-in")],
+)
 def landing_callback(request: Request, settings: SettingsDep) -> Response:
-    """Entra ID redirects here with the authorization code; then back to the landing page."""
+    """Entra ID redirects here with the authorization code; then back to the landing page (or placement page)."""
     session = BrowserSession.load(request, settings)
     flow = session.pop("sign_in_flow")
     token = session.pop("landing_token")
-    if not isinstance(flow, dict) or not isinstance(token, str):
+    after = session.pop("landing_next")
+    if after == "landing" and isinstance(token, str):
+        target = f"/marketplace/landing?token={quote(token, safe='')}"
+    elif isinstance(after, str) and after.startswith("/marketplace/subscriptions/"):
+        target = after
+    else:
+        target = None
+    if not isinstance(flow, dict) or target is None:
         return _error_page(request, session, 400, "Sign-in expired", "Start again from the purchase link.")
     try:
         user = user_sign_in(request).complete(flow, dict(request.query_params))
     except Unauthenticated as error:
         return _error_page(request, session, 401, "Sign-in failed", error.message)
-    session.set("user", user.to_dict())
-    response = RedirectResponse(f"/marketplace/landing?token={quote(token, safe='')}", status_code=303)
+    # A new server-side session (new id, new CSRF token): nothing from before sign-in carries over.
+    session.sign_in(user)
+    response = RedirectResponse(target, status_code=303)
     session.save(response)
     return response
 
@@ -332,6 +405,12 @@ def landing_callback(request: Request, settings: SettingsDep) -> Response:
 @router.post(
     "/landing",
     response_class=HTMLResponse,
+    dependencies=[
+        public_route(
+            "confirms the purchase the Marketplace token names; placement only by an admin of the beneficiary's "
+            "tenant (checked in the handler: test_placement)"
+        )
+    ],
     summary="Confirm a Marketplace purchase",
     responses={
         303: {"description": "Recorded: to the progress page"},
@@ -395,8 +474,8 @@ def _confirm(
     deadline: float,
 ) -> Response:
     session = BrowserSession.load(request, settings)
-    user = session.get("user")
-    if user is None:
+    signed_in = session.user
+    if signed_in is None:
         return _error_page(request, session, 401, "Please sign in", "Open the purchase link again to sign in.")
     try:
         session.check_csrf(csrf_token)
@@ -406,7 +485,6 @@ def _confirm(
         token = landing_token(raw_token)
     except BadRequest as error:
         return _error_page(request, session, 400, "We could not open this purchase", error.message)
-    signed_in = SignedInUser.from_dict(user)
     try:
         purchase = _resolve(request, token, deadline)
         check_signed_in_party(purchase, signed_in.tenant_id)
@@ -414,9 +492,32 @@ def _confirm(
         return _resolution_error_page(request, session, error)
     with database.session() as db:
         step = landing_step(db, purchase.id)
+        existing = find_subscription(db, purchase.id)
+    if existing is not None and existing.placement_pending and not _is_beneficiary(purchase, signed_in):
+        return _handoff_page(request, session, purchase)  # recorded already: the link to pass on again
     if step == LandingStep.SHOW_PROGRESS:
         # A second confirmation (double-click, back and submit again): the first one set it up.
         return _to_progress(session, purchase.id)
+    actor = f"user:{signed_in.object_id}"
+    if not _is_beneficiary(purchase, signed_in):
+        # The purchaser's tenant: record the purchase, hand placement to the beneficiary's admin.
+        if any(value.strip() for name, value in form.items() if name in PLACEMENT_FIELDS):
+            return _error_page(
+                request,
+                session,
+                403,
+                "Only the beneficiary chooses where the cluster goes",
+                "This purchase is for another organisation: an admin of that organisation chooses the Azure "
+                "subscription, region and resource group. Submit the purchase without deployment choices.",
+            )
+        try:
+            with database.session() as db:
+                record_purchase(db, purchase, marketplace_token=token, choices=None, actor=actor)
+        except (SubscriptionAlreadySetUp, PurchaseTokenAlreadyUsed) as error:
+            return _error_page(request, session, 403, "This link was already used", error.message)
+        return _handoff_page(request, session, purchase)
+    if not _principal(signed_in, settings).can_act:
+        return _error_page(request, session, 403, "An administrator must set this up", NEEDS_ADMIN)
     cluster_name = cluster_name_for(purchase.id)
     # No group named: the cluster gets one of its own, named from the cluster.
     chosen = {**form, "resource_group": form["resource_group"].strip() or default_resource_group(cluster_name)}
@@ -445,9 +546,7 @@ def _confirm(
         page.headers["Retry-After"] = str(LANDING_RETRY_AFTER_SECONDS)
         return page
     try:
-        confirm_landing(
-            database, purchase, marketplace_token=token, choices=choices, actor=f"user:{signed_in.object_id}"
-        )
+        confirm_landing(database, purchase, marketplace_token=token, choices=choices, actor=actor)
     except ResourceGroupNotOwned as error:
         if _set_up_meanwhile(database, purchase.id):
             return _to_progress(session, purchase.id)
@@ -501,6 +600,12 @@ class PlacementView(BaseModel):
 
 @router.post(
     "/landing/placement",
+    dependencies=[
+        public_route(
+            "checks the placement of the purchase the Marketplace token names; records nothing; only an admin of "
+            "the beneficiary's tenant (checked in the handler)"
+        )
+    ],
     response_model=PlacementView,
     summary="Check deployment choices against ARM before confirming (signed-in customer)",
     responses={
@@ -516,14 +621,15 @@ def check_placement_json(
     request: Request, settings: SettingsDep, database: DatabaseDep, body: PlacementCheck
 ) -> PlacementView:
     """The same placement checks as the confirmation, answered as JSON; records nothing, changes nothing."""
-    user = BrowserSession.load(request, settings).get("user")
-    if user is None:
+    signed_in = BrowserSession.load(request, settings).user
+    if signed_in is None:
         raise Unauthenticated("sign in through the purchase link first")
-    signed_in = SignedInUser.from_dict(user)
     purchase = _resolve(
         request, landing_token(body.token), time.monotonic() + settings.marketplace_request_budget_seconds
     )
     check_signed_in_party(purchase, signed_in.tenant_id)
+    if not _is_beneficiary(purchase, signed_in) or not _principal(signed_in, settings).can_act:
+        raise Forbidden("only an admin of the beneficiary's tenant chooses where the cluster goes")
     cluster_name = cluster_name_for(purchase.id)
     try:
         placement = ClusterPlacement(
@@ -544,6 +650,194 @@ def check_placement_json(
     return PlacementView(**placement.model_dump(), cluster_name=cluster_name)
 
 
+def _handoff_page(request: Request, session: BrowserSession, purchase: ResolvedPurchase) -> HTMLResponse:
+    """The purchaser's page: recorded; the link an admin of the beneficiary's tenant opens to place the cluster."""
+    link = settings_base(request) + _placement_path(purchase.id)
+    context = {"purchase": purchase, "placement_url": link}
+    return _page(request, session, "marketplace/handoff.html", context)
+
+
+def settings_base(request: Request) -> str:
+    """The public base URL of the landing pages (links we hand to people)."""
+    settings: Settings = request.app.state.settings
+    return settings.public_base_url.rstrip("/")
+
+
+PLACEMENT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    302: {"description": "Not signed in: to Entra ID sign-in"},
+    303: {"description": "Already placed: to the progress page"},
+    400: {"description": "A NUL in the URL or body; a body that is no form", "content": HTML_OR_JSON_ERROR},
+    403: {"description": "Not an admin of the beneficiary's tenant, or the form expired", "content": HTML_PAGE},
+    404: {"description": "Not this tenant's subscription", "content": HTML_PAGE},
+    422: {"description": "Invalid deployment choices (the form again)", "content": HTML_OR_JSON_ERROR},
+}
+
+
+@router.get(
+    "/subscriptions/{subscription_id}/placement",
+    response_class=HTMLResponse,
+    summary="Where the cluster of a purchase made by another tenant goes (the beneficiary's admin)",
+    responses=PLACEMENT_RESPONSES,
+)
+def placement_page(
+    request: Request,
+    settings: SettingsDep,
+    database: DatabaseDep,
+    user: Annotated[SignedInUser | None, Depends(placing_user)],
+    subscription_id: str,
+) -> Response:
+    """The deployment form for the beneficiary's admin, signed in to their own tenant."""
+    session = BrowserSession.load(request, settings)
+    if user is None:
+        return _begin_sign_in(request, session, settings, _placement_path(subscription_id))
+    refusal = _placement_refusal(request, session, database, settings, user, subscription_id)
+    if refusal is not None:
+        return refusal
+    return _placement_form(request, session, database, subscription_id, dict(FORM_DEFAULTS), [])
+
+
+@router.post(
+    "/subscriptions/{subscription_id}/placement",
+    response_class=HTMLResponse,
+    summary="Place the cluster of a purchase made by another tenant (the beneficiary's admin)",
+    responses={**PLACEMENT_RESPONSES, 401: {"description": "Not signed in", "content": HTML_PAGE}},
+)
+def place_cluster(
+    request: Request,
+    settings: SettingsDep,
+    database: DatabaseDep,
+    user: Annotated[SignedInUser | None, Depends(placing_user)],
+    subscription_id: str,
+    csrf_token: Annotated[str, Form()],
+    region: Annotated[str, Form()] = "",
+    azure_subscription_id: Annotated[str, Form()] = "",
+    resource_group: Annotated[str, Form()] = "",
+    pls_visibility_subscriptions: Annotated[str, Form()] = "",
+    pls_auto_approval_subscriptions: Annotated[str, Form()] = "",
+    key_vault_sku: Annotated[str, Form()] = "standard",
+    key_type: Annotated[str, Form()] = "RSA",
+    key_size: Annotated[str, Form()] = "3072",
+    rotation_days: Annotated[str, Form()] = "90",
+) -> Response:
+    """Record where the cluster goes; it deploys (and the subscription activates) from here on."""
+    session = BrowserSession.load(request, settings)
+    if user is None:
+        return _error_page(request, session, 401, "Please sign in", "Open the placement link again to sign in.")
+    try:
+        session.check_csrf(csrf_token)
+    except Forbidden as error:
+        return _error_page(request, session, 403, "Form expired", error.message)
+    refusal = _placement_refusal(request, session, database, settings, user, subscription_id)
+    if refusal is not None:
+        return refusal
+    form = {
+        "region": region,
+        "azure_subscription_id": azure_subscription_id,
+        "resource_group": resource_group,
+        "pls_visibility_subscriptions": pls_visibility_subscriptions,
+        "pls_auto_approval_subscriptions": pls_auto_approval_subscriptions,
+        "key_vault_sku": key_vault_sku,
+        "key_type": key_type,
+        "key_size": key_size,
+        "rotation_days": rotation_days,
+    }
+    cluster_name = cluster_name_for(subscription_id)
+    # No group named: the cluster gets one of its own, named from the cluster.
+    chosen = {**form, "resource_group": form["resource_group"].strip() or default_resource_group(cluster_name)}
+    try:
+        choices = DeploymentChoices.from_form(chosen)
+    except ValidationError as error:
+        problems = [f"{_field_label(issue['loc'])}: {issue['msg']}" for issue in error.errors()]
+        return _placement_form(request, session, database, subscription_id, form, problems)
+    try:
+        with database.session() as db:
+            arm = arm_clients(request).for_subscription(user.tenant_id, choices.placement.azure_subscription_id)
+            check_placement(db, arm, choices.placement, cluster_name)
+    except (PlacementRefused, ResourceGroupNotOwned) as error:
+        return _placement_form(request, session, database, subscription_id, form, [error.message])
+    except UpstreamUnavailable as error:
+        page = _error_page(
+            request,
+            session,
+            503,
+            "Azure is not answering right now",
+            f"Nothing was recorded: open the placement link again in a few minutes. ({error.message})",
+        )
+        page.headers["Retry-After"] = str(LANDING_RETRY_AFTER_SECONDS)
+        return page
+    try:
+        with database.session() as db:
+            complete_placement(
+                db, subscription_id, entra_tenant_id=user.tenant_id, choices=choices, actor=f"user:{user.object_id}"
+            )
+    except ResourceGroupNotOwned as error:
+        return _placement_form(request, session, database, subscription_id, form, [error.message])
+    except Conflict:  # placed already (a double submit): its progress
+        return RedirectResponse(f"/marketplace/subscriptions/{quote(subscription_id, safe='')}", status_code=303)
+    except ControlPlaneError as error:
+        return _error_page(request, session, error.status_code, "Subscription not found", error.message)
+    response = RedirectResponse(f"/marketplace/subscriptions/{quote(subscription_id, safe='')}", status_code=303)
+    session.save(response)
+    return response
+
+
+def _placement_refusal(
+    request: Request,
+    session: BrowserSession,
+    database: Database,
+    settings: Settings,
+    user: SignedInUser,
+    subscription_id: str,
+) -> Response | None:
+    """Why this person may not place this subscription's cluster (a page), or None when they may."""
+    with database.session() as db:
+        subscription = find_subscription(db, subscription_id)
+    if subscription is None or subscription.beneficiary_tenant_id.lower() != user.tenant_id.lower():
+        # Another tenant's subscription (the purchaser's included) does not exist for this person.
+        return _error_page(
+            request,
+            session,
+            404,
+            "Subscription not found",
+            "Sign in with an account of the organisation the subscription was bought for.",
+        )
+    if not _principal(user, settings).can_act:
+        return _error_page(request, session, 403, "An administrator must set this up", NEEDS_ADMIN)
+    if not subscription.placement_pending:
+        return RedirectResponse(f"/marketplace/subscriptions/{quote(subscription_id, safe='')}", status_code=303)
+    return None
+
+
+def _placement_form(
+    request: Request,
+    session: BrowserSession,
+    database: Database,
+    subscription_id: str,
+    form: dict[str, str],
+    errors: list[str],
+) -> HTMLResponse:
+    with database.session() as db:
+        subscription = find_subscription(db, subscription_id)
+        assert subscription is not None
+        offer = db.get(Offer, subscription.offer_id)
+        plan = db.exec(
+            select(Plan).where(Plan.offer_id == subscription.offer_id, Plan.plan_id == subscription.plan_id)
+        ).first()
+    context = {
+        "handoff": False,
+        "form_action": _placement_path(subscription_id),
+        "purchase": {"subscription_name": subscription.name, "plan_id": subscription.plan_id},
+        "offer_name": offer.display_name if offer else subscription.offer_id,
+        "plan_name": plan.display_name if plan else subscription.plan_id,
+        "quantity": subscription.quantity or 1,
+        "token": None,
+        "csrf_token": session.csrf_token(),
+        "form": {field: form.get(field, "") for field in FORM_FIELDS},
+        "errors": errors,
+    }
+    return _page(request, session, "marketplace/landing.html", context, 422 if errors else 200)
+
+
 @router.get(
     "/subscriptions/{subscription_id}",
     response_class=HTMLResponse,
@@ -554,15 +848,20 @@ def check_placement_json(
         422: {"description": "A path parameter is invalid", "content": HTML_OR_JSON_ERROR},
     },
 )
-def progress_page(request: Request, settings: SettingsDep, database: DatabaseDep, subscription_id: str) -> Response:
+def progress_page(
+    request: Request,
+    settings: SettingsDep,
+    database: DatabaseDep,
+    user: Annotated[SignedInUser | None, Depends(landing_user)],
+    subscription_id: str,
+) -> Response:
     """Live progress from the audit trail (works by reload; a few lines of JS poll the JSON twin)."""
     session = BrowserSession.load(request, settings)
-    user = session.get("user")
     if user is None:
         return _error_page(request, session, 401, "Please sign in", "Open the purchase link again to sign in.")
     try:
         with database.session() as db:
-            progress = purchase_progress(db, subscription_id, SignedInUser.from_dict(user).tenant_id)
+            progress = purchase_progress(db, subscription_id, user.tenant_id)
     except ControlPlaneError as error:
         return _error_page(request, session, error.status_code, "Subscription not found", error.message)
     progress_url = f"/marketplace/subscriptions/{quote(subscription_id, safe='')}/progress"
@@ -579,13 +878,14 @@ def progress_page(request: Request, settings: SettingsDep, database: DatabaseDep
         **error_responses(422),
     },
 )
-def progress_json(request: Request, settings: SettingsDep, database: DatabaseDep, subscription_id: str) -> Any:
+def progress_json(
+    database: DatabaseDep, user: Annotated[SignedInUser | None, Depends(landing_user)], subscription_id: str
+) -> Any:
     """The JSON the progress page polls."""
-    user = BrowserSession.load(request, settings).get("user")
     if user is None:
         raise Unauthenticated("sign in through the purchase link first")
     with database.session() as db:
-        return purchase_progress(db, subscription_id, SignedInUser.from_dict(user).tenant_id)
+        return purchase_progress(db, subscription_id, user.tenant_id)
 
 
 def webhook_rules(settings: Settings) -> TokenRules:
@@ -600,6 +900,7 @@ def webhook_rules(settings: Settings) -> TokenRules:
 
 @router.post(
     "/webhook",
+    dependencies=[public_route("Marketplace's webhook, authenticated by its Entra token (test_token_attacks)")],
     summary="Marketplace SaaS webhook",
     responses={
         200: {"description": "Stored (or a replay of a stored operation)"},

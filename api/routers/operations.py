@@ -14,6 +14,7 @@ from fastapi.responses import Response
 
 from api.dependencies import DatabaseDep, SessionDep, SettingsDep
 from api.errors import error_response, error_responses
+from api.permissions import public_route
 from api.security import OperatorDep, PrincipalDep
 from core.audit.service import record_audit_event
 from core.messaging import TaskNames
@@ -28,6 +29,7 @@ NO_SUCH_CLUSTER = error_response("No such cluster, or it belongs to another tena
 
 @router.get(
     "/metrics",
+    dependencies=[public_route("counts for the scraper inside the deployment; no tenant data")],
     summary="Prometheus metrics of the control plane",
     response_class=Response,
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},

@@ -5,10 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.dependencies import MAX_DATABASE_INTEGER, RowId, SessionDep
 from api.errors import error_response, error_responses
 from api.security import OperatorDep
+from core.browser_sessions.service import revoke_sessions
+from core.db import utc_now
 from core.messaging import TaskNames
 from core.outbox.service import enqueue
 from core.subscriptions.models import SubscriptionStatus
@@ -96,3 +99,32 @@ def post_reconciliation(session: SessionDep, operator: OperatorDep) -> Reconcili
 def get_reconciliation(session: SessionDep, operator: OperatorDep, report_id: RowId) -> ReconciliationReportView:
     """What a reconciliation found and changed."""
     return reconciliation_report(session, report_id)
+
+
+class SessionRevocation(BaseModel):
+    """The person whose browser sessions end (tenant and object id, as their tokens name them)."""
+
+    model_config = ConfigDict(extra="forbid")
+    entra_tenant_id: str = Field(min_length=1, max_length=64)
+    object_id: str = Field(min_length=1, max_length=64)
+
+
+class SessionRevocationView(BaseModel):
+    entra_tenant_id: str
+    object_id: str
+    sessions_ended: int
+
+
+@router.post(
+    "/sessions/revocations",
+    response_model=SessionRevocationView,
+    summary="End every browser session of one person now",
+)
+def post_session_revocation(
+    session: SessionDep, operator: OperatorDep, body: SessionRevocation
+) -> SessionRevocationView:
+    """Their next request is signed out; signing in again reads their roles afresh from Entra."""
+    count = revoke_sessions(
+        session, entra_tenant_id=body.entra_tenant_id, object_id=body.object_id, actor=operator.actor, now=utc_now()
+    )
+    return SessionRevocationView(entra_tenant_id=body.entra_tenant_id, object_id=body.object_id, sessions_ended=count)

@@ -471,7 +471,13 @@ class Workload:
                 "tenant_id": entra["publisher_tenant_id"],
                 "audience": app_id,
                 "client_id": app_id,
-                "extra_claims": {"roles": ["Operator"], "oid": str(uuid.uuid4()), "name": "Scenario operator"},
+                "extra_claims": {
+                    "idtyp": "user",
+                    "scp": "user_impersonation",
+                    "roles": ["Operator"],
+                    "oid": str(uuid.uuid4()),
+                    "name": "Scenario operator",
+                },
             },
         )
         response.raise_for_status()

@@ -14,10 +14,12 @@ from typing import Any
 import msal
 import requests
 
-from core.errors import ConfigurationError, Unauthenticated
+from core.errors import ConfigurationError, Unauthenticated, UpstreamUnavailable
 from core.settings import Settings
 
 SIGN_IN_SCOPES: list[str] = []  # openid, profile and offline_access are added by msal
+# OAuth errors by which Entra refuses the person (disabled, removed, consent or tokens revoked).
+REFUSALS = frozenset({"invalid_grant", "interaction_required", "consent_required", "login_required"})
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,10 @@ class SignedInUser:
     username: str
     # App roles of the control-plane app (the `roles` claim), e.g. the operator role.
     roles: tuple[str, ...] = ()
+    # Directory role template ids (the `wids` claim): the fallback for tenants that assigned no app role.
+    directory_roles: tuple[str, ...] = ()
+    # For reading roles again later without the person (kept sealed in the server-side session only).
+    refresh_token: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """For the session cookie."""
@@ -39,6 +45,7 @@ class SignedInUser:
             "display_name": self.display_name,
             "username": self.username,
             "roles": list(self.roles),
+            "wids": list(self.directory_roles),
         }
 
     @classmethod
@@ -50,6 +57,7 @@ class SignedInUser:
             display_name=str(values.get("display_name", "")),
             username=str(values.get("username", "")),
             roles=tuple(str(role) for role in values.get("roles", []) if isinstance(role, str)),
+            directory_roles=tuple(str(role) for role in values.get("wids", []) if isinstance(role, str)),
         )
 
 
@@ -101,15 +109,33 @@ class UserSignIn:
             result = self._app().acquire_token_by_auth_code_flow(flow, query)
         except ValueError as error:  # msal: state mismatch or a flow that was already used
             raise Unauthenticated(f"sign-in failed: {error}") from None
-        if "error" in result:
-            raise Unauthenticated(f"sign-in failed: {result.get('error_description') or result['error']}")
-        claims: dict[str, Any] = result.get("id_token_claims") or {}
-        if not claims.get("tid") or not claims.get("oid"):
-            raise Unauthenticated("sign-in returned no tenant or object id")
-        return SignedInUser(
-            tenant_id=str(claims["tid"]),
-            object_id=str(claims["oid"]),
-            display_name=str(claims.get("name") or ""),
-            username=str(claims.get("preferred_username") or ""),
-            roles=tuple(str(role) for role in claims.get("roles", []) if isinstance(role, str)),
-        )
+        return _signed_in_user(result, "sign-in failed")
+
+    def refresh(self, refresh_token: str) -> SignedInUser:
+        """The same person's current roles and tenant, read again from Entra with their refresh token.
+
+        Raises Unauthenticated when Entra refuses (user disabled or removed, consent revoked, token revoked).
+        """
+        result = self._app().acquire_token_by_refresh_token(refresh_token, scopes=SIGN_IN_SCOPES)
+        if "error" in result and result["error"] not in REFUSALS:
+            # Throttled or unavailable: says nothing about the person, so it must not end their session.
+            raise UpstreamUnavailable(f"Entra could not answer: {result['error']}")
+        return _signed_in_user(result, "Entra no longer signs this person in")
+
+
+def _signed_in_user(result: dict[str, Any], failure: str) -> SignedInUser:
+    if "error" in result:
+        raise Unauthenticated(f"{failure}: {result.get('error_description') or result['error']}")
+    claims: dict[str, Any] = result.get("id_token_claims") or {}
+    if not claims.get("tid") or not claims.get("oid"):
+        raise Unauthenticated(f"{failure}: no tenant or object id in the id token")
+    refresh_token = result.get("refresh_token")
+    return SignedInUser(
+        tenant_id=str(claims["tid"]),
+        object_id=str(claims["oid"]),
+        display_name=str(claims.get("name") or ""),
+        username=str(claims.get("preferred_username") or ""),
+        roles=tuple(str(role) for role in claims.get("roles", []) or [] if isinstance(role, str)),
+        directory_roles=tuple(str(role) for role in claims.get("wids", []) or [] if isinstance(role, str)),
+        refresh_token=refresh_token if isinstance(refresh_token, str) else None,
+    )

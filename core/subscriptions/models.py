@@ -95,6 +95,9 @@ class MarketplaceSubscription(SQLModel, table=True):
     unsubscribed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     # SHA-256 of the landing-page token that confirmed the purchase: the same token cannot confirm twice.
     confirmed_token_sha256: str | None = Field(default=None, unique=True, max_length=64)
+    # Bought by another tenant than the beneficiary's: recorded, and nothing deploys until an admin of the
+    # beneficiary's tenant chooses where the cluster goes.
+    placement_pending: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
     # The last Marketplace representation we saw, unknown fields included, for support and reconciliation.

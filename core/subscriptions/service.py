@@ -112,7 +112,7 @@ def record_purchase(
     purchase: ResolvedPurchase,
     *,
     marketplace_token: str,
-    choices: DeploymentChoices,
+    choices: DeploymentChoices | None,
     actor: str,
 ) -> MarketplaceSubscription:
     """Record a confirmed purchase with its cluster's desired spec, in the caller's transaction.
@@ -122,6 +122,9 @@ def record_purchase(
     confirmed another subscription (PurchaseTokenAlreadyUsed) and a purchase without a beneficiary tenant
     (PurchaseWithoutBeneficiary). Enqueues the activation at once when the offer activates immediately;
     otherwise the cluster's convergence activates.
+
+    Without choices (a purchaser of another tenant than the beneficiary's) the purchase is recorded waiting
+    for placement: no cluster and no activation until an admin of the beneficiary's tenant completes it.
     """
     remote = purchase.subscription
     beneficiary_tenant_id = remote.beneficiary.tenant_id
@@ -135,8 +138,8 @@ def record_purchase(
         raise SubscriptionAlreadySetUp("this subscription is already set up", details={"subscription_id": purchase.id})
     if token_already_confirmed(session, marketplace_token):
         raise PurchaseTokenAlreadyUsed("this purchase token was already used", details={"subscription_id": purchase.id})
-    held_by = group_in_use(session, choices.placement)
-    if held_by is not None:
+    held_by = group_in_use(session, choices.placement) if choices is not None else None
+    if held_by is not None and choices is not None:
         # Checked again in this transaction: a confirmation that placed a cluster there since ARM was asked.
         raise ResourceGroupNotOwned(
             f"Resource group '{choices.placement.resource_group}' already holds another VAST cluster.",
@@ -160,20 +163,26 @@ def record_purchase(
         subscription.tenant_id = tenant.id
         subscription.confirmed_token_sha256 = token_fingerprint(marketplace_token)
         subscription.updated_at = utc_now()
+    quantity = purchase.quantity or remote.quantity or 1
+    subscription.placement_pending = choices is None
     session.add(subscription)
     session.flush()
-    quantity = purchase.quantity or remote.quantity or 1
-    request_cluster(
-        session,
-        tenant_id=tenant.id,
-        subscription_id=subscription.id,
-        plan_id=purchase.plan_id,
-        quantity=quantity,
-        placement=choices.placement,
-        private_link=choices.private_link,
-        key_policy=choices.key_policy,
-        actor=actor,
-    )
+    if choices is None:
+        record_audit_event(
+            session,
+            actor=actor,
+            action="subscription.purchase_recorded_awaiting_placement",
+            subject_type="marketplace_subscription",
+            subject_id=subscription.id,
+            tenant_id=tenant.id,
+            after={"plan_id": subscription.plan_id, "quantity": quantity, "status": subscription.status},
+            details={
+                "purchaser_tenant_id": remote.purchaser.tenant_id,
+                "beneficiary_tenant_id": beneficiary_tenant_id,
+            },
+        )
+        return subscription
+    _place(session, subscription, choices, quantity=quantity, actor=actor, activation=activation)
     record_audit_event(
         session,
         actor=actor,
@@ -184,9 +193,70 @@ def record_purchase(
         after={"plan_id": subscription.plan_id, "quantity": quantity, "status": subscription.status},
         details={"activation": activation.value, "adopted_before_landing": adopted},
     )
+    return subscription
+
+
+def complete_placement(
+    session: Session, subscription_id: str, *, entra_tenant_id: str, choices: DeploymentChoices, actor: str
+) -> MarketplaceSubscription:
+    """The beneficiary's admin chooses where the cluster of a purchase made by another tenant goes.
+
+    NotFound unless the subscription is the caller tenant's as beneficiary; Conflict once it is placed.
+    """
+    subscription = lock_subscription(session, subscription_id)
+    if subscription.beneficiary_tenant_id.lower() != entra_tenant_id.lower():
+        raise NotFound("subscription not found", details={"subscription_id": subscription_id})
+    if not subscription.placement_pending or cluster_of(session, subscription_id) is not None:
+        raise Conflict("this subscription's cluster is already placed", details={"subscription_id": subscription_id})
+    if subscription.status == SubscriptionStatus.UNSUBSCRIBED.value:
+        raise Conflict("this subscription was cancelled", details={"subscription_id": subscription_id})
+    if group_in_use(session, choices.placement) is not None:
+        # Checked again in this transaction: a confirmation that placed a cluster there since ARM was asked.
+        raise ResourceGroupNotOwned(
+            f"Resource group '{choices.placement.resource_group}' already holds another VAST cluster.",
+            details={"resource_group": choices.placement.resource_group},
+        )
+    activation = offer_activation(session, subscription.offer_id)
+    subscription.placement_pending = False
+    subscription.updated_at = utc_now()
+    _place(session, subscription, choices, quantity=subscription.quantity or 1, actor=actor, activation=activation)
+    record_audit_event(
+        session,
+        actor=actor,
+        action="subscription.placement_completed",
+        subject_type="marketplace_subscription",
+        subject_id=subscription.id,
+        tenant_id=subscription.tenant_id,
+        after={"region": choices.placement.region, "azure_subscription_id": choices.placement.azure_subscription_id},
+        details={"activation": activation.value},
+    )
+    return subscription
+
+
+def _place(
+    session: Session,
+    subscription: MarketplaceSubscription,
+    choices: DeploymentChoices,
+    *,
+    quantity: int,
+    actor: str,
+    activation: ActivationMode,
+) -> None:
+    session.add(subscription)
+    session.flush()
+    request_cluster(
+        session,
+        tenant_id=subscription.tenant_id,
+        subscription_id=subscription.id,
+        plan_id=subscription.plan_id,
+        quantity=quantity,
+        placement=choices.placement,
+        private_link=choices.private_link,
+        key_policy=choices.key_policy,
+        actor=actor,
+    )
     if activation == ActivationMode.IMMEDIATELY and subscription.status == SubscriptionStatus.PENDING_FULFILLMENT_START:
         enqueue(session, TaskNames.MARKETPLACE_ACTIVATE, {"subscription_id": subscription.id})
-    return subscription
 
 
 def awaits_deployment_choices(session: Session, subscription: MarketplaceSubscription) -> bool:

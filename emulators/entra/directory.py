@@ -7,6 +7,7 @@ certificates are added at run time, so nothing secret lives in the repository.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import secrets
 import threading
@@ -145,6 +146,8 @@ class User:
     display_name: str
     is_tenant_admin: bool
     app_roles: dict[str, tuple[str, ...]]
+    # Template ids of directory roles (Global Administrator, ...): the `wids` claim of the user's tokens.
+    directory_roles: tuple[str, ...] = ()
 
 
 def _thumbprint_bytes(thumbprint: str) -> bytes:
@@ -215,6 +218,7 @@ class Directory:
                 display_name=entry["display_name"],
                 is_tenant_admin=bool(entry.get("is_tenant_admin", False)),
                 app_roles={app_ids_by_key[key]: tuple(roles) for key, roles in entry.get("app_roles", {}).items()},
+                directory_roles=tuple(entry.get("directory_roles", [])),
             )
             self.users[user.object_id] = user
         self._keys = {"tenant": tenant_ids_by_key, "app": app_ids_by_key}
@@ -263,6 +267,25 @@ class Directory:
     def app_roles_of_user(self, user: User, app_id: str) -> list[str]:
         """Role values assigned to a user on an app (empty for other apps)."""
         return list(user.app_roles.get(app_id, ()))
+
+    def current_user(self, object_id: str) -> User | None:
+        """The user as the directory holds them now (assignments change at run time)."""
+        with self._lock:
+            return self.users.get(object_id)
+
+    def assign_app_roles(self, object_id: str, app_id: str, roles: list[str]) -> User:
+        """Replace the user's role assignments on an app, as a tenant admin does in the Entra portal."""
+        app = self.apps[app_id]
+        declared = {role.value for role in app.app_roles if "User" in role.allowed_member_types}
+        unknown = sorted(set(roles) - declared)
+        if unknown:
+            raise ValueError(f"the app declares no user role {unknown}")
+        with self._lock:
+            user = self.users[object_id]
+            assignments = {**user.app_roles, app_id: tuple(roles)}
+            updated = dataclasses.replace(user, app_roles=assignments)
+            self.users[object_id] = updated
+            return updated
 
     # Consent (service principals) -------------------------------------------------------------
 
@@ -334,6 +357,7 @@ class Directory:
                     "username": user.user_principal_name,
                     "display_name": user.display_name,
                     "is_tenant_admin": user.is_tenant_admin,
+                    "directory_roles": list(user.directory_roles),
                 }
                 for user in self.users.values()
             },

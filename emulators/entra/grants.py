@@ -42,7 +42,7 @@ class UserGrant:
 
 
 class GrantStore:
-    """Authorization codes and refresh tokens, single-use and time-bounded."""
+    """Authorization codes (single-use) and refresh tokens, time-bounded."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -84,12 +84,17 @@ class GrantStore:
         return token
 
     def redeem_refresh_token(self, token: str) -> UserGrant:
-        """Take a refresh token (they rotate: each is used once)."""
+        """The grant of a refresh token. Each use returns a fresh one, but, as Microsoft documents, the old one is
+        not revoked: it stays valid until it expires (two requests of one web app may redeem it concurrently)."""
         with self._lock:
-            grant = self._refresh_tokens.pop(token, None)
+            grant = self._refresh_tokens.get(token)
         if grant is None or time.time() > grant.expires_at:
+            with self._lock:
+                self._refresh_tokens.pop(token, None)
             raise errors.invalid_grant("The refresh token is not valid or has expired.", 70008)
-        return grant
+        return UserGrant(
+            client_id=grant.client_id, user=grant.user, scopes=list(grant.scopes), expires_at=grant.expires_at
+        )
 
 
 def pkce_challenge(verifier: str) -> str:
@@ -288,7 +293,10 @@ class TokenEndpoint:
     def _user_token_response(
         self, app: AppRegistration, grant: UserGrant, client_authentication: str, form: dict[str, str]
     ) -> dict[str, Any]:
-        user = grant.user
+        # The user as the directory holds them now: a refresh token reflects role assignments changed since.
+        user = self.directory.current_user(grant.user.object_id)
+        if user is None:
+            raise errors.invalid_grant("The user account no longer exists in the directory.", 50034)
         user_tenant = self.directory.tenants[user.tenant_id]
         resource_scopes = [scope for scope in grant.scopes if scope.lower() not in OIDC_SCOPES]
         now = int(time.time())
@@ -317,6 +325,8 @@ class TokenEndpoint:
         roles = self.directory.app_roles_of_user(user, resource.app_id)
         if roles:
             access_claims["roles"] = roles
+        if user.directory_roles:
+            access_claims["wids"] = list(user.directory_roles)
         response: dict[str, Any] = {
             "token_type": "Bearer",
             "scope": " ".join(resource_scopes) or "openid profile",
@@ -343,6 +353,9 @@ class TokenEndpoint:
             user_roles = self.directory.app_roles_of_user(user, app.app_id)
             if user_roles:
                 id_claims["roles"] = user_roles
+            # Entra adds `wids` when the app's groupMembershipClaims include directory roles.
+            if user.directory_roles:
+                id_claims["wids"] = list(user.directory_roles)
             if grant.nonce:
                 id_claims["nonce"] = grant.nonce
             response["id_token"] = self.issuer.sign(id_claims)

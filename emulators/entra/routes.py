@@ -32,6 +32,13 @@ class RedirectUriRegistration(BaseModel):
     redirect_uri: str
 
 
+class RoleAssignment(BaseModel):
+    """The app roles a user holds on an app (replacing what they held)."""
+
+    model_config = ConfigDict(extra="forbid")
+    roles: list[str]
+
+
 class TokenMintRequest(BaseModel):
     """Arguments of EntraEmulator.mint_access_token, for callers in other processes."""
 
@@ -210,6 +217,16 @@ def _control_router(emulator: EntraEmulator) -> APIRouter:
     @router.delete("/tenants/{tenant_id}/consents/{app_id}", status_code=204)
     def revoke_consent(tenant_id: str, app_id: str) -> None:
         emulator.directory.revoke_consent(known_tenant(tenant_id), known_app(app_id))
+
+    @router.put("/users/{object_id}/app-roles/{app_id}")
+    def assign_app_roles(object_id: str, app_id: str, assignment: RoleAssignment) -> dict[str, list[str]]:
+        if emulator.directory.current_user(object_id) is None:
+            raise HTTPException(status_code=404, detail=f"unknown user {object_id}")
+        try:
+            user = emulator.directory.assign_app_roles(object_id, known_app(app_id), assignment.roles)
+        except ValueError as error:
+            raise HTTPException(status_code=400, detail=str(error)) from error
+        return {"roles": list(user.app_roles.get(app_id, ()))}
 
     @router.post("/tokens")
     def mint_token(request: TokenMintRequest) -> dict[str, str]:

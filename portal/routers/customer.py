@@ -17,6 +17,7 @@ from sqlmodel import Session, select
 
 from api.dependencies import DatabaseDep, SettingsDep
 from core.audit.queries import search_audit_events
+from core.audit.service import record_audit_event
 from core.catalog.models import MeteredDimension, Plan
 from core.clusters.drift import cluster_drift_history
 from core.clusters.key_rotation import request_key_rotation
@@ -38,7 +39,7 @@ from core.subscriptions.overview import (
 )
 from core.subscriptions.schemas import split_list
 from core.usage.queries import usage_by_dimension
-from portal.pages import FormVisitorDep, PortalRoute, VisitorDep, redirect_with_message, render
+from portal.pages import AdminFormDep, PortalRoute, VisitorDep, redirect_with_message, render
 from portal.slo_view import CHART_BUCKET_MINUTES, CHART_HOURS, cluster_slo
 from portal.usage_chart import UsageChart, build_usage_chart
 
@@ -46,6 +47,8 @@ router = APIRouter(prefix="/portal", tags=["portal"], route_class=PortalRoute, i
 USAGE_WINDOW = timedelta(days=7)
 # Where a SaaS customer changes plan or quantity: Marketplace owns the change, we apply what it tells us.
 AZURE_SAAS_RESOURCES_URL = "https://portal.azure.com/#browse/Microsoft.SaaS%2Fresources"
+# The auto-approval entry that approves every subscription able to see the service.
+WILDCARD = "*"
 SETTLED_CLUSTER_STATUSES = (ClusterStatus.READY.value, ClusterStatus.FAILED.value, ClusterStatus.SUSPENDED.value)
 
 
@@ -119,7 +122,7 @@ def timeline_json(visitor: VisitorDep, database: DatabaseDep, subscription_id: s
 
 @router.post("/subscriptions/{subscription_id}/connections/{connection_id}")
 def decide_connection_form(
-    visitor: FormVisitorDep,
+    visitor: AdminFormDep,
     database: DatabaseDep,
     subscription_id: str,
     connection_id: str,
@@ -147,12 +150,17 @@ def decide_connection_form(
 
 @router.post("/subscriptions/{subscription_id}/auto-approval")
 def update_auto_approval(
-    visitor: FormVisitorDep,
+    visitor: AdminFormDep,
     database: DatabaseDep,
     subscription_id: str,
     auto_approval_subscriptions: Annotated[str, Form()] = "",
+    confirm_all_subscriptions: Annotated[str, Form()] = "",
 ) -> Response:
-    """The policy editor: Azure subscriptions whose private endpoints are approved without asking."""
+    """The policy editor: Azure subscriptions whose private endpoints are approved without asking.
+
+    `*` approves every subscription that can see the service: it needs the explicit confirmation box, and
+    is audited as a decision of its own.
+    """
     with database.session() as db:
         cluster = _cluster_of(visible_subscription(db, visitor.principal, subscription_id))
         try:
@@ -163,6 +171,24 @@ def update_auto_approval(
         except ValidationError as error:
             problems = "; ".join(str(issue["msg"]).removeprefix("Value error, ") for issue in error.errors())
             raise ValidationFailed(f"the auto-approval list was not saved: {problems}") from None
+        approves_everyone = WILDCARD in policy.auto_approval_subscriptions
+        if approves_everyone and WILDCARD not in cluster.pls_auto_approval_subscriptions:
+            if confirm_all_subscriptions != "yes":
+                raise ValidationFailed(
+                    "the auto-approval list was not saved: * approves private endpoints from every subscription "
+                    "that can see the service; tick the confirmation box to mean it"
+                )
+            record_audit_event(
+                db,
+                actor=visitor.principal.actor,
+                action="cluster.auto_approval.all_subscriptions_confirmed",
+                subject_type="cluster",
+                subject_id=cluster.id,
+                tenant_id=cluster.tenant_id,
+                before={"auto_approval_subscriptions": cluster.pls_auto_approval_subscriptions},
+                after={"auto_approval_subscriptions": policy.auto_approval_subscriptions},
+                details={"confirmation": "explicit"},
+            )
         change_desired_spec(
             db,
             cluster.id,
@@ -177,7 +203,7 @@ def update_auto_approval(
 
 @router.post("/subscriptions/{subscription_id}/key-rotations")
 def rotate_key(
-    visitor: FormVisitorDep,
+    visitor: AdminFormDep,
     database: DatabaseDep,
     subscription_id: str,
     reason: Annotated[str, Form()] = "",

@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from api.browser_session import BrowserSession
+from api.browser_session import BrowserSession, user_sign_in
 from api.dependencies import SettingsDep
-from api.routers.marketplace import user_sign_in
+from api.permissions import public_route
 from core.errors import Unauthenticated
 from core.identity.sign_in import SignedInUser
 from core.settings import Settings
@@ -32,17 +32,16 @@ def _safe_next(target: str | None) -> str | None:
     return None
 
 
-@router.get("/portal", response_class=HTMLResponse)
+@router.get("/portal", response_class=HTMLResponse, dependencies=[public_route("the sign-in page, or a redirect home")])
 def portal_home(request: Request, settings: SettingsDep) -> Response:
     """Signed in: the visitor's home (operators: all subscriptions). Otherwise the sign-in page."""
     session = BrowserSession.load(request, settings)
-    user = session.get("user")
-    if isinstance(user, dict):
-        return RedirectResponse(_home_of(SignedInUser.from_dict(user), settings), status_code=303)
+    if session.user is not None:
+        return RedirectResponse(_home_of(session.user, settings), status_code=303)
     return render(request, session, "sign_in.html", {})
 
 
-@router.get("/portal/sign-in")
+@router.get("/portal/sign-in", dependencies=[public_route("starts the Entra sign-in")])
 def sign_in(
     request: Request,
     settings: SettingsDep,
@@ -58,7 +57,7 @@ def sign_in(
     return response
 
 
-@router.get(CALLBACK_PATH)
+@router.get(CALLBACK_PATH, dependencies=[public_route("Entra's redirect back to the portal during sign-in")])
 def sign_in_callback(request: Request, settings: SettingsDep) -> Response:
     """Entra ID redirects here with the code; the verified id token's tid decides what the visitor sees."""
     session = BrowserSession.load(request, settings)
@@ -70,9 +69,8 @@ def sign_in_callback(request: Request, settings: SettingsDep) -> Response:
         user = user_sign_in(request).complete(flow, dict(request.query_params))
     except Unauthenticated as error:
         return error_page(request, 401, error.message)
-    # A new session for a new person: a fresh CSRF token, nothing left over from before.
-    session.pop("csrf_token")
-    session.set("user", user.to_dict())
+    # A new session for a new person: a new id and CSRF token, nothing left over from before.
+    session.sign_in(user)
     response = RedirectResponse(target or _home_of(user, settings), status_code=303)
     session.save(response)
     return response
@@ -80,8 +78,7 @@ def sign_in_callback(request: Request, settings: SettingsDep) -> Response:
 
 @router.post("/portal/sign-out")
 def sign_out(request: Request, visitor: FormVisitorDep) -> Response:
-    """Forget the session and show the signed-out page."""
+    """End the session on the server and show the signed-out page."""
     session = visitor.session
-    for key in list(session.values):
-        session.pop(key)
+    session.sign_out()
     return render(request, session, "signed_out.html", {})

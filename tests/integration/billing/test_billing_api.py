@@ -42,7 +42,13 @@ def user_token(state: dict[str, Any], roles: list[str]) -> str:
                 "tenant_id": entra["publisher_tenant_id"],
                 "audience": app_id,
                 "client_id": app_id,
-                "extra_claims": {"roles": roles, "oid": str(uuid.uuid4()), "name": "Billing test user"},
+                "extra_claims": {
+                    "idtyp": "user",
+                    "scp": "user_impersonation",
+                    "roles": roles,
+                    "oid": str(uuid.uuid4()),
+                    "name": "Billing test user",
+                },
             },
         )
         response.raise_for_status()

@@ -88,7 +88,7 @@ CALLERS = [
     Caller(
         "customer admin",
         lambda schema: schema.include(path_regex=CUSTOMER_PATHS),
-        lambda emulators: emulators.control_plane_token(roles=[], tenant_id=CUSTOMER_TENANT_ID),
+        lambda emulators: emulators.control_plane_token(roles=["Customer.Admin"], tenant_id=CUSTOMER_TENANT_ID),
     ),
     Caller(
         "marketplace", lambda schema: schema.include(path=WEBHOOK_PATH), lambda emulators: emulators.webhook_token()

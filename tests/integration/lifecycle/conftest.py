@@ -22,8 +22,13 @@ from core.outbox.service import enqueue
 from core.settings import Settings
 from core.subscriptions.models import MarketplaceSubscription
 from emulators.suite import EmulatorSuite
-from tests.conftest import CATALOG_TABLES
-from tests.integration.lifecycle.marketplace_driver import Browser, Emulators
+from tests.conftest import KEPT_BETWEEN_TESTS
+from tests.integration.lifecycle.marketplace_driver import (
+    CONTOSO_AUTOMATION_CLIENT_ID,
+    CONTOSO_TENANT_ID,
+    Browser,
+    Emulators,
+)
 from tests.support.waiting import wait_for
 
 CLEANUP_ATTEMPTS = 5
@@ -48,12 +53,15 @@ class ControlPlane:
 
 
 def delete_test_rows(database: Database) -> None:
-    """Empty every table but the catalog, retrying: the running worker may still add rows while it deletes."""
+    """Empty every table but the catalog and the browser sessions, retrying.
+
+    The running worker may still add rows while it deletes.
+    """
     for attempt in range(1, CLEANUP_ATTEMPTS + 1):
         try:
             with database.engine.begin() as connection:
                 for table in reversed(metadata.sorted_tables):
-                    if table.name not in CATALOG_TABLES:
+                    if table.name not in KEPT_BETWEEN_TESTS:
                         connection.execute(table.delete())
             return
         except DBAPIError:  # a foreign key or deadlock against the still-running worker
@@ -91,6 +99,8 @@ def control_plane(
             "marketplace_backoff_initial_seconds": 0.2,
             # A message lost with a killed worker is dispatched again after this long.
             "outbox_redispatch_after_seconds": 4.0,
+            # Contoso's automation may call the JSON API with app-only tokens (tests/integration/security).
+            "app_only_clients": {CONTOSO_TENANT_ID: [CONTOSO_AUTOMATION_CLIENT_ID]},
         }
     )
     environment = {**os.environ, **settings.as_environment()}
@@ -161,7 +171,8 @@ def active_subscription(
 ) -> ActiveSubscription:
     purchase = emulators.purchase(plan_id="standard", quantity=2)
     subscription_id = purchase["subscription_id"]
-    assert browser.confirm(browser.open_landing(purchase["landing_page_url"])).status_code == 200
+    confirmed = browser.confirm(browser.open_landing(purchase["landing_page_url"]))
+    assert confirmed.status_code == 200, confirmed.text[:2000]
     with database.session() as session:
         cluster = session.exec(select(Cluster).where(Cluster.subscription_id == subscription_id)).one()
     report_converged(database, cluster.id)

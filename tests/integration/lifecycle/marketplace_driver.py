@@ -18,6 +18,8 @@ from emulators.suite import EmulatorSuite
 from tests.support.waiting import wait_for
 
 FABRIKAM_ADMIN = "frank.admin@fabrikam.onmicrosoft.com"
+# A client app of Contoso's on the control plane's app-only allow-list (the lifecycle control plane's settings).
+CONTOSO_AUTOMATION_CLIENT_ID = "7a8b9c0d-1e2f-4a3b-8c4d-5e6f7a8b9c0d"
 OPERATOR_OBJECT_ID = "0b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e"
 
 
@@ -110,15 +112,44 @@ class Emulators:
         token: str = response.json()["access_token"]
         return token
 
-    def control_plane_token(self, *, roles: list[str], tenant_id: str | None = None) -> str:
-        """A user token for the control-plane app (operator when roles hold Operator in the publisher tenant)."""
+    def control_plane_token(
+        self, *, roles: list[str], tenant_id: str | None = None, wids: list[str] | None = None
+    ) -> str:
+        """A user (delegated) token for the control-plane app (operator when roles hold Operator in the publisher
+        tenant; customer admin with Customer.Admin, reader with Customer.Reader or no role)."""
         app_id = self.entra["control_plane_app_id"]
+        claims: dict[str, Any] = {
+            "roles": roles,
+            "oid": OPERATOR_OBJECT_ID,
+            "name": "Test user",
+            "idtyp": "user",
+            "scp": "user_impersonation",
+        }
+        if wids:
+            claims["wids"] = wids
         return self.mint_token(
             tenant_id=tenant_id or self.entra["publisher_tenant_id"],
             audience=app_id,
             client_id=app_id,
-            extra_claims={"roles": roles, "oid": OPERATOR_OBJECT_ID, "name": "Test user"},
+            extra_claims=claims,
         )
+
+    def app_only_token(self, *, tenant_id: str, client_id: str, roles: list[str]) -> str:
+        """An app-only (client credentials) token of a customer's client app for the control-plane app."""
+        return self.mint_token(
+            tenant_id=tenant_id,
+            audience=self.entra["control_plane_app_id"],
+            client_id=client_id,
+            extra_claims={"roles": roles} if roles else None,
+        )
+
+    def assign_app_roles(self, object_id: str, roles: list[str]) -> None:
+        """What a tenant's admin does in Entra: replace the user's app roles on the control-plane app."""
+        app_id = self.entra["control_plane_app_id"]
+        response = self.http.put(
+            f"{self.entra['control_url']}/users/{object_id}/app-roles/{app_id}", json={"roles": roles}
+        )
+        response.raise_for_status()
 
 
 class Browser(CustomerBrowser):

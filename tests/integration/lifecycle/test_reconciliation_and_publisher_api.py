@@ -82,7 +82,7 @@ def test_publisher_api_is_operator_only_and_shows_subscriptions_with_their_trail
 ) -> None:
     subscription_id = active_subscription.subscription_id
     operator = emulators.control_plane_token(roles=["Operator"])
-    customer = emulators.control_plane_token(roles=[], tenant_id=CONTOSO_TENANT_ID)
+    customer = emulators.control_plane_token(roles=["Customer.Admin"], tenant_id=CONTOSO_TENANT_ID)
     operator_elsewhere = emulators.control_plane_token(roles=["Operator"], tenant_id=CONTOSO_TENANT_ID)
 
     assert _api(control_plane, "GET", "/publisher/subscriptions", None).status_code == 401

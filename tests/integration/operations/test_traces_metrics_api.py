@@ -60,7 +60,12 @@ def running_control_plane(
 
 
 def bearer(entra: EntraEmulator, tenant_id: str, *, operator: bool) -> dict[str, str]:
-    claims: dict[str, Any] = {"oid": str(uuid.uuid4()), "name": "Test user"}
+    claims: dict[str, Any] = {
+        "oid": str(uuid.uuid4()),
+        "name": "Test user",
+        "idtyp": "user",
+        "scp": "user_impersonation",
+    }
     if operator:
         claims["roles"] = ["Operator"]
     token = entra.mint_access_token(

@@ -38,7 +38,13 @@ def bearer(state: dict[str, Any], tenant_key: str, object_id: str, roles: list[s
             "tenant_id": entra["tenants"][tenant_key]["id"],
             "audience": client_id,
             "client_id": client_id,
-            "extra_claims": {"oid": object_id, "roles": roles or [], "name": object_id},
+            "extra_claims": {
+                "idtyp": "user",
+                "scp": "user_impersonation",
+                "oid": object_id,
+                "roles": roles or [],
+                "name": object_id,
+            },
         },
         verify=state["ca_bundle"],
     )
@@ -56,8 +62,8 @@ def test_cluster_detail_is_tenant_scoped_and_actions_are_authorized(
 ) -> None:
     cluster_id = create_cluster(database, state, owner="api1")
     cluster = drive(cluster_id, lambda item: item.status == ClusterStatus.READY.value)
-    admin = bearer(state, "contoso", "contoso-admin")
-    stranger = bearer(state, "fabrikam", "fabrikam-admin")
+    admin = bearer(state, "contoso", "contoso-admin", ["Customer.Admin"])
+    stranger = bearer(state, "fabrikam", "fabrikam-admin", ["Customer.Admin"])
     operator = operator_headers(state)
 
     with httpx.Client(base_url=api_url, timeout=10) as api:

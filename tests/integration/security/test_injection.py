@@ -214,7 +214,7 @@ def test_reasons_and_messages_are_stored_verbatim_returned_intact_and_shown_esca
 ) -> None:
     base = control_plane.base_url
     owned = contoso_cluster(database, request_message=hostile)
-    customer = bearer(emulators.control_plane_token(roles=[], tenant_id=CONTOSO_TENANT_ID))
+    customer = bearer(emulators.control_plane_token(roles=["Customer.Admin"], tenant_id=CONTOSO_TENANT_ID))
     clusters = f"{base}/api/clusters/{owned.cluster_id}"
 
     rotation = httpx.post(f"{clusters}/key-rotations", json={"reason": hostile}, headers=customer, timeout=15)
@@ -331,7 +331,7 @@ def test_nul_characters_are_refused_everywhere_and_store_nothing(
     """PostgreSQL cannot hold NUL in text: refused as bad input on both backends, never a 500 at the database."""
     base = control_plane.base_url
     owned = contoso_cluster(database, request_message="plain")
-    customer = bearer(emulators.control_plane_token(roles=[], tenant_id=CONTOSO_TENANT_ID))
+    customer = bearer(emulators.control_plane_token(roles=["Customer.Admin"], tenant_id=CONTOSO_TENANT_ID))
     operator = bearer(emulators.control_plane_token(roles=["Operator"]))
     body_refusal = "NUL characters are not accepted in the request body"
     url_refusal = "NUL characters are not accepted in the URL"
@@ -384,7 +384,7 @@ def test_unpaired_surrogate_escapes_are_refused_in_fields_and_kept_escaped_in_ra
     """JSON may escape half a UTF-16 pair, which no database text column can hold: never a 500."""
     base = control_plane.base_url
     owned = contoso_cluster(database, request_message="plain")
-    customer = bearer(emulators.control_plane_token(roles=[], tenant_id=CONTOSO_TENANT_ID))
+    customer = bearer(emulators.control_plane_token(roles=["Customer.Admin"], tenant_id=CONTOSO_TENANT_ID))
     webhook_token = bearer(emulators.webhook_token())
     json_content = {"Content-Type": "application/json"}
     refused = [

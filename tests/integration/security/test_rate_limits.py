@@ -17,13 +17,11 @@ from typing import Any
 import httpx
 import pytest
 from sqlmodel import select
-from starlette.responses import Response
 
-from api.browser_session import BrowserSession
 from api.rate_limits import BucketMode, BucketPolicy, RedisTokenBuckets
 from bench.webhook_burst import burst_and_drain, complete_outbox, stored_rows, webhook_body
-from core.db import Database
-from core.identity.sign_in import SignedInUser
+from core.browser_sessions.service import SignedInIdentity, new_cookie_id, sign_in
+from core.db import Database, utc_now
 from core.inbox.models import InboundEvent
 from core.marketplace.fulfillment_client import FulfillmentClient
 from core.messaging import TaskNames
@@ -113,7 +111,13 @@ def user_token(emulators: Emulators, object_id: str) -> dict[str, str]:
         tenant_id=emulators.entra["publisher_tenant_id"],
         audience=app_id,
         client_id=app_id,
-        extra_claims={"oid": object_id, "roles": [], "name": "Rate limited user"},
+        extra_claims={
+            "idtyp": "user",
+            "scp": "user_impersonation",
+            "oid": object_id,
+            "roles": [],
+            "name": "Rate limited user",
+        },
     )
     return {"Authorization": f"Bearer {token}"}
 
@@ -188,15 +192,25 @@ def test_forged_tokens_spend_their_senders_address_not_the_principal_they_claim(
 
 
 def test_anonymous_portal_visitors_are_limited_by_address_and_a_signed_in_user_by_identity(
-    limited_api: str, app_settings: Settings
+    limited_api: str, own_database_url: str
 ) -> None:
     url = f"{limited_api}/portal"
-    user = SignedInUser(tenant_id=str(uuid.uuid4()), object_id=str(uuid.uuid4()), display_name="A", username="a")
-    session = BrowserSession(app_settings, {})
-    session.set("user", user.to_dict())
-    carrier = Response()
-    session.save(carrier)
-    cookie = carrier.headers["set-cookie"].split(";", 1)[0]
+    identity = SignedInIdentity(
+        entra_tenant_id=str(uuid.uuid4()),
+        object_id=str(uuid.uuid4()),
+        display_name="A",
+        username="a",
+        roles=(),
+        directory_roles=(),
+    )
+    cookie_id = new_cookie_id()
+    database = Database(own_database_url)
+    try:
+        with database.session() as session:
+            sign_in(session, None, identity, cookie_id, utc_now())
+    finally:
+        database.dispose()
+    cookie = f"cp_session={cookie_id}"
     with client_from("127.0.0.14") as http:
         _, refused = first_refusal(http, url)
         assert_precise_refusal(refused, "client_limit")

@@ -135,8 +135,8 @@ def world(control_plane: ControlPlane, emulators: Emulators, database_url: str) 
         report_id = start_report(session, "security-suite").id
     assert report_id is not None
     bearer = {
-        "contoso": emulators.control_plane_token(roles=[], tenant_id=CONTOSO_TENANT_ID),
-        "fabrikam": emulators.control_plane_token(roles=[], tenant_id=fabrikam_tenant_id),
+        "contoso": emulators.control_plane_token(roles=["Customer.Admin"], tenant_id=CONTOSO_TENANT_ID),
+        "fabrikam": emulators.control_plane_token(roles=["Customer.Admin"], tenant_id=fabrikam_tenant_id),
         "operator": emulators.control_plane_token(roles=["Operator"]),
     }
     visitors: dict[str, PortalVisitor] = {}
@@ -277,6 +277,22 @@ CUSTOMER_CASES = [
         "portal",
         _path("/marketplace/subscriptions/{id}/progress", id=_subscription),
     ),
+    # Placement of a purchase made by another tenant: already placed here, so the owner goes on to progress.
+    RouteCase(
+        "GET",
+        "/marketplace/subscriptions/{subscription_id}/placement",
+        "portal",
+        _path("/marketplace/subscriptions/{id}/placement", id=_subscription),
+        owner_status=303,
+    ),
+    RouteCase(
+        "POST",
+        "/marketplace/subscriptions/{subscription_id}/placement",
+        "portal",
+        _path("/marketplace/subscriptions/{id}/placement", id=_subscription),
+        body={"region": "westeurope"},
+        owner_status=303,
+    ),
     RouteCase("GET", "/portal/subscriptions", "portal", _fixed("/portal/subscriptions"), listing=True),
     RouteCase(
         "GET",
@@ -368,6 +384,13 @@ OPERATOR_CASES = [
     RouteCase("POST", "/publisher/reconciliations", "api", _fixed("/publisher/reconciliations"), owner_status=None),
     RouteCase(
         "GET", "/publisher/reconciliations/{report_id}", "api", _path("/publisher/reconciliations/{id}", id=_report)
+    ),
+    RouteCase(
+        "POST",
+        "/publisher/sessions/revocations",
+        "api",
+        _fixed("/publisher/sessions/revocations"),
+        body={"entra_tenant_id": CONTOSO_TENANT_ID, "object_id": str(uuid.UUID(int=11))},
     ),
     RouteCase("GET", "/publisher/billing/ledger", "api", _fixed("/publisher/billing/ledger")),
     RouteCase("GET", "/publisher/billing/rejected-samples", "api", _fixed("/publisher/billing/rejected-samples")),

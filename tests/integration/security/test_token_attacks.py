@@ -76,7 +76,13 @@ def json_api_recipient(emulators: Emulators) -> Recipient:
         tenant_id=emulators.entra["publisher_tenant_id"],
         audience=app_id,
         client_id=app_id,
-        extra_claims={"roles": ["Operator"], "oid": OPERATOR_OBJECT_ID, "name": "Test operator"},
+        extra_claims={
+            "idtyp": "user",
+            "scp": "user_impersonation",
+            "roles": ["Operator"],
+            "oid": OPERATOR_OBJECT_ID,
+            "name": "Test operator",
+        },
         wrong_audience=emulators.entra["publisher_fulfillment_app_id"],
     )
 
