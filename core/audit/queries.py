@@ -1,9 +1,10 @@
-"""Search the audit trail: one tenant's events for its admins, everything for operators."""
+"""Read the audit trail: one tenant's events for its admins, everything for operators, or the story of some subjects."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from core.audit.models import AuditEvent
@@ -34,4 +35,18 @@ def search_audit_events(
     if since is not None:
         statement = statement.where(col(AuditEvent.occurred_at) >= since)
     statement = statement.order_by(col(AuditEvent.occurred_at).desc(), col(AuditEvent.id).desc()).limit(limit)
+    return list(session.exec(statement).all())
+
+
+def events_about(session: Session, subjects: list[tuple[str, str]], *, limit: int) -> list[AuditEvent]:
+    """Oldest first: the events whose (subject_type, subject_id) is one of `subjects`, at most `limit`."""
+    condition = sa.or_(
+        *[
+            sa.and_(col(AuditEvent.subject_type) == subject_type, col(AuditEvent.subject_id) == subject_id)
+            for subject_type, subject_id in subjects
+        ]
+    )
+    statement = (
+        select(AuditEvent).where(condition).order_by(col(AuditEvent.occurred_at), col(AuditEvent.id)).limit(limit)
+    )
     return list(session.exec(statement).all())

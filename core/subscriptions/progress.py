@@ -10,11 +10,11 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from core.arm_templates.steps import CLUSTER, DIAGNOSTICS, DNS, IDENTITY_KEY_VAULT, PRIVATE_LINK
 from core.audit.models import AuditEvent, AuditOutcome
+from core.audit.queries import events_about
 from core.clusters.models import Cluster, ClusterStatus
 from core.errors import NotFound
 from core.subscriptions.models import MarketplaceSubscription, SubscriptionStatus
@@ -285,16 +285,4 @@ def _events(session: Session, subscription_id: str, cluster: Cluster | None) -> 
     subjects = [("marketplace_subscription", subscription_id)]
     if cluster is not None:
         subjects.append(("cluster", cluster.id))
-    condition = sa.or_(
-        *[
-            sa.and_(col(AuditEvent.subject_type) == subject_type, col(AuditEvent.subject_id) == subject_id)
-            for subject_type, subject_id in subjects
-        ]
-    )
-    statement = (
-        select(AuditEvent)
-        .where(condition)
-        .order_by(col(AuditEvent.occurred_at), col(AuditEvent.id))
-        .limit(MAX_PROGRESS_EVENTS)
-    )
-    return list(session.exec(statement).all())
+    return events_about(session, subjects, limit=MAX_PROGRESS_EVENTS)

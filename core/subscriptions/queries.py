@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from core.audit.models import AuditEvent
+from core.audit.queries import events_about
 from core.clusters.models import Cluster
 from core.errors import NotFound
 from core.subscriptions.models import (
@@ -78,7 +78,10 @@ def subscription_detail(session: Session, subscription_id: str) -> SubscriptionD
         subscription=SubscriptionView.model_validate(subscription, from_attributes=True),
         cluster=ClusterSummary.model_validate(cluster, from_attributes=True) if cluster else None,
         operations=[OperationView.model_validate(operation, from_attributes=True) for operation in operations],
-        audit_trail=[AuditEventView.model_validate(event, from_attributes=True) for event in _audit(session, subjects)],
+        audit_trail=[
+            AuditEventView.model_validate(event, from_attributes=True)
+            for event in events_about(session, subjects, limit=MAX_AUDIT_EVENTS)
+        ],
     )
 
 
@@ -93,19 +96,3 @@ def reconciliation_report(session: Session, report_id: int) -> ReconciliationRep
 def operation_view(operation: MarketplaceOperation) -> OperationView:
     """The API view of an operation row."""
     return OperationView.model_validate(operation, from_attributes=True)
-
-
-def _audit(session: Session, subjects: list[tuple[str, str]]) -> list[AuditEvent]:
-    condition = sa.or_(
-        *[
-            sa.and_(col(AuditEvent.subject_type) == subject_type, col(AuditEvent.subject_id) == subject_id)
-            for subject_type, subject_id in subjects
-        ]
-    )
-    statement = (
-        select(AuditEvent)
-        .where(condition)
-        .order_by(col(AuditEvent.occurred_at), col(AuditEvent.id))
-        .limit(MAX_AUDIT_EVENTS)
-    )
-    return list(session.exec(statement).all())
