@@ -8,6 +8,7 @@ row is never dispatched again by itself; it stays out of the backlog and lag fig
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -136,38 +137,38 @@ def dead_letter_count(session: Session) -> int:
 
 def retry_dead_letter(session: Session, message_id: int, *, actor: str) -> OutboxMessage:
     """Give a dead letter a fresh attempt budget: the relay dispatches it again at once. Audited."""
-    message = _open_dead_letter(session, message_id)
-    before = _state(message)
-    message.dead_lettered_at = None
-    message.attempts = 0
-    message.dispatch_count = 0
-    message.dispatched_at = None
-    message.available_at = utc_now()
-    session.add(message)
-    record_audit_event(
-        session,
-        actor=actor,
-        action="outbox.dead_letter_retried",
-        subject_type=SUBJECT_TYPE,
-        subject_id=str(message_id),
-        before=before,
-        after=_state(message),
-        details={"task": message.task_name},
-    )
-    session.flush()
-    return message
+
+    def retry(message: OutboxMessage) -> None:
+        message.dead_lettered_at = None
+        message.attempts = 0
+        message.dispatch_count = 0
+        message.dispatched_at = None
+        message.available_at = utc_now()
+
+    return _settle_dead_letter(session, message_id, actor=actor, action="outbox.dead_letter_retried", change=retry)
 
 
 def dismiss_dead_letter(session: Session, message_id: int, *, actor: str) -> OutboxMessage:
     """Close a dead letter without running it (the operator handled it otherwise). Audited; the row stays."""
+
+    def dismiss(message: OutboxMessage) -> None:
+        message.completed_at = utc_now()
+
+    return _settle_dead_letter(session, message_id, actor=actor, action="outbox.dead_letter_dismissed", change=dismiss)
+
+
+def _settle_dead_letter(
+    session: Session, message_id: int, *, actor: str, action: str, change: Callable[[OutboxMessage], None]
+) -> OutboxMessage:
+    """An operator's decision on one dead letter: lock it, change it, audit before and after."""
     message = _open_dead_letter(session, message_id)
     before = _state(message)
-    message.completed_at = utc_now()
+    change(message)
     session.add(message)
     record_audit_event(
         session,
         actor=actor,
-        action="outbox.dead_letter_dismissed",
+        action=action,
         subject_type=SUBJECT_TYPE,
         subject_id=str(message_id),
         before=before,
