@@ -29,7 +29,9 @@ from emulators.suite import EmulatorSuite, EmulatorSuiteConfig, build_default_su
 TEST_DATABASE = os.environ.get("CP_TEST_DATABASE", "sqlite")
 TEST_BROKER = os.environ.get("CP_TEST_BROKER", "embedded")
 POSTGRES_URL = os.environ.get("CP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("CP_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+# Under pytest-xdist each worker gets a Redis database of its own (13, 12, ...): queues and buckets stay apart.
+XDIST_WORKER_NUMBER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+REDIS_URL = os.environ.get("CP_TEST_REDIS_URL", f"redis://127.0.0.1:6379/{13 - XDIST_WORKER_NUMBER}")
 RABBITMQ_URL = os.environ.get("CP_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
 # Catalog tables are loaded once per session; everything else is emptied after each test that commits.
 CATALOG_TABLES = {"offers", "plans", "metered_dimensions", "plan_included_quantities"}
