@@ -40,11 +40,12 @@ def options_for(
 ) -> PlacementOptions:
     """The pickers for this person, read from ARM before `deadline` (time.monotonic); a note when they cannot be."""
 
-    def delegated_token() -> str:
+    def delegated_token(timeout_seconds: float) -> str:
         refresh_token = session.get(REFRESH_TOKEN_KEY)
         if not isinstance(refresh_token, str):
             raise DelegatedAccessRefused("this session holds no refresh token")
-        return user_sign_in(request).delegated_access_token(refresh_token, delegated_arm_scope(settings))
+        scope = delegated_arm_scope(settings)
+        return user_sign_in(request).delegated_access_token(refresh_token, scope, timeout_seconds)
 
     def app_token() -> str:
         return bearer_token(credentials.customer_tenant(user.tenant_id), settings.arm_credential_scope)

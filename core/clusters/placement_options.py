@@ -58,8 +58,8 @@ class PlacementSources:
     """Where the lists come from; the callables raise ControlPlaneError when they cannot answer."""
 
     reader: SubscriptionReader
-    # The signed-in person's delegated ARM token (raises when Entra will not give one).
-    delegated_token: Callable[[], str]
+    # The signed-in person's delegated ARM token, within the seconds given (raises when Entra will not give one).
+    delegated_token: Callable[[float], str]
     # The control-plane app's ARM token in the person's tenant: what our consent covers.
     app_token: Callable[[], str]
     clock: Callable[[], float] = field(default=time.monotonic)
@@ -111,8 +111,7 @@ def placement_options(
         return left
 
     try:
-        time_left()
-        token = sources.delegated_token()
+        token = sources.delegated_token(time_left())
         listed = sources.reader.subscriptions(token, time_left())
         time_left()
         consented = [item.subscription_id for item in sources.reader.subscriptions(sources.app_token(), time_left())]

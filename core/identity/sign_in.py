@@ -138,14 +138,17 @@ class UserSignIn:
             raise UpstreamUnavailable(f"Entra could not answer: {result['error']}")
         return _signed_in_user(result, "Entra no longer signs this person in")
 
-    def delegated_access_token(self, refresh_token: str, scope: str) -> str:
+    def delegated_access_token(self, refresh_token: str, scope: str, timeout_seconds: float) -> str:
         """An access token to act for the person on `scope`'s resource, redeemed with their refresh token.
 
         Raises DelegatedAccessRefused when Entra refuses the person or the scope (not consented, revoked), and
         UpstreamUnavailable when Entra cannot answer.
         """
         try:
-            result = self._app().acquire_token_by_refresh_token(refresh_token, scopes=[scope])
+            # msal relays `timeout` to requests: a page waiting on this gets no more than its time left.
+            result = self._app().acquire_token_by_refresh_token(
+                refresh_token, scopes=[scope], timeout=min(timeout_seconds, self.settings.http_timeout_seconds)
+            )
         except (requests.RequestException, ValueError) as error:
             raise UpstreamUnavailable(f"Entra could not answer ({type(error).__name__})") from None
         if "error" in result:

@@ -59,7 +59,8 @@ def test_the_requested_subscription_is_picked_only_among_the_choices() -> None:
 
 
 def _sources(delegated_token: object, now: float) -> PlacementSources:
-    def token() -> str:
+    def token(timeout_seconds: float) -> str:
+        assert timeout_seconds > 0
         if isinstance(delegated_token, Exception):
             raise delegated_token
         return str(delegated_token)
