@@ -30,11 +30,13 @@ from api.dependencies import DatabaseDep, SettingsDep
 from api.errors import DATABASE_RETRY_AFTER_SECONDS, ErrorResponse, error_body, error_response, error_responses
 from api.openapi_schemas import inline_schema, raw_json_body
 from api.permissions import Permission, declares, public_route
+from api.placement_choices import options_for
 from api.rate_limits import peer_of
 from core.audit.refusals import record_refusal
 from core.azure.arm import ArmClientFactory
 from core.catalog.models import Offer, Plan
 from core.clusters.ownership import PlacementRefused, ResourceGroupNotOwned, check_placement, default_resource_group
+from core.clusters.placement_options import PlacementOptions
 from core.clusters.schemas import ClusterPlacement
 from core.clusters.service import cluster_name_for
 from core.db import Database
@@ -48,7 +50,7 @@ from core.errors import (
     ValidationFailed,
 )
 from core.identity.principal import Principal
-from core.identity.sign_in import SignedInUser
+from core.identity.sign_in import SignedInUser, delegated_arm_scope
 from core.identity.tokens import EntraTokenVerifier, TokenRules
 from core.marketplace.fulfillment_client import FulfillmentClient, ResolvedPurchase
 from core.marketplace.http import MarketplaceError, MarketplaceUnreachable
@@ -178,7 +180,10 @@ def _principal(user: SignedInUser, settings: Settings) -> Principal:
 
 def _begin_sign_in(request: Request, session: BrowserSession, settings: Settings, after: str) -> Response:
     """Send the browser to Entra; the callback comes back to `after` (a path of the landing pages)."""
-    flow = user_sign_in(request).begin(settings.public_base_url.rstrip("/") + CALLBACK_PATH)
+    # ARM's delegated permission too: with it the form offers the person's subscriptions and regions to pick from.
+    flow = user_sign_in(request).begin(
+        settings.public_base_url.rstrip("/") + CALLBACK_PATH, extra_scopes=[delegated_arm_scope(settings)]
+    )
     session.set("sign_in_flow", flow)
     session.set("landing_next", after)
     response = RedirectResponse(flow["auth_uri"], status_code=302)
@@ -286,14 +291,26 @@ async def _within_budget(request: Request, settings: Settings, work: Callable[[f
     },
 )
 async def landing(
-    request: Request, settings: SettingsDep, database: DatabaseDep, token: Annotated[str | None, Query()] = None
+    request: Request,
+    settings: SettingsDep,
+    database: DatabaseDep,
+    token: Annotated[str | None, Query()] = None,
+    subscription: Annotated[
+        str | None, Query(max_length=64, description="the Azure subscription whose regions the form offers")
+    ] = None,
 ) -> Response:
     """Sign the customer in, resolve the purchase and show the deployment form (or the progress of a return)."""
-    return await _within_budget(request, settings, partial(_landing, request, settings, database, token))
+    work = partial(_landing, request, settings, database, token, subscription)
+    return await _within_budget(request, settings, work)
 
 
 def _landing(
-    request: Request, settings: Settings, database: Database, raw_token: str | None, deadline: float
+    request: Request,
+    settings: Settings,
+    database: Database,
+    raw_token: str | None,
+    requested_subscription: str | None,
+    deadline: float,
 ) -> Response:
     session = BrowserSession.load(request, settings)
     if not raw_token:
@@ -324,7 +341,10 @@ def _landing(
         return _to_progress(session, purchase.id)
     if _is_beneficiary(purchase, signed_in) and not _principal(signed_in, settings).can_act:
         return _error_page(request, session, 403, "An administrator must set this up", NEEDS_ADMIN)
-    return _landing_form(request, session, database, purchase, token, dict(FORM_DEFAULTS), [])
+    form = dict(FORM_DEFAULTS)
+    return _landing_form(
+        request, session, database, purchase, token, form, [], deadline, requested=requested_subscription
+    )
 
 
 def _to_progress(session: BrowserSession, subscription_id: str) -> Response:
@@ -349,16 +369,24 @@ def _landing_form(
     token: str,
     form: dict[str, str],
     errors: list[str],
+    deadline: float,
     status_code: int = 422,
+    requested: str | None = None,
 ) -> HTMLResponse:
     with database.session() as db:
         offer = db.get(Offer, purchase.offer_id)
         plans = {plan.plan_id: plan for plan in db.exec(select(Plan).where(Plan.offer_id == purchase.offer_id)).all()}
     plan = plans.get(purchase.plan_id)
     signed_in = session.user
+    # Bought for another tenant: the purchaser records the purchase; the beneficiary's admin places it.
+    handoff = signed_in is not None and not _is_beneficiary(purchase, signed_in)
+    pickers = PlacementOptions()
+    if signed_in is not None and not handoff:
+        pickers = _pickers(request, session, signed_in, requested or form.get("azure_subscription_id"), deadline)
     context = {
-        # Bought for another tenant: the purchaser records the purchase; the beneficiary's admin places it.
-        "handoff": signed_in is not None and not _is_beneficiary(purchase, signed_in),
+        "handoff": handoff,
+        "pickers": pickers,
+        "picker_action": "/marketplace/landing",
         "form_action": "/marketplace/landing",
         "purchase": purchase,
         "offer_name": offer.display_name if offer else purchase.offer_id,
@@ -366,10 +394,28 @@ def _landing_form(
         "quantity": purchase.quantity or purchase.subscription.quantity or 1,
         "token": token,
         "csrf_token": session.csrf_token(),
-        "form": {field: form.get(field, "") for field in FORM_FIELDS},
+        "form": _with_picked_defaults({field: form.get(field, "") for field in FORM_FIELDS}, pickers),
         "errors": errors,
     }
     return _page(request, session, "marketplace/landing.html", context, status_code if errors else 200)
+
+
+def _pickers(
+    request: Request, session: BrowserSession, user: SignedInUser, requested: str | None, deadline: float
+) -> PlacementOptions:
+    """The subscription and region choices for the signed-in admin (a note instead when they cannot be had)."""
+    settings: Settings = request.app.state.settings
+    credentials = arm_clients(request).credentials
+    return options_for(request, settings, session, user, credentials, (requested or "").strip() or None, deadline)
+
+
+def _with_picked_defaults(form: dict[str, str], pickers: PlacementOptions) -> dict[str, str]:
+    """Empty subscription and region fields start at the picked subscription and its first region."""
+    if not form["azure_subscription_id"].strip() and pickers.selected_subscription:
+        form["azure_subscription_id"] = pickers.selected_subscription
+    if not form["region"].strip() and pickers.default_region:
+        form["region"] = pickers.default_region
+    return form
 
 
 @router.get(
@@ -525,7 +571,7 @@ def _confirm(
         choices = DeploymentChoices.from_form(chosen)
     except ValidationError as error:
         problems = [f"{_field_label(issue['loc'])}: {issue['msg']}" for issue in error.errors()]
-        return _landing_form(request, session, database, purchase, token, form, problems)
+        return _landing_form(request, session, database, purchase, token, form, problems, deadline)
     try:
         with database.session() as db:
             beneficiary = purchase.subscription.beneficiary.tenant_id or signed_in.tenant_id
@@ -534,7 +580,9 @@ def _confirm(
     except (PlacementRefused, ResourceGroupNotOwned) as error:
         if _set_up_meanwhile(database, purchase.id):  # a concurrent confirmation (double-click) took the group
             return _to_progress(session, purchase.id)
-        return _landing_form(request, session, database, purchase, token, form, [error.message], error.status_code)
+        return _landing_form(
+            request, session, database, purchase, token, form, [error.message], deadline, error.status_code
+        )
     except UpstreamUnavailable as error:
         page = _error_page(
             request,
@@ -550,7 +598,9 @@ def _confirm(
     except ResourceGroupNotOwned as error:
         if _set_up_meanwhile(database, purchase.id):
             return _to_progress(session, purchase.id)
-        return _landing_form(request, session, database, purchase, token, form, [error.message], error.status_code)
+        return _landing_form(
+            request, session, database, purchase, token, form, [error.message], deadline, error.status_code
+        )
     except SubscriptionAlreadySetUp:
         return _to_progress(session, purchase.id)
     except PurchaseTokenAlreadyUsed as error:
@@ -685,6 +735,9 @@ def placement_page(
     database: DatabaseDep,
     user: Annotated[SignedInUser | None, Depends(placing_user)],
     subscription_id: str,
+    subscription: Annotated[
+        str | None, Query(max_length=64, description="the Azure subscription whose regions the form offers")
+    ] = None,
 ) -> Response:
     """The deployment form for the beneficiary's admin, signed in to their own tenant."""
     session = BrowserSession.load(request, settings)
@@ -693,7 +746,7 @@ def placement_page(
     refusal = _placement_refusal(request, session, database, settings, user, subscription_id)
     if refusal is not None:
         return refusal
-    return _placement_form(request, session, database, subscription_id, dict(FORM_DEFAULTS), [])
+    return _placement_form(request, session, database, subscription_id, dict(FORM_DEFAULTS), [], requested=subscription)
 
 
 @router.post(
@@ -815,6 +868,7 @@ def _placement_form(
     subscription_id: str,
     form: dict[str, str],
     errors: list[str],
+    requested: str | None = None,
 ) -> HTMLResponse:
     with database.session() as db:
         subscription = find_subscription(db, subscription_id)
@@ -823,8 +877,15 @@ def _placement_form(
         plan = db.exec(
             select(Plan).where(Plan.offer_id == subscription.offer_id, Plan.plan_id == subscription.plan_id)
         ).first()
+    pickers = PlacementOptions()
+    if session.user is not None:
+        # The placement page does not wait on Marketplace: the whole budget is for the pickers.
+        deadline = time.monotonic() + request.app.state.settings.marketplace_request_budget_seconds
+        pickers = _pickers(request, session, session.user, requested or form.get("azure_subscription_id"), deadline)
     context = {
         "handoff": False,
+        "pickers": pickers,
+        "picker_action": _placement_path(subscription_id),
         "form_action": _placement_path(subscription_id),
         "purchase": {"subscription_name": subscription.name, "plan_id": subscription.plan_id},
         "offer_name": offer.display_name if offer else subscription.offer_id,
@@ -832,7 +893,7 @@ def _placement_form(
         "quantity": subscription.quantity or 1,
         "token": None,
         "csrf_token": session.csrf_token(),
-        "form": {field: form.get(field, "") for field in FORM_FIELDS},
+        "form": _with_picked_defaults({field: form.get(field, "") for field in FORM_FIELDS}, pickers),
         "errors": errors,
     }
     return _page(request, session, "marketplace/landing.html", context, 422 if errors else 200)

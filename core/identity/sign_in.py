@@ -14,12 +14,23 @@ from typing import Any
 import msal
 import requests
 
-from core.errors import ConfigurationError, Unauthenticated, UpstreamUnavailable
+from core.errors import ConfigurationError, Forbidden, Unauthenticated, UpstreamUnavailable
 from core.settings import Settings
 
 SIGN_IN_SCOPES: list[str] = []  # openid, profile and offline_access are added by msal
 # OAuth errors by which Entra refuses the person (disabled, removed, consent or tokens revoked).
 REFUSALS = frozenset({"invalid_grant", "interaction_required", "consent_required", "login_required"})
+
+
+class DelegatedAccessRefused(Forbidden):
+    """Entra will not give a token to act for the person on a resource (not consented, or revoked since)."""
+
+    code = "DelegatedAccessRefused"
+
+
+def delegated_arm_scope(settings: Settings) -> str:
+    """Azure Resource Manager's delegated permission (user_impersonation) on the configured ARM resource."""
+    return settings.arm_credential_scope.removesuffix("/.default").rstrip("/") + "/user_impersonation"
 
 
 @dataclass(frozen=True)
@@ -98,9 +109,14 @@ class UserSignIn:
                 )
             return self._application
 
-    def begin(self, redirect_uri: str) -> dict[str, Any]:
-        """A new flow: keep it (server-side or in a signed cookie) and send the browser to flow["auth_uri"]."""
-        flow: dict[str, Any] = self._app().initiate_auth_code_flow(SIGN_IN_SCOPES, redirect_uri=redirect_uri)
+    def begin(self, redirect_uri: str, extra_scopes: list[str] | None = None) -> dict[str, Any]:
+        """A new flow: keep it (server-side or in a signed cookie) and send the browser to flow["auth_uri"].
+
+        `extra_scopes` asks the person to consent to delegated permissions on another resource as they sign in
+        (incremental consent); the refresh token then reaches that resource too.
+        """
+        scopes = [*SIGN_IN_SCOPES, *(extra_scopes or [])]
+        flow: dict[str, Any] = self._app().initiate_auth_code_flow(scopes, redirect_uri=redirect_uri)
         return flow
 
     def complete(self, flow: dict[str, Any], query: dict[str, str]) -> SignedInUser:
@@ -121,6 +137,28 @@ class UserSignIn:
             # Throttled or unavailable: says nothing about the person, so it must not end their session.
             raise UpstreamUnavailable(f"Entra could not answer: {result['error']}")
         return _signed_in_user(result, "Entra no longer signs this person in")
+
+    def delegated_access_token(self, refresh_token: str, scope: str, timeout_seconds: float) -> str:
+        """An access token to act for the person on `scope`'s resource, redeemed with their refresh token.
+
+        Raises DelegatedAccessRefused when Entra refuses the person or the scope (not consented, revoked), and
+        UpstreamUnavailable when Entra cannot answer.
+        """
+        try:
+            # msal relays `timeout` to requests: a page waiting on this gets no more than its time left.
+            result = self._app().acquire_token_by_refresh_token(
+                refresh_token, scopes=[scope], timeout=min(timeout_seconds, self.settings.http_timeout_seconds)
+            )
+        except (requests.RequestException, ValueError) as error:
+            raise UpstreamUnavailable(f"Entra could not answer ({type(error).__name__})") from None
+        if "error" in result:
+            if result["error"] in REFUSALS or result.get("suberror") == "consent_required":
+                raise DelegatedAccessRefused(f"Entra refused a token for {scope}: {result['error']}")
+            raise UpstreamUnavailable(f"Entra could not answer: {result['error']}")
+        token = result.get("access_token")
+        if not isinstance(token, str) or not token:
+            raise UpstreamUnavailable("Entra answered without an access token")
+        return token
 
 
 def _signed_in_user(result: dict[str, Any], failure: str) -> SignedInUser:

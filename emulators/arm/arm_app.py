@@ -136,11 +136,12 @@ class ArmDispatcher:
         if subscription is None:
             raise ArmError(404, "SubscriptionNotFound", f"The subscription '{segments[1]}' could not be found.")
         permission = "read" if request.method in READ_METHODS else "write"
-        if not subscription.authorizes(str(claims.get("tid", "")), app_id, permission):
+        if not self._authorized(subscription, claims, app_id, permission):
+            client = claims.get("upn") if _is_delegated(claims) else app_id
             raise ArmError(
                 403,
                 "AuthorizationFailed",
-                f"The client '{app_id}' with object id '{claims.get('oid', '')}' does not have authorization to "
+                f"The client '{client}' with object id '{claims.get('oid', '')}' does not have authorization to "
                 f"perform action '{_action_name(request)}' over scope '{request.path.rstrip('/')}' or the scope is "
                 "invalid. If access was "
                 "recently granted, please refresh your credentials.",
@@ -193,12 +194,19 @@ class ArmDispatcher:
                 headers={"Retry-After": str(retry_after), f"x-ms-ratelimit-remaining-subscription-{kind}": "0"},
             )
 
+    @staticmethod
+    def _authorized(subscription: Subscription, claims: dict[str, Any], app_id: str, permission: str) -> bool:
+        """A person's token (delegated) acts with the person's access, an app's token with the app's."""
+        tenant_id = str(claims.get("tid", ""))
+        if _is_delegated(claims):
+            return subscription.authorizes_member(tenant_id, permission)
+        return subscription.authorizes(tenant_id, app_id, permission)
+
     def _list_subscriptions(self, claims: dict[str, Any], app_id: str) -> ArmResponse:
-        tenant_id = str(claims.get("tid", "")).lower()
         visible = [
             subscription.as_arm()
             for subscription in self.store.subscriptions.values()
-            if subscription.authorizes(tenant_id, app_id, "read")
+            if self._authorized(subscription, claims, app_id, "read")
         ]
         return ArmResponse(200, {"value": visible})
 
@@ -656,6 +664,11 @@ class ArmDispatcher:
         if entry is None:
             raise ArmError(404, "ResourceNotFound", f"The deleted vault '{segments[-1]}' was not found.")
         return ArmResponse(200, public_deleted_vault(entry))
+
+
+def _is_delegated(claims: dict[str, Any]) -> bool:
+    """A token an app holds for a signed-in person: it carries the person's delegated scopes (`scp`)."""
+    return bool(claims.get("scp"))
 
 
 def _merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:

@@ -47,6 +47,11 @@ class Subscription:
             role.lower(), set()
         )
 
+    def authorizes_member(self, token_tenant_id: str, permission: str) -> bool:
+        """A person's access: the emulator holds no role assignments for people, so every member of the owning
+        tenant reads the subscription (as a Reader at subscription scope would) and nobody else sees it."""
+        return token_tenant_id.lower() == self.tenant_id.lower() and permission == "read"
+
     def as_arm(self) -> dict[str, Any]:
         """The subscription as GET /subscriptions/{id} answers."""
         return {

@@ -27,6 +27,9 @@ DEFAULT_DIRECTORY_PATH = Path(__file__).with_name("directory.toml")
 SERVICE_PRINCIPAL_NAMESPACE = uuid.UUID("6f1d7e2a-3b4c-4d5e-8f60-718293a4b5c6")
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
 TENANT_ALIASES = {"common", "organizations"}
+# The principal of a delegated permission grant an administrator gave for everyone in the tenant
+# (Microsoft Graph's oAuth2PermissionGrant with consentType "AllPrincipals").
+ALL_PRINCIPALS = "AllPrincipals"
 
 
 @dataclass(frozen=True)
@@ -222,6 +225,9 @@ class Directory:
             )
             self.users[user.object_id] = user
         self._keys = {"tenant": tenant_ids_by_key, "app": app_ids_by_key}
+        # Delegated permission grants: (tenant id, client app id, resource app id, principal) -> scope names, where
+        # the principal is a user's object id (their own consent) or ALL_PRINCIPALS (an administrator's).
+        self._delegated_grants: dict[tuple[str, str, str, str], set[str]] = {}
 
     @classmethod
     def load(cls, path: Path = DEFAULT_DIRECTORY_PATH) -> Directory:
@@ -305,6 +311,34 @@ class Directory:
         """Delete the app's service principal from the tenant."""
         with self._lock:
             self._service_principals.discard((tenant_id, app_id))
+
+    def grant_delegated(
+        self,
+        tenant_id: str,
+        client_app_id: str,
+        resource_app_id: str,
+        scopes: set[str],
+        principal: str = ALL_PRINCIPALS,
+    ) -> None:
+        """Consent to a client app acting for a user (or, with ALL_PRINCIPALS, every user) on a resource."""
+        key = (tenant_id, client_app_id, resource_app_id, principal)
+        with self._lock:
+            self._delegated_grants.setdefault(key, set()).update(scopes)
+
+    def delegated_scopes(self, tenant_id: str, client_app_id: str, resource_app_id: str, object_id: str) -> set[str]:
+        """The scopes on a resource that the client app may use for this user: theirs and their tenant's grants."""
+        with self._lock:
+            return {
+                scope
+                for principal in (object_id, ALL_PRINCIPALS)
+                for scope in self._delegated_grants.get((tenant_id, client_app_id, resource_app_id, principal), ())
+            }
+
+    def revoke_delegated(self, tenant_id: str, client_app_id: str) -> None:
+        """Delete every delegated permission grant of the client app in the tenant (the app's sign-in stays)."""
+        with self._lock:
+            for key in [key for key in self._delegated_grants if key[:2] == (tenant_id, client_app_id)]:
+                del self._delegated_grants[key]
 
     def service_principal_object_id(self, tenant_id: str, app_id: str) -> str:
         """The stable object id of the app's service principal in a tenant (the `oid` of app tokens)."""

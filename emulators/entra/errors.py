@@ -11,12 +11,16 @@ from fastapi.responses import JSONResponse
 class EntraError(Exception):
     """An OAuth error; `aadsts` is the numeric AADSTS code, `status_code` the HTTP status."""
 
-    def __init__(self, error: str, aadsts: int, description: str, status_code: int = 400) -> None:
+    def __init__(
+        self, error: str, aadsts: int, description: str, status_code: int = 400, suberror: str | None = None
+    ) -> None:
         super().__init__(f"{error}: AADSTS{aadsts}: {description}")
         self.error = error
         self.aadsts = aadsts
         self.description = description
         self.status_code = status_code
+        # Entra's hint for the client beside `error` (consent_required, bad_token, ...); MSAL passes it on.
+        self.suberror = suberror
 
     def response(self, correlation_id: str | None = None) -> JSONResponse:
         """The JSON error body with its trace and correlation ids."""
@@ -34,6 +38,8 @@ class EntraError(Exception):
             "trace_id": trace_id,
             "correlation_id": correlation,
         }
+        if self.suberror:
+            body["suberror"] = self.suberror
         return JSONResponse(body, status_code=self.status_code)
 
 
@@ -82,6 +88,17 @@ def invalid_resource(resource: str, tenant_id: str) -> EntraError:
 def invalid_grant(description: str, aadsts: int) -> EntraError:
     """An authorization code or refresh token that cannot be redeemed."""
     return EntraError("invalid_grant", aadsts, description)
+
+
+def consent_required(app_id: str, app_name: str) -> EntraError:
+    """A token asked for a resource scope the user (or an administrator) has not consented to for this app."""
+    return EntraError(
+        "invalid_grant",
+        65001,
+        f"The user or administrator has not consented to use the application with ID '{app_id}' named "
+        f"'{app_name}'. Send an interactive authorization request for this user and resource.",
+        suberror="consent_required",
+    )
 
 
 def tenant_not_found(tenant: str) -> EntraError:

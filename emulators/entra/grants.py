@@ -97,6 +97,15 @@ class GrantStore:
         )
 
 
+def delegated_scope_name(scope: str) -> tuple[str, str] | None:
+    """(resource name, scope name) of a resource scope such as `https://management.azure.com/user_impersonation`;
+    None for the OpenID Connect scopes. `.default` stands for what the app may use, user_impersonation here."""
+    if scope.lower() in OIDC_SCOPES or "/" not in scope:
+        return None
+    resource_name, name = scope.rsplit("/", 1)
+    return resource_name, "user_impersonation" if name == ".default" else name
+
+
 def pkce_challenge(verifier: str) -> str:
     """The S256 code challenge of a PKCE verifier."""
     digest = hashlib.sha256(verifier.encode()).digest()
@@ -287,8 +296,20 @@ class TokenEndpoint:
             raise errors.invalid_grant("The refresh token was issued to another client or tenant.", 70000)
         requested = form.get("scope", "").split()
         if requested:
+            self._require_delegated_consent(app, grant.user, requested)
             grant.scopes = requested
         return self._user_token_response(app, grant, client_authentication, form)
+
+    def _require_delegated_consent(self, app: AppRegistration, user: User, scopes: list[str]) -> None:
+        """A refresh token reaches another Microsoft resource only for scopes consented for this app and user."""
+        for scope in scopes:
+            named = delegated_scope_name(scope)
+            resource = self.directory.resource_for(named[0]) if named else None
+            if named is None or resource is None or resource.app_id not in self.directory.resources:
+                continue  # OpenID scopes, or the app's own API: covered by the sign-in itself
+            granted = self.directory.delegated_scopes(user.tenant_id, app.app_id, resource.app_id, user.object_id)
+            if named[1] not in granted:
+                raise errors.consent_required(app.app_id, app.display_name)
 
     def _user_token_response(
         self, app: AppRegistration, grant: UserGrant, client_authentication: str, form: dict[str, str]

@@ -218,6 +218,11 @@ def _control_router(emulator: EntraEmulator) -> APIRouter:
     def revoke_consent(tenant_id: str, app_id: str) -> None:
         emulator.directory.revoke_consent(known_tenant(tenant_id), known_app(app_id))
 
+    @router.delete("/tenants/{tenant_id}/consents/{app_id}/delegated", status_code=204)
+    def revoke_delegated_consent(tenant_id: str, app_id: str) -> None:
+        # Deleting the app's oAuth2PermissionGrants: people still sign in, but no longer reach ARM through it.
+        emulator.directory.revoke_delegated(known_tenant(tenant_id), known_app(app_id))
+
     @router.put("/users/{object_id}/app-roles/{app_id}")
     def assign_app_roles(object_id: str, app_id: str, assignment: RoleAssignment) -> dict[str, list[str]]:
         if emulator.directory.current_user(object_id) is None:

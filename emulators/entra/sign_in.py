@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from emulators.entra.directory import TENANT_ALIASES, AppRegistration, Directory, Tenant, User
-from emulators.entra.grants import GrantStore, UserGrant
+from emulators.entra.grants import GrantStore, UserGrant, delegated_scope_name
 
 PENDING_REQUEST_SECONDS = 900
 
@@ -171,6 +171,7 @@ class SignInService:
             self._forget(form["request_id"])
             return _redirect_with(request, refusal)
         self._forget(form["request_id"])
+        self._consent_to_requested_scopes(request, user)
         code = self.grants.issue_code(
             UserGrant(
                 client_id=request.app.app_id,
@@ -209,6 +210,20 @@ class SignInService:
             # An administrator signing in consents on behalf of the organisation.
             self.directory.grant_consent(user.tenant_id, app.app_id)
         return None
+
+    def _consent_to_requested_scopes(self, request: AuthorizationRequest, user: User) -> None:
+        """The user accepts the Microsoft resource permissions the app asked for (incremental consent).
+
+        Entra lets users consent to low-risk delegated permissions such as Azure Resource Manager's
+        user_impersonation; the grant is the user's own, so it covers their later refresh-token requests.
+        """
+        for scope in request.scopes:
+            named = delegated_scope_name(scope)
+            resource = self.directory.resource_for(named[0]) if named else None
+            if named is not None and resource is not None and resource.app_id in self.directory.resources:
+                self.directory.grant_delegated(
+                    user.tenant_id, request.app.app_id, resource.app_id, {named[1]}, principal=user.object_id
+                )
 
     def _forget(self, request_id: str) -> None:
         with self._lock:
