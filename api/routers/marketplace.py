@@ -81,18 +81,40 @@ COME_BACK = {
 }
 templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent.parent / "templates"))
 CALLBACK_PATH = "/marketplace/landing/callback"
-FORM_FIELDS = (
-    "region",
-    "azure_subscription_id",
-    "resource_group",
-    "pls_visibility_subscriptions",
-    "pls_auto_approval_subscriptions",
-    "key_vault_sku",
-    "key_type",
-    "key_size",
-    "rotation_days",
-)
-FORM_DEFAULTS = {"key_vault_sku": "standard", "key_type": "RSA", "key_size": "3072", "rotation_days": "90"}
+
+
+class DeploymentForm(BaseModel):
+    """The deployment form's fields as the browser sent them; `DeploymentChoices` validates them afterwards."""
+
+    region: str = ""
+    azure_subscription_id: str = ""
+    resource_group: str = ""
+    pls_visibility_subscriptions: str = ""
+    pls_auto_approval_subscriptions: str = ""
+    key_vault_sku: str = "standard"
+    key_type: str = "RSA"
+    key_size: str = "3072"
+    rotation_days: str = "90"
+
+    def choices(self) -> dict[str, str]:
+        return {field: getattr(self, field) for field in FORM_FIELDS}
+
+
+class ConfirmationForm(DeploymentForm):
+    """The landing page's form: the purchase token and the session's CSRF token besides the choices."""
+
+    token: str
+    csrf_token: str
+
+
+class PlacementSubmission(DeploymentForm):
+    """The beneficiary admin's placement form."""
+
+    csrf_token: str
+
+
+FORM_FIELDS = tuple(DeploymentForm.model_fields)
+FORM_DEFAULTS = DeploymentForm().choices()
 # The choices that say where the cluster goes: only an admin of the beneficiary's tenant makes them.
 PLACEMENT_FIELDS = (
     "region",
@@ -482,31 +504,11 @@ async def confirm_purchase(
     request: Request,
     settings: SettingsDep,
     database: DatabaseDep,
-    token: Annotated[str, Form()],
-    csrf_token: Annotated[str, Form()],
-    region: Annotated[str, Form()] = "",
-    azure_subscription_id: Annotated[str, Form()] = "",
-    resource_group: Annotated[str, Form()] = "",
-    pls_visibility_subscriptions: Annotated[str, Form()] = "",
-    pls_auto_approval_subscriptions: Annotated[str, Form()] = "",
-    key_vault_sku: Annotated[str, Form()] = "standard",
-    key_type: Annotated[str, Form()] = "RSA",
-    key_size: Annotated[str, Form()] = "3072",
-    rotation_days: Annotated[str, Form()] = "90",
+    submitted: Annotated[ConfirmationForm, Form()],
 ) -> Response:
     """Validate the deployment choices and record the subscription with its desired spec in one transaction."""
-    form = {
-        "region": region,
-        "azure_subscription_id": azure_subscription_id,
-        "resource_group": resource_group,
-        "pls_visibility_subscriptions": pls_visibility_subscriptions,
-        "pls_auto_approval_subscriptions": pls_auto_approval_subscriptions,
-        "key_vault_sku": key_vault_sku,
-        "key_type": key_type,
-        "key_size": key_size,
-        "rotation_days": rotation_days,
-    }
-    work = partial(_confirm, request, settings, database, token, csrf_token, form)
+    form = submitted.choices()
+    work = partial(_confirm, request, settings, database, submitted.token, submitted.csrf_token, form)
     return await _within_budget(request, settings, work)
 
 
@@ -761,39 +763,20 @@ def place_cluster(
     database: DatabaseDep,
     user: Annotated[SignedInUser | None, Depends(placing_user)],
     subscription_id: str,
-    csrf_token: Annotated[str, Form()],
-    region: Annotated[str, Form()] = "",
-    azure_subscription_id: Annotated[str, Form()] = "",
-    resource_group: Annotated[str, Form()] = "",
-    pls_visibility_subscriptions: Annotated[str, Form()] = "",
-    pls_auto_approval_subscriptions: Annotated[str, Form()] = "",
-    key_vault_sku: Annotated[str, Form()] = "standard",
-    key_type: Annotated[str, Form()] = "RSA",
-    key_size: Annotated[str, Form()] = "3072",
-    rotation_days: Annotated[str, Form()] = "90",
+    submitted: Annotated[PlacementSubmission, Form()],
 ) -> Response:
     """Record where the cluster goes; it deploys (and the subscription activates) from here on."""
     session = BrowserSession.load(request, settings)
     if user is None:
         return _error_page(request, session, 401, "Please sign in", "Open the placement link again to sign in.")
     try:
-        session.check_csrf(csrf_token)
+        session.check_csrf(submitted.csrf_token)
     except Forbidden as error:
         return _error_page(request, session, 403, "Form expired", error.message)
     refusal = _placement_refusal(request, session, database, settings, user, subscription_id)
     if refusal is not None:
         return refusal
-    form = {
-        "region": region,
-        "azure_subscription_id": azure_subscription_id,
-        "resource_group": resource_group,
-        "pls_visibility_subscriptions": pls_visibility_subscriptions,
-        "pls_auto_approval_subscriptions": pls_auto_approval_subscriptions,
-        "key_vault_sku": key_vault_sku,
-        "key_type": key_type,
-        "key_size": key_size,
-        "rotation_days": rotation_days,
-    }
+    form = submitted.choices()
     cluster_name = cluster_name_for(subscription_id)
     # No group named: the cluster gets one of its own, named from the cluster.
     chosen = {**form, "resource_group": form["resource_group"].strip() or default_resource_group(cluster_name)}
