@@ -269,6 +269,7 @@ def audit_trail_complete(database: Database) -> InvariantResult:
         actions = {event.action for event in by_subject.get(operation.id, [])}
         if not actions & {"marketplace.webhook_received", "marketplace_operation.adopted"}:
             problems.append(f"operation {operation.id}: no webhook or adoption event")
+        expected: tuple[str, ...]
         if operation.state == OperationState.REPORTED.value:
             expected = ("verified", "applied", "reported")
         elif reported(operation):
