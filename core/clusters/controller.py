@@ -40,7 +40,7 @@ from core.audit.service import record_audit_event
 from core.azure.arm import ArmAccessDenied, ArmClient, ArmClientFactory, ArmRequestFailed, DeploymentObservation
 from core.catalog.models import Offer, Plan
 from core.clusters.drift_repairs import steps_awaiting_repair
-from core.clusters.models import CLUSTER_STATES, Cluster, ClusterStatus
+from core.clusters.models import CLUSTER_STATES, SETTLED_CLUSTER_STATUSES, Cluster, ClusterStatus
 from core.clusters.ownership import (
     OWNERSHIP_TAG,
     ResourceGroupNotOwned,
@@ -61,10 +61,6 @@ from core.settings import Settings
 from core.tenants.models import Tenant
 
 ACTOR = "system:provisioning-controller"
-# Statuses in which nothing happens until the desired spec changes or an operator acts.
-SETTLED_STATUSES = frozenset(
-    {ClusterStatus.READY, ClusterStatus.SUSPENDED, ClusterStatus.DELETED, ClusterStatus.FAILED}
-)
 
 
 @dataclass(frozen=True)
@@ -676,7 +672,7 @@ class ClusterController:
 
 def overdue_cluster_ids(session: Session, *, now: datetime, grace: timedelta, limit: int = 500) -> list[str]:
     """Clusters still converging whose next check is overdue (its message was lost) or was never scheduled."""
-    unsettled = col(Cluster.status).notin_([status.value for status in SETTLED_STATUSES])
+    unsettled = col(Cluster.status).notin_([status.value for status in SETTLED_CLUSTER_STATUSES])
     behind = (
         (Cluster.observed_generation < Cluster.desired_generation)
         & (Cluster.status != ClusterStatus.FAILED.value)
