@@ -13,7 +13,7 @@ from core.azure.arm import ArmAccessDenied, ArmClient, ArmRequestFailed
 from core.clusters.models import Cluster, ClusterStatus
 from core.clusters.provisioning_models import ArmDeployment, DeploymentState, KeyRotation, KeyRotationState
 from core.clusters.service import lock_cluster
-from core.db import utc_now
+from core.db import lock_rows, utc_now
 from core.errors import Conflict, NotFound
 from core.messaging import TaskNames
 from core.outbox.service import enqueue
@@ -53,7 +53,7 @@ def request_key_rotation(session: Session, cluster: Cluster, *, actor: str, reas
 
 def perform_key_rotation(session: Session, rotation_id: str, arm: ArmClient) -> KeyRotation:
     """Rotate in Key Vault and record the new key version; transient ARM errors propagate for a retry."""
-    rotation = session.exec(select(KeyRotation).where(KeyRotation.id == rotation_id).with_for_update()).first()
+    rotation = session.exec(lock_rows(select(KeyRotation).where(KeyRotation.id == rotation_id))).first()
     if rotation is None:
         raise NotFound("key rotation not found", details={"rotation_id": rotation_id})
     if rotation.state != KeyRotationState.REQUESTED.value:

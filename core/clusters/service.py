@@ -14,7 +14,7 @@ from sqlmodel import Session, select
 from core.audit.service import record_audit_event
 from core.clusters.models import Cluster, ClusterStatus
 from core.clusters.schemas import ClusterPlacement, KeyPolicy, PrivateLinkPolicy
-from core.db import utc_now
+from core.db import lock_rows, utc_now
 from core.errors import Conflict, NotFound
 from core.messaging import TaskNames
 from core.outbox.service import enqueue
@@ -131,7 +131,7 @@ def change_desired_spec(session: Session, cluster_id: str, *, actor: str, reason
 def lock_cluster(session: Session, cluster_id: str) -> Cluster:
     """The cluster row, locked for update until the transaction ends."""
     cluster = session.exec(
-        select(Cluster).where(Cluster.id == cluster_id).with_for_update().execution_options(populate_existing=True)
+        lock_rows(select(Cluster).where(Cluster.id == cluster_id)).execution_options(populate_existing=True)
     ).first()
     if cluster is None:
         raise NotFound("cluster not found", details={"cluster_id": cluster_id})

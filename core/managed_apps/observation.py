@@ -26,7 +26,7 @@ from core.azure.arm import ArmAccessDenied, ArmClientFactory, ArmRequestFailed
 from core.catalog.models import Plan
 from core.clusters.models import Cluster, ClusterStatus
 from core.clusters.service import cluster_name_for
-from core.db import utc_now
+from core.db import lock_rows, utc_now
 from core.managed_apps.models import ManagedApplication, ManagedAppProvisioningState
 from core.messaging import TaskNames
 from core.outbox.service import enqueue
@@ -124,7 +124,7 @@ class ManagedApplicationObserver:
     def observe(self, session: Session, managed_application_id: str, attempt: int = 1) -> ObservationOutcome:
         """One pass under the application's row lock; the caller's transaction commits what it recorded."""
         application = session.exec(
-            select(ManagedApplication).where(ManagedApplication.id == managed_application_id).with_for_update()
+            lock_rows(select(ManagedApplication).where(ManagedApplication.id == managed_application_id))
         ).first()
         if application is None:
             return ObservationOutcome.MISSING
@@ -196,7 +196,7 @@ class ManagedApplicationObserver:
             select(Plan).where(Plan.offer_id == application.plan_product, Plan.plan_id == application.plan_id)
         ).one()
         cluster = session.exec(
-            select(Cluster).where(Cluster.managed_application_id == application.application_id).with_for_update()
+            lock_rows(select(Cluster).where(Cluster.managed_application_id == application.application_id))
         ).first()
         if cluster is not None and cluster.status == ClusterStatus.DELETED.value:
             return False  # deleted is final; a new deployment of the same name is a new application
@@ -256,7 +256,7 @@ class ManagedApplicationObserver:
 
     def _observe_removal(self, session: Session, application: ManagedApplication) -> bool:
         cluster = session.exec(
-            select(Cluster).where(Cluster.managed_application_id == application.application_id).with_for_update()
+            lock_rows(select(Cluster).where(Cluster.managed_application_id == application.application_id))
         ).first()
         if cluster is None:
             return False

@@ -12,7 +12,7 @@ from sqlmodel import Session, col, select
 from core.audit.service import record_audit_event
 from core.azure.arm import ArmClient
 from core.clusters.models import Cluster
-from core.db import utc_now
+from core.db import lock_rows, utc_now
 from core.errors import NotFound
 from core.identity.principal import Principal
 from core.messaging import TaskNames
@@ -143,9 +143,11 @@ def decide_connection(
     """Approve or reject a connection as a named person; the decision reaches ARM through the sync task."""
     cluster = visible_cluster(session, principal, cluster_id)
     row = session.exec(
-        select(PrivateEndpointConnection)
-        .where(PrivateEndpointConnection.id == connection_id, PrivateEndpointConnection.cluster_id == cluster.id)
-        .with_for_update()
+        lock_rows(
+            select(PrivateEndpointConnection).where(
+                PrivateEndpointConnection.id == connection_id, PrivateEndpointConnection.cluster_id == cluster.id
+            )
+        )
     ).first()
     if row is None:
         raise NotFound("private endpoint connection not found", details={"connection_id": connection_id})

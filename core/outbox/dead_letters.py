@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 
 from core.audit.models import AuditOutcome
 from core.audit.service import record_audit_event
-from core.db import utc_now
+from core.db import lock_rows, utc_now
 from core.errors import Conflict, ControlPlaneError, NotFound
 from core.outbox.models import OutboxMessage
 
@@ -55,13 +55,13 @@ def record_failure(
     gone, already completed, or already dead-lettered (a concurrent delivery settled it).
     """
     message = session.exec(
-        select(OutboxMessage)
-        .where(
-            OutboxMessage.id == message_id,
-            col(OutboxMessage.completed_at).is_(None),
-            col(OutboxMessage.dead_lettered_at).is_(None),
+        lock_rows(
+            select(OutboxMessage).where(
+                OutboxMessage.id == message_id,
+                col(OutboxMessage.completed_at).is_(None),
+                col(OutboxMessage.dead_lettered_at).is_(None),
+            )
         )
-        .with_for_update()
     ).first()
     if message is None:
         return None
@@ -179,7 +179,7 @@ def dismiss_dead_letter(session: Session, message_id: int, *, actor: str) -> Out
 
 
 def _open_dead_letter(session: Session, message_id: int) -> OutboxMessage:
-    message = session.exec(select(OutboxMessage).where(OutboxMessage.id == message_id).with_for_update()).first()
+    message = session.exec(lock_rows(select(OutboxMessage).where(OutboxMessage.id == message_id))).first()
     if message is None:
         raise NotFound("outbox message not found", details={"outbox_id": message_id})
     if message.dead_lettered_at is None or message.completed_at is not None:

@@ -18,7 +18,7 @@ from core.catalog.models import ActivationMode, Offer
 from core.clusters.models import Cluster
 from core.clusters.ownership import ResourceGroupNotOwned, group_in_use
 from core.clusters.service import change_desired_spec, request_cluster
-from core.db import utc_now
+from core.db import lock_rows, utc_now
 from core.errors import Conflict, Forbidden, NotFound
 from core.marketplace.fulfillment_client import FulfillmentOperation, FulfillmentSubscription, ResolvedPurchase
 from core.messaging import TaskNames
@@ -62,10 +62,9 @@ def find_subscription(session: Session, subscription_id: str) -> MarketplaceSubs
 def lock_subscription(session: Session, subscription_id: str) -> MarketplaceSubscription:
     """The subscription row, locked until the transaction ends."""
     subscription = session.exec(
-        select(MarketplaceSubscription)
-        .where(MarketplaceSubscription.id == subscription_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
+        lock_rows(
+            select(MarketplaceSubscription).where(MarketplaceSubscription.id == subscription_id)
+        ).execution_options(populate_existing=True)
     ).first()
     if subscription is None:
         raise NotFound("subscription not found", details={"subscription_id": subscription_id})
@@ -75,10 +74,9 @@ def lock_subscription(session: Session, subscription_id: str) -> MarketplaceSubs
 def cluster_of(session: Session, subscription_id: str) -> Cluster | None:
     """The cluster that serves a subscription, if one was requested, locked until the transaction ends."""
     return session.exec(
-        select(Cluster)
-        .where(Cluster.subscription_id == subscription_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
+        lock_rows(select(Cluster).where(Cluster.subscription_id == subscription_id)).execution_options(
+            populate_existing=True
+        )
     ).first()
 
 
@@ -390,10 +388,9 @@ def transition_operation(
 def lock_operation(session: Session, operation_id: str) -> MarketplaceOperation | None:
     """The operation row locked until the transaction ends, or None."""
     return session.exec(
-        select(MarketplaceOperation)
-        .where(MarketplaceOperation.id == operation_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
+        lock_rows(select(MarketplaceOperation).where(MarketplaceOperation.id == operation_id)).execution_options(
+            populate_existing=True
+        )
     ).first()
 
 
@@ -561,7 +558,7 @@ def mark_reported(
 
 def operations_covered_by(session: Session, subscription_id: str, generation: int) -> list[MarketplaceOperation]:
     """Applied operations waiting for a report whose desired generation the cluster has now reached."""
-    statement = (
+    statement = lock_rows(
         select(MarketplaceOperation)
         .where(
             MarketplaceOperation.subscription_id == subscription_id,
@@ -570,9 +567,7 @@ def operations_covered_by(session: Session, subscription_id: str, generation: in
             col(MarketplaceOperation.desired_generation) <= generation,
         )
         .order_by(col(MarketplaceOperation.received_at))
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
+    ).execution_options(populate_existing=True)
     return list(session.exec(statement).all())
 
 
