@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 
 from billing.ledger import close_cutoff
 from billing.sql_inserts import table_of
+from core.audit.actions import AuditAction
 from core.audit.models import AuditOutcome
 from core.audit.service import record_audit_event
 from core.db import Database, lock_rows, utc_now
@@ -282,7 +283,7 @@ def move_entry(
         record_audit_event(
             session,
             actor=SYSTEM_ACTOR,
-            action=f"billing.ledger_entry.{target.value}",
+            action=AuditAction.ledger_entry_now(target.value),
             subject_type="usage_ledger_entry",
             subject_id=str(entry.id),
             outcome=AuditOutcome.FAILURE,

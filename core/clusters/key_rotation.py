@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, col, select
 
 from core.arm_templates.steps import IDENTITY_KEY_VAULT
+from core.audit.actions import AuditAction
 from core.audit.models import AuditOutcome
 from core.audit.service import record_audit_event
 from core.azure.arm import ArmAccessDenied, ArmClient, ArmRequestFailed
@@ -41,7 +42,7 @@ def request_key_rotation(session: Session, cluster: Cluster, *, actor: str, reas
     record_audit_event(
         session,
         actor=actor,
-        action="cluster.key_rotation.requested",
+        action=AuditAction.CLUSTER_KEY_ROTATION_REQUESTED,
         subject_type="cluster",
         subject_id=cluster.id,
         tenant_id=cluster.tenant_id,
@@ -88,7 +89,7 @@ def perform_key_rotation(session: Session, rotation_id: str, arm: ArmClient) -> 
     record_audit_event(
         session,
         actor="system:provisioning-controller",
-        action="cluster.key_rotation.completed",
+        action=AuditAction.CLUSTER_KEY_ROTATION_COMPLETED,
         subject_type="cluster",
         subject_id=cluster.id,
         tenant_id=cluster.tenant_id,
@@ -107,7 +108,7 @@ def _finish_failed(session: Session, cluster: Cluster, rotation: KeyRotation, me
     record_audit_event(
         session,
         actor="system:provisioning-controller",
-        action="cluster.key_rotation.failed",
+        action=AuditAction.CLUSTER_KEY_ROTATION_FAILED,
         subject_type="cluster",
         subject_id=cluster.id,
         tenant_id=cluster.tenant_id,

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
+from core.audit.actions import AuditAction
 from core.audit.service import record_audit_event
 from core.clusters.models import Cluster, ClusterStatus
 from core.clusters.schemas import ClusterPlacement, KeyPolicy, PrivateLinkPolicy
@@ -85,7 +86,7 @@ def request_cluster(
     record_audit_event(
         session,
         actor=actor,
-        action="cluster.requested",
+        action=AuditAction.CLUSTER_REQUESTED,
         subject_type="cluster",
         subject_id=cluster.id,
         tenant_id=tenant_id,
@@ -116,7 +117,7 @@ def change_desired_spec(session: Session, cluster_id: str, *, actor: str, reason
     record_audit_event(
         session,
         actor=actor,
-        action="cluster.desired_spec_changed",
+        action=AuditAction.CLUSTER_DESIRED_SPEC_CHANGED,
         subject_type="cluster",
         subject_id=cluster.id,
         tenant_id=cluster.tenant_id,

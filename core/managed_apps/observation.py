@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from core.audit.actions import AuditAction
 from core.audit.models import AuditEvent, AuditOutcome
 from core.audit.service import record_audit_event
 from core.azure.arm import ArmAccessDenied, ArmClientFactory, ArmRequestFailed
@@ -176,7 +177,7 @@ class ManagedApplicationObserver:
         record_audit_event(
             session,
             actor=ACTOR,
-            action="managed_app.verified",
+            action=AuditAction.MANAGED_APP_VERIFIED,
             subject_type="managed_application",
             subject_id=application.id,
             tenant_id=tenant.id,
@@ -244,7 +245,7 @@ class ManagedApplicationObserver:
         record_audit_event(
             session,
             actor=ACTOR,
-            action="cluster.observed_from_managed_app",
+            action=AuditAction.CLUSTER_OBSERVED_FROM_MANAGED_APP,
             subject_type="cluster",
             subject_id=cluster.id,
             tenant_id=cluster.tenant_id,
@@ -275,7 +276,7 @@ class ManagedApplicationObserver:
         record_audit_event(
             session,
             actor=ACTOR,
-            action=f"cluster.{target.value}_by_managed_app",
+            action=AuditAction.cluster_by_managed_app(target.value),
             subject_type="cluster",
             subject_id=cluster.id,
             tenant_id=cluster.tenant_id,
@@ -289,7 +290,7 @@ class ManagedApplicationObserver:
     def _record_not_confirmed(
         self, session: Session, application: ManagedApplication, reason: str, facts: ApplicationFacts | None
     ) -> ObservationOutcome:
-        action = "managed_app.observation_refused"
+        action = AuditAction.MANAGED_APP_OBSERVATION_REFUSED
         if not _already_audited(session, application, action):
             record_audit_event(
                 session,
@@ -317,7 +318,7 @@ class ManagedApplicationObserver:
         record_audit_event(
             session,
             actor=ACTOR,
-            action="managed_app.observation_failed",
+            action=AuditAction.MANAGED_APP_OBSERVATION_FAILED,
             subject_type="managed_application",
             subject_id=application.id,
             tenant_id=application.tenant_id,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sqlmodel import Session, col, select
 
+from core.audit.actions import AuditAction
 from core.audit.service import record_audit_event
 from core.azure.arm import ArmClient
 from core.clusters.models import Cluster
@@ -82,9 +83,7 @@ def sync_private_endpoint_connections(session: Session, cluster: Cluster, arm: A
             record_audit_event(
                 session,
                 actor="system:private-endpoint-controller",
-                action=f"private_endpoint_connection.{row.status}"
-                if row.decided_by
-                else "private_endpoint_connection.pending",
+                action=AuditAction.connection_now(row.status) if row.decided_by else AuditAction.CONNECTION_PENDING,
                 subject_type="cluster",
                 subject_id=cluster.id,
                 tenant_id=cluster.tenant_id,
@@ -163,7 +162,7 @@ def decide_connection(
     record_audit_event(
         session,
         actor=principal.actor,
-        action=f"private_endpoint_connection.{decision.value}",
+        action=AuditAction.connection_now(decision.value),
         subject_type="cluster",
         subject_id=cluster.id,
         tenant_id=cluster.tenant_id,

@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from core.audit.actions import AuditAction
 from core.audit.models import AuditOutcome
 from core.audit.service import record_audit_event
 from core.db import lock_rows, utc_now
@@ -99,7 +100,7 @@ def _dead_letter(session: Session, message: OutboxMessage, *, reason: str) -> No
     record_audit_event(
         session,
         actor=WORKER_ACTOR,
-        action="outbox.dead_lettered",
+        action=AuditAction.OUTBOX_DEAD_LETTERED,
         subject_type=SUBJECT_TYPE,
         subject_id=str(message.id),
         outcome=AuditOutcome.FAILURE,
@@ -147,7 +148,7 @@ def retry_dead_letter(session: Session, message_id: int, *, actor: str) -> Outbo
     record_audit_event(
         session,
         actor=actor,
-        action="outbox.dead_letter_retried",
+        action=AuditAction.OUTBOX_DEAD_LETTER_RETRIED,
         subject_type=SUBJECT_TYPE,
         subject_id=str(message_id),
         before=before,
@@ -167,7 +168,7 @@ def dismiss_dead_letter(session: Session, message_id: int, *, actor: str) -> Out
     record_audit_event(
         session,
         actor=actor,
-        action="outbox.dead_letter_dismissed",
+        action=AuditAction.OUTBOX_DEAD_LETTER_DISMISSED,
         subject_type=SUBJECT_TYPE,
         subject_id=str(message_id),
         before=before,

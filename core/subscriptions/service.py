@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from core.audit.actions import AuditAction
 from core.audit.models import AuditOutcome
 from core.audit.service import record_audit_event
 from core.catalog.models import ActivationMode, Offer
@@ -169,7 +170,7 @@ def record_purchase(
         record_audit_event(
             session,
             actor=actor,
-            action="subscription.purchase_recorded_awaiting_placement",
+            action=AuditAction.SUBSCRIPTION_PURCHASE_RECORDED_AWAITING_PLACEMENT,
             subject_type="marketplace_subscription",
             subject_id=subscription.id,
             tenant_id=tenant.id,
@@ -184,7 +185,7 @@ def record_purchase(
     record_audit_event(
         session,
         actor=actor,
-        action="subscription.purchase_confirmed",
+        action=AuditAction.SUBSCRIPTION_PURCHASE_CONFIRMED,
         subject_type="marketplace_subscription",
         subject_id=subscription.id,
         tenant_id=tenant.id,
@@ -221,7 +222,7 @@ def complete_placement(
     record_audit_event(
         session,
         actor=actor,
-        action="subscription.placement_completed",
+        action=AuditAction.SUBSCRIPTION_PLACEMENT_COMPLETED,
         subject_type="marketplace_subscription",
         subject_id=subscription.id,
         tenant_id=subscription.tenant_id,
@@ -308,7 +309,7 @@ def adopt_subscription(session: Session, remote: FulfillmentSubscription, *, act
     record_audit_event(
         session,
         actor=actor,
-        action="subscription.adopted",
+        action=AuditAction.SUBSCRIPTION_ADOPTED,
         subject_type="marketplace_subscription",
         subject_id=subscription.id,
         tenant_id=tenant.id,
@@ -331,7 +332,7 @@ def transition_subscription(
         record_audit_event(
             session,
             actor=actor,
-            action="subscription.transition",
+            action=AuditAction.SUBSCRIPTION_TRANSITION,
             subject_type="marketplace_subscription",
             subject_id=subscription.id,
             tenant_id=subscription.tenant_id,
@@ -351,7 +352,7 @@ def transition_subscription(
     record_audit_event(
         session,
         actor=actor,
-        action="subscription.transition",
+        action=AuditAction.SUBSCRIPTION_TRANSITION,
         subject_type="marketplace_subscription",
         subject_id=subscription.id,
         tenant_id=subscription.tenant_id,
@@ -375,7 +376,7 @@ def transition_operation(
     record_audit_event(
         session,
         actor=actor,
-        action=f"marketplace_operation.{target.value}",
+        action=AuditAction.operation_entered(target.value),
         subject_type="marketplace_operation",
         subject_id=operation.id,
         tenant_id=_tenant_of(session, operation.subscription_id),
@@ -415,7 +416,7 @@ def adopt_operation(session: Session, remote: FulfillmentOperation, *, actor: st
     record_audit_event(
         session,
         actor=actor,
-        action="marketplace_operation.adopted",
+        action=AuditAction.OPERATION_ADOPTED,
         subject_type="marketplace_operation",
         subject_id=operation.id,
         tenant_id=_tenant_of(session, operation.subscription_id),

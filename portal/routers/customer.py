@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from sqlmodel import Session, select
 
 from api.dependencies import DatabaseDep, SettingsDep
+from core.audit.actions import AuditAction
 from core.audit.queries import search_audit_events
 from core.audit.service import record_audit_event
 from core.catalog.models import MeteredDimension, Plan
@@ -185,7 +186,7 @@ def update_auto_approval(
             record_audit_event(
                 db,
                 actor=visitor.principal.actor,
-                action="cluster.auto_approval.all_subscriptions_confirmed",
+                action=AuditAction.CLUSTER_AUTO_APPROVAL_ALL_SUBSCRIPTIONS_CONFIRMED,
                 subject_type="cluster",
                 subject_id=cluster.id,
                 tenant_id=cluster.tenant_id,
