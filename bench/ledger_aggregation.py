@@ -21,6 +21,8 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
+from unittest.mock import patch
 
 import sqlalchemy as sa
 
@@ -147,18 +149,18 @@ def explain(database: Database, now: datetime, cutoff: datetime) -> None:
         session.execute(sa.text("SET LOCAL track_io_timing = on"))
         original = session.execute
 
-        def explained(statement: object, *args: object, **kwargs: object) -> object:
+        def explained(statement: sa.Executable, *args: object, **kwargs: object) -> sa.Result[Any]:
             if isinstance(statement, sa.TextClause):
                 return original(statement)
-            compiled = statement.compile(  # type: ignore[attr-defined]
-                dialect=session.get_bind().dialect, compile_kwargs={"literal_binds": True}
-            )
+            assert isinstance(statement, sa.ClauseElement)  # the close runs Core statements, each one compilable
+            compiled = statement.compile(dialect=session.get_bind().dialect, compile_kwargs={"literal_binds": True})
             plan = original(sa.text(f"EXPLAIN (ANALYZE, BUFFERS, VERBOSE) {compiled}")).scalars().all()
             print("\n".join(plan))
             return original(sa.text("SELECT 0"))
 
-        session.execute = explained  # type: ignore[method-assign]
-        create_entries(session, now=now, since=None, cutoff=cutoff)
+        # Every statement the close runs on this one session prints its plan instead of changing anything.
+        with patch.object(session, "execute", explained):
+            create_entries(session, now=now, since=None, cutoff=cutoff)
         session.rollback()
 
 
@@ -215,7 +217,10 @@ def main() -> None:
         figures: dict[str, list[float]] = {"ceiling": [], "close": [], "replay": [], "adjust": []}
         groups = created = 0
         for round_number in range(arguments.rounds):
-            sides = [("ceiling", lambda: ceiling(database)), ("close", lambda: full_close(database, now, cutoff))]
+            sides: list[tuple[str, Callable[[], tuple[float, int]]]] = [
+                ("ceiling", lambda: ceiling(database)),
+                ("close", lambda: full_close(database, now, cutoff)),
+            ]
             if round_number % 2:
                 sides.reverse()
             for name, side in sides:

@@ -309,7 +309,7 @@ def _per_request_microseconds(app: ASGIApp, scope: Scope, repeat: int) -> float:
 
 def _overhead(options: argparse.Namespace) -> None:
     settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         database_url="sqlite://",
         publisher_tenant_id="00000000-0000-0000-0000-00000000aaaa",
         publisher_client_id="00000000-0000-0000-0000-00000000bbbb",
@@ -326,10 +326,11 @@ def _overhead(options: argparse.Namespace) -> None:
     database = Database(f"sqlite:///{tempfile.mkdtemp(prefix='overhead-')}/sessions.db")
     core.models.metadata.create_all(database.engine)
     limited = RateLimitMiddleware(_bare_app, settings=settings, database=database)
-    claims = {"tid": str(uuid.uuid4()), "oid": str(uuid.uuid4()), "aud": "x", "exp": 2_000_000_000}
+    tenant_id, object_id = str(uuid.uuid4()), str(uuid.uuid4())
+    claims = {"tid": tenant_id, "oid": object_id, "aud": "x", "exp": 2_000_000_000}
     token = "eyJhbGciOiJSUzI1NiJ9." + _base64url(json.dumps(claims).encode()) + "." + "s" * 342
     cookie_id = new_cookie_id()
-    identity = SignedInIdentity(claims["tid"], claims["oid"], "u", "u", (), ())
+    identity = SignedInIdentity(tenant_id, object_id, "u", "u", (), ())
     with database.session() as db:
         sign_in(db, None, identity, cookie_id, utc_now())
     cookie = f"{settings.session_cookie_name}={cookie_id}"

@@ -460,6 +460,7 @@ def main() -> None:
             server_pids = [pid for process in server.processes for pid in _process_tree(process.pid)]
             server_before = _cpu_seconds(server_pids)
             database_before = _cpu_seconds(_backend_pids(admin, server.application_name))
+            assert server.target is not None  # every server's target is set when it starts
             phase, server.sent_ids, server.acknowledged_ids = load_process.submit(
                 run_phase,
                 server.target,
@@ -491,6 +492,7 @@ def main() -> None:
             print(f"  {server.name}")
             for phase in server.closed:
                 print(f"    {phase.line()}")
+            assert server.open is not None  # measured for every server just above
             print(f"    {server.open.line()}")
             print(f"    median sustained rate {statistics.median(phase.rate for phase in server.closed):.1f} req/s")
         by_key = {server.key: server for server in servers}

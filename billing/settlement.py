@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, col, select
 
 from billing.submission import SubmissionPolicy, move_entry
-from core.db import Database, utc_now
+from core.db import Database, lock_rows, utc_now
 from core.marketplace.metering_client import MeteringClient, UsageAggregate
 from core.usage.models import LedgerStatus, UsageLedgerEntry
 
@@ -54,12 +54,13 @@ def group_key(entry: UsageLedgerEntry) -> GroupKey:
 def mark_unanswered_unknown(session: Session, answer_timeout: timedelta, now: datetime) -> int:
     """Submitted entries with no recorded answer for too long (their worker died) become unknown."""
     entries = session.exec(
-        select(UsageLedgerEntry)
-        .where(
-            UsageLedgerEntry.status == LedgerStatus.SUBMITTED.value,
-            col(UsageLedgerEntry.submitted_at) < now - answer_timeout,
+        lock_rows(
+            select(UsageLedgerEntry).where(
+                UsageLedgerEntry.status == LedgerStatus.SUBMITTED.value,
+                col(UsageLedgerEntry.submitted_at) < now - answer_timeout,
+            ),
+            skip_locked=True,
         )
-        .with_for_update(skip_locked=True)
     ).all()
     for entry in entries:
         move_entry(
@@ -95,13 +96,13 @@ def settle_unknown(
     oldest_sendable, _ = policy.sendable_range(now)
     with database.session() as session:
         entries = session.exec(
-            select(UsageLedgerEntry)
-            .where(
-                col(UsageLedgerEntry.hour_start) >= first_day,
-                col(UsageLedgerEntry.hour_start) < last_day,
-                col(UsageLedgerEntry.status).in_([LedgerStatus.UNKNOWN.value, LedgerStatus.ACCEPTED.value]),
+            lock_rows(
+                select(UsageLedgerEntry).where(
+                    col(UsageLedgerEntry.hour_start) >= first_day,
+                    col(UsageLedgerEntry.hour_start) < last_day,
+                    col(UsageLedgerEntry.status).in_([LedgerStatus.UNKNOWN.value, LedgerStatus.ACCEPTED.value]),
+                )
             )
-            .with_for_update()
         ).all()
         groups: dict[GroupKey, list[UsageLedgerEntry]] = defaultdict(list)
         for entry in entries:

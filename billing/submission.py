@@ -19,9 +19,10 @@ from sqlmodel import Session, col, select
 
 from billing.ledger import close_cutoff
 from billing.sql_inserts import table_of
+from core.audit.actions import AuditAction
 from core.audit.models import AuditOutcome
 from core.audit.service import record_audit_event
-from core.db import Database, utc_now
+from core.db import Database, lock_rows, utc_now
 from core.marketplace.http import MarketplaceError, MarketplaceUnreachable
 from core.marketplace.metering_client import (
     ACCEPTED,
@@ -81,9 +82,12 @@ def expire_out_of_window(session: Session, policy: SubmissionPolicy, now: dateti
     """Pending entries too old for Marketplace become expired and are flagged for the operator."""
     oldest, _ = policy.sendable_range(now)
     entries = session.exec(
-        select(UsageLedgerEntry)
-        .where(UsageLedgerEntry.status == LedgerStatus.PENDING.value, UsageLedgerEntry.hour_start < oldest)
-        .with_for_update(skip_locked=True)
+        lock_rows(
+            select(UsageLedgerEntry).where(
+                UsageLedgerEntry.status == LedgerStatus.PENDING.value, UsageLedgerEntry.hour_start < oldest
+            ),
+            skip_locked=True,
+        )
     ).all()
     for entry in entries:
         move_entry(session, entry, LedgerStatus.EXPIRED, now, reason="not sent within the metering window")
@@ -95,15 +99,18 @@ def waive_inactive(session: Session, policy: SubmissionPolicy, now: datetime) ->
     if not policy.waiving_offers:
         return 0
     rows = session.exec(
-        select(UsageLedgerEntry, MarketplaceSubscription.status)
-        .join(MarketplaceSubscription, col(MarketplaceSubscription.id) == col(UsageLedgerEntry.resource_id))
-        .where(
-            UsageLedgerEntry.status == LedgerStatus.PENDING.value,
-            UsageLedgerEntry.resource_kind == ResourceKind.SAAS.value,
-            col(MarketplaceSubscription.status).in_(INACTIVE_SUBSCRIPTION_STATUSES),
-            col(MarketplaceSubscription.offer_id).in_(sorted(policy.waiving_offers)),
+        lock_rows(
+            select(UsageLedgerEntry, MarketplaceSubscription.status)
+            .join(MarketplaceSubscription, col(MarketplaceSubscription.id) == col(UsageLedgerEntry.resource_id))
+            .where(
+                UsageLedgerEntry.status == LedgerStatus.PENDING.value,
+                UsageLedgerEntry.resource_kind == ResourceKind.SAAS.value,
+                col(MarketplaceSubscription.status).in_(INACTIVE_SUBSCRIPTION_STATUSES),
+                col(MarketplaceSubscription.offer_id).in_(sorted(policy.waiving_offers)),
+            ),
+            skip_locked=True,
+            of=UsageLedgerEntry,
         )
-        .with_for_update(skip_locked=True, of=UsageLedgerEntry)
     ).all()
     for entry, subscription_status in rows:
         move_entry(
@@ -133,22 +140,24 @@ def claim_batches(session: Session, policy: SubmissionPolicy, now: datetime) -> 
     oldest, newest = policy.sendable_range(now)
     ledger = table_of(UsageLedgerEntry)
     rows = session.execute(
-        sa.select(
-            ledger.c.id,
-            ledger.c.resource_id,
-            ledger.c.dimension_id,
-            ledger.c.plan_id,
-            ledger.c.hour_start,
-            ledger.c.billable_quantity,
+        lock_rows(
+            sa.select(
+                ledger.c.id,
+                ledger.c.resource_id,
+                ledger.c.dimension_id,
+                ledger.c.plan_id,
+                ledger.c.hour_start,
+                ledger.c.billable_quantity,
+            )
+            .where(
+                ledger.c.status == LedgerStatus.PENDING.value,
+                ledger.c.hour_start >= oldest,
+                ledger.c.hour_start <= newest,
+            )
+            .order_by(ledger.c.status, ledger.c.hour_start, ledger.c.id)
+            .limit(policy.parallel_batches * MAX_BATCH_SIZE),
+            skip_locked=True,
         )
-        .where(
-            ledger.c.status == LedgerStatus.PENDING.value,
-            ledger.c.hour_start >= oldest,
-            ledger.c.hour_start <= newest,
-        )
-        .order_by(ledger.c.status, ledger.c.hour_start, ledger.c.id)
-        .limit(policy.parallel_batches * MAX_BATCH_SIZE)
-        .with_for_update(skip_locked=True)
     ).all()
     entries = [ClaimedEntry(*row) for row in rows]
     if not entries:
@@ -193,9 +202,7 @@ def record_outcomes(
     ids = [entry.id for batch, _ in outcomes for entry in batch]
     loaded = {
         entry.id: entry
-        for entry in session.exec(
-            select(UsageLedgerEntry).where(col(UsageLedgerEntry.id).in_(ids)).with_for_update()
-        ).all()
+        for entry in session.exec(lock_rows(select(UsageLedgerEntry).where(col(UsageLedgerEntry.id).in_(ids)))).all()
         if entry.status == LedgerStatus.SUBMITTED.value
     }
     for batch, outcome in outcomes:
@@ -276,7 +283,7 @@ def move_entry(
         record_audit_event(
             session,
             actor=SYSTEM_ACTOR,
-            action=f"billing.ledger_entry.{target.value}",
+            action=AuditAction.ledger_entry_now(target.value),
             subject_type="usage_ledger_entry",
             subject_id=str(entry.id),
             outcome=AuditOutcome.FAILURE,

@@ -9,23 +9,21 @@ import httpx
 import typer
 from sqlmodel import col, select
 
-from core.clusters.models import Cluster
+from core.clusters.models import SETTLED_CLUSTER_STATUSES, Cluster
 from core.db import Database
-
-SETTLED = frozenset({"ready", "failed"})
 
 
 def wait_for_cluster(
     base_url: str, cluster_id: str, headers: dict[str, str], *, timeout_seconds: float = 180
 ) -> dict[str, Any]:
-    """GET /api/clusters/{id} until it is ready or failed; returns the last detail document."""
+    """GET /api/clusters/{id} until it is settled (ready, failed, suspended or deleted); returns the last document."""
     deadline = time.monotonic() + timeout_seconds
     with httpx.Client(base_url=base_url, headers=headers, timeout=10) as client:
         while True:
             response = client.get(f"/api/clusters/{cluster_id}")
             response.raise_for_status()
             detail: dict[str, Any] = response.json()
-            if detail["status"] in SETTLED or time.monotonic() > deadline:
+            if detail["status"] in SETTLED_CLUSTER_STATUSES or time.monotonic() > deadline:
                 return detail
             # The controller advances one ARM step per check; a second between reads is plenty for a demo.
             time.sleep(1.0)

@@ -36,4 +36,4 @@ def settings_for_emulators(state: dict[str, Any], **overrides: Any) -> Settings:
         values["monitor_ingestion_endpoint"] = log_analytics["endpoint"]
         values["monitor_dcr_immutable_id"] = log_analytics["dcr_immutable_id"]
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)

@@ -10,6 +10,7 @@ import html
 import re
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -62,7 +63,9 @@ class CustomerBrowser:
     def __init__(self, ca_bundle: str, secrets_seen: list[str] | None = None) -> None:
         # With `secrets_seen`, every token, code and state this browser carries in a URL is noted there, so a
         # run can prove none of them was written down anywhere.
-        hooks = {"request": [partial(_note_secrets, secrets_seen)]} if secrets_seen is not None else {}
+        hooks: dict[str, list[Callable[..., Any]]] = (
+            {"request": [partial(_note_secrets, secrets_seen)]} if secrets_seen is not None else {}
+        )
         self.http = httpx.Client(verify=ca_bundle, timeout=15, follow_redirects=True, event_hooks=hooks)
 
     def close(self) -> None:

@@ -25,7 +25,7 @@ from core.settings import Settings
 def sandbox_settings(data_dir: Path, api_port: int) -> Settings:
     """Embedded-default settings: SQLite and the SQLite broker under data_dir."""
     return Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         data_dir=data_dir,
         api_port=api_port,
         publisher_tenant_id="sandbox-publisher-tenant",

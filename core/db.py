@@ -17,10 +17,12 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.pool import NullPool
+from sqlalchemy.sql.selectable import GenerativeSelect
 from sqlmodel import Session, SQLModel, create_engine
 from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
 T = TypeVar("T")
+SelectT = TypeVar("SelectT", bound=GenerativeSelect)
 
 # Deterministic constraint names, so migrations are the same on SQLite and PostgreSQL.
 SQLModel.metadata.naming_convention = {
@@ -73,6 +75,18 @@ def normalize_database_url(url: str) -> str:
 
 def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
+
+
+def lock_rows(
+    statement: SelectT, *, skip_locked: bool = False, nowait: bool = False, of: type[SQLModel] | None = None
+) -> SelectT:
+    """The statement, locking the rows it reads until the transaction ends: the one way any module locks a row.
+
+    PostgreSQL: `SELECT ... FOR UPDATE` (SKIP LOCKED passes over rows another transaction holds, NOWAIT refuses
+    them, `of` locks one entity's rows of a join). SQLite: nothing is added (its compiler renders no FOR UPDATE),
+    because every transaction there starts with BEGIN IMMEDIATE and so already holds the database's write lock.
+    """
+    return statement.with_for_update(skip_locked=skip_locked, nowait=nowait, of=of)
 
 
 def insert_ignoring_conflicts(

@@ -7,6 +7,7 @@ import uuid
 
 from sqlmodel import select
 
+from core.audit.actions import AuditAction
 from core.audit.models import AuditEvent
 from core.db import Database
 from core.messaging import TaskNames
@@ -24,7 +25,7 @@ def start_probe(database: Database) -> str:
 def probe_completed(database: Database, probe_id: str) -> bool:
     with database.session() as session:
         statement = select(AuditEvent).where(
-            AuditEvent.action == "system.pipeline_probe.completed", AuditEvent.subject_id == probe_id
+            AuditEvent.action == AuditAction.PIPELINE_PROBE_COMPLETED, AuditEvent.subject_id == probe_id
         )
         return session.exec(statement).first() is not None
 

@@ -80,7 +80,6 @@ def run_worker(arguments: list[str], queues: list[str]) -> None:
     os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])  # noqa: S606  # our own command line again
 
 
-@signals.before_task_publish.connect
 def _carry_correlation_id(headers: dict[str, Any] | None = None, **_: Any) -> None:
     # The correlation id travels in the message headers, so the task's logs share the request's id.
     if headers is not None and CORRELATION_HEADER not in headers:
@@ -89,12 +88,17 @@ def _carry_correlation_id(headers: dict[str, Any] | None = None, **_: Any) -> No
             headers[CORRELATION_HEADER] = correlation_id
 
 
-@signals.worker_process_init.connect
+# Connected by call rather than as decorators: Celery is unannotated, and a decorator would leave the handler untyped.
+signals.before_task_publish.connect(_carry_correlation_id)
+
+
 def _fresh_connections_per_child(**_: Any) -> None:
     reset_databases()
 
 
-@signals.worker_init.connect
+signals.worker_process_init.connect(_fresh_connections_per_child)
+
+
 def _worker_telemetry(**_: Any) -> None:
     # Traces, Celery spans and the log spool for Log Analytics, once per worker process before tasks run.
     from opentelemetry.instrumentation.celery import CeleryInstrumentor
@@ -106,6 +110,9 @@ def _worker_telemetry(**_: Any) -> None:
     settings = get_settings()
     configure_tracing(settings, "worker")
     if spans_exported(settings):
-        CeleryInstrumentor().instrument()
+        CeleryInstrumentor().instrument()  # type: ignore[no-untyped-call]  # the instrumentation ships no annotations
     if settings.monitor_ingestion_endpoint:
         install_log_spool(get_database(), settings.monitor_log_spool_level, "worker")
+
+
+signals.worker_init.connect(_worker_telemetry)

@@ -14,6 +14,7 @@ from api.errors import error_response
 from api.openapi_schemas import raw_json_body
 from api.permissions import public_route
 from api.rate_limits import peer_of
+from core.audit.actions import AuditAction
 from core.audit.refusals import record_refusal
 from core.db import utc_now
 from core.errors import BadRequest, NotFound, Unauthenticated, ValidationFailed
@@ -88,7 +89,7 @@ def _refuse(database: DatabaseDep, request: Request, reason: str, **details: obj
     record_refusal(
         database,
         actor=ACTOR,
-        action="managed_app.notification_refused",
+        action=AuditAction.MANAGED_APP_NOTIFICATION_REFUSED,
         source=peer_of(request.scope),
         reason=reason,
         details=details,

@@ -32,6 +32,7 @@ from api.openapi_schemas import inline_schema, raw_json_body
 from api.permissions import Permission, declares, public_route
 from api.placement_choices import options_for
 from api.rate_limits import peer_of
+from core.audit.actions import AuditAction
 from core.audit.refusals import record_refusal
 from core.azure.arm import ArmClientFactory
 from core.catalog.models import Offer, Plan
@@ -1059,7 +1060,7 @@ def _refuse(
     record_refusal(
         database,
         actor="marketplace:unverified",
-        action="marketplace.webhook_refused",
+        action=AuditAction.MARKETPLACE_WEBHOOK_REFUSED,
         source=source,
         reason=message,
         details={"status": status_code, "code": code, "operation_id": operation_id, **(details or {})},

@@ -16,6 +16,7 @@ from api.dependencies import DatabaseDep, SessionDep, SettingsDep
 from api.errors import error_response, error_responses
 from api.permissions import public_route
 from api.security import OperatorDep, PrincipalDep
+from core.audit.actions import AuditAction
 from core.audit.service import record_audit_event
 from core.messaging import TaskNames
 from core.outbox.service import enqueue
@@ -89,7 +90,7 @@ def request_blob_probe(cluster_id: str, session: SessionDep, operator: OperatorD
     record_audit_event(
         session,
         actor=operator.actor,
-        action="cluster.blob_probe.requested",
+        action=AuditAction.CLUSTER_BLOB_PROBE_REQUESTED,
         subject_type="cluster",
         subject_id=cluster.id,
         tenant_id=cluster.tenant_id,

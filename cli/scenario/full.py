@@ -418,7 +418,7 @@ def _start_chaos(
 ) -> Any:
     from cli.scenario.chaos import ChaosMonkey
 
-    emulator_urls = {
+    emulator_urls: dict[str, str] = {
         # Every emulator's control API sits at {base}/_emulator; Entra's document has no base_url of its own.
         name: state[name]["control_url"].removesuffix("/_emulator")
         for name in ("marketplace", "arm", "facade", "entra")

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 
 from core.arm_templates.steps import IDENTITY_KEY_VAULT
+from core.audit.actions import AuditAction
 from core.audit.models import AuditEvent, AuditOutcome
 from core.catalog.models import Plan
 from core.clusters.drift import expected_resources
@@ -253,11 +254,11 @@ def audit_trail_complete(database: Database) -> InvariantResult:
     for subscription in subscriptions:
         trail = by_subject.get(subscription.id, [])
         actions = {event.action for event in trail}
-        if not actions & {"subscription.purchase_confirmed", "subscription.adopted"}:
+        if not actions & {AuditAction.SUBSCRIPTION_PURCHASE_CONFIRMED, AuditAction.SUBSCRIPTION_ADOPTED}:
             problems.append(f"subscription {subscription.id}: no purchase or adoption event")
         status = SubscriptionStatus.PENDING_FULFILLMENT_START.value
         for event in trail:
-            if event.action != "subscription.transition" or event.outcome != AuditOutcome.SUCCESS.value:
+            if event.action != AuditAction.SUBSCRIPTION_TRANSITION or event.outcome != AuditOutcome.SUCCESS.value:
                 continue
             before = (event.before or {}).get("status")
             if before != status:
@@ -267,16 +268,17 @@ def audit_trail_complete(database: Database) -> InvariantResult:
             problems.append(f"subscription {subscription.id}: audit ends at {status}, record is {subscription.status}")
     for operation in operations:
         actions = {event.action for event in by_subject.get(operation.id, [])}
-        if not actions & {"marketplace.webhook_received", "marketplace_operation.adopted"}:
+        if not actions & {AuditAction.MARKETPLACE_WEBHOOK_RECEIVED, AuditAction.OPERATION_ADOPTED}:
             problems.append(f"operation {operation.id}: no webhook or adoption event")
+        expected: tuple[OperationState, ...]
         if operation.state == OperationState.REPORTED.value:
-            expected = ("verified", "applied", "reported")
+            expected = (OperationState.VERIFIED, OperationState.APPLIED, OperationState.REPORTED)
         elif reported(operation):
-            expected = ("verified", "failed")
+            expected = (OperationState.VERIFIED, OperationState.FAILED)
         else:
             expected = ()
         for state in expected:
-            if f"marketplace_operation.{state}" not in actions:
+            if AuditAction.operation_entered(state) not in actions:
                 problems.append(f"operation {operation.id} ({operation.action}): no {state} event")
     return _result("audit trail complete", len(subscriptions) + len(operations), problems)
 

@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from core.audit.actions import AuditAction
 from core.audit.models import AuditEvent, AuditOutcome
 from core.correlation import current_correlation_id
 from core.db import Database, utc_now
@@ -52,7 +53,7 @@ def record_refusal(
     database: Database,
     *,
     actor: str,
-    action: str,
+    action: AuditAction,
     source: str,
     reason: str,
     details: dict[str, Any] | None = None,
@@ -68,13 +69,13 @@ def record_refusal(
     row = {
         "occurred_at": moment,
         "actor": actor,
-        "action": action,
+        "action": str(action),  # the row holds the plain value
         "subject_type": SOURCE_SUBJECT_TYPE,
         "subject_id": source,
         "outcome": AuditOutcome.REFUSED.value,
         "details": redact_value({"reason": reason[:MAX_REASON_CHARACTERS], "category": category, **(details or {})}),
         "correlation_id": current_correlation_id(),
-        "aggregation_key": aggregation_key(action, source, category, refusal_window(moment)),
+        "aggregation_key": aggregation_key(str(action), source, category, refusal_window(moment)),
         "occurrences": 1,
     }
     with database.engine.begin() as connection:

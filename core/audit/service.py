@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlmodel import Session
 
+from core.audit.actions import AuditAction
 from core.audit.models import AuditEvent, AuditOutcome
 from core.correlation import current_correlation_id
 from core.redaction import redact_value
@@ -15,7 +16,7 @@ def record_audit_event(
     session: Session,
     *,
     actor: str,
-    action: str,
+    action: AuditAction,
     subject_type: str,
     subject_id: str,
     tenant_id: str | None = None,
@@ -31,7 +32,7 @@ def record_audit_event(
     """
     event = AuditEvent(
         actor=actor,
-        action=action,
+        action=str(action),  # the row holds the plain value
         subject_type=subject_type,
         subject_id=subject_id,
         tenant_id=tenant_id,

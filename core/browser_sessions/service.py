@@ -18,6 +18,7 @@ from typing import Any
 from cryptography.fernet import Fernet, InvalidToken
 from sqlmodel import Session, col, delete, select, update
 
+from core.audit.actions import AuditAction
 from core.audit.service import record_audit_event
 from core.browser_sessions.models import BrowserSessionRecord, SessionEndReason
 
@@ -152,7 +153,7 @@ def sign_in(
     record_audit_event(
         session,
         actor=f"user:{identity.object_id}",
-        action="session.signed_in",
+        action=AuditAction.SESSION_SIGNED_IN,
         subject_type="browser_session",
         subject_id=record.id[:16],
         details={"entra_tenant_id": identity.entra_tenant_id, "roles": list(identity.roles)},
@@ -174,7 +175,7 @@ def refresh_identity(
         record_audit_event(
             session,
             actor="system:session",
-            action="session.roles_refreshed",
+            action=AuditAction.SESSION_ROLES_REFRESHED,
             subject_type="browser_session",
             subject_id=record.id[:16],
             details={"object_id": identity.object_id, "roles": list(identity.roles)},
@@ -217,7 +218,7 @@ def revoke_sessions(session: Session, *, entra_tenant_id: str, object_id: str, a
     record_audit_event(
         session,
         actor=actor,
-        action="session.revoked",
+        action=AuditAction.SESSION_REVOKED,
         subject_type="user",
         subject_id=object_id,
         details={"entra_tenant_id": entra_tenant_id, "sessions": count},

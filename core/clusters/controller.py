@@ -35,12 +35,13 @@ from core.arm_templates.steps import (
     bound_parameters,
     read_step_template,
 )
+from core.audit.actions import AuditAction
 from core.audit.models import AuditOutcome
 from core.audit.service import record_audit_event
 from core.azure.arm import ArmAccessDenied, ArmClient, ArmClientFactory, ArmRequestFailed, DeploymentObservation
 from core.catalog.models import Offer, Plan
 from core.clusters.drift_repairs import steps_awaiting_repair
-from core.clusters.models import CLUSTER_STATES, Cluster, ClusterStatus
+from core.clusters.models import CLUSTER_STATES, SETTLED_CLUSTER_STATUSES, Cluster, ClusterStatus
 from core.clusters.ownership import (
     OWNERSHIP_TAG,
     ResourceGroupNotOwned,
@@ -61,10 +62,6 @@ from core.settings import Settings
 from core.tenants.models import Tenant
 
 ACTOR = "system:provisioning-controller"
-# Statuses in which nothing happens until the desired spec changes or an operator acts.
-SETTLED_STATUSES = frozenset(
-    {ClusterStatus.READY, ClusterStatus.SUSPENDED, ClusterStatus.DELETED, ClusterStatus.FAILED}
-)
 
 
 @dataclass(frozen=True)
@@ -277,7 +274,7 @@ class ClusterController:
             row.output_resources = list(observation.output_resources)
             session.add(row)
             cluster.attempts = 0
-            self._audit_step(session, cluster, row, "cluster.step.succeeded", AuditOutcome.SUCCESS)
+            self._audit_step(session, cluster, row, AuditAction.CLUSTER_STEP_SUCCEEDED, AuditOutcome.SUCCESS)
             if row.step == PRIVATE_LINK:
                 # Connections can arrive as soon as the PLS exists, before the cluster is ready.
                 cluster.pls_resource_id = observation.outputs.get("privateLinkServiceResourceId")
@@ -293,7 +290,7 @@ class ClusterController:
         row.error_message = (error.message if error else "ARM no longer knows this deployment")[:4096]
         row.error_details = error.details if error else []
         session.add(row)
-        self._audit_step(session, cluster, row, "cluster.step.failed", AuditOutcome.FAILURE)
+        self._audit_step(session, cluster, row, AuditAction.CLUSTER_STEP_FAILED, AuditOutcome.FAILURE)
         self._record_failed_attempt(session, cluster, row.error_code, row.error_message, row.error_details)
         return False
 
@@ -405,7 +402,7 @@ class ClusterController:
         history.add(row)
         cluster.current_step = plan.step
         cluster.arm_deployment_name = name
-        self._audit_step(session, cluster, row, "cluster.step.started", AuditOutcome.SUCCESS)
+        self._audit_step(session, cluster, row, AuditAction.CLUSTER_STEP_STARTED, AuditOutcome.SUCCESS)
         self._schedule_check(session, cluster, self.settings.provisioning_poll_interval_seconds)
 
     def _ensure_own_group(
@@ -463,7 +460,7 @@ class ClusterController:
                 self._move(session, cluster, ClusterStatus.SUSPENDING)
                 cluster.current_step = "deallocate"
                 arm.begin_deallocate_scale_set(cluster.resource_group, scale_set)
-                self._audit(session, cluster, "cluster.suspend.started", {"scale_set": scale_set})
+                self._audit(session, cluster, AuditAction.CLUSTER_SUSPEND_STARTED, {"scale_set": scale_set})
             self._schedule_check(session, cluster, self.settings.provisioning_poll_interval_seconds)
             return False
         if status not in (ClusterStatus.SUSPENDED, ClusterStatus.SUSPENDING, ClusterStatus.RESUMING):
@@ -475,7 +472,7 @@ class ClusterController:
             self._move(session, cluster, ClusterStatus.RESUMING)
             cluster.current_step = "start"
             arm.begin_start_scale_set(cluster.resource_group, scale_set)
-            self._audit(session, cluster, "cluster.resume.started", {"scale_set": scale_set})
+            self._audit(session, cluster, AuditAction.CLUSTER_RESUME_STARTED, {"scale_set": scale_set})
         self._schedule_check(session, cluster, self.settings.provisioning_poll_interval_seconds)
         return False
 
@@ -495,7 +492,10 @@ class ClusterController:
             cluster.retention_until = now + timedelta(days=self.settings.cluster_retention_days)
             cluster.current_step = "retention"
             self._audit(
-                session, cluster, "cluster.stopped_for_retention", {"retention_until": str(cluster.retention_until)}
+                session,
+                cluster,
+                AuditAction.CLUSTER_STOPPED_FOR_RETENTION,
+                {"retention_until": str(cluster.retention_until)},
             )
             self._announce(session, cluster, "converged", "stopped; data kept until the retention period ends")
             cluster.observed_generation = cluster.desired_generation
@@ -514,7 +514,9 @@ class ClusterController:
             if cluster.current_step != "delete-resource-group":
                 arm.begin_delete_resource_group(cluster.resource_group)
                 cluster.current_step = "delete-resource-group"
-                self._audit(session, cluster, "cluster.delete.started", {"resource_group": cluster.resource_group})
+                self._audit(
+                    session, cluster, AuditAction.CLUSTER_DELETE_STARTED, {"resource_group": cluster.resource_group}
+                )
             self._schedule_check(session, cluster, self.settings.provisioning_poll_interval_seconds)
             return
         if ours:
@@ -526,7 +528,7 @@ class ClusterController:
             self._audit(
                 session,
                 cluster,
-                "cluster.delete.resources_started",
+                AuditAction.CLUSTER_DELETE_RESOURCES_STARTED,
                 {"resource_group": cluster.resource_group, "resources": batch, "kept": foreign},
             )
             self._schedule_check(session, cluster, self.settings.provisioning_poll_interval_seconds)
@@ -542,7 +544,7 @@ class ClusterController:
         details: dict[str, Any] = {"resource_group": cluster.resource_group}
         if leftovers:
             details |= {"resource_group_kept": True, "leftover_resources": sorted(leftovers), "alert": "operator"}
-        self._audit(session, cluster, "cluster.deleted", details)
+        self._audit(session, cluster, AuditAction.CLUSTER_DELETED, details)
 
     # Outcomes -------------------------------------------------------------------------------------------------------
     def _record_converged(self, session: Session, cluster: Cluster, history: DeploymentHistory) -> None:
@@ -567,7 +569,12 @@ class ClusterController:
             cluster.observed_generation = cluster.desired_generation
             cluster.observed_plan_id = cluster.desired_plan_id
             cluster.observed_quantity = cluster.desired_quantity
-            self._audit(session, cluster, f"cluster.{target.value}", {"generation": cluster.desired_generation})
+            self._audit(
+                session,
+                cluster,
+                AuditAction.cluster_converged_to(target.value),
+                {"generation": cluster.desired_generation},
+            )
             self._announce(session, cluster, "converged", None)
 
     def _record_failed_attempt(
@@ -594,7 +601,7 @@ class ClusterController:
         record_audit_event(
             session,
             actor=ACTOR,
-            action="cluster.failed",
+            action=AuditAction.CLUSTER_FAILED,
             subject_type="cluster",
             subject_id=cluster.id,
             tenant_id=cluster.tenant_id,
@@ -640,7 +647,7 @@ class ClusterController:
             {"cluster_id": cluster.id, "generation": cluster.desired_generation, "outcome": outcome, "reason": reason},
         )
 
-    def _audit(self, session: Session, cluster: Cluster, action: str, details: dict[str, Any]) -> None:
+    def _audit(self, session: Session, cluster: Cluster, action: AuditAction, details: dict[str, Any]) -> None:
         record_audit_event(
             session,
             actor=ACTOR,
@@ -652,7 +659,7 @@ class ClusterController:
         )
 
     def _audit_step(
-        self, session: Session, cluster: Cluster, row: ArmDeployment, action: str, outcome: AuditOutcome
+        self, session: Session, cluster: Cluster, row: ArmDeployment, action: AuditAction, outcome: AuditOutcome
     ) -> None:
         details: dict[str, Any] = {
             "step": row.step,
@@ -676,7 +683,7 @@ class ClusterController:
 
 def overdue_cluster_ids(session: Session, *, now: datetime, grace: timedelta, limit: int = 500) -> list[str]:
     """Clusters still converging whose next check is overdue (its message was lost) or was never scheduled."""
-    unsettled = col(Cluster.status).notin_([status.value for status in SETTLED_STATUSES])
+    unsettled = col(Cluster.status).notin_([status.value for status in SETTLED_CLUSTER_STATUSES])
     behind = (
         (Cluster.observed_generation < Cluster.desired_generation)
         & (Cluster.status != ClusterStatus.FAILED.value)

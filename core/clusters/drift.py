@@ -27,6 +27,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from core.arm_templates.steps import CLUSTER, FACADE_CLUSTER_STEPS, IDENTITY_KEY_VAULT, PRIVATE_LINK, read_step_template
+from core.audit.actions import AuditAction
 from core.audit.models import AuditOutcome
 from core.audit.service import record_audit_event
 from core.azure.arm import ArmClient
@@ -334,14 +335,14 @@ class DriftObserver:
                     last_seen_at=now,
                 )
                 report.detected.append(finding.kind.value)
-                self._audit(session, cluster, "cluster.drift.detected", row, AuditOutcome.FAILURE)
+                self._audit(session, cluster, AuditAction.CLUSTER_DRIFT_DETECTED, row, AuditOutcome.FAILURE)
                 if finding.remedy == DriftRemedy.REPAIR:
                     self._request_repair(row, now, newest_deployment)
                     report.repairs_requested.append(finding.kind.value)
                     wants_reconcile = True
                 else:
                     report.incidents.append(finding.kind.value)
-                    self._audit(session, cluster, "cluster.drift.incident", row, AuditOutcome.FAILURE)
+                    self._audit(session, cluster, AuditAction.CLUSTER_DRIFT_INCIDENT, row, AuditOutcome.FAILURE)
                 session.add(row)
                 continue
             row.last_seen_at = now
@@ -353,7 +354,7 @@ class DriftObserver:
                 if row.repair_attempts >= self.settings.drift_repair_attempts:
                     row.remedy = DriftRemedy.INCIDENT.value
                     report.incidents.append(row.kind)
-                    self._audit(session, cluster, "cluster.drift.incident", row, AuditOutcome.FAILURE)
+                    self._audit(session, cluster, AuditAction.CLUSTER_DRIFT_INCIDENT, row, AuditOutcome.FAILURE)
                 else:
                     self._request_repair(row, now, newest_deployment)
                     report.repairs_requested.append(row.kind)
@@ -368,7 +369,7 @@ class DriftObserver:
             row.resolved_at = now
             session.add(row)
             report.resolved.append(row.kind)
-            self._audit(session, cluster, "cluster.drift.resolved", row, AuditOutcome.SUCCESS)
+            self._audit(session, cluster, AuditAction.CLUSTER_DRIFT_RESOLVED, row, AuditOutcome.SUCCESS)
         if wants_reconcile:
             enqueue(session, TaskNames.CLUSTER_RECONCILE, {"cluster_id": cluster.id})
 
@@ -379,7 +380,9 @@ class DriftObserver:
         row.repair_after_deployment_id = newest_deployment
 
     @staticmethod
-    def _audit(session: Session, cluster: Cluster, action: str, row: ClusterDrift, outcome: AuditOutcome) -> None:
+    def _audit(
+        session: Session, cluster: Cluster, action: AuditAction, row: ClusterDrift, outcome: AuditOutcome
+    ) -> None:
         details: dict[str, Any] = {
             "drift_id": row.id,
             "kind": row.kind,
@@ -390,7 +393,7 @@ class DriftObserver:
             "observed": row.observed,
             "repair_attempts": row.repair_attempts,
         }
-        if action == "cluster.drift.incident":
+        if action == AuditAction.CLUSTER_DRIFT_INCIDENT:
             details["alert"] = "operator"
         record_audit_event(
             session,

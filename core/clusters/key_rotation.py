@@ -7,13 +7,14 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, col, select
 
 from core.arm_templates.steps import IDENTITY_KEY_VAULT
+from core.audit.actions import AuditAction
 from core.audit.models import AuditOutcome
 from core.audit.service import record_audit_event
 from core.azure.arm import ArmAccessDenied, ArmClient, ArmRequestFailed
 from core.clusters.models import Cluster, ClusterStatus
 from core.clusters.provisioning_models import ArmDeployment, DeploymentState, KeyRotation, KeyRotationState
 from core.clusters.service import lock_cluster
-from core.db import utc_now
+from core.db import lock_rows, utc_now
 from core.errors import Conflict, NotFound
 from core.messaging import TaskNames
 from core.outbox.service import enqueue
@@ -41,7 +42,7 @@ def request_key_rotation(session: Session, cluster: Cluster, *, actor: str, reas
     record_audit_event(
         session,
         actor=actor,
-        action="cluster.key_rotation.requested",
+        action=AuditAction.CLUSTER_KEY_ROTATION_REQUESTED,
         subject_type="cluster",
         subject_id=cluster.id,
         tenant_id=cluster.tenant_id,
@@ -53,7 +54,7 @@ def request_key_rotation(session: Session, cluster: Cluster, *, actor: str, reas
 
 def perform_key_rotation(session: Session, rotation_id: str, arm: ArmClient) -> KeyRotation:
     """Rotate in Key Vault and record the new key version; transient ARM errors propagate for a retry."""
-    rotation = session.exec(select(KeyRotation).where(KeyRotation.id == rotation_id).with_for_update()).first()
+    rotation = session.exec(lock_rows(select(KeyRotation).where(KeyRotation.id == rotation_id))).first()
     if rotation is None:
         raise NotFound("key rotation not found", details={"rotation_id": rotation_id})
     if rotation.state != KeyRotationState.REQUESTED.value:
@@ -88,7 +89,7 @@ def perform_key_rotation(session: Session, rotation_id: str, arm: ArmClient) -> 
     record_audit_event(
         session,
         actor="system:provisioning-controller",
-        action="cluster.key_rotation.completed",
+        action=AuditAction.CLUSTER_KEY_ROTATION_COMPLETED,
         subject_type="cluster",
         subject_id=cluster.id,
         tenant_id=cluster.tenant_id,
@@ -107,7 +108,7 @@ def _finish_failed(session: Session, cluster: Cluster, rotation: KeyRotation, me
     record_audit_event(
         session,
         actor="system:provisioning-controller",
-        action="cluster.key_rotation.failed",
+        action=AuditAction.CLUSTER_KEY_ROTATION_FAILED,
         subject_type="cluster",
         subject_id=cluster.id,
         tenant_id=cluster.tenant_id,

@@ -26,6 +26,17 @@ class ClusterStatus(StrEnum):
     DELETED = "deleted"
     FAILED = "failed"
 
+    @property
+    def settled(self) -> bool:
+        """Whether nothing happens in this status until the desired spec changes or an operator acts."""
+        return self in SETTLED_CLUSTER_STATUSES
+
+
+# The one definition of a settled cluster: the controller stops checking it, and whatever waits on it (the
+# portal's timeline, the sandbox's report) stops polling. A string status compares equal to its member.
+SETTLED_CLUSTER_STATUSES: frozenset[ClusterStatus] = frozenset(
+    {ClusterStatus.READY, ClusterStatus.SUSPENDED, ClusterStatus.DELETED, ClusterStatus.FAILED}
+)
 
 _ANY_LIVE_TO_FAILED_OR_DELETING = [ClusterStatus.FAILED, ClusterStatus.DEPROVISIONING]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
+from core.audit.actions import AuditAction
 from core.audit.service import record_audit_event
 from core.clusters.models import CLUSTER_STATES, Cluster, ClusterStatus
 from core.clusters.service import lock_cluster
@@ -30,7 +31,7 @@ def retry_failed_cluster(session: Session, cluster_id: str, *, actor: str, reaso
     record_audit_event(
         session,
         actor=actor,
-        action="cluster.retry_requested",
+        action=AuditAction.CLUSTER_RETRY_REQUESTED,
         subject_type="cluster",
         subject_id=cluster.id,
         tenant_id=cluster.tenant_id,

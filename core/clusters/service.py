@@ -11,10 +11,11 @@ from typing import Any
 
 from sqlmodel import Session, select
 
+from core.audit.actions import AuditAction
 from core.audit.service import record_audit_event
 from core.clusters.models import Cluster, ClusterStatus
 from core.clusters.schemas import ClusterPlacement, KeyPolicy, PrivateLinkPolicy
-from core.db import utc_now
+from core.db import lock_rows, utc_now
 from core.errors import Conflict, NotFound
 from core.messaging import TaskNames
 from core.outbox.service import enqueue
@@ -85,7 +86,7 @@ def request_cluster(
     record_audit_event(
         session,
         actor=actor,
-        action="cluster.requested",
+        action=AuditAction.CLUSTER_REQUESTED,
         subject_type="cluster",
         subject_id=cluster.id,
         tenant_id=tenant_id,
@@ -116,7 +117,7 @@ def change_desired_spec(session: Session, cluster_id: str, *, actor: str, reason
     record_audit_event(
         session,
         actor=actor,
-        action="cluster.desired_spec_changed",
+        action=AuditAction.CLUSTER_DESIRED_SPEC_CHANGED,
         subject_type="cluster",
         subject_id=cluster.id,
         tenant_id=cluster.tenant_id,
@@ -131,7 +132,7 @@ def change_desired_spec(session: Session, cluster_id: str, *, actor: str, reason
 def lock_cluster(session: Session, cluster_id: str) -> Cluster:
     """The cluster row, locked for update until the transaction ends."""
     cluster = session.exec(
-        select(Cluster).where(Cluster.id == cluster_id).with_for_update().execution_options(populate_existing=True)
+        lock_rows(select(Cluster).where(Cluster.id == cluster_id)).execution_options(populate_existing=True)
     ).first()
     if cluster is None:
         raise NotFound("cluster not found", details={"cluster_id": cluster_id})

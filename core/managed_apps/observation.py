@@ -20,13 +20,14 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from core.audit.actions import AuditAction
 from core.audit.models import AuditEvent, AuditOutcome
 from core.audit.service import record_audit_event
 from core.azure.arm import ArmAccessDenied, ArmClientFactory, ArmRequestFailed
 from core.catalog.models import Plan
 from core.clusters.models import Cluster, ClusterStatus
 from core.clusters.service import cluster_name_for
-from core.db import utc_now
+from core.db import lock_rows, utc_now
 from core.managed_apps.models import ManagedApplication, ManagedAppProvisioningState
 from core.messaging import TaskNames
 from core.outbox.service import enqueue
@@ -124,7 +125,7 @@ class ManagedApplicationObserver:
     def observe(self, session: Session, managed_application_id: str, attempt: int = 1) -> ObservationOutcome:
         """One pass under the application's row lock; the caller's transaction commits what it recorded."""
         application = session.exec(
-            select(ManagedApplication).where(ManagedApplication.id == managed_application_id).with_for_update()
+            lock_rows(select(ManagedApplication).where(ManagedApplication.id == managed_application_id))
         ).first()
         if application is None:
             return ObservationOutcome.MISSING
@@ -176,7 +177,7 @@ class ManagedApplicationObserver:
         record_audit_event(
             session,
             actor=ACTOR,
-            action="managed_app.verified",
+            action=AuditAction.MANAGED_APP_VERIFIED,
             subject_type="managed_application",
             subject_id=application.id,
             tenant_id=tenant.id,
@@ -196,7 +197,7 @@ class ManagedApplicationObserver:
             select(Plan).where(Plan.offer_id == application.plan_product, Plan.plan_id == application.plan_id)
         ).one()
         cluster = session.exec(
-            select(Cluster).where(Cluster.managed_application_id == application.application_id).with_for_update()
+            lock_rows(select(Cluster).where(Cluster.managed_application_id == application.application_id))
         ).first()
         if cluster is not None and cluster.status == ClusterStatus.DELETED.value:
             return False  # deleted is final; a new deployment of the same name is a new application
@@ -244,7 +245,7 @@ class ManagedApplicationObserver:
         record_audit_event(
             session,
             actor=ACTOR,
-            action="cluster.observed_from_managed_app",
+            action=AuditAction.CLUSTER_OBSERVED_FROM_MANAGED_APP,
             subject_type="cluster",
             subject_id=cluster.id,
             tenant_id=cluster.tenant_id,
@@ -256,7 +257,7 @@ class ManagedApplicationObserver:
 
     def _observe_removal(self, session: Session, application: ManagedApplication) -> bool:
         cluster = session.exec(
-            select(Cluster).where(Cluster.managed_application_id == application.application_id).with_for_update()
+            lock_rows(select(Cluster).where(Cluster.managed_application_id == application.application_id))
         ).first()
         if cluster is None:
             return False
@@ -275,7 +276,7 @@ class ManagedApplicationObserver:
         record_audit_event(
             session,
             actor=ACTOR,
-            action=f"cluster.{target.value}_by_managed_app",
+            action=AuditAction.cluster_by_managed_app(target.value),
             subject_type="cluster",
             subject_id=cluster.id,
             tenant_id=cluster.tenant_id,
@@ -289,7 +290,7 @@ class ManagedApplicationObserver:
     def _record_not_confirmed(
         self, session: Session, application: ManagedApplication, reason: str, facts: ApplicationFacts | None
     ) -> ObservationOutcome:
-        action = "managed_app.observation_refused"
+        action = AuditAction.MANAGED_APP_OBSERVATION_REFUSED
         if not _already_audited(session, application, action):
             record_audit_event(
                 session,
@@ -317,7 +318,7 @@ class ManagedApplicationObserver:
         record_audit_event(
             session,
             actor=ACTOR,
-            action="managed_app.observation_failed",
+            action=AuditAction.MANAGED_APP_OBSERVATION_FAILED,
             subject_type="managed_application",
             subject_id=application.id,
             tenant_id=application.tenant_id,

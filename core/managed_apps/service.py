@@ -8,6 +8,7 @@ from enum import StrEnum
 
 from sqlmodel import Session, select
 
+from core.audit.actions import AuditAction
 from core.audit.models import AuditOutcome
 from core.audit.service import record_audit_event
 from core.catalog.models import Offer, Plan
@@ -87,7 +88,7 @@ def record_notification(session: Session, notification: ManagedAppNotification) 
         record_audit_event(
             session,
             actor=ACTOR,
-            action="managed_app.notification_out_of_order",
+            action=AuditAction.MANAGED_APP_NOTIFICATION_OUT_OF_ORDER,
             subject_type="managed_application",
             subject_id=application.id,
             tenant_id=application.tenant_id,
@@ -110,7 +111,7 @@ def record_notification(session: Session, notification: ManagedAppNotification) 
     record_audit_event(
         session,
         actor=ACTOR,
-        action=f"managed_app.{notification.event_type.value.lower()}.{notification.provisioning_state.value.lower()}",
+        action=AuditAction.managed_app_notification(notification.event_type, notification.provisioning_state),
         subject_type="managed_application",
         subject_id=application.id,
         tenant_id=application.tenant_id,

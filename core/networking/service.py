@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from sqlmodel import Session, col, select
 
+from core.audit.actions import AuditAction
 from core.audit.service import record_audit_event
 from core.azure.arm import ArmClient
 from core.clusters.models import Cluster
-from core.db import utc_now
+from core.db import lock_rows, utc_now
 from core.errors import NotFound
 from core.identity.principal import Principal
 from core.messaging import TaskNames
@@ -82,9 +83,7 @@ def sync_private_endpoint_connections(session: Session, cluster: Cluster, arm: A
             record_audit_event(
                 session,
                 actor="system:private-endpoint-controller",
-                action=f"private_endpoint_connection.{row.status}"
-                if row.decided_by
-                else "private_endpoint_connection.pending",
+                action=AuditAction.connection_now(row.status) if row.decided_by else AuditAction.CONNECTION_PENDING,
                 subject_type="cluster",
                 subject_id=cluster.id,
                 tenant_id=cluster.tenant_id,
@@ -143,9 +142,11 @@ def decide_connection(
     """Approve or reject a connection as a named person; the decision reaches ARM through the sync task."""
     cluster = visible_cluster(session, principal, cluster_id)
     row = session.exec(
-        select(PrivateEndpointConnection)
-        .where(PrivateEndpointConnection.id == connection_id, PrivateEndpointConnection.cluster_id == cluster.id)
-        .with_for_update()
+        lock_rows(
+            select(PrivateEndpointConnection).where(
+                PrivateEndpointConnection.id == connection_id, PrivateEndpointConnection.cluster_id == cluster.id
+            )
+        )
     ).first()
     if row is None:
         raise NotFound("private endpoint connection not found", details={"connection_id": connection_id})
@@ -161,7 +162,7 @@ def decide_connection(
     record_audit_event(
         session,
         actor=principal.actor,
-        action=f"private_endpoint_connection.{decision.value}",
+        action=AuditAction.connection_now(decision.value),
         subject_type="cluster",
         subject_id=cluster.id,
         tenant_id=cluster.tenant_id,

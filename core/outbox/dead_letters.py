@@ -16,9 +16,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from core.audit.actions import AuditAction
 from core.audit.models import AuditOutcome
 from core.audit.service import record_audit_event
-from core.db import utc_now
+from core.db import lock_rows, utc_now
 from core.errors import Conflict, ControlPlaneError, NotFound
 from core.outbox.models import OutboxMessage
 
@@ -56,13 +57,13 @@ def record_failure(
     gone, already completed, or already dead-lettered (a concurrent delivery settled it).
     """
     message = session.exec(
-        select(OutboxMessage)
-        .where(
-            OutboxMessage.id == message_id,
-            col(OutboxMessage.completed_at).is_(None),
-            col(OutboxMessage.dead_lettered_at).is_(None),
+        lock_rows(
+            select(OutboxMessage).where(
+                OutboxMessage.id == message_id,
+                col(OutboxMessage.completed_at).is_(None),
+                col(OutboxMessage.dead_lettered_at).is_(None),
+            )
         )
-        .with_for_update()
     ).first()
     if message is None:
         return None
@@ -100,7 +101,7 @@ def _dead_letter(session: Session, message: OutboxMessage, *, reason: str) -> No
     record_audit_event(
         session,
         actor=WORKER_ACTOR,
-        action="outbox.dead_lettered",
+        action=AuditAction.OUTBOX_DEAD_LETTERED,
         subject_type=SUBJECT_TYPE,
         subject_id=str(message.id),
         outcome=AuditOutcome.FAILURE,
@@ -145,7 +146,9 @@ def retry_dead_letter(session: Session, message_id: int, *, actor: str) -> Outbo
         message.dispatched_at = None
         message.available_at = utc_now()
 
-    return _settle_dead_letter(session, message_id, actor=actor, action="outbox.dead_letter_retried", change=retry)
+    return _settle_dead_letter(
+        session, message_id, actor=actor, action=AuditAction.OUTBOX_DEAD_LETTER_RETRIED, change=retry
+    )
 
 
 def dismiss_dead_letter(session: Session, message_id: int, *, actor: str) -> OutboxMessage:
@@ -154,11 +157,13 @@ def dismiss_dead_letter(session: Session, message_id: int, *, actor: str) -> Out
     def dismiss(message: OutboxMessage) -> None:
         message.completed_at = utc_now()
 
-    return _settle_dead_letter(session, message_id, actor=actor, action="outbox.dead_letter_dismissed", change=dismiss)
+    return _settle_dead_letter(
+        session, message_id, actor=actor, action=AuditAction.OUTBOX_DEAD_LETTER_DISMISSED, change=dismiss
+    )
 
 
 def _settle_dead_letter(
-    session: Session, message_id: int, *, actor: str, action: str, change: Callable[[OutboxMessage], None]
+    session: Session, message_id: int, *, actor: str, action: AuditAction, change: Callable[[OutboxMessage], None]
 ) -> OutboxMessage:
     """An operator's decision on one dead letter: lock it, change it, audit before and after."""
     message = _open_dead_letter(session, message_id)
@@ -180,7 +185,7 @@ def _settle_dead_letter(
 
 
 def _open_dead_letter(session: Session, message_id: int) -> OutboxMessage:
-    message = session.exec(select(OutboxMessage).where(OutboxMessage.id == message_id).with_for_update()).first()
+    message = session.exec(lock_rows(select(OutboxMessage).where(OutboxMessage.id == message_id))).first()
     if message is None:
         raise NotFound("outbox message not found", details={"outbox_id": message_id})
     if message.dead_lettered_at is None or message.completed_at is not None:

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from core.correlation import current_correlation_id, new_correlation_id
-from core.db import utc_now
+from core.db import lock_rows, utc_now
 from core.outbox.models import OutboxMessage
 from core.telemetry.tracing import current_traceparent
 
@@ -52,7 +52,7 @@ def due_messages(
     if first:
         order.insert(0, sa.case((col(OutboxMessage.task_name).in_(sorted(first)), 0), else_=1))
     now = now or utc_now()
-    statement = (
+    statement = lock_rows(
         select(OutboxMessage)
         .where(
             col(OutboxMessage.completed_at).is_(None),
@@ -64,8 +64,8 @@ def due_messages(
             ),
         )
         .order_by(*order)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
+        .limit(limit),
+        skip_locked=True,
     )
     return list(session.exec(statement).all())
 

@@ -10,6 +10,7 @@ import logging
 
 from sqlmodel import Session, col, select
 
+from core.audit.actions import AuditAction
 from core.audit.models import AuditOutcome
 from core.audit.service import record_audit_event
 from core.azure.credentials import CredentialFactory
@@ -100,7 +101,7 @@ def record_probe_report(session: Session, cluster: Cluster, report: ProbeReport)
         record_audit_event(
             session,
             actor="system:blob-probe",
-            action="cluster.blob_probe.failed",
+            action=AuditAction.CLUSTER_BLOB_PROBE_FAILED,
             subject_type="cluster",
             subject_id=cluster.id,
             tenant_id=cluster.tenant_id,

@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from core.audit.actions import AuditAction
 from core.audit.models import AuditEvent, AuditOutcome
 from core.audit.service import record_audit_event
 from core.clusters.models import Cluster
@@ -26,7 +27,6 @@ from core.settings import Settings
 from core.slo.objectives import BURN_RATE_RULES, Tally, burn_rate, error_budget_remaining, rule_fires
 from core.tenants.models import Tenant
 
-ALERT_ACTION = "slo.burn_rate_alert"
 BURN_RATE_WINDOWS = {
     "5m": timedelta(minutes=5),
     "30m": timedelta(minutes=30),
@@ -173,7 +173,9 @@ def control_plane_timings(session: Session, settings: Settings, cluster_id: str)
         .where(
             AuditEvent.subject_type == "cluster",
             AuditEvent.subject_id == cluster_id,
-            col(AuditEvent.action).in_(["cluster.requested", "cluster.desired_spec_changed", "cluster.ready"]),
+            col(AuditEvent.action).in_(
+                [AuditAction.CLUSTER_REQUESTED, AuditAction.CLUSTER_DESIRED_SPEC_CHANGED, AuditAction.CLUSTER_READY]
+            ),
         )
         .order_by(col(AuditEvent.occurred_at), col(AuditEvent.id))
     ).all()
@@ -182,11 +184,11 @@ def control_plane_timings(session: Session, settings: Settings, cluster_id: str)
     requested_at: datetime | None = None
     change_started_at: datetime | None = None
     for event in events:
-        if event.action == "cluster.requested":
+        if event.action == AuditAction.CLUSTER_REQUESTED:
             requested_at = event.occurred_at
-        elif event.action == "cluster.desired_spec_changed" and change_started_at is None:
+        elif event.action == AuditAction.CLUSTER_DESIRED_SPEC_CHANGED and change_started_at is None:
             change_started_at = event.occurred_at
-        elif event.action == "cluster.ready":
+        elif event.action == AuditAction.CLUSTER_READY:
             if requested_at is not None and provision_seconds is None:
                 provision_seconds = (event.occurred_at - requested_at).total_seconds()
             elif change_started_at is not None:
@@ -210,7 +212,11 @@ def recent_alerts(session: Session, cluster_id: str, *, since: datetime) -> list
     """Burn-rate alerts recorded for the cluster since `since`, newest first."""
     events = session.exec(
         select(AuditEvent)
-        .where(AuditEvent.action == ALERT_ACTION, AuditEvent.subject_id == cluster_id, AuditEvent.occurred_at >= since)
+        .where(
+            AuditEvent.action == AuditAction.SLO_BURN_RATE_ALERT,
+            AuditEvent.subject_id == cluster_id,
+            AuditEvent.occurred_at >= since,
+        )
         .order_by(col(AuditEvent.occurred_at).desc())
         .limit(50)
     ).all()
@@ -290,7 +296,7 @@ def evaluate_burn_rate_alerts(
                 record_audit_event(
                     session,
                     actor="system:slo",
-                    action=ALERT_ACTION,
+                    action=AuditAction.SLO_BURN_RATE_ALERT,
                     subject_type="cluster",
                     subject_id=cluster_id,
                     tenant_id=cluster.tenant_id,
@@ -304,7 +310,9 @@ def evaluate_burn_rate_alerts(
 def _alerted_since(session: Session, cluster_id: str, objective: str, severity: str, since: datetime) -> bool:
     events = session.exec(
         select(AuditEvent).where(
-            AuditEvent.action == ALERT_ACTION, AuditEvent.subject_id == cluster_id, AuditEvent.occurred_at >= since
+            AuditEvent.action == AuditAction.SLO_BURN_RATE_ALERT,
+            AuditEvent.subject_id == cluster_id,
+            AuditEvent.occurred_at >= since,
         )
     ).all()
     return any(

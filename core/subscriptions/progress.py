@@ -13,6 +13,7 @@ from typing import Any
 from sqlmodel import Session, select
 
 from core.arm_templates.steps import CLUSTER, DIAGNOSTICS, DNS, IDENTITY_KEY_VAULT, PRIVATE_LINK
+from core.audit.actions import AuditAction
 from core.audit.models import AuditEvent, AuditOutcome
 from core.audit.queries import events_about
 from core.clusters.models import Cluster, ClusterStatus
@@ -85,22 +86,23 @@ CUSTOMER_FIXES = {
     "RequestDisallowedByPolicy": "ask your Azure administrator to let an Azure Policy allow the cluster's resources",
     "ResourceGroupBeingDeleted": "wait until the resource group you chose is deleted, or tell us another one",
 }
-ACTION_LABELS = {
-    "subscription.adopted": "Purchase found in Azure Marketplace",
-    "subscription.purchase_confirmed": "Deployment choices confirmed",
-    "cluster.requested": "Cluster requested",
-    "cluster.failed": "Setting up the cluster stopped",
-    "cluster.retry_requested": "Setting up the cluster started again",
-    "cluster.desired_spec_changed": "Change of plan or size requested",
-    "subscription.cluster_converged": "Cluster ready",
-    "cluster.suspend.started": "Stopping the cluster",
-    "cluster.resume.started": "Starting the cluster",
-    "cluster.stopped_for_retention": "Cluster stopped; data kept for the retention period",
-    "cluster.delete.started": "Removing the cluster",
-    "cluster.deleted": "Cluster removed",
-    "cluster.key_rotation.requested": "Key rotation requested",
-    "cluster.key_rotation.completed": "Encryption key rotated",
-    "cluster.key_rotation.failed": "Key rotation failed (we retry)",
+# Keyed by action; a stored action (a plain string) finds its member's entry, as a StrEnum hashes as its value.
+ACTION_LABELS: dict[str, str] = {
+    AuditAction.SUBSCRIPTION_ADOPTED: "Purchase found in Azure Marketplace",
+    AuditAction.SUBSCRIPTION_PURCHASE_CONFIRMED: "Deployment choices confirmed",
+    AuditAction.CLUSTER_REQUESTED: "Cluster requested",
+    AuditAction.CLUSTER_FAILED: "Setting up the cluster stopped",
+    AuditAction.CLUSTER_RETRY_REQUESTED: "Setting up the cluster started again",
+    AuditAction.CLUSTER_DESIRED_SPEC_CHANGED: "Change of plan or size requested",
+    AuditAction.SUBSCRIPTION_CLUSTER_CONVERGED: "Cluster ready",
+    AuditAction.CLUSTER_SUSPEND_STARTED: "Stopping the cluster",
+    AuditAction.CLUSTER_RESUME_STARTED: "Starting the cluster",
+    AuditAction.CLUSTER_STOPPED_FOR_RETENTION: "Cluster stopped; data kept for the retention period",
+    AuditAction.CLUSTER_DELETE_STARTED: "Removing the cluster",
+    AuditAction.CLUSTER_DELETED: "Cluster removed",
+    AuditAction.CLUSTER_KEY_ROTATION_REQUESTED: "Key rotation requested",
+    AuditAction.CLUSTER_KEY_ROTATION_COMPLETED: "Encryption key rotated",
+    AuditAction.CLUSTER_KEY_ROTATION_FAILED: "Key rotation failed (we retry)",
 }
 
 
@@ -115,7 +117,8 @@ def purchase_progress(session: Session, subscription_id: str, entra_tenant_id: s
     cluster = session.exec(select(Cluster).where(Cluster.subscription_id == subscription_id)).first()
     events = _events(session, subscription_id, cluster)
     activation_refused = any(
-        event.action == "subscription.activated" and event.outcome != AuditOutcome.SUCCESS.value for event in events
+        event.action == AuditAction.SUBSCRIPTION_ACTIVATED and event.outcome != AuditOutcome.SUCCESS.value
+        for event in events
     )
     state = _state(subscription, cluster, activation_refused)
     headline, explanation, who, how = _words(state, subscription, cluster)
@@ -262,16 +265,17 @@ def label(event: AuditEvent) -> str:
     details: dict[str, Any] = event.details or {}
     if event.action.startswith("cluster.step."):
         step = STEP_NAMES.get(str(details.get("step")), "a deployment step")
-        return {
-            "cluster.step.started": f"Setting up {step}",
-            "cluster.step.succeeded": f"Done: {step}",
-            "cluster.step.failed": f"A try at {step} failed; trying again",
-        }.get(event.action, f"Update on {step}")
-    if event.action == "subscription.activated":
+        step_labels: dict[str, str] = {
+            AuditAction.CLUSTER_STEP_STARTED: f"Setting up {step}",
+            AuditAction.CLUSTER_STEP_SUCCEEDED: f"Done: {step}",
+            AuditAction.CLUSTER_STEP_FAILED: f"A try at {step} failed; trying again",
+        }
+        return step_labels.get(event.action, f"Update on {step}")
+    if event.action == AuditAction.SUBSCRIPTION_ACTIVATED:
         if event.outcome == AuditOutcome.SUCCESS.value:
             return "Subscription activated in Azure Marketplace"
         return "Azure Marketplace did not activate the subscription"
-    if event.action == "subscription.transition":
+    if event.action == AuditAction.SUBSCRIPTION_TRANSITION:
         status = str((event.after or {}).get("status", ""))
         if event.outcome == AuditOutcome.REFUSED.value:
             return "A change of status was refused"

@@ -12,13 +12,14 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from core.audit.actions import AuditAction
 from core.audit.models import AuditOutcome
 from core.audit.service import record_audit_event
 from core.catalog.models import ActivationMode, Offer
 from core.clusters.models import Cluster
 from core.clusters.ownership import ResourceGroupNotOwned, group_in_use
 from core.clusters.service import change_desired_spec, request_cluster
-from core.db import utc_now
+from core.db import lock_rows, utc_now
 from core.errors import Conflict, Forbidden, NotFound
 from core.marketplace.fulfillment_client import FulfillmentOperation, FulfillmentSubscription, ResolvedPurchase
 from core.messaging import TaskNames
@@ -62,10 +63,9 @@ def find_subscription(session: Session, subscription_id: str) -> MarketplaceSubs
 def lock_subscription(session: Session, subscription_id: str) -> MarketplaceSubscription:
     """The subscription row, locked until the transaction ends."""
     subscription = session.exec(
-        select(MarketplaceSubscription)
-        .where(MarketplaceSubscription.id == subscription_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
+        lock_rows(
+            select(MarketplaceSubscription).where(MarketplaceSubscription.id == subscription_id)
+        ).execution_options(populate_existing=True)
     ).first()
     if subscription is None:
         raise NotFound("subscription not found", details={"subscription_id": subscription_id})
@@ -75,10 +75,9 @@ def lock_subscription(session: Session, subscription_id: str) -> MarketplaceSubs
 def cluster_of(session: Session, subscription_id: str) -> Cluster | None:
     """The cluster that serves a subscription, if one was requested, locked until the transaction ends."""
     return session.exec(
-        select(Cluster)
-        .where(Cluster.subscription_id == subscription_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
+        lock_rows(select(Cluster).where(Cluster.subscription_id == subscription_id)).execution_options(
+            populate_existing=True
+        )
     ).first()
 
 
@@ -171,7 +170,7 @@ def record_purchase(
         record_audit_event(
             session,
             actor=actor,
-            action="subscription.purchase_recorded_awaiting_placement",
+            action=AuditAction.SUBSCRIPTION_PURCHASE_RECORDED_AWAITING_PLACEMENT,
             subject_type="marketplace_subscription",
             subject_id=subscription.id,
             tenant_id=tenant.id,
@@ -186,7 +185,7 @@ def record_purchase(
     record_audit_event(
         session,
         actor=actor,
-        action="subscription.purchase_confirmed",
+        action=AuditAction.SUBSCRIPTION_PURCHASE_CONFIRMED,
         subject_type="marketplace_subscription",
         subject_id=subscription.id,
         tenant_id=tenant.id,
@@ -223,7 +222,7 @@ def complete_placement(
     record_audit_event(
         session,
         actor=actor,
-        action="subscription.placement_completed",
+        action=AuditAction.SUBSCRIPTION_PLACEMENT_COMPLETED,
         subject_type="marketplace_subscription",
         subject_id=subscription.id,
         tenant_id=subscription.tenant_id,
@@ -310,7 +309,7 @@ def adopt_subscription(session: Session, remote: FulfillmentSubscription, *, act
     record_audit_event(
         session,
         actor=actor,
-        action="subscription.adopted",
+        action=AuditAction.SUBSCRIPTION_ADOPTED,
         subject_type="marketplace_subscription",
         subject_id=subscription.id,
         tenant_id=tenant.id,
@@ -333,7 +332,7 @@ def transition_subscription(
         record_audit_event(
             session,
             actor=actor,
-            action="subscription.transition",
+            action=AuditAction.SUBSCRIPTION_TRANSITION,
             subject_type="marketplace_subscription",
             subject_id=subscription.id,
             tenant_id=subscription.tenant_id,
@@ -353,7 +352,7 @@ def transition_subscription(
     record_audit_event(
         session,
         actor=actor,
-        action="subscription.transition",
+        action=AuditAction.SUBSCRIPTION_TRANSITION,
         subject_type="marketplace_subscription",
         subject_id=subscription.id,
         tenant_id=subscription.tenant_id,
@@ -377,7 +376,7 @@ def transition_operation(
     record_audit_event(
         session,
         actor=actor,
-        action=f"marketplace_operation.{target.value}",
+        action=AuditAction.operation_entered(target.value),
         subject_type="marketplace_operation",
         subject_id=operation.id,
         tenant_id=_tenant_of(session, operation.subscription_id),
@@ -390,10 +389,9 @@ def transition_operation(
 def lock_operation(session: Session, operation_id: str) -> MarketplaceOperation | None:
     """The operation row locked until the transaction ends, or None."""
     return session.exec(
-        select(MarketplaceOperation)
-        .where(MarketplaceOperation.id == operation_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
+        lock_rows(select(MarketplaceOperation).where(MarketplaceOperation.id == operation_id)).execution_options(
+            populate_existing=True
+        )
     ).first()
 
 
@@ -418,7 +416,7 @@ def adopt_operation(session: Session, remote: FulfillmentOperation, *, actor: st
     record_audit_event(
         session,
         actor=actor,
-        action="marketplace_operation.adopted",
+        action=AuditAction.OPERATION_ADOPTED,
         subject_type="marketplace_operation",
         subject_id=operation.id,
         tenant_id=_tenant_of(session, operation.subscription_id),
@@ -561,7 +559,7 @@ def mark_reported(
 
 def operations_covered_by(session: Session, subscription_id: str, generation: int) -> list[MarketplaceOperation]:
     """Applied operations waiting for a report whose desired generation the cluster has now reached."""
-    statement = (
+    statement = lock_rows(
         select(MarketplaceOperation)
         .where(
             MarketplaceOperation.subscription_id == subscription_id,
@@ -570,9 +568,7 @@ def operations_covered_by(session: Session, subscription_id: str, generation: in
             col(MarketplaceOperation.desired_generation) <= generation,
         )
         .order_by(col(MarketplaceOperation.received_at))
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
+    ).execution_options(populate_existing=True)
     return list(session.exec(statement).all())
 
 

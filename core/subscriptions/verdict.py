@@ -12,6 +12,7 @@ from enum import StrEnum
 
 from sqlmodel import Session, col, select
 
+from core.audit.actions import AuditAction
 from core.audit.models import AuditOutcome
 from core.audit.service import record_audit_event
 from core.catalog.models import Plan
@@ -145,7 +146,7 @@ def record_intake_refusal(session: Session, operation_id: str, reason: str) -> N
     record_audit_event(
         session,
         actor="system:webhook-intake",
-        action="marketplace_operation.refused_at_intake",
+        action=AuditAction.OPERATION_REFUSED_AT_INTAKE,
         subject_type="marketplace_operation",
         subject_id=operation_id,
         tenant_id=subscription.tenant_id if subscription else None,

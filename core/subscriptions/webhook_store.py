@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from core.audit.actions import AuditAction
 from core.audit.models import AuditEvent, AuditOutcome
 from core.correlation import current_correlation_id, new_correlation_id
 from core.db import utc_now
@@ -31,7 +32,6 @@ from core.subscriptions.schemas import WebhookPayload
 from core.telemetry.tracing import current_traceparent
 
 MARKETPLACE_ACTOR = "marketplace"
-RECEIVED_ACTION = "marketplace.webhook_received"
 
 _events: sa.Table = InboundEvent.__table__  # type: ignore[attr-defined]
 _operations: sa.Table = MarketplaceOperation.__table__  # type: ignore[attr-defined]
@@ -248,7 +248,7 @@ def _audit_values(*, tenant_id: Any, details: Any) -> dict[str, Any]:
         "occurred_at": _param("now", _audit_events, "occurred_at"),
         "tenant_id": tenant_id,
         "actor": sa.literal(MARKETPLACE_ACTOR, sa.String),
-        "action": sa.literal(RECEIVED_ACTION, sa.String),
+        "action": sa.literal(AuditAction.MARKETPLACE_WEBHOOK_RECEIVED.value, sa.String),
         "subject_type": sa.literal("marketplace_operation", sa.String),
         "subject_id": _param("operation_id", _audit_events, "subject_id"),
         "outcome": sa.literal(AuditOutcome.SUCCESS.value, sa.String),

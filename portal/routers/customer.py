@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from sqlmodel import Session, select
 
 from api.dependencies import DatabaseDep, SettingsDep
+from core.audit.actions import AuditAction
 from core.audit.queries import search_audit_events
 from core.audit.service import record_audit_event
 from core.catalog.models import MeteredDimension, Plan
@@ -49,7 +50,11 @@ USAGE_WINDOW = timedelta(days=7)
 AZURE_SAAS_RESOURCES_URL = "https://portal.azure.com/#browse/Microsoft.SaaS%2Fresources"
 # The auto-approval entry that approves every subscription able to see the service.
 WILDCARD = "*"
-SETTLED_CLUSTER_STATUSES = (ClusterStatus.READY.value, ClusterStatus.FAILED.value, ClusterStatus.SUSPENDED.value)
+
+
+def timeline_done(cluster: Cluster | None) -> bool:
+    """Whether the detail page's timeline stops polling: no cluster, or a settled one (deleted included)."""
+    return cluster is None or ClusterStatus(cluster.status).settled
 
 
 def _detail_path(subscription_id: str) -> str:
@@ -86,7 +91,7 @@ def subscription_page(request: Request, visitor: VisitorDep, database: DatabaseD
             "rotations": recent_key_rotations(db, cluster.id) if cluster else [],
             "drifts": cluster_drift_history(db, cluster.id) if cluster else [],
             "charts": _usage_charts(db, overview) if cluster else [],
-            "timeline_done": cluster is None or cluster.status in SETTLED_CLUSTER_STATUSES,
+            "timeline_done": timeline_done(cluster),
             "timeline_url": _detail_path(subscription_id) + "/timeline",
             "change_url": AZURE_SAAS_RESOURCES_URL,
             "active": overview.subscription.status != SubscriptionStatus.UNSUBSCRIBED.value,
@@ -105,7 +110,7 @@ def timeline_json(visitor: VisitorDep, database: DatabaseDep, subscription_id: s
             "subscription_status": overview.subscription.status,
             "cluster_status": cluster.status if cluster else None,
             "current_step": cluster.current_step if cluster else None,
-            "done": cluster is None or cluster.status in SETTLED_CLUSTER_STATUSES,
+            "done": timeline_done(cluster),
             "events": [
                 {
                     "occurred_at": event.occurred_at.isoformat(),
@@ -181,7 +186,7 @@ def update_auto_approval(
             record_audit_event(
                 db,
                 actor=visitor.principal.actor,
-                action="cluster.auto_approval.all_subscriptions_confirmed",
+                action=AuditAction.CLUSTER_AUTO_APPROVAL_ALL_SUBSCRIPTIONS_CONFIRMED,
                 subject_type="cluster",
                 subject_id=cluster.id,
                 tenant_id=cluster.tenant_id,

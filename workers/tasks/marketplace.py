@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlmodel import Session
 
+from core.audit.actions import AuditAction
 from core.audit.models import AuditOutcome
 from core.audit.service import record_audit_event
 from core.catalog.models import ActivationMode
@@ -180,7 +181,7 @@ def cluster_converged(
     record_audit_event(
         session,
         actor=WORKER_ACTOR,
-        action="subscription.cluster_converged" if converged else "subscription.cluster_failed",
+        action=AuditAction.SUBSCRIPTION_CLUSTER_CONVERGED if converged else AuditAction.SUBSCRIPTION_CLUSTER_FAILED,
         subject_type="marketplace_subscription",
         subject_id=cluster.subscription_id,
         tenant_id=cluster.tenant_id,
@@ -219,7 +220,7 @@ def alert_undelivered_changes(session: Session, cluster: Cluster, generation: in
     record_audit_event(
         session,
         actor=WORKER_ACTOR,
-        action="subscription.accepted_change_not_applied",
+        action=AuditAction.SUBSCRIPTION_ACCEPTED_CHANGE_NOT_APPLIED,
         subject_type="marketplace_subscription",
         subject_id=cluster.subscription_id,
         tenant_id=cluster.tenant_id,
@@ -279,7 +280,7 @@ def activate_subscription(session: Session, client: FulfillmentClient, subscript
     record_audit_event(
         session,
         actor=WORKER_ACTOR,
-        action="subscription.activated",
+        action=AuditAction.SUBSCRIPTION_ACTIVATED,
         subject_type="marketplace_subscription",
         subject_id=subscription.id,
         tenant_id=subscription.tenant_id,

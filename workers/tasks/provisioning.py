@@ -13,7 +13,7 @@ from core.clusters.controller import ClusterController, overdue_cluster_ids
 from core.clusters.key_rotation import clusters_due_for_rotation, perform_key_rotation, request_key_rotation
 from core.clusters.models import Cluster, ClusterStatus
 from core.clusters.provisioning_models import KeyRotation
-from core.db import utc_now
+from core.db import lock_rows, utc_now
 from core.errors import ConfigurationError, Conflict
 from core.messaging import TaskNames
 from core.networking.service import sync_private_endpoint_connections
@@ -88,7 +88,7 @@ def sweep_clusters() -> dict[str, int]:
     def sweep(session: Session) -> None:
         now = utc_now()
         for cluster_id in overdue_cluster_ids(session, now=now, grace=OVERDUE_GRACE):
-            cluster = session.exec(select(Cluster).where(Cluster.id == cluster_id).with_for_update()).first()
+            cluster = session.exec(lock_rows(select(Cluster).where(Cluster.id == cluster_id))).first()
             if cluster is None:
                 continue
             cluster.next_attempt_at = now

@@ -9,6 +9,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from core.audit.actions import AuditAction
 from core.audit.service import record_audit_event
 from core.db import utc_now
 from core.messaging import TaskNames
@@ -27,7 +28,7 @@ def pipeline_probe(session: Session, probe_id: str) -> None:
     record_audit_event(
         session,
         actor="system:worker",
-        action="system.pipeline_probe.completed",
+        action=AuditAction.PIPELINE_PROBE_COMPLETED,
         subject_type="pipeline_probe",
         subject_id=probe_id,
         details={"worker_host": socket.gethostname()},

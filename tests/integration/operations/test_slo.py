@@ -8,13 +8,14 @@ from datetime import datetime, timedelta
 import pytest
 from sqlmodel import Session, select
 
+from core.audit.actions import AuditAction
 from core.audit.models import AuditEvent
 from core.audit.service import record_audit_event
 from core.clusters.models import Cluster, ClusterStatus
 from core.db import utc_now
 from core.probes.models import BlobProbeSample
 from core.settings import Settings
-from core.slo.service import ALERT_ACTION, cluster_slo_status, cluster_time_series, evaluate_burn_rate_alerts
+from core.slo.service import cluster_slo_status, cluster_time_series, evaluate_burn_rate_alerts
 from core.tenants.models import Tenant
 
 pytestmark = pytest.mark.timeout(30)
@@ -107,7 +108,9 @@ def test_current_failure_burst_fires_the_windows_that_burn_and_only_once(
     # Still burning a minute later, but each alert was raised within its short window: nothing new.
     assert fired(session, base_settings, cluster, now + timedelta(minutes=1)) == set()
     alerts = session.exec(
-        select(AuditEvent).where(AuditEvent.action == ALERT_ACTION, AuditEvent.subject_id == cluster.id)
+        select(AuditEvent).where(
+            AuditEvent.action == AuditAction.SLO_BURN_RATE_ALERT, AuditEvent.subject_id == cluster.id
+        )
     ).all()
     assert len(alerts) == 3
     assert {alert.tenant_id for alert in alerts} == {cluster.tenant_id}

@@ -1,0 +1,1 @@
+"""Benchmarks that print figures, run on demand (never part of the tests)."""
