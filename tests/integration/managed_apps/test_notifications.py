@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
 from core.audit.models import AuditEvent
 from core.db import Database
@@ -88,7 +88,9 @@ def test_full_lifecycle_with_replays(notification_url: str, database: Database) 
         events = session.exec(select(InboundEvent).where(InboundEvent.source == "managed_app_notification")).all()
         actions = [
             event.action
-            for event in session.exec(select(AuditEvent).where(AuditEvent.subject_id == application.id)).all()
+            for event in session.exec(
+                select(AuditEvent).where(AuditEvent.subject_id == application.id).order_by(col(AuditEvent.id))
+            ).all()
         ]
         work = session.exec(select(OutboxMessage).where(OutboxMessage.task_name == "managed_apps.observe")).all()
     assert len(events) == 4

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
 from cli.scenario import invariants
 from core.audit.models import AuditEvent
@@ -59,7 +59,10 @@ def drifts(database: Database, cluster_id: str) -> list[ClusterDrift]:
 
 def audit_actions(database: Database, cluster_id: str) -> list[str]:
     with database.session() as session:
-        events = session.exec(select(AuditEvent).where(AuditEvent.subject_id == cluster_id)).all()
+        # In the order they were written (without ORDER BY, PostgreSQL may return rows from reused pages first).
+        events = session.exec(
+            select(AuditEvent).where(AuditEvent.subject_id == cluster_id).order_by(col(AuditEvent.id))
+        ).all()
     return [event.action for event in events if event.action.startswith("cluster.drift.")]
 
 
