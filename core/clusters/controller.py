@@ -40,6 +40,7 @@ from core.audit.models import AuditOutcome
 from core.audit.service import record_audit_event
 from core.azure.arm import ArmAccessDenied, ArmClient, ArmClientFactory, ArmRequestFailed, DeploymentObservation
 from core.catalog.models import Offer, Plan
+from core.clock import utc_now
 from core.clusters.drift_repairs import steps_awaiting_repair
 from core.clusters.models import CLUSTER_STATES, SETTLED_CLUSTER_STATUSES, Cluster, ClusterStatus
 from core.clusters.ownership import (
@@ -53,7 +54,6 @@ from core.clusters.ownership import (
 )
 from core.clusters.provisioning_models import ArmDeployment, DeploymentState
 from core.clusters.service import lock_cluster
-from core.db import utc_now
 from core.errors import ConfigurationError
 from core.managed_apps.models import ManagedApplication
 from core.messaging import TaskNames

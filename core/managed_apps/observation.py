@@ -25,9 +25,10 @@ from core.audit.models import AuditEvent, AuditOutcome
 from core.audit.service import record_audit_event
 from core.azure.arm import ArmAccessDenied, ArmClientFactory, ArmRequestFailed
 from core.catalog.models import Plan
+from core.clock import utc_now
 from core.clusters.models import Cluster, ClusterStatus
 from core.clusters.service import cluster_name_for
-from core.db import lock_rows, utc_now
+from core.db import lock_rows
 from core.managed_apps.models import ManagedApplication, ManagedAppProvisioningState
 from core.messaging import TaskNames
 from core.outbox.service import enqueue
