@@ -183,8 +183,11 @@ _databases: dict[str, Database] = {}
 
 
 def get_database() -> Database:
-    """The process-wide Database for the configured URL (one engine and pool per process)."""
-    import core.models  # noqa: F401  # every table must be known before the first flush
+    """The process-wide Database for the configured URL (one engine and pool per process).
+
+    The tables are not registered here (this module imports no model): each process's entry point imports
+    `core.models` at start, so that every table a foreign key names is known before the first flush.
+    """
     from core.settings import get_settings
 
     settings = get_settings()
