@@ -116,6 +116,20 @@ def retry_delay_seconds(attempt: int) -> float:
     return float(min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2 ** max(0, attempt - 1)))
 
 
+def built_by_managed_application(session: Session, cluster: Cluster) -> bool:
+    """Whether a managed application's own deployment built the cluster, which the observer then records.
+
+    The provisioning controller asks (handed this function where it is built) and never deploys such a cluster. A
+    cluster row naming an application that was never notified is not one: the controller deploys it.
+    """
+    if cluster.managed_application_id is None:
+        return False
+    owner = session.exec(
+        select(ManagedApplication.id).where(ManagedApplication.application_id == cluster.managed_application_id)
+    ).first()
+    return owner is not None
+
+
 class ManagedApplicationObserver:
     """Observes managed applications with the publisher's ARM access; holds this process's ARM client factory."""
 

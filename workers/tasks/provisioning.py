@@ -16,6 +16,7 @@ from core.clusters.models import Cluster, ClusterStatus
 from core.clusters.provisioning_models import KeyRotation
 from core.db import lock_rows
 from core.errors import ConfigurationError, Conflict
+from core.managed_apps.observation import built_by_managed_application
 from core.messaging import TaskNames
 from core.networking.service import sync_private_endpoint_connections
 from core.outbox.service import enqueue
@@ -37,7 +38,7 @@ def _arm_clients() -> ArmClientFactory:
 
 @cache
 def _controller() -> ClusterController:
-    return ClusterController(get_settings(), _arm_clients())
+    return ClusterController(get_settings(), _arm_clients(), built_elsewhere=built_by_managed_application)
 
 
 def _arm_for(session: Session, cluster: Cluster) -> ArmClient:
