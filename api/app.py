@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
+import core.models  # noqa: F401  # the API process starts here: every table registered before the first flush
 from api.body_limits import BodyLimitMiddleware
 from api.errors import MIDDLEWARE_RESPONSES, install_error_handlers
 from api.middleware import CorrelationMiddleware

@@ -23,7 +23,8 @@ from fastapi import Request, Response
 
 from core.browser_sessions import service
 from core.browser_sessions.models import BrowserSessionRecord, SessionEndReason
-from core.db import Database, utc_now
+from core.clock import utc_now
+from core.db import Database
 from core.errors import Forbidden, Unauthenticated, UpstreamUnavailable
 from core.identity.sign_in import SignedInUser, UserSignIn
 from core.settings import Settings

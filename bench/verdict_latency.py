@@ -52,11 +52,12 @@ from cli.scenario.private_redis import PrivateRedis, redis_server_available
 from core import migrator
 from core.audit.models import AuditEvent
 from core.catalog.loader import load_catalog, sync_catalog
+from core.clock import utc_now
 from core.clusters.models import Cluster, ClusterStatus
 from core.clusters.provisioning_models import ArmDeployment
 from core.clusters.schemas import ClusterPlacement, KeyPolicy, PrivateLinkPolicy
 from core.clusters.service import cluster_name_for, request_cluster
-from core.db import Database, make_engine, utc_now
+from core.db import Database, make_engine
 from core.marketplace.fulfillment_client import FulfillmentClient
 from core.messaging import DEFAULT_QUEUE, VERDICT_QUEUE, TaskNames
 from core.outbox.models import OutboxMessage

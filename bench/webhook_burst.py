@@ -42,7 +42,8 @@ from bench.termination import exit_cleanly_on_sigterm
 from cli.processes import free_port, wait_until_listening
 from core import migrator
 from core.browser_sessions.service import SignedInIdentity, new_cookie_id, sign_in
-from core.db import Database, make_engine, utc_now
+from core.clock import utc_now
+from core.db import Database, make_engine
 from core.outbox.models import OutboxMessage
 from core.outbox.service import claim_for_completion
 from core.settings import Settings

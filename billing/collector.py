@@ -22,8 +22,9 @@ from sqlmodel import Session, col, select
 
 from billing.sql_inserts import insert_rows_ignoring_conflicts, table_of
 from billing.window import BillableWindow, billable_windows, waiving_offer_ids
+from core.clock import utc_now
 from core.clusters.models import Cluster, ClusterStatus
-from core.db import Database, utc_now
+from core.db import Database
 from core.errors import UpstreamUnavailable
 from core.settings import Settings
 from core.usage.models import RejectedUsageSample, UsageSample

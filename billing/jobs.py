@@ -11,7 +11,8 @@ from billing.reconciliation import reconcile
 from billing.settlement import DAY, SettlementSummary, day_of, settle_unknown
 from billing.submission import SubmissionPolicy, SubmissionSummary, submit_pending
 from billing.window import waiving_offer_ids
-from core.db import Database, utc_now
+from core.clock import utc_now
+from core.db import Database
 from core.marketplace.metering_client import MeteringClient
 from core.settings import Settings
 from core.usage.reconciliation_models import UsageReconciliationReport

@@ -21,8 +21,10 @@ from sqlmodel import Session
 from billing.quantities import billable_quantity_sql
 from billing.sql_inserts import execute_insert_counting, table_of
 from core.catalog.models import Aggregation, MeteredDimension, Plan, PlanIncludedQuantity
+from core.clock import utc_now
 from core.clusters.models import Cluster
-from core.db import UTCDateTime, insert_ignoring_conflicts, utc_now
+from core.columns import UTCDateTime
+from core.db import insert_ignoring_conflicts
 from core.managed_apps.models import ManagedApplication
 from core.subscriptions.models import MarketplaceSubscription
 from core.usage.models import LedgerStatus, ResourceKind, UsageLedgerAdjustment, UsageLedgerEntry, UsageSample

@@ -18,7 +18,8 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from billing.settlement import DAY, GroupKey, day_of
-from core.db import Database, utc_now
+from core.clock import utc_now
+from core.db import Database
 from core.errors import NotFound, ValidationFailed
 from core.marketplace.metering_client import MeteringClient, UsageAggregate
 from core.usage.models import LedgerStatus, UsageLedgerEntry

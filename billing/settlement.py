@@ -18,7 +18,8 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, col, select
 
 from billing.submission import SubmissionPolicy, move_entry
-from core.db import Database, lock_rows, utc_now
+from core.clock import utc_now
+from core.db import Database, lock_rows
 from core.marketplace.metering_client import MeteringClient, UsageAggregate
 from core.usage.models import LedgerStatus, UsageLedgerEntry
 

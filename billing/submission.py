@@ -22,7 +22,8 @@ from billing.sql_inserts import table_of
 from core.audit.actions import AuditAction
 from core.audit.models import AuditOutcome
 from core.audit.service import record_audit_event
-from core.db import Database, lock_rows, utc_now
+from core.clock import utc_now
+from core.db import Database, lock_rows
 from core.marketplace.http import MarketplaceError, MarketplaceUnreachable
 from core.marketplace.metering_client import (
     ACCEPTED,

@@ -63,6 +63,7 @@ def _fail(error: ControlPlaneError) -> typer.Exit:
 def status(start: FromOption = None, end: ToOption = None, output: FormatOption = OutputFormat.JSON) -> None:
     """Ledger entries and billable quantity by status for hours in the period."""
     settings_or_exit()
+    import core.models  # noqa: F401  # registers every table before the first flush
     from billing.reports import status_counts
     from core.db import get_database
 
@@ -79,6 +80,7 @@ def status(start: FromOption = None, end: ToOption = None, output: FormatOption 
 def collect() -> None:
     """Read usage from every running cluster now."""
     settings = settings_or_exit()
+    import core.models  # noqa: F401  # registers every table before the first flush
     from billing.jobs import run_collection
     from core.db import get_database
 
@@ -95,6 +97,7 @@ def close_hour(
 ) -> None:
     """Close every hour past its grace period into ledger entries (idempotent)."""
     settings = settings_or_exit()
+    import core.models  # noqa: F401  # registers every table before the first flush
     from billing.jobs import run_close
     from core.db import get_database
 
@@ -119,6 +122,7 @@ def close_hour(
 def submit() -> None:
     """Send every closed, in-window pending entry to Marketplace metering, then settle unknown ones."""
     settings = settings_or_exit()
+    import core.models  # noqa: F401  # registers every table before the first flush
     from billing.jobs import run_settlement, run_submission
     from billing.reports import status_counts
     from core.db import get_database
@@ -146,6 +150,7 @@ def reconcile(
 ) -> None:
     """Compare the ledger with Marketplace's usage retrieval for whole UTC days and store the report."""
     settings = settings_or_exit()
+    import core.models  # noqa: F401  # registers every table before the first flush
     from billing.jobs import run_reconciliation
     from billing.reconciliation import report_with_differences
     from billing.schemas import DifferenceView
@@ -171,6 +176,7 @@ def reconcile(
 def report(start: FromOption = None, end: ToOption = None, output: FormatOption = OutputFormat.CSV) -> None:
     """Ledger entries of hours in the period, with status, quantities and Marketplace event ids."""
     settings_or_exit()
+    import core.models  # noqa: F401  # registers every table before the first flush
     from billing.reports import ledger_entries
     from core.db import get_database
 

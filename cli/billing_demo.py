@@ -20,8 +20,9 @@ from sqlmodel import col, select
 from billing.jobs import run_close, run_collection, run_reconciliation, run_settlement, run_submission
 from billing.reports import status_counts
 from cli.emulator_environment import settings_for_emulators
+from core.clock import utc_now
 from core.clusters.models import Cluster, ClusterStatus
-from core.db import Database, utc_now
+from core.db import Database
 from core.marketplace.fulfillment_client import FulfillmentClient
 from core.settings import Settings
 from core.subscriptions.models import MarketplaceSubscription, SubscriptionStatus

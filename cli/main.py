@@ -111,6 +111,7 @@ def beat() -> None:
     """Run the scheduler: Celery beat plus the outbox relay (exactly one per deployment)."""
     settings = settings_or_exit()
     require_schema_or_exit(settings)
+    import core.models  # noqa: F401  # registers every table before the first flush
     from core.db import get_database
     from workers.celery_app import celery_app
     from workers.relay import OutboxRelay, celery_publisher
@@ -141,6 +142,7 @@ def relay(
 ) -> None:
     """Run only the outbox relay (the scheduler runs one already)."""
     settings = settings_or_exit()
+    import core.models  # noqa: F401  # registers every table before the first flush
     from core.db import get_database
     from workers.celery_app import celery_app
     from workers.relay import OutboxRelay, celery_publisher
@@ -171,6 +173,7 @@ def migrate(
 ) -> None:
     """Apply database migrations, then load the offer catalog into the database."""
     settings = settings_or_exit()
+    import core.models  # noqa: F401  # registers every table before the first flush
     from core import migrator
     from core.catalog.loader import load_catalog, sync_catalog
     from core.db import get_database
@@ -197,6 +200,7 @@ def probe(
 ) -> None:
     """Send a probe through outbox -> relay -> broker -> worker and report how long it took."""
     settings_or_exit()
+    import core.models  # noqa: F401  # registers every table before the first flush
     from core.db import get_database
     from core.probe import start_probe, wait_for_probe
 

@@ -1,4 +1,4 @@
-"""Engine, sessions and column types shared by the API, the workers and the CLI.
+"""Engine, sessions and row-locking helpers shared by the API, the workers and the CLI.
 
 SQLite (the embedded default) and PostgreSQL (scale-out) behave alike: on SQLite every transaction
 starts with BEGIN IMMEDIATE, so a read-then-write cannot lose a race against another process, which
@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from functools import cache, cached_property
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.selectable import GenerativeSelect
 from sqlmodel import Session, SQLModel, create_engine
@@ -23,46 +22,6 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
 T = TypeVar("T")
 SelectT = TypeVar("SelectT", bound=GenerativeSelect)
-
-# Deterministic constraint names, so migrations are the same on SQLite and PostgreSQL.
-SQLModel.metadata.naming_convention = {
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def empty_json_list() -> list[Any]:
-    """The default of a table model's JSON list column.
-
-    Not the `list` builtin: pydantic reads a default factory's signature on every construction of a table
-    model, and parsing the builtin's text signature took about 0.1 ms each time (a Python function: ~7 us).
-    """
-    return []
-
-
-class UTCDateTime(sa.TypeDecorator[datetime]):
-    """Timezone-aware UTC datetimes on every backend (SQLite hands back naive values otherwise)."""
-
-    impl = sa.DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given; use timezone-aware UTC datetimes")
-        return value.astimezone(UTC)
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def normalize_database_url(url: str) -> str:
@@ -224,8 +183,11 @@ _databases: dict[str, Database] = {}
 
 
 def get_database() -> Database:
-    """The process-wide Database for the configured URL (one engine and pool per process)."""
-    import core.models  # noqa: F401  # every table must be known before the first flush
+    """The process-wide Database for the configured URL (one engine and pool per process).
+
+    The tables are not registered here (this module imports no model): each process's entry point imports
+    `core.models` at start, so that every table a foreign key names is known before the first flush.
+    """
     from core.settings import get_settings
 
     settings = get_settings()

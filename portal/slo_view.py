@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlmodel import Session
 
+from core.clock import utc_now
 from core.clusters.models import Cluster
-from core.db import utc_now
 from core.settings import Settings
 from core.slo.service import cluster_slo_status, cluster_time_series
 from portal.slo_chart import SliChart, build_sli_chart

@@ -14,6 +14,7 @@ from celery.platforms import EX_FAILURE
 from sqlalchemy.exc import IntegrityError, OperationalError
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_random
 
+import core.models  # noqa: F401  # workers, beat and relay start here: every table known before the first flush
 from core.correlation import CORRELATION_HEADER, current_correlation_id
 from core.db import reset_databases
 from core.messaging import celery_config

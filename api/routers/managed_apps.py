@@ -16,7 +16,7 @@ from api.permissions import public_route
 from api.rate_limits import peer_of
 from core.audit.actions import AuditAction
 from core.audit.refusals import record_refusal
-from core.db import utc_now
+from core.clock import utc_now
 from core.errors import BadRequest, NotFound, Unauthenticated, ValidationFailed
 from core.managed_apps.schemas import ManagedAppNotification
 from core.managed_apps.service import check_event_time, record_notification

@@ -11,7 +11,7 @@ from api.dependencies import MAX_DATABASE_INTEGER, RowId, SessionDep
 from api.errors import error_response, error_responses
 from api.security import OperatorDep
 from core.browser_sessions.service import revoke_sessions
-from core.db import utc_now
+from core.clock import utc_now
 from core.messaging import TaskNames
 from core.outbox.service import enqueue
 from core.subscriptions.models import SubscriptionStatus

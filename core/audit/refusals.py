@@ -20,8 +20,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from core.audit.actions import AuditAction
 from core.audit.models import AuditEvent, AuditOutcome
+from core.clock import utc_now
 from core.correlation import current_correlation_id
-from core.db import Database, utc_now
+from core.db import Database
 from core.redaction import redact_value
 
 SOURCE_SUBJECT_TYPE = "request_source"

@@ -13,7 +13,8 @@ from enum import StrEnum
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from core.db import UTCDateTime, empty_json_list, utc_now
+from core.clock import utc_now
+from core.columns import UTCDateTime, empty_json_list
 
 
 class SessionEndReason(StrEnum):

@@ -7,6 +7,7 @@ from enum import StrEnum
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+import core.columns  # noqa: F401  # sets the constraint-naming convention before these tables are defined
 from core.statemachine import enum_check
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
@@ -40,6 +40,7 @@ from core.audit.models import AuditOutcome
 from core.audit.service import record_audit_event
 from core.azure.arm import ArmAccessDenied, ArmClient, ArmClientFactory, ArmRequestFailed, DeploymentObservation
 from core.catalog.models import Offer, Plan
+from core.clock import utc_now
 from core.clusters.drift_repairs import steps_awaiting_repair
 from core.clusters.models import CLUSTER_STATES, SETTLED_CLUSTER_STATUSES, Cluster, ClusterStatus
 from core.clusters.ownership import (
@@ -53,15 +54,19 @@ from core.clusters.ownership import (
 )
 from core.clusters.provisioning_models import ArmDeployment, DeploymentState
 from core.clusters.service import lock_cluster
-from core.db import utc_now
 from core.errors import ConfigurationError
-from core.managed_apps.models import ManagedApplication
 from core.messaging import TaskNames
 from core.outbox.service import enqueue
 from core.settings import Settings
 from core.tenants.models import Tenant
 
 ACTOR = "system:provisioning-controller"
+
+# Whether a deployment the controller does not own built the cluster (a managed application's: the customer's own
+# deployment creates its resources), so that the controller observes it and never deploys it. The package that
+# builds such clusters answers, handed in by whoever builds the controller: the clusters package imports none of
+# the packages built on it.
+BuiltElsewhere = Callable[[Session, Cluster], bool]
 
 
 @dataclass(frozen=True)
@@ -172,9 +177,10 @@ def _new_admin_public_key() -> str:
 class ClusterController:
     """Runs reconcile passes for clusters; holds the ARM client factory of this process."""
 
-    def __init__(self, settings: Settings, arm_clients: ArmClientFactory) -> None:
+    def __init__(self, settings: Settings, arm_clients: ArmClientFactory, *, built_elsewhere: BuiltElsewhere) -> None:
         self.settings = settings
         self.arm_clients = arm_clients
+        self.built_elsewhere = built_elsewhere
         # A tenant row's Entra tenant id never changes: one read per tenant and process, not one per pass.
         self._entra_tenant_ids: dict[str, str] = {}
 
@@ -188,12 +194,7 @@ class ClusterController:
     def _reconcile(self, session: Session, cluster_id: str) -> None:
         cluster = lock_cluster(session, cluster_id)
         # The customer's own deployment built a managed application's cluster: it is observed, never deployed.
-        if (
-            cluster.managed_application_id is not None
-            and session.exec(
-                select(ManagedApplication.id).where(ManagedApplication.application_id == cluster.managed_application_id)
-            ).first()
-        ):
+        if self.built_elsewhere(session, cluster):
             return
         # A failed cluster waits for an operator retry, except that an unsubscribe still stops and deletes it.
         deletion_pending = cluster.desired_deleted and cluster.observed_generation < cluster.desired_generation

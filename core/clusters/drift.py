@@ -31,12 +31,12 @@ from core.audit.actions import AuditAction
 from core.audit.models import AuditOutcome
 from core.audit.service import record_audit_event
 from core.azure.arm import ArmClient
+from core.clock import utc_now
 from core.clusters.controller import DeploymentHistory
 from core.clusters.drift_models import ClusterDrift, DriftKind, DriftRemedy, DriftState
 from core.clusters.models import Cluster, ClusterStatus
 from core.clusters.provisioning_models import ArmDeployment, DeploymentState
 from core.clusters.service import lock_cluster
-from core.db import utc_now
 from core.messaging import TaskNames
 from core.outbox.service import enqueue
 from core.settings import DEFAULT_ARM_TEMPLATES_PATH, Settings

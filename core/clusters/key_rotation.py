@@ -11,10 +11,11 @@ from core.audit.actions import AuditAction
 from core.audit.models import AuditOutcome
 from core.audit.service import record_audit_event
 from core.azure.arm import ArmAccessDenied, ArmClient, ArmRequestFailed
+from core.clock import utc_now
 from core.clusters.models import Cluster, ClusterStatus
 from core.clusters.provisioning_models import ArmDeployment, DeploymentState, KeyRotation, KeyRotationState
 from core.clusters.service import lock_cluster
-from core.db import lock_rows, utc_now
+from core.db import lock_rows
 from core.errors import Conflict, NotFound
 from core.messaging import TaskNames
 from core.outbox.service import enqueue

@@ -10,7 +10,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from core.db import UTCDateTime, empty_json_list, utc_now
+from core.clock import utc_now
+from core.columns import UTCDateTime, empty_json_list
 from core.statemachine import enum_check
 
 

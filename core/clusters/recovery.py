@@ -6,9 +6,9 @@ from sqlmodel import Session
 
 from core.audit.actions import AuditAction
 from core.audit.service import record_audit_event
+from core.clock import utc_now
 from core.clusters.models import CLUSTER_STATES, Cluster, ClusterStatus
 from core.clusters.service import lock_cluster
-from core.db import utc_now
 from core.errors import Conflict
 from core.messaging import TaskNames
 from core.outbox.service import enqueue

@@ -13,9 +13,10 @@ from sqlmodel import Session, select
 
 from core.audit.actions import AuditAction
 from core.audit.service import record_audit_event
+from core.clock import utc_now
 from core.clusters.models import Cluster, ClusterStatus
 from core.clusters.schemas import ClusterPlacement, KeyPolicy, PrivateLinkPolicy
-from core.db import lock_rows, utc_now
+from core.db import lock_rows
 from core.errors import Conflict, NotFound
 from core.messaging import TaskNames
 from core.outbox.service import enqueue

@@ -9,7 +9,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from core.db import UTCDateTime, utc_now
+from core.clock import utc_now
+from core.columns import UTCDateTime
 from core.statemachine import enum_check
 
 

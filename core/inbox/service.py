@@ -7,8 +7,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from core.clock import utc_now
 from core.correlation import current_correlation_id
-from core.db import insert_unless_conflicting, utc_now
+from core.db import insert_unless_conflicting
 from core.inbox.models import InboundEvent, InboundSource
 
 

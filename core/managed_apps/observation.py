@@ -25,9 +25,10 @@ from core.audit.models import AuditEvent, AuditOutcome
 from core.audit.service import record_audit_event
 from core.azure.arm import ArmAccessDenied, ArmClientFactory, ArmRequestFailed
 from core.catalog.models import Plan
+from core.clock import utc_now
 from core.clusters.models import Cluster, ClusterStatus
 from core.clusters.service import cluster_name_for
-from core.db import lock_rows, utc_now
+from core.db import lock_rows
 from core.managed_apps.models import ManagedApplication, ManagedAppProvisioningState
 from core.messaging import TaskNames
 from core.outbox.service import enqueue
@@ -113,6 +114,20 @@ def _resource_group_parts(resource_group_id: str) -> tuple[str, str] | None:
 def retry_delay_seconds(attempt: int) -> float:
     """Delay before observation attempt `attempt + 1`: doubling from RETRY_BASE_SECONDS, capped."""
     return float(min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2 ** max(0, attempt - 1)))
+
+
+def built_by_managed_application(session: Session, cluster: Cluster) -> bool:
+    """Whether a managed application's own deployment built the cluster, which the observer then records.
+
+    The provisioning controller asks (handed this function where it is built) and never deploys such a cluster. A
+    cluster row naming an application that was never notified is not one: the controller deploys it.
+    """
+    if cluster.managed_application_id is None:
+        return False
+    owner = session.exec(
+        select(ManagedApplication.id).where(ManagedApplication.application_id == cluster.managed_application_id)
+    ).first()
+    return owner is not None
 
 
 class ManagedApplicationObserver:

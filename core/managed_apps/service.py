@@ -12,7 +12,7 @@ from core.audit.actions import AuditAction
 from core.audit.models import AuditOutcome
 from core.audit.service import record_audit_event
 from core.catalog.models import Offer, Plan
-from core.db import utc_now
+from core.clock import utc_now
 from core.errors import ValidationFailed
 from core.inbox.models import InboundSource
 from core.inbox.service import mark_processed, record_inbound_event

@@ -12,8 +12,9 @@ from sqlmodel import Session, col, select
 from core.audit.actions import AuditAction
 from core.audit.service import record_audit_event
 from core.azure.arm import ArmClient
+from core.clock import utc_now
 from core.clusters.models import Cluster
-from core.db import lock_rows, utc_now
+from core.db import lock_rows
 from core.errors import NotFound
 from core.identity.principal import Principal
 from core.messaging import TaskNames

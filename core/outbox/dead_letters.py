@@ -19,7 +19,8 @@ from sqlmodel import Session, col, select
 from core.audit.actions import AuditAction
 from core.audit.models import AuditOutcome
 from core.audit.service import record_audit_event
-from core.db import lock_rows, utc_now
+from core.clock import utc_now
+from core.db import lock_rows
 from core.errors import Conflict, ControlPlaneError, NotFound
 from core.outbox.models import OutboxMessage
 

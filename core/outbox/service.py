@@ -9,8 +9,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from core.clock import utc_now
 from core.correlation import current_correlation_id, new_correlation_id
-from core.db import lock_rows, utc_now
+from core.db import lock_rows
 from core.outbox.models import OutboxMessage
 from core.telemetry.tracing import current_traceparent
 

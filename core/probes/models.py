@@ -7,7 +7,8 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from core.db import UTCDateTime, utc_now
+from core.clock import utc_now
+from core.columns import UTCDateTime
 
 
 class BlobProbeSample(SQLModel, table=True):

@@ -18,8 +18,8 @@ from sqlmodel import Session, col, select
 from core.audit.actions import AuditAction
 from core.audit.models import AuditEvent, AuditOutcome
 from core.audit.service import record_audit_event
+from core.clock import utc_now
 from core.clusters.models import Cluster
-from core.db import utc_now
 from core.errors import NotFound, ValidationFailed
 from core.identity.principal import Principal
 from core.probes.models import BlobProbeSample

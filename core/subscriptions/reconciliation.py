@@ -12,8 +12,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from core.clock import utc_now
 from core.clusters.service import change_desired_spec
-from core.db import utc_now
 from core.marketplace.fulfillment_client import FulfillmentOperation, FulfillmentSubscription
 from core.messaging import TaskNames
 from core.outbox.service import enqueue

@@ -16,10 +16,11 @@ from core.audit.actions import AuditAction
 from core.audit.models import AuditOutcome
 from core.audit.service import record_audit_event
 from core.catalog.models import ActivationMode, Offer
+from core.clock import utc_now
 from core.clusters.models import Cluster
 from core.clusters.ownership import ResourceGroupNotOwned, group_in_use
 from core.clusters.service import change_desired_spec, request_cluster
-from core.db import lock_rows, utc_now
+from core.db import lock_rows
 from core.errors import Conflict, Forbidden, NotFound
 from core.marketplace.fulfillment_client import FulfillmentOperation, FulfillmentSubscription, ResolvedPurchase
 from core.messaging import TaskNames

@@ -21,8 +21,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from core.audit.actions import AuditAction
 from core.audit.models import AuditEvent, AuditOutcome
+from core.clock import utc_now
 from core.correlation import current_correlation_id, new_correlation_id
-from core.db import utc_now
 from core.inbox.models import InboundEvent, InboundSource
 from core.messaging import TaskNames
 from core.outbox.models import OutboxMessage

@@ -14,7 +14,8 @@ import sqlalchemy as sa
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from core.db import Database, utc_now
+from core.clock import utc_now
+from core.db import Database
 
 logger = logging.getLogger(__name__)
 

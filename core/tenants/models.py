@@ -7,7 +7,8 @@ from datetime import datetime
 
 from sqlmodel import Field, SQLModel
 
-from core.db import UTCDateTime, utc_now
+from core.clock import utc_now
+from core.columns import UTCDateTime
 
 
 class Tenant(SQLModel, table=True):

@@ -8,7 +8,8 @@ from enum import StrEnum
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from core.db import UTCDateTime, utc_now
+from core.clock import utc_now
+from core.columns import UTCDateTime
 from core.statemachine import StateMachine, enum_check
 
 

@@ -7,7 +7,8 @@ from enum import StrEnum
 
 from sqlmodel import Field, SQLModel
 
-from core.db import UTCDateTime, utc_now
+from core.clock import utc_now
+from core.columns import UTCDateTime
 from core.statemachine import enum_check
 
 

@@ -20,13 +20,13 @@ from core.audit.actions import AuditAction
 from core.audit.queries import search_audit_events
 from core.audit.service import record_audit_event
 from core.catalog.models import MeteredDimension, Plan
+from core.clock import utc_now
 from core.clusters.drift import cluster_drift_history
 from core.clusters.key_rotation import request_key_rotation
 from core.clusters.models import Cluster, ClusterStatus
 from core.clusters.queries import cluster_deployments, cluster_timeline, recent_key_rotations
 from core.clusters.schemas import PrivateLinkPolicy
 from core.clusters.service import change_desired_spec
-from core.db import utc_now
 from core.errors import Conflict, ValidationFailed
 from core.networking.models import ConnectionStatus
 from core.networking.service import decide_connection, list_connections

@@ -16,10 +16,10 @@ from billing.reconciliation import differences_csv, list_reports, report_with_di
 from billing.reports import rejected_samples, status_counts
 from core.audit.queries import search_audit_events
 from core.catalog.models import Plan
+from core.clock import utc_now
 from core.clusters.drift import cluster_drift_history
 from core.clusters.queries import cluster_deployments, cluster_timeline, clusters_needing_attention
 from core.clusters.recovery import retry_failed_cluster
-from core.db import utc_now
 from core.errors import Conflict, NotFound
 from core.messaging import TaskNames
 from core.networking.service import visible_cluster

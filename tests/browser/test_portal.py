@@ -21,9 +21,10 @@ from sqlmodel import col, select
 
 from billing.jobs import run_close, run_reconciliation, run_submission
 from core.audit.models import AuditEvent
+from core.clock import utc_now
 from core.clusters.models import Cluster, ClusterStatus
 from core.clusters.provisioning_models import KeyRotation
-from core.db import Database, utc_now
+from core.db import Database
 from core.networking.models import PrivateEndpointConnection
 from core.probes.models import BlobProbeSample
 from core.slo.service import cluster_slo_status, cluster_time_series, evaluate_burn_rate_alerts

@@ -12,7 +12,8 @@ from sqlmodel import col, select
 
 from cli.processes import ProcessGroup
 from core.audit.models import AuditEvent
-from core.db import Database, utc_now
+from core.clock import utc_now
+from core.db import Database
 from core.errors import Conflict
 from core.messaging import TaskNames, celery_config
 from core.outbox.dead_letters import dead_letter_count, dead_letters, dismiss_dead_letter, retry_dead_letter

@@ -14,7 +14,8 @@ from sqlmodel import select
 from cli.processes import ProcessGroup
 from core.audit.models import AuditEvent
 from core.audit.service import record_audit_event
-from core.db import Database, utc_now
+from core.clock import utc_now
+from core.db import Database
 from core.messaging import TaskNames, celery_config
 from core.outbox.models import OutboxMessage
 from core.outbox.service import enqueue

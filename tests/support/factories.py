@@ -13,9 +13,9 @@ from typing import Any
 
 from sqlmodel import Session
 
+from core.clock import utc_now
 from core.clusters.models import Cluster, ClusterStatus
 from core.clusters.provisioning_models import KeyRotation, KeyRotationState
-from core.db import utc_now
 from core.networking.models import ConnectionStatus, PrivateEndpointConnection
 from core.subscriptions.models import (
     MarketplaceOperation,

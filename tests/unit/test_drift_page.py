@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from core.clock import utc_now
 from core.clusters.drift_models import ClusterDrift, DriftRemedy, DriftState
-from core.db import utc_now
 from portal.pages import templates
 
 

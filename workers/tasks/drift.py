@@ -7,9 +7,9 @@ import logging
 from sqlmodel import Session
 
 from core.azure.arm import ArmAccessDenied, ArmRequestFailed
+from core.clock import utc_now
 from core.clusters.drift import DriftObserver, enqueue_due_observations
 from core.clusters.models import Cluster
-from core.db import utc_now
 from core.messaging import TaskNames
 from core.settings import get_settings
 from workers.celery_app import celery_app

@@ -20,9 +20,9 @@ from core.audit.actions import AuditAction
 from core.audit.models import AuditOutcome
 from core.audit.service import record_audit_event
 from core.catalog.models import ActivationMode
+from core.clock import utc_now
 from core.clusters.models import Cluster, ClusterStatus
 from core.clusters.recovery import retry_failed_cluster
-from core.db import utc_now
 from core.errors import ControlPlaneError
 from core.inbox.models import InboundSource
 from core.inbox.service import mark_processed

@@ -9,12 +9,14 @@ from functools import cache
 from sqlmodel import Session, col, select
 
 from core.azure.arm import ArmAccessDenied, ArmClient, ArmClientFactory, ArmRequestFailed
+from core.clock import utc_now
 from core.clusters.controller import ClusterController, overdue_cluster_ids
 from core.clusters.key_rotation import clusters_due_for_rotation, perform_key_rotation, request_key_rotation
 from core.clusters.models import Cluster, ClusterStatus
 from core.clusters.provisioning_models import KeyRotation
-from core.db import lock_rows, utc_now
+from core.db import lock_rows
 from core.errors import ConfigurationError, Conflict
+from core.managed_apps.observation import built_by_managed_application
 from core.messaging import TaskNames
 from core.networking.service import sync_private_endpoint_connections
 from core.outbox.service import enqueue
@@ -36,7 +38,7 @@ def _arm_clients() -> ArmClientFactory:
 
 @cache
 def _controller() -> ClusterController:
-    return ClusterController(get_settings(), _arm_clients())
+    return ClusterController(get_settings(), _arm_clients(), built_elsewhere=built_by_managed_application)
 
 
 def _arm_for(session: Session, cluster: Cluster) -> ArmClient:

@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 
 from core.audit.actions import AuditAction
 from core.audit.service import record_audit_event
-from core.db import utc_now
+from core.clock import utc_now
 from core.messaging import TaskNames
 from core.outbox.models import OutboxMessage
 from workers.celery_app import celery_app

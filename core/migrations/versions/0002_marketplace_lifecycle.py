@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-import core.db
+import core.columns
 
 revision: str = "0002"
 down_revision: str | None = "0001"
@@ -25,8 +25,8 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("trigger", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-        sa.Column("requested_at", core.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("finished_at", core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("requested_at", core.columns.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", core.columns.UTCDateTime(timezone=True), nullable=True),
         sa.Column("subscriptions_seen", sa.Integer(), nullable=False),
         sa.Column("operations_seen", sa.Integer(), nullable=False),
         sa.Column("changes", sa.JSON(), nullable=False),

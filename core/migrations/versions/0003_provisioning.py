@@ -10,7 +10,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-import core.db
+import core.columns
 
 revision: str = "0003"
 down_revision: str | None = "0001"
@@ -35,8 +35,8 @@ def upgrade() -> None:
         sa.Column("error_code", sqlmodel.sql.sqltypes.AutoString(length=128), nullable=True),
         sa.Column("error_message", sqlmodel.sql.sqltypes.AutoString(length=4096), nullable=True),
         sa.Column("error_details", sa.JSON(), nullable=False),
-        sa.Column("started_at", core.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("finished_at", core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("started_at", core.columns.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", core.columns.UTCDateTime(timezone=True), nullable=True),
         sa.CheckConstraint("state IN ('running', 'succeeded', 'failed')", name="ck_arm_deployments_state"),
         sa.ForeignKeyConstraint(["cluster_id"], ["clusters.id"], name=op.f("fk_arm_deployments_cluster_id_clusters")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_arm_deployments")),
@@ -54,8 +54,8 @@ def upgrade() -> None:
         sa.Column("key_id_before", sqlmodel.sql.sqltypes.AutoString(length=1024), nullable=True),
         sa.Column("key_id_after", sqlmodel.sql.sqltypes.AutoString(length=1024), nullable=True),
         sa.Column("error_message", sqlmodel.sql.sqltypes.AutoString(length=4096), nullable=True),
-        sa.Column("requested_at", core.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("finished_at", core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("requested_at", core.columns.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", core.columns.UTCDateTime(timezone=True), nullable=True),
         sa.CheckConstraint("state IN ('requested', 'completed', 'failed')", name="ck_key_rotations_state"),
         sa.ForeignKeyConstraint(["cluster_id"], ["clusters.id"], name=op.f("fk_key_rotations_cluster_id_clusters")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_key_rotations")),

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-import core.db
+import core.columns
 
 revision: str = "0004"
 down_revision: str | None = "0001"
@@ -22,7 +22,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     # The hour is added nullable, filled from sampled_at, then made required, so existing samples survive.
     with op.batch_alter_table("usage_samples", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("hour_start", core.db.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("hour_start", core.columns.UTCDateTime(timezone=True), nullable=True))
     if op.get_bind().dialect.name == "postgresql":
         op.execute(
             "UPDATE usage_samples SET hour_start = date_trunc('hour', sampled_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
@@ -30,7 +30,7 @@ def upgrade() -> None:
     else:
         op.execute("UPDATE usage_samples SET hour_start = substr(sampled_at, 1, 13) || ':00:00.000000'")
     with op.batch_alter_table("usage_samples", schema=None) as batch_op:
-        batch_op.alter_column("hour_start", existing_type=core.db.UTCDateTime(timezone=True), nullable=False)
+        batch_op.alter_column("hour_start", existing_type=core.columns.UTCDateTime(timezone=True), nullable=False)
         batch_op.create_index(batch_op.f("ix_usage_samples_hour_start"), ["hour_start"], unique=False)
         batch_op.create_index(
             "ix_usage_samples_cluster_id_dimension_id_hour_start",
@@ -48,10 +48,10 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("cluster_id", sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
         sa.Column("dimension_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("sampled_at", core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("sampled_at", core.columns.UTCDateTime(timezone=True), nullable=False),
         sa.Column("value", sa.Float(), nullable=False),
         sa.Column("reason", sqlmodel.sql.sqltypes.AutoString(length=512), nullable=False),
-        sa.Column("received_at", core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("received_at", core.columns.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["cluster_id"], ["clusters.id"], name=op.f("fk_rejected_usage_samples_cluster_id_clusters")
         ),
@@ -63,11 +63,11 @@ def upgrade() -> None:
         "usage_ledger_adjustments",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("ledger_entry_id", sa.Integer(), nullable=False),
-        sa.Column("samples_received_through", core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("samples_received_through", core.columns.UTCDateTime(timezone=True), nullable=False),
         sa.Column("corrected_measured_quantity", sa.Float(), nullable=False),
         sa.Column("corrected_billable_quantity", sa.Float(), nullable=False),
         sa.Column("billable_delta", sa.Float(), nullable=False),
-        sa.Column("created_at", core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", core.columns.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["ledger_entry_id"],
             ["usage_ledger_entries.id"],
@@ -84,12 +84,12 @@ def upgrade() -> None:
     op.create_table(
         "usage_reconciliation_reports",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("period_start", core.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("period_end", core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("period_start", core.columns.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("period_end", core.columns.UTCDateTime(timezone=True), nullable=False),
         sa.Column("compared_groups", sa.Integer(), nullable=False),
         sa.Column("difference_count", sa.Integer(), nullable=False),
         sa.Column("requested_by", sqlmodel.sql.sqltypes.AutoString(length=256), nullable=False),
-        sa.Column("created_at", core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", core.columns.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_usage_reconciliation_reports")),
     )
     with op.batch_alter_table("usage_reconciliation_reports", schema=None) as batch_op:
@@ -105,7 +105,7 @@ def upgrade() -> None:
         sa.Column("resource_id", sqlmodel.sql.sqltypes.AutoString(length=512), nullable=False),
         sa.Column("dimension_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("plan_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("usage_date", core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("usage_date", core.columns.UTCDateTime(timezone=True), nullable=False),
         sa.Column("ledger_quantity", sa.Float(), nullable=True),
         sa.Column("marketplace_quantity", sa.Float(), nullable=True),
         sa.Column("ledger_count", sa.Integer(), nullable=False),

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-import core.db
+import core.columns
 
 revision: str = "0005"
 down_revision: str | None = "0001"
@@ -36,11 +36,11 @@ def upgrade() -> None:
         sa.Column("plan_version", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("resource_usage_id", sqlmodel.sql.sqltypes.AutoString(length=128), nullable=True),
         sa.Column("provisioning_state", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-        sa.Column("last_event_time", core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_event_time", core.columns.UTCDateTime(timezone=True), nullable=False),
         sa.Column("last_error", sa.JSON(), nullable=True),
-        sa.Column("verified_at", core.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("created_at", core.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("verified_at", core.columns.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", core.columns.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", core.columns.UTCDateTime(timezone=True), nullable=False),
         sa.CheckConstraint(
             "provisioning_state IN ('Accepted', 'Succeeded', 'Failed', 'Updating', 'Deleting', 'Deleted')",
             name="ck_managed_apps_state",

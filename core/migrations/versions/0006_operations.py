@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-import core.db
+import core.columns
 
 revision: str = "0006"
 down_revision: str | None = "0001"
@@ -35,7 +35,7 @@ def upgrade() -> None:
         sa.Column("latency_ms", sa.Float(), nullable=False),
         sa.Column("error_code", sqlmodel.sql.sqltypes.AutoString(length=128), nullable=True),
         sa.Column("error_message", sqlmodel.sql.sqltypes.AutoString(length=2048), nullable=True),
-        sa.Column("probed_at", core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("probed_at", core.columns.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["cluster_id"], ["clusters.id"], name=op.f("fk_blob_probe_samples_cluster_id_clusters")
         ),
@@ -53,7 +53,7 @@ def upgrade() -> None:
         sa.Column("source", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
         sa.Column("source_id", sa.Integer(), nullable=False),
         sa.Column("stream", sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
-        sa.Column("exported_at", core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("exported_at", core.columns.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_monitor_export_marks")),
         sa.UniqueConstraint("source", "source_id", name="uq_monitor_export_marks_source_row"),
     )
@@ -61,7 +61,7 @@ def upgrade() -> None:
     op.create_table(
         "log_records",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("recorded_at", core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("recorded_at", core.columns.UTCDateTime(timezone=True), nullable=False),
         sa.Column("level", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
         sa.Column("logger_name", sqlmodel.sql.sqltypes.AutoString(length=256), nullable=False),
         sa.Column("message", sqlmodel.sql.sqltypes.AutoString(length=8192), nullable=False),

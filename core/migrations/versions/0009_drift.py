@@ -10,7 +10,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-import core.db
+import core.columns
 
 revision: str = "0009_drift"
 down_revision: str | None = "0008_own"
@@ -45,11 +45,11 @@ def upgrade() -> None:
         sa.Column("expected", sa.JSON(), nullable=False),
         sa.Column("observed", sa.JSON(), nullable=False),
         sa.Column("repair_attempts", sa.Integer(), nullable=False),
-        sa.Column("repair_requested_at", core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("repair_requested_at", core.columns.UTCDateTime(timezone=True), nullable=True),
         sa.Column("repair_after_deployment_id", sa.Integer(), nullable=True),
-        sa.Column("detected_at", core.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("last_seen_at", core.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("resolved_at", core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("detected_at", core.columns.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_seen_at", core.columns.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("resolved_at", core.columns.UTCDateTime(timezone=True), nullable=True),
         sa.CheckConstraint(f"kind IN ({kinds})", name="ck_cluster_drifts_kind"),
         sa.CheckConstraint("remedy IN ('repair', 'incident')", name="ck_cluster_drifts_remedy"),
         sa.CheckConstraint("state IN ('open', 'resolved')", name="ck_cluster_drifts_state"),

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-import core.db
+import core.columns
 
 revision: str = "0011_billing"
 down_revision: str | None = "0010_deadletter"
@@ -22,9 +22,9 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     with op.batch_alter_table("clusters", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("first_ready_at", core.db.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("first_ready_at", core.columns.UTCDateTime(timezone=True), nullable=True))
     with op.batch_alter_table("marketplace_subscriptions", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("unsubscribed_at", core.db.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("unsubscribed_at", core.columns.UTCDateTime(timezone=True), nullable=True))
     # Existing rows: the last change is the latest the event can have happened, so billing from it never
     # bills more than was provided (it may bill less for the hours before the upgrade).
     op.execute(
@@ -37,8 +37,8 @@ def upgrade() -> None:
         "subscription_suspensions",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("subscription_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("suspended_at", core.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("reinstated_at", core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("suspended_at", core.columns.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("reinstated_at", core.columns.UTCDateTime(timezone=True), nullable=True),
         sa.CheckConstraint(
             "reinstated_at IS NULL OR reinstated_at >= suspended_at",
             name="ck_subscription_suspensions_order",

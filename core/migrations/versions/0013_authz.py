@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-import core.db
+import core.columns
 
 revision: str = "0013_authz"
 down_revision: str | Sequence[str] | None = "0012_secrets"
@@ -30,11 +30,11 @@ def upgrade() -> None:
         sa.Column("roles", sa.JSON(), nullable=False),
         sa.Column("directory_roles", sa.JSON(), nullable=False),
         sa.Column("sealed_data", sa.Text(), nullable=False),
-        sa.Column("created_at", core.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("signed_in_at", core.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("last_seen_at", core.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("roles_checked_at", core.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("ended_at", core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", core.columns.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("signed_in_at", core.columns.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_seen_at", core.columns.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("roles_checked_at", core.columns.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("ended_at", core.columns.UTCDateTime(timezone=True), nullable=True),
         sa.Column("end_reason", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_browser_sessions")),
     )

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from cli.emulator_environment import settings_for_emulators
-from core.db import Database, utc_now
+from core.clock import utc_now
+from core.db import Database
 from core.marketplace.metering_client import MeteringClient
 from core.settings import Settings
 from emulators.suite import EmulatorSuite

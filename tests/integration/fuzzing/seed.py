@@ -14,9 +14,10 @@ from datetime import timedelta
 from sqlmodel import Session
 
 from core.audit.service import record_audit_event
+from core.clock import utc_now
 from core.clusters.models import ClusterStatus
 from core.clusters.provisioning_models import ArmDeployment, DeploymentState, KeyRotation, KeyRotationState
-from core.db import Database, utc_now
+from core.db import Database
 from core.networking.models import ConnectionStatus, PrivateEndpointConnection
 from core.probes.models import BlobProbeSample
 from core.subscriptions.models import (

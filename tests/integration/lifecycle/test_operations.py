@@ -9,8 +9,9 @@ import pytest
 from sqlmodel import col, select
 
 from core.audit.models import AuditEvent
+from core.clock import utc_now
 from core.clusters.models import Cluster
-from core.db import Database, utc_now
+from core.db import Database
 from core.outbox.models import OutboxMessage
 from core.subscriptions.models import MarketplaceOperation, MarketplaceSubscription
 from core.usage.models import UsageSample

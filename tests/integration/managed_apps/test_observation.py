@@ -29,7 +29,7 @@ from core.clusters.models import Cluster
 from core.clusters.provisioning_models import ArmDeployment
 from core.db import Database
 from core.managed_apps.models import ManagedApplication
-from core.managed_apps.observation import ManagedApplicationObserver, ObservationOutcome
+from core.managed_apps.observation import ManagedApplicationObserver, ObservationOutcome, built_by_managed_application
 from core.managed_apps.schemas import ManagedAppNotification
 from core.managed_apps.service import record_notification
 from core.messaging import TaskNames
@@ -236,7 +236,10 @@ def test_lifecycle_links_tenant_observes_cluster_and_deletes_it(
     assert observe(database, observer, row_id) == ObservationOutcome.UNCHANGED
     notify(database, application_id, "PUT", "Succeeded", start + timedelta(minutes=3))
     with database.session() as session:
-        ClusterController(app_settings, ArmClientFactory(app_settings)).reconcile(session, cluster_id)
+        controller = ClusterController(
+            app_settings, ArmClientFactory(app_settings), built_elsewhere=built_by_managed_application
+        )
+        controller.reconcile(session, cluster_id)
     assert snapshot(database, row_id, application_id) == before
     with database.session() as session:
         assert session.exec(select(ArmDeployment).where(ArmDeployment.cluster_id == cluster_id)).all() == []

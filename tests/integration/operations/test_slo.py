@@ -11,8 +11,8 @@ from sqlmodel import Session, select
 from core.audit.actions import AuditAction
 from core.audit.models import AuditEvent
 from core.audit.service import record_audit_event
+from core.clock import utc_now
 from core.clusters.models import Cluster, ClusterStatus
-from core.db import utc_now
 from core.probes.models import BlobProbeSample
 from core.settings import Settings
 from core.slo.service import cluster_slo_status, cluster_time_series, evaluate_burn_rate_alerts

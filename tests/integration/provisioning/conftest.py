@@ -17,6 +17,7 @@ from core.clusters.models import Cluster
 from core.clusters.schemas import ClusterPlacement, KeyPolicy, PrivateLinkPolicy
 from core.clusters.service import request_cluster
 from core.db import Database
+from core.managed_apps.observation import built_by_managed_application
 from core.settings import DEFAULT_CATALOG_PATH, Settings
 from core.tenants.service import get_or_create_tenant
 from emulators.suite import EmulatorSuite, EmulatorSuiteConfig, build_default_suite
@@ -64,7 +65,9 @@ def provisioning_settings(arm_state: dict[str, Any], base_settings: Settings) ->
 
 @pytest.fixture
 def controller(provisioning_settings: Settings) -> ClusterController:
-    return ClusterController(provisioning_settings, ArmClientFactory(provisioning_settings))
+    return ClusterController(
+        provisioning_settings, ArmClientFactory(provisioning_settings), built_elsewhere=built_by_managed_application
+    )
 
 
 @pytest.fixture(scope="session")

@@ -16,12 +16,13 @@ from sqlmodel import col, select
 from cli.scenario import invariants
 from core.audit.models import AuditEvent
 from core.azure.arm import ArmClient, ArmClientFactory
+from core.clock import utc_now
 from core.clusters.drift import DriftObserver, ObservationReport, current_slice, slice_of
 from core.clusters.drift_models import ClusterDrift, DriftKind, DriftRemedy, DriftState
 from core.clusters.models import Cluster, ClusterStatus
 from core.clusters.provisioning_models import ArmDeployment
 from core.clusters.service import change_desired_spec
-from core.db import Database, utc_now
+from core.db import Database
 from core.messaging import TaskNames
 from core.outbox.models import OutboxMessage
 from core.settings import Settings

@@ -19,11 +19,12 @@ import pytest
 from sqlmodel import col, select
 
 from cli.processes import ProcessGroup
+from core.clock import utc_now
 from core.clusters.drift import current_slice, due_cluster_ids
 from core.clusters.drift_models import ClusterDrift, DriftState
 from core.clusters.models import Cluster, ClusterStatus
 from core.clusters.provisioning_models import ArmDeployment, DeploymentState
-from core.db import Database, utc_now
+from core.db import Database
 from core.messaging import TaskNames
 from core.outbox.service import enqueue
 from core.settings import Settings

@@ -11,13 +11,14 @@ import pytest
 from sqlmodel import col, select
 
 from core.audit.models import AuditEvent
+from core.clock import utc_now
 from core.clusters.controller import ClusterController, overdue_cluster_ids
 from core.clusters.key_rotation import clusters_due_for_rotation
 from core.clusters.models import ClusterStatus
 from core.clusters.provisioning_models import ArmDeployment
 from core.clusters.recovery import retry_failed_cluster
 from core.clusters.service import change_desired_spec
-from core.db import Database, utc_now
+from core.db import Database
 from core.messaging import TaskNames
 from core.outbox.models import OutboxMessage
 from core.settings import Settings

@@ -14,7 +14,8 @@ import pytest
 from sqlmodel import Session, select
 
 from core.audit.models import AuditEvent
-from core.db import Database, utc_now
+from core.clock import utc_now
+from core.db import Database
 from core.marketplace.fulfillment_client import FulfillmentOperation, FulfillmentSubscription
 from core.subscriptions.models import (
     MarketplaceOperation,

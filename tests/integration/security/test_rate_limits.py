@@ -21,7 +21,8 @@ from sqlmodel import select
 from api.rate_limits import BucketMode, BucketPolicy, RedisTokenBuckets
 from bench.webhook_burst import burst_and_drain, complete_outbox, stored_rows, webhook_body
 from core.browser_sessions.service import SignedInIdentity, new_cookie_id, sign_in
-from core.db import Database, utc_now
+from core.clock import utc_now
+from core.db import Database
 from core.inbox.models import InboundEvent
 from core.marketplace.fulfillment_client import FulfillmentClient
 from core.messaging import TaskNames

@@ -1,0 +1,51 @@
+"""What the table models are built from: their column types, column defaults and constraint names.
+
+The models import this module, not `core.db`, so the engine and session helpers and the tables stay apart: `core.db`
+imports no model, and no model imports `core.db`. Importing this module also sets the constraint-naming convention,
+which SQLAlchemy applies as each table is defined: every models module imports it before defining its tables.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlmodel import SQLModel
+
+# Deterministic constraint names, so migrations are the same on SQLite and PostgreSQL.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def empty_json_list() -> list[Any]:
+    """The default of a table model's JSON list column.
+
+    Not the `list` builtin: pydantic reads a default factory's signature on every construction of a table
+    model, and parsing the builtin's text signature took about 0.1 ms each time (a Python function: ~7 us).
+    """
+    return []
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite hands back naive values otherwise)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use timezone-aware UTC datetimes")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
