@@ -10,6 +10,7 @@ from api.errors import error_answer, http_status
 from core.clusters.key_rotation import KeyNotRotatable, KeyRotationInProgress
 from core.errors import Conflict, ControlPlaneError, IllegalTransition, TooManyRequests, Unauthenticated
 from core.marketplace.http import MarketplaceError
+from core.outbox.dead_letters import NotADeadLetter
 from core.subscriptions.errors import (
     ChangeRefused,
     PurchaseTokenAlreadyUsed,
@@ -31,6 +32,7 @@ from core.subscriptions.errors import (
         (ChangeRefused, 400),
         (KeyNotRotatable, 409),
         (KeyRotationInProgress, 409),
+        (NotADeadLetter, 409),
         (IllegalTransition, 409),
     ],
 )
@@ -44,7 +46,7 @@ def test_each_named_error_has_its_status_and_its_own_code(error_type: type[Contr
 
 def test_the_causes_of_one_status_are_told_apart_by_type() -> None:
     causes = [SubscriptionAlreadySetUp, PurchaseTokenAlreadyUsed, SubscriptionAlreadyPlaced, SubscriptionCancelled]
-    causes += [KeyNotRotatable, KeyRotationInProgress, IllegalTransition]
+    causes += [KeyNotRotatable, KeyRotationInProgress, NotADeadLetter, IllegalTransition]
     assert all(issubclass(cause, Conflict) for cause in causes)
     assert len({cause.code for cause in causes}) == len(causes)
     assert not issubclass(IllegalTransition, (KeyNotRotatable, KeyRotationInProgress))
