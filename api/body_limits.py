@@ -17,7 +17,7 @@ import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import error_body
+from api.errors import error_body, http_status
 from core.errors import BadRequest, ControlPlaneError, PayloadTooLarge
 
 logger = logging.getLogger(__name__)
@@ -153,13 +153,13 @@ class BodyLimitMiddleware:
 
     async def _refuse(self, scope: Scope, send: Send, error: ControlPlaneError) -> None:
         logger.warning(
-            "request body refused", extra={"path": scope["path"], "code": error.code, "status": error.status_code}
+            "request body refused", extra={"path": scope["path"], "code": error.code, "status": http_status(error)}
         )
         payload = json.dumps(error_body(error.code, error.message, error.details)).encode()
         await send(
             {
                 "type": "http.response.start",
-                "status": error.status_code,
+                "status": http_status(error),
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(payload)).encode()),

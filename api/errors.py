@@ -64,17 +64,30 @@ MIDDLEWARE_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+def http_status(error: ControlPlaneError) -> int:
+    """The HTTP status of a domain error: its class's, so every error of one type gets the same answer.
+
+    Every answer to a domain error takes its status from here, HTML pages that choose their own page included.
+    """
+    return type(error).status_code
+
+
+def error_answer(error: ControlPlaneError, *, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The JSON answer to a domain error; a 401 carries the bearer challenge."""
+    status = http_status(error)
+    challenge = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if status == 401 else {}
+    body = error_body(error.code, error.message, error.details)
+    return JSONResponse(body, status_code=status, headers={**challenge, **(headers or {})})
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map ControlPlaneError subclasses and request validation failures to precise statuses."""
 
     @app.exception_handler(ControlPlaneError)
     async def domain_error(request: Request, error: ControlPlaneError) -> JSONResponse:
-        if error.status_code >= 500:
+        if http_status(error) >= 500:
             logger.error("request failed", extra={"code": error.code, "path": request.url.path})
-        headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if error.status_code == 401 else None
-        return JSONResponse(
-            error_body(error.code, error.message, error.details), status_code=error.status_code, headers=headers
-        )
+        return error_answer(error)
 
     async def database_unavailable(request: Request, error: Exception) -> JSONResponse:
         """The database could not be reached or is busy: nothing was stored, the caller should retry (503)."""

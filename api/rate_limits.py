@@ -42,10 +42,9 @@ from fastapi import FastAPI
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import cookie_parser
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import error_body
+from api.errors import error_answer
 from core.browser_sessions.models import BrowserSessionRecord
 from core.browser_sessions.service import record_key
 from core.db import Database
@@ -446,11 +445,7 @@ class RateLimitMiddleware:
     ) -> None:
         REQUESTS_THROTTLED.labels(surface=surface.value, reason=reason).inc()
         details: dict[str, Any] = {"reason": reason, "retry_after_seconds": retry_after}
-        response = JSONResponse(
-            error_body(TooManyRequests.code, message, details),
-            status_code=TooManyRequests.status_code,
-            headers={"Retry-After": str(retry_after)},
-        )
+        response = error_answer(TooManyRequests(message, details=details), headers={"Retry-After": str(retry_after)})
         await response(scope, receive, send)
 
 

@@ -23,7 +23,7 @@ from fastapi.templating import Jinja2Templates
 
 from api.browser_session import BrowserSession
 from api.dependencies import SettingsDep
-from api.errors import error_body
+from api.errors import error_answer, error_body, http_status
 from api.permissions import Permission, declares
 from core.errors import ControlPlaneError, NotFound
 from core.identity.principal import Principal
@@ -200,8 +200,8 @@ class PortalRoute(APIRoute):
                 return error_page(request, 401, "Your session ended. Sign in again, then repeat the action.")
             except ControlPlaneError as error:
                 if wants_json:
-                    return JSONResponse(error_body(error.code, error.message), status_code=error.status_code)
-                return error_page(request, error.status_code, error.message)
+                    return error_answer(error)
+                return error_page(request, http_status(error), error.message)
             except RequestValidationError as error:
                 # A path or query value of the wrong type or out of range (e.g. "²" or 20 digits for an id).
                 if wants_json:

@@ -27,7 +27,15 @@ from sqlmodel import select
 
 from api.browser_session import BrowserSession, user_sign_in
 from api.dependencies import DatabaseDep, SettingsDep
-from api.errors import DATABASE_RETRY_AFTER_SECONDS, ErrorResponse, error_body, error_response, error_responses
+from api.errors import (
+    DATABASE_RETRY_AFTER_SECONDS,
+    ErrorResponse,
+    error_answer,
+    error_body,
+    error_response,
+    error_responses,
+    http_status,
+)
 from api.openapi_schemas import inline_schema, raw_json_body
 from api.permissions import Permission, declares, public_route
 from api.placement_choices import options_for
@@ -43,9 +51,9 @@ from core.clusters.service import cluster_name_for
 from core.db import Database
 from core.errors import (
     BadRequest,
-    Conflict,
     ControlPlaneError,
     Forbidden,
+    NotFound,
     Unauthenticated,
     UpstreamUnavailable,
     ValidationFailed,
@@ -56,7 +64,14 @@ from core.identity.tokens import EntraTokenVerifier, TokenRules
 from core.marketplace.fulfillment_client import FulfillmentClient, ResolvedPurchase
 from core.marketplace.http import MarketplaceError, MarketplaceUnreachable
 from core.settings import Settings
-from core.subscriptions.errors import PurchaseTokenAlreadyUsed, PurchaseWithoutBeneficiary, SubscriptionAlreadySetUp
+from core.subscriptions.errors import (
+    ChangeRefused,
+    PurchaseTokenAlreadyUsed,
+    PurchaseWithoutBeneficiary,
+    SubscriptionAlreadyPlaced,
+    SubscriptionAlreadySetUp,
+    SubscriptionCancelled,
+)
 from core.subscriptions.landing import LandingStep, landing_step, landing_token
 from core.subscriptions.landing import confirm_purchase as confirm_landing
 from core.subscriptions.progress import purchase_progress
@@ -272,7 +287,7 @@ def _resolution_error_page(request: Request, session: BrowserSession, error: Con
     """The page for a purchase that could not be opened; an outage asks the customer to come back later."""
     if isinstance(error, UpstreamUnavailable):
         return _come_back_page(request, session, error.details.get("retry_after_seconds"))
-    return _error_page(request, session, error.status_code, "We could not open this purchase", error.message)
+    return _error_page(request, session, http_status(error), "We could not open this purchase", error.message)
 
 
 async def _within_budget(request: Request, settings: Settings, work: Callable[[float], Response]) -> Response:
@@ -341,7 +356,7 @@ def _landing(
     try:
         token = landing_token(raw_token)
     except BadRequest as error:
-        return _error_page(request, session, 400, "We could not open this purchase", error.message)
+        return _error_page(request, session, http_status(error), "We could not open this purchase", error.message)
     signed_in = session.user
     if signed_in is None:
         # The token waits sealed in the server-side session (never in the cookie) until Entra sends the browser back.
@@ -488,9 +503,12 @@ def landing_callback(request: Request, settings: SettingsDep) -> Response:
             "content": HTML_OR_JSON_ERROR,
         },
         401: {"description": "Not signed in", "content": HTML_PAGE},
-        403: {"description": "Form expired, another publisher's token, or a token already used", "content": HTML_PAGE},
+        403: {"description": "Form expired, or another publisher's token", "content": HTML_PAGE},
         409: {
-            "description": "The resource group exists and is not an empty one tagged for this cluster (the form again)",
+            "description": (
+                "The resource group exists and is not an empty one tagged for this cluster (the form again), "
+                "or the token already confirmed another purchase"
+            ),
             "content": HTML_PAGE,
         },
         422: {
@@ -529,11 +547,11 @@ def _confirm(
     try:
         session.check_csrf(csrf_token)
     except Forbidden as error:
-        return _error_page(request, session, 403, "Form expired", error.message)
+        return _error_page(request, session, http_status(error), "Form expired", error.message)
     try:
         token = landing_token(raw_token)
     except BadRequest as error:
-        return _error_page(request, session, 400, "We could not open this purchase", error.message)
+        return _error_page(request, session, http_status(error), "We could not open this purchase", error.message)
     try:
         purchase = _resolve(request, token, deadline)
         check_signed_in_party(purchase, signed_in.tenant_id)
@@ -562,8 +580,12 @@ def _confirm(
         try:
             with database.session() as db:
                 record_purchase(db, purchase, marketplace_token=token, choices=None, actor=actor)
-        except (SubscriptionAlreadySetUp, PurchaseTokenAlreadyUsed) as error:
-            return _error_page(request, session, 403, "This link was already used", error.message)
+        except SubscriptionAlreadySetUp:  # set up meanwhile (the beneficiary placed it): where it stands
+            return _to_progress(session, purchase.id)
+        except PurchaseTokenAlreadyUsed as error:
+            return _link_used_page(request, session, error)
+        except PurchaseWithoutBeneficiary as error:
+            return _incomplete_purchase_page(request, session, purchase, error)
         return _handoff_page(request, session, purchase)
     if not _principal(signed_in, settings).can_act:
         return _error_page(request, session, 403, "An administrator must set this up", NEEDS_ADMIN)
@@ -584,13 +606,13 @@ def _confirm(
         if _set_up_meanwhile(database, purchase.id):  # a concurrent confirmation (double-click) took the group
             return _to_progress(session, purchase.id)
         return _landing_form(
-            request, session, database, purchase, token, form, [error.message], deadline, error.status_code
+            request, session, database, purchase, token, form, [error.message], deadline, http_status(error)
         )
     except UpstreamUnavailable as error:
         page = _error_page(
             request,
             session,
-            503,
+            http_status(error),
             "Azure is not answering right now",
             f"Nothing was recorded: open your purchase link again in a few minutes. ({error.message})",
         )
@@ -602,24 +624,35 @@ def _confirm(
         if _set_up_meanwhile(database, purchase.id):
             return _to_progress(session, purchase.id)
         return _landing_form(
-            request, session, database, purchase, token, form, [error.message], deadline, error.status_code
+            request, session, database, purchase, token, form, [error.message], deadline, http_status(error)
         )
     except SubscriptionAlreadySetUp:
         return _to_progress(session, purchase.id)
     except PurchaseTokenAlreadyUsed as error:
         if _set_up_meanwhile(database, purchase.id):  # this very purchase, confirmed by a concurrent click
             return _to_progress(session, purchase.id)
-        return _error_page(request, session, 403, "This link was already used", error.message)
+        return _link_used_page(request, session, error)
     except PurchaseWithoutBeneficiary as error:
-        return _error_page(
-            request,
-            session,
-            error.status_code,
-            "Azure Marketplace sent an incomplete purchase",
-            f"{error.message}. We cannot tell whose cluster to set up: please contact our support and name "
-            f"subscription {purchase.id}.",
-        )
+        return _incomplete_purchase_page(request, session, purchase, error)
     return _to_progress(session, purchase.id)
+
+
+def _link_used_page(request: Request, session: BrowserSession, error: PurchaseTokenAlreadyUsed) -> HTMLResponse:
+    """The one cause that says the link was used: its token confirmed another purchase."""
+    return _error_page(request, session, http_status(error), "This link was already used", error.message)
+
+
+def _incomplete_purchase_page(
+    request: Request, session: BrowserSession, purchase: ResolvedPurchase, error: PurchaseWithoutBeneficiary
+) -> HTMLResponse:
+    return _error_page(
+        request,
+        session,
+        http_status(error),
+        "Azure Marketplace sent an incomplete purchase",
+        f"{error.message}. We cannot tell whose cluster to set up: please contact our support and name "
+        f"subscription {purchase.id}.",
+    )
 
 
 def _set_up_meanwhile(database: Database, subscription_id: str) -> bool:
@@ -718,7 +751,7 @@ def settings_base(request: Request) -> str:
 
 PLACEMENT_RESPONSES: dict[int | str, dict[str, Any]] = {
     302: {"description": "Not signed in: to Entra ID sign-in"},
-    303: {"description": "Already placed: to the progress page"},
+    303: {"description": "Already placed, or cancelled meanwhile: to the progress page"},
     400: {"description": "A NUL in the URL or body; a body that is no form", "content": HTML_OR_JSON_ERROR},
     403: {"description": "Not an admin of the beneficiary's tenant, or the form expired", "content": HTML_PAGE},
     404: {"description": "Not this tenant's subscription", "content": HTML_PAGE},
@@ -773,7 +806,7 @@ def place_cluster(
     try:
         session.check_csrf(submitted.csrf_token)
     except Forbidden as error:
-        return _error_page(request, session, 403, "Form expired", error.message)
+        return _error_page(request, session, http_status(error), "Form expired", error.message)
     refusal = _placement_refusal(request, session, database, settings, user, subscription_id)
     if refusal is not None:
         return refusal
@@ -796,7 +829,7 @@ def place_cluster(
         page = _error_page(
             request,
             session,
-            503,
+            http_status(error),
             "Azure is not answering right now",
             f"Nothing was recorded: open the placement link again in a few minutes. ({error.message})",
         )
@@ -809,10 +842,13 @@ def place_cluster(
             )
     except ResourceGroupNotOwned as error:
         return _placement_form(request, session, database, subscription_id, form, [error.message])
-    except Conflict:  # placed already (a double submit): its progress
+    except (SubscriptionAlreadyPlaced, SubscriptionCancelled):
+        # Placed already (a double submit) or cancelled meanwhile: its progress page says where it stands.
         return RedirectResponse(f"/marketplace/subscriptions/{quote(subscription_id, safe='')}", status_code=303)
+    except NotFound as error:
+        return _error_page(request, session, http_status(error), "Subscription not found", error.message)
     except ControlPlaneError as error:
-        return _error_page(request, session, error.status_code, "Subscription not found", error.message)
+        return _error_page(request, session, http_status(error), "We could not place this cluster", error.message)
     response = RedirectResponse(f"/marketplace/subscriptions/{quote(subscription_id, safe='')}", status_code=303)
     session.save(response)
     return response
@@ -908,7 +944,7 @@ def progress_page(
         with database.session() as db:
             progress = purchase_progress(db, subscription_id, user.tenant_id)
     except ControlPlaneError as error:
-        return _error_page(request, session, error.status_code, "Subscription not found", error.message)
+        return _error_page(request, session, http_status(error), "Subscription not found", error.message)
     progress_url = f"/marketplace/subscriptions/{quote(subscription_id, safe='')}/progress"
     return _page(request, session, "marketplace/progress.html", {"progress": progress, "progress_url": progress_url})
 
@@ -1000,27 +1036,18 @@ def _handle_webhook(
                 for issue in error.errors()
             ]
             summary = "; ".join(f"{problem['field']}: {problem['message']}" for problem in problems)
-            return _refuse(
-                database,
-                source,
-                422,
-                "ValidationFailed",
-                f"invalid webhook body: {summary}",
-                body,
-                {"problems": problems},
-            )
+            invalid = ValidationFailed(f"invalid webhook body: {summary}", details={"problems": problems})
+            return _refuse(database, source, invalid, body)
         if not payload.subscription_ids_agree():
             raise BadRequest("subscriptionId does not match subscription.id of the body")
     except (Unauthenticated, BadRequest) as error:
-        return _refuse(database, source, error.status_code, error.code, error.message, None)
+        return _refuse(database, source, error, None)
     # One idempotent statement: no transaction to open and commit around it (and a dropped connection is retried).
     receipt = database.run_idempotent_write(lambda connection: record_webhook(connection, payload, raw_body=body))
     refusal = _refusal_at_intake(database, payload)
     if refusal is not None:
         # Marketplace takes a 4xx to a ChangePlan/ChangeQuantity as our refusal: on time, whatever the queues hold.
-        return JSONResponse(
-            error_body("ChangeRefused", refusal, {"operation_id": receipt.operation_id}), status_code=400
-        )
+        return error_answer(ChangeRefused(refusal, details={"operation_id": receipt.operation_id}))
     return JSONResponse(
         {"operation_id": receipt.operation_id, "status": "accepted" if receipt.created else "duplicate"}
     )
@@ -1046,15 +1073,7 @@ def _refusal_at_intake(database: Database, payload: WebhookPayload) -> str | Non
         return None
 
 
-def _refuse(
-    database: Database,
-    source: str,
-    status_code: int,
-    code: str,
-    message: str,
-    body: dict[str, Any] | None,
-    details: dict[str, Any] | None = None,
-) -> JSONResponse:
+def _refuse(database: Database, source: str, refusal: ControlPlaneError, body: dict[str, Any] | None) -> JSONResponse:
     """Answer a refused webhook precisely and count it in the audit trail's refusal tally (nothing else changes)."""
     operation_id = str(body.get("id"))[:128] if body and body.get("id") else "unknown"
     record_refusal(
@@ -1062,8 +1081,12 @@ def _refuse(
         actor="marketplace:unverified",
         action=AuditAction.MARKETPLACE_WEBHOOK_REFUSED,
         source=source,
-        reason=message,
-        details={"status": status_code, "code": code, "operation_id": operation_id, **(details or {})},
+        reason=refusal.message,
+        details={
+            "status": http_status(refusal),
+            "code": refusal.code,
+            "operation_id": operation_id,
+            **refusal.details,
+        },
     )
-    headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if status_code == 401 else None
-    return JSONResponse(error_body(code, message, details), status_code=status_code, headers=headers)
+    return error_answer(refusal)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
@@ -16,18 +17,36 @@ from core.clusters.models import Cluster, ClusterStatus
 from core.clusters.provisioning_models import ArmDeployment, DeploymentState, KeyRotation, KeyRotationState
 from core.clusters.service import lock_cluster
 from core.db import lock_rows
-from core.errors import Conflict, NotFound
+from core.errors import Conflict, ControlPlaneError, NotFound
 from core.messaging import TaskNames
 from core.outbox.service import enqueue
 
+logger = logging.getLogger(__name__)
 ROTATABLE_STATUSES = frozenset({ClusterStatus.READY.value, ClusterStatus.UPDATING.value, ClusterStatus.SUSPENDED.value})
+POLICY_ACTOR = "policy:key-rotation"
+
+
+class KeyNotRotatable(Conflict):
+    """The cluster has no key yet, or is in a state (deploying, failed, deleting) where its key cannot rotate."""
+
+    code = "KeyNotRotatable"
+
+
+class KeyRotationInProgress(Conflict):
+    """A rotation of this cluster's key is requested and not done yet: a second one would race it."""
+
+    code = "KeyRotationInProgress"
 
 
 def request_key_rotation(session: Session, cluster: Cluster, *, actor: str, reason: str) -> KeyRotation:
-    """Record a rotation request and enqueue it; refused while the cluster has no key yet or one is pending."""
+    """Record a rotation request and enqueue it.
+
+    KeyNotRotatable while the cluster has no key yet or is not in a rotatable state; KeyRotationInProgress while
+    another request is pending.
+    """
     cluster = lock_cluster(session, cluster.id)
     if cluster.status not in ROTATABLE_STATUSES or cluster.key_id is None:
-        raise Conflict(
+        raise KeyNotRotatable(
             f"the key cannot be rotated while the cluster is {cluster.status}", details={"cluster_id": cluster.id}
         )
     pending = session.exec(
@@ -36,7 +55,7 @@ def request_key_rotation(session: Session, cluster: Cluster, *, actor: str, reas
         )
     ).first()
     if pending is not None:
-        raise Conflict("a key rotation is already in progress", details={"rotation_id": pending.id})
+        raise KeyRotationInProgress("a key rotation is already in progress", details={"rotation_id": pending.id})
     rotation = KeyRotation(cluster_id=cluster.id, requested_by=actor, reason=reason[:256], key_id_before=cluster.key_id)
     session.add(rotation)
     session.flush()
@@ -141,3 +160,42 @@ def clusters_due_for_rotation(session: Session, *, now: datetime) -> list[Cluste
         if since is not None and since + timedelta(days=rotation_days) <= now:
             due.append(cluster)
     return due
+
+
+def request_rotations_due(session: Session, *, now: datetime) -> tuple[int, int]:
+    """Request a rotation for every cluster whose key policy says it is due: (requested, failed).
+
+    A cluster that started a rotation or left the rotatable states since it was listed is skipped: the rotation
+    under way, or the next sweep, covers it. Any other refusal (an IllegalTransition, a bug) is that cluster's alone:
+    its savepoint is rolled back, operators are told through the audit trail and the log, and the other clusters
+    are still served.
+    """
+    requested = failed = 0
+    for cluster in clusters_due_for_rotation(session, now=now):
+        try:
+            with session.begin_nested():
+                request_key_rotation(session, cluster, actor=POLICY_ACTOR, reason="rotation_days reached")
+        except (KeyRotationInProgress, KeyNotRotatable):
+            continue
+        except Exception as error:
+            failed += 1
+            # The driver's message of an unexpected error may quote SQL and values: only its type is kept then.
+            message = error.message if isinstance(error, ControlPlaneError) else "unexpected error"
+            logger.error(
+                "requesting a rotation due by policy failed",
+                exc_info=error,
+                extra={"cluster_id": cluster.id, "error": type(error).__name__},
+            )
+            record_audit_event(
+                session,
+                actor=POLICY_ACTOR,
+                action=AuditAction.CLUSTER_KEY_ROTATION_FAILED,
+                subject_type="cluster",
+                subject_id=cluster.id,
+                tenant_id=cluster.tenant_id,
+                outcome=AuditOutcome.FAILURE,
+                details={"stage": "request", "error": type(error).__name__, "message": message[:512]},
+            )
+            continue
+        requested += 1
+    return requested, failed

@@ -39,8 +39,13 @@ MAX_RETRY_AFTER_SECONDS = 60.0
 
 
 class MarketplaceError(ControlPlaneError):
-    """Marketplace answered with an error status (after retries, for the retryable ones)."""
+    """Marketplace answered with an error status (after retries, for the retryable ones).
 
+    Marketplace's own status is `status`; ours is always 502: its 401 or 404 is about our call to Marketplace,
+    never about the request of whoever we answer.
+    """
+
+    status_code = 502
     code = "MarketplaceError"
 
     def __init__(
@@ -61,7 +66,6 @@ class MarketplaceError(ControlPlaneError):
         self.error_code = error_code
         self.request_id = request_id
         self.body = body
-        self.status_code = 502 if status >= 500 else status
         # What Marketplace asked us to wait before trying again (429/503), for a caller that passes it on.
         self.retry_after_seconds = retry_after_seconds
 

@@ -29,6 +29,12 @@ SUBJECT_TYPE = "outbox_message"
 WORKER_ACTOR = "system:worker"
 
 
+class NotADeadLetter(Conflict):
+    """The message was retried or dismissed already (a second click, or another operator was first)."""
+
+    code = "NotADeadLetter"
+
+
 class GiveUp(ControlPlaneError):
     """Raised by a consumer for a failure that repeating cannot fix: the row is dead-lettered at once."""
 
@@ -191,7 +197,7 @@ def _open_dead_letter(session: Session, message_id: int) -> OutboxMessage:
         raise NotFound("outbox message not found", details={"outbox_id": message_id})
     if message.dead_lettered_at is None or message.completed_at is not None:
         # A second click, or another operator was first: say so rather than act twice.
-        raise Conflict(
+        raise NotADeadLetter(
             "this message is not a dead letter (already retried or dismissed)", details={"outbox_id": message_id}
         )
     return message

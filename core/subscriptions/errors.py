@@ -7,7 +7,7 @@ that says the publisher must act.
 
 from __future__ import annotations
 
-from core.errors import Conflict, ControlPlaneError
+from core.errors import BadRequest, Conflict, ControlPlaneError
 
 
 class SubscriptionAlreadySetUp(Conflict):
@@ -22,8 +22,26 @@ class PurchaseTokenAlreadyUsed(Conflict):
     code = "PurchaseTokenAlreadyUsed"
 
 
+class SubscriptionAlreadyPlaced(Conflict):
+    """The beneficiary's admin placed this purchase's cluster already (a double submit of the placement form)."""
+
+    code = "SubscriptionAlreadyPlaced"
+
+
+class SubscriptionCancelled(Conflict):
+    """The subscription was unsubscribed before its cluster was placed: there is nothing to place any more."""
+
+    code = "SubscriptionCancelled"
+
+
 class PurchaseWithoutBeneficiary(ControlPlaneError):
     """Marketplace resolved the purchase without a beneficiary tenant: we cannot know whose cluster it is."""
 
     status_code = 502
     code = "PurchaseWithoutBeneficiary"
+
+
+class ChangeRefused(BadRequest):
+    """A ChangePlan/ChangeQuantity refused at webhook intake: Marketplace takes the 400 as our verdict, on time."""
+
+    code = "ChangeRefused"

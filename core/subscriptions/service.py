@@ -25,7 +25,13 @@ from core.errors import Conflict, Forbidden, NotFound
 from core.marketplace.fulfillment_client import FulfillmentOperation, FulfillmentSubscription, ResolvedPurchase
 from core.messaging import TaskNames
 from core.outbox.service import enqueue
-from core.subscriptions.errors import PurchaseTokenAlreadyUsed, PurchaseWithoutBeneficiary, SubscriptionAlreadySetUp
+from core.subscriptions.errors import (
+    PurchaseTokenAlreadyUsed,
+    PurchaseWithoutBeneficiary,
+    SubscriptionAlreadyPlaced,
+    SubscriptionAlreadySetUp,
+    SubscriptionCancelled,
+)
 from core.subscriptions.models import (
     OPERATION_STATES,
     SUBSCRIPTION_STATES,
@@ -201,15 +207,18 @@ def complete_placement(
 ) -> MarketplaceSubscription:
     """The beneficiary's admin chooses where the cluster of a purchase made by another tenant goes.
 
-    NotFound unless the subscription is the caller tenant's as beneficiary; Conflict once it is placed.
+    NotFound unless the subscription is the caller tenant's as beneficiary; SubscriptionAlreadyPlaced once it is
+    placed, SubscriptionCancelled once it is unsubscribed.
     """
     subscription = lock_subscription(session, subscription_id)
     if subscription.beneficiary_tenant_id.lower() != entra_tenant_id.lower():
         raise NotFound("subscription not found", details={"subscription_id": subscription_id})
     if not subscription.placement_pending or cluster_of(session, subscription_id) is not None:
-        raise Conflict("this subscription's cluster is already placed", details={"subscription_id": subscription_id})
+        raise SubscriptionAlreadyPlaced(
+            "this subscription's cluster is already placed", details={"subscription_id": subscription_id}
+        )
     if subscription.status == SubscriptionStatus.UNSUBSCRIBED.value:
-        raise Conflict("this subscription was cancelled", details={"subscription_id": subscription_id})
+        raise SubscriptionCancelled("this subscription was cancelled", details={"subscription_id": subscription_id})
     if group_in_use(session, choices.placement) is not None:
         # Checked again in this transaction: a confirmation that placed a cluster there since ARM was asked.
         raise ResourceGroupNotOwned(

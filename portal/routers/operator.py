@@ -20,10 +20,10 @@ from core.clock import utc_now
 from core.clusters.drift import cluster_drift_history
 from core.clusters.queries import cluster_deployments, cluster_timeline, clusters_needing_attention
 from core.clusters.recovery import retry_failed_cluster
-from core.errors import Conflict, NotFound
+from core.errors import NotFound
 from core.messaging import TaskNames
 from core.networking.service import visible_cluster
-from core.outbox.dead_letters import dead_letters, dismiss_dead_letter, retry_dead_letter
+from core.outbox.dead_letters import NotADeadLetter, dead_letters, dismiss_dead_letter, retry_dead_letter
 from core.outbox.service import enqueue
 from core.slo.service import visible_clusters
 from core.subscriptions.models import SubscriptionStatus
@@ -135,7 +135,7 @@ def retry_dead_letter_form(visitor: OperatorFormDep, database: DatabaseDep, mess
     try:
         with database.session() as db:
             retry_dead_letter(db, number, actor=visitor.principal.actor)
-    except Conflict:
+    except NotADeadLetter:
         return redirect_with_message(
             visitor.session, "/portal/operator/operations", f"Message {number} was already retried or dismissed."
         )
@@ -151,7 +151,7 @@ def dismiss_dead_letter_form(visitor: OperatorFormDep, database: DatabaseDep, me
     try:
         with database.session() as db:
             dismiss_dead_letter(db, number, actor=visitor.principal.actor)
-    except Conflict:
+    except NotADeadLetter:
         return redirect_with_message(
             visitor.session, "/portal/operator/operations", f"Message {number} was already retried or dismissed."
         )

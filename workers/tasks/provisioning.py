@@ -11,11 +11,11 @@ from sqlmodel import Session, col, select
 from core.azure.arm import ArmAccessDenied, ArmClient, ArmClientFactory, ArmRequestFailed
 from core.clock import utc_now
 from core.clusters.controller import ClusterController, overdue_cluster_ids
-from core.clusters.key_rotation import clusters_due_for_rotation, perform_key_rotation, request_key_rotation
+from core.clusters.key_rotation import perform_key_rotation, request_rotations_due
 from core.clusters.models import Cluster, ClusterStatus
 from core.clusters.provisioning_models import KeyRotation
 from core.db import lock_rows
-from core.errors import ConfigurationError, Conflict
+from core.errors import ConfigurationError
 from core.managed_apps.observation import built_by_managed_application
 from core.messaging import TaskNames
 from core.networking.service import sync_private_endpoint_connections
@@ -85,7 +85,7 @@ def sync_private_endpoints(session: Session, cluster_id: str) -> None:
 @celery_app.task(name=TaskNames.CLUSTER_SWEEP, ignore_result=True)  # type: ignore[untyped-decorator]
 def sweep_clusters() -> dict[str, int]:
     """Re-enqueue clusters whose check is overdue (a lost message) and request rotations due by key policy."""
-    report = {"reenqueued": 0, "rotations": 0}
+    report = {"reenqueued": 0, "rotations": 0, "rotation_failures": 0}
 
     def sweep(session: Session) -> None:
         now = utc_now()
@@ -97,12 +97,7 @@ def sweep_clusters() -> dict[str, int]:
             session.add(cluster)
             enqueue(session, TaskNames.CLUSTER_RECONCILE, {"cluster_id": cluster_id})
             report["reenqueued"] += 1
-        for cluster in clusters_due_for_rotation(session, now=now):
-            try:
-                request_key_rotation(session, cluster, actor="policy:key-rotation", reason="rotation_days reached")
-            except Conflict:
-                continue
-            report["rotations"] += 1
+        report["rotations"], report["rotation_failures"] = request_rotations_due(session, now=now)
 
     run_in_session(sweep)
     logger.info("cluster sweep", extra=report)

@@ -10,15 +10,18 @@ import httpx
 import pytest
 from sqlmodel import col, select
 
+from core.audit.actions import AuditAction
 from core.audit.models import AuditEvent
 from core.clock import utc_now
+from core.clusters import key_rotation
 from core.clusters.controller import ClusterController, overdue_cluster_ids
-from core.clusters.key_rotation import clusters_due_for_rotation
+from core.clusters.key_rotation import clusters_due_for_rotation, request_rotations_due
 from core.clusters.models import ClusterStatus
-from core.clusters.provisioning_models import ArmDeployment
+from core.clusters.provisioning_models import ArmDeployment, KeyRotation
 from core.clusters.recovery import retry_failed_cluster
 from core.clusters.service import change_desired_spec
 from core.db import Database
+from core.errors import IllegalTransition
 from core.messaging import TaskNames
 from core.outbox.models import OutboxMessage
 from core.settings import Settings
@@ -150,3 +153,39 @@ def test_keys_older_than_the_policy_are_due_for_rotation(
         due_later = {item.id for item in clusters_due_for_rotation(session, now=utc_now() + timedelta(days=91))}
     assert cluster_id not in due_now
     assert cluster_id in due_later
+
+
+def test_the_policy_sweep_skips_a_rotation_under_way_and_keeps_serving_others_when_one_cluster_fails(
+    database: Database, drive: Driver, state: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken_id = create_cluster(database, state, owner="policy2")
+    healthy_id = create_cluster(database, state, owner="policy3")
+    for cluster_id in (broken_id, healthy_id):
+        drive(cluster_id, lambda item: item.status == ClusterStatus.READY.value)
+    later = utc_now() + timedelta(days=91)
+    request = key_rotation.request_key_rotation
+
+    def refuse_one(session: Any, cluster: Any, **kwargs: Any) -> KeyRotation:
+        if cluster.id == broken_id:
+            raise IllegalTransition("cluster: transition ready -> ready is not allowed")
+        return request(session, cluster, **kwargs)
+
+    monkeypatch.setattr(key_rotation, "request_key_rotation", refuse_one)
+    with database.session() as session:
+        assert request_rotations_due(session, now=later) == (1, 1)
+    with database.session() as session:
+        rotations = session.exec(select(KeyRotation.cluster_id)).all()
+        failures = session.exec(
+            select(AuditEvent).where(
+                AuditEvent.action == AuditAction.CLUSTER_KEY_ROTATION_FAILED, AuditEvent.subject_id == broken_id
+            )
+        ).all()
+    assert rotations == [healthy_id]
+    assert [(event.outcome, event.details["error"]) for event in failures] == [("failure", "IllegalTransition")]
+
+    monkeypatch.setattr(key_rotation, "request_key_rotation", request)
+    with database.session() as session:
+        # The healthy cluster's rotation is still pending (KeyRotationInProgress, skipped); the other one is asked.
+        assert request_rotations_due(session, now=later) == (1, 0)
+    with database.session() as session:
+        assert sorted(session.exec(select(KeyRotation.cluster_id)).all()) == sorted([healthy_id, broken_id])
