@@ -2,14 +2,15 @@
 
 Given the emulators' state and ready clusters (the provisioning step's), it collects the last hours
 of usage from the façade metrics emulator, closes the hours, submits them to the Marketplace metering
-emulator, settles, reconciles, and prints the ledger by status. Without ready clusters it buys one
-subscription in the emulator and registers a ready cluster for it, as provisioning would.
+emulator, settles, reconciles, and prints the ledger by status. Clusters deployed minutes ago have no billable
+past hours (their samples are refused as outside the billable window), so unless a cluster has been live for
+the demo's hours it buys one subscription in the emulator and registers a cluster live since then.
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +33,21 @@ from emulators.suite import EmulatorSuite, EmulatorSuiteConfig, build_default_su
 DEMO_HOURS = 4
 
 
-def ready_cluster_ids(database: Database) -> list[str]:
-    """Clusters the collector reads (ready and owned by a subscription)."""
+def clusters_live_since(database: Database, moment: datetime) -> list[str]:
+    """Ready clusters whose subscription was active and cluster ready at `moment`: they have billable past hours.
+
+    A cluster the sandbox deployed minutes ago has none yet (usage counts from activation and first ready on), so
+    its samples are refused as outside the billable window, as they would be in production.
+    """
     with database.session() as session:
         return list(
             session.exec(
-                select(Cluster.id).where(
-                    Cluster.status == ClusterStatus.READY.value, col(Cluster.subscription_id).is_not(None)
+                select(Cluster.id)
+                .join(MarketplaceSubscription, col(MarketplaceSubscription.id) == col(Cluster.subscription_id))
+                .where(
+                    Cluster.status == ClusterStatus.READY.value,
+                    col(Cluster.first_ready_at) <= moment,
+                    col(MarketplaceSubscription.activated_at) <= moment,
                 )
             ).all()
         )
@@ -110,10 +119,13 @@ def register_demo_customer(database: Database, state: dict[str, Any], settings: 
 def run_billing_demo(database: Database, settings: Settings, state: dict[str, Any]) -> dict[str, Any]:
     """Collect, close, submit, settle and reconcile against the emulators; print and return the ledger by status."""
     billing_settings = settings.model_copy(update={"billing_collection_lookback_hours": float(DEMO_HOURS)})
-    if not ready_cluster_ids(database):
-        typer.echo("  no ready cluster yet: buying one subscription in the emulator with a ready cluster")
-        register_demo_customer(database, state, billing_settings)
     now = utc_now()
+    if not clusters_live_since(database, now - timedelta(hours=DEMO_HOURS)):
+        typer.echo(
+            f"  no cluster has been live for the last {DEMO_HOURS} hours: buying one subscription in the emulator "
+            f"with a cluster live since then"
+        )
+        register_demo_customer(database, state, billing_settings)
     collected = run_collection(billing_settings, database, now=now)
     typer.echo(
         f"  collected {collected.stored} sample(s) from {collected.clusters} cluster(s); "
