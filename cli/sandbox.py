@@ -18,6 +18,7 @@ from cli.processes import ProcessGroup, free_port, wait_until_ready
 from core import migrator
 from core.catalog.loader import load_catalog, sync_catalog
 from core.db import Database
+from core.identity.principal import AccessLevel, access_level
 from core.probe import start_probe, wait_for_probe
 from core.settings import Settings
 
@@ -133,10 +134,11 @@ def print_portal_sign_ins(base_url: str, entra: dict[str, Any]) -> None:
         tenant = tenant_keys.get(user["tenant_id"], user["tenant_id"])
         if user["tenant_id"] == entra["publisher_tenant_id"]:
             who = "publisher tenant: the operator pages when holding the Operator role"
-        elif user.get("is_tenant_admin"):
-            who = f"customer admin of tenant {tenant}"
         else:
-            who = f"user of tenant {tenant}"
+            # What the control plane makes of the person's token: app role first, then the directory-role fallback.
+            roles = user.get("app_roles", {}).get(entra["control_plane_app_id"], [])
+            access = access_level(roles, user.get("directory_roles", []), is_operator=False)
+            who = f"{'customer admin' if access == AccessLevel.ADMIN else 'reader'} of tenant {tenant}"
         typer.echo(f"  demo sign-in   {user['username']}  ({user['display_name']}, {who})")
 
 

@@ -392,6 +392,7 @@ class Directory:
                     "display_name": user.display_name,
                     "is_tenant_admin": user.is_tenant_admin,
                     "directory_roles": list(user.directory_roles),
+                    "app_roles": {app_id: list(roles) for app_id, roles in user.app_roles.items()},
                 }
                 for user in self.users.values()
             },
