@@ -322,5 +322,11 @@ def _echo_fields(event: Any) -> dict[str, Any]:
     """The submitted fields a result item repeats."""
     if not isinstance(event, dict):
         return {}
-    names = ("resourceId", "resourceUri", "quantity", "dimension", "effectiveStartTime", "planId")
-    return {name: event[name] for name in names if name in event}
+    # Only values of the result schema's types are repeated (a number for quantity, strings otherwise): a field
+    # sent as an object or a list is refused above and left out of the answer rather than echoed against the schema.
+    texts = ("resourceId", "resourceUri", "dimension", "effectiveStartTime", "planId")
+    echoed: dict[str, Any] = {name: event[name] for name in texts if isinstance(event.get(name), str)}
+    quantity = event.get("quantity")
+    if isinstance(quantity, int | float) and not isinstance(quantity, bool):
+        echoed["quantity"] = quantity
+    return echoed
