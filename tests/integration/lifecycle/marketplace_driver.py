@@ -61,6 +61,23 @@ class Emulators:
             },
         )
 
+    def purchase_for_another_tenant(self, beneficiary_tenant_id: str, beneficiary_email: str) -> Any:
+        """Contoso's admin buys the offer for another tenant: the purchaser is not the beneficiary."""
+        return self.marketplace_control(
+            "POST",
+            "/purchases",
+            json={
+                "plan_id": "standard",
+                "quantity": 2,
+                "beneficiary": {
+                    "tenant_id": beneficiary_tenant_id,
+                    "email": beneficiary_email,
+                    "object_id": str(uuid.uuid4()),
+                },
+                "purchaser": {"tenant_id": CONTOSO_TENANT_ID, "email": CONTOSO_ADMIN, "object_id": str(uuid.uuid4())},
+            },
+        )
+
     def customer_action(self, subscription_id: str, action: str, body: dict[str, Any] | None = None) -> Any:
         return self.marketplace_control("POST", f"/subscriptions/{subscription_id}/{action}", json=body)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import html
 import re
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -281,16 +280,7 @@ def test_the_placement_page_offers_the_beneficiary_admins_subscriptions_only(
     subscriptions: Subscriptions,
 ) -> None:
     fabrikam = emulators.entra["tenants"]["fabrikam"]["id"]
-    purchase = emulators.marketplace_control(
-        "POST",
-        "/purchases",
-        json={
-            "plan_id": "standard",
-            "quantity": 2,
-            "beneficiary": {"tenant_id": fabrikam, "email": FABRIKAM_ADMIN, "object_id": str(uuid.uuid4())},
-            "purchaser": {"tenant_id": CONTOSO_TENANT_ID, "email": CONTOSO_ADMIN, "object_id": str(uuid.uuid4())},
-        },
-    )
+    purchase = emulators.purchase_for_another_tenant(fabrikam, FABRIKAM_ADMIN)
     landing = browser.open_landing(purchase["landing_page_url"], username=CONTOSO_ADMIN)
     assert 'id="handoff-note"' in landing.text
     assert _options(landing.text, "subscription") == []  # the purchaser places nothing, so is offered nothing

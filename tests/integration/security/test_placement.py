@@ -9,12 +9,11 @@ member without the admin role, and anyone of Contoso, are refused on that link.
 from __future__ import annotations
 
 import re
-import uuid
 
 import pytest
 from sqlmodel import select
 
-from cli.marketplace_demo import CONTOSO_ADMIN, CONTOSO_TENANT_ID, CustomerBrowser, deployment_choices
+from cli.marketplace_demo import CONTOSO_ADMIN, CustomerBrowser, deployment_choices
 from core.clusters.models import Cluster
 from core.clusters.provisioning_models import ArmDeployment
 from core.db import Database
@@ -44,16 +43,7 @@ def test_purchaser_of_another_tenant_records_and_the_beneficiarys_admin_places(
     control_plane: ControlPlane, emulators: Emulators, browser: Browser, database: Database
 ) -> None:
     fabrikam_tenant_id = emulators.entra["tenants"]["fabrikam"]["id"]
-    purchase = emulators.marketplace_control(
-        "POST",
-        "/purchases",
-        json={
-            "plan_id": "standard",
-            "quantity": 2,
-            "beneficiary": {"tenant_id": fabrikam_tenant_id, "email": FABRIKAM_ADMIN, "object_id": str(uuid.uuid4())},
-            "purchaser": {"tenant_id": CONTOSO_TENANT_ID, "email": CONTOSO_ADMIN, "object_id": str(uuid.uuid4())},
-        },
-    )
+    purchase = emulators.purchase_for_another_tenant(fabrikam_tenant_id, FABRIKAM_ADMIN)
     subscription_id = purchase["subscription_id"]
     fabrikam_choices = deployment_choices(emulators.suite.state(), fabrikam_tenant_id)
 
