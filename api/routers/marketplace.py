@@ -246,6 +246,21 @@ def _error_page(
     return _page(request, session, "marketplace/error.html", {"heading": heading, "message": message}, status_code)
 
 
+def _azure_unavailable_page(
+    request: Request, session: BrowserSession, error: UpstreamUnavailable, link: str
+) -> HTMLResponse:
+    """ARM did not answer while the choices were checked: nothing was recorded, the customer opens `link` later."""
+    page = _error_page(
+        request,
+        session,
+        http_status(error),
+        "Azure is not answering right now",
+        f"Nothing was recorded: open {link} again in a few minutes. ({error.message})",
+    )
+    page.headers["Retry-After"] = str(LANDING_RETRY_AFTER_SECONDS)
+    return page
+
+
 def _resolve(request: Request, token: str, deadline: float) -> ResolvedPurchase:
     """Resolve a landing token; an invalid, expired or foreign token becomes a 400/403 domain error.
 
@@ -609,15 +624,7 @@ def _confirm(
             request, session, database, purchase, token, form, [error.message], deadline, http_status(error)
         )
     except UpstreamUnavailable as error:
-        page = _error_page(
-            request,
-            session,
-            http_status(error),
-            "Azure is not answering right now",
-            f"Nothing was recorded: open your purchase link again in a few minutes. ({error.message})",
-        )
-        page.headers["Retry-After"] = str(LANDING_RETRY_AFTER_SECONDS)
-        return page
+        return _azure_unavailable_page(request, session, error, "your purchase link")
     try:
         confirm_landing(database, purchase, marketplace_token=token, choices=choices, actor=actor)
     except ResourceGroupNotOwned as error:
@@ -826,15 +833,7 @@ def place_cluster(
     except (PlacementRefused, ResourceGroupNotOwned) as error:
         return _placement_form(request, session, database, subscription_id, form, [error.message])
     except UpstreamUnavailable as error:
-        page = _error_page(
-            request,
-            session,
-            http_status(error),
-            "Azure is not answering right now",
-            f"Nothing was recorded: open the placement link again in a few minutes. ({error.message})",
-        )
-        page.headers["Retry-After"] = str(LANDING_RETRY_AFTER_SECONDS)
-        return page
+        return _azure_unavailable_page(request, session, error, "the placement link")
     try:
         with database.session() as db:
             complete_placement(
