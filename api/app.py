@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
@@ -13,7 +16,7 @@ from api.rate_limits import install_rate_limits
 from api.routers import billing, clusters, drift, health, managed_apps, marketplace, operations, publisher
 from core.db import Database, get_database
 from core.identity.tokens import EntraTokenVerifier
-from core.monitoring.log_spool import install_log_spool
+from core.monitoring.log_spool import install_log_spool, remove_log_spool
 from core.settings import Settings, get_settings
 from core.telemetry.tracing import configure_tracing, spans_exported
 from portal.installation import install_portal
@@ -22,7 +25,22 @@ from portal.installation import install_portal
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
     """Build the app; settings and database default to the process-wide ones."""
     settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def spool_logs_while_serving(app: FastAPI) -> AsyncIterator[None]:
+        # With an export configured, warnings and errors are spooled for Log Analytics while the app serves, not
+        # from the moment it is built: a process that only builds the app (to read its routes) keeps its logging.
+        spool = None
+        if settings.monitor_ingestion_endpoint:
+            spool = install_log_spool(app.state.database, settings.monitor_log_spool_level, "api")
+        try:
+            yield
+        finally:
+            if spool is not None:
+                remove_log_spool(spool)
+
     app = FastAPI(
+        lifespan=spool_logs_while_serving,
         title="VAST on Azure control plane",
         version="0.1.0",
         description="Marketplace fulfilment, provisioning, metering and operations for VAST Blob-API façade clusters.",
@@ -44,8 +62,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         refetch_cooldown_seconds=settings.entra_signing_key_refetch_cooldown_seconds,
         timeout_seconds=settings.http_timeout_seconds,
     )
-    # Traces of every request, continued into the outbox; with an export configured, warnings and errors
-    # are spooled for Log Analytics.
+    # Traces of every request, continued into the outbox.
     configure_tracing(settings, "api")
     # One server span per request when spans go somewhere (the per-message receive/send child spans add cost, no
     # insight); unexported, they would cost a tenth of a webhook's CPU for nothing.
@@ -53,8 +70,6 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         FastAPIInstrumentor.instrument_app(
             app, excluded_urls="healthz,readyz,metrics", exclude_spans=["receive", "send"]
         )
-    if settings.monitor_ingestion_endpoint:
-        install_log_spool(app.state.database, settings.monitor_log_spool_level, "api")
     install_error_handlers(app)
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=settings.request_body_max_bytes, max_depth=settings.request_json_max_depth

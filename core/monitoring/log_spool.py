@@ -91,12 +91,17 @@ class DatabaseLogSpoolHandler(logging.Handler):
                 continue
 
 
-def install_log_spool(database: Database, level: str, process_name: str) -> DatabaseLogSpoolHandler:
-    """Attach the spool handler to the root logger (once per process)."""
+def install_log_spool(database: Database, level: str, process_name: str) -> DatabaseLogSpoolHandler | None:
+    """Attach a spool handler to the root logger; None when one is attached already (one per process)."""
     root = logging.getLogger()
-    for handler in root.handlers:
-        if isinstance(handler, DatabaseLogSpoolHandler):
-            return handler
+    if any(isinstance(handler, DatabaseLogSpoolHandler) for handler in root.handlers):
+        return None
     handler = DatabaseLogSpoolHandler(database, level, process_name)
     root.addHandler(handler)
     return handler
+
+
+def remove_log_spool(handler: DatabaseLogSpoolHandler) -> None:
+    """Detach the handler and write what it still holds."""
+    logging.getLogger().removeHandler(handler)
+    handler.close()

@@ -8,7 +8,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from sqlmodel import select
+from starlette.testclient import TestClient
 
+from api.app import create_app
 from core.audit.service import record_audit_event
 from core.azure.credentials import CredentialFactory
 from core.db import Database
@@ -159,4 +161,27 @@ def test_log_spool_keeps_warnings_and_skips_lower_levels(database: Database) -> 
         records = session.exec(select(LogRecord).where(LogRecord.logger_name == "tests.operations.spool")).all()
     assert [(record.level, record.message, record.fields) for record in records] == [
         ("warning", "disk nearly full", {"cluster_id": "c-1"})
+    ]
+
+
+def spool_handlers() -> list[logging.Handler]:
+    return [handler for handler in logging.getLogger().handlers if isinstance(handler, DatabaseLogSpoolHandler)]
+
+
+def test_the_api_spools_logs_while_it_serves_and_building_it_leaves_logging_alone(
+    database: Database, operations_settings: Settings
+) -> None:
+    # Building the app (as the route-table tests do) once attached a spool for the life of the test process; its
+    # late flushes then added rows to another test's spool count.
+    assert operations_settings.monitor_ingestion_endpoint
+    app = create_app(operations_settings, database)
+    assert spool_handlers() == []
+    with TestClient(app):
+        assert len(spool_handlers()) == 1
+        logging.getLogger("tests.operations.api_spool").warning("served while the app ran")
+    assert spool_handlers() == []
+    with database.session() as session:
+        records = session.exec(select(LogRecord).where(LogRecord.logger_name == "tests.operations.api_spool")).all()
+    assert [(record.message, record.process.startswith("api-")) for record in records] == [
+        ("served while the app ran", True)
     ]
