@@ -9,6 +9,7 @@ its budget. Errors leave this module as `ArmAccessDenied` (permanent, actionable
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -23,16 +24,18 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
+from azure.core.pipeline import PipelineRequest, PipelineResponse
 from azure.core.rest import HttpRequest, HttpResponse
 from azure.keyvault.keys import KeyClient
 from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.core.exceptions import ARMErrorFormat
+from azure.mgmt.core.policies import ARMChallengeAuthenticationPolicy
 from azure.mgmt.network import NetworkManagementClient
 from azure.mgmt.network.models import PrivateEndpointConnection, PrivateLinkServiceConnectionState
 from azure.mgmt.resource.deployments import DeploymentsMgmtClient
 from azure.mgmt.resource.resources import ResourceManagementClient
 
-from core.azure.credentials import CredentialFactory
+from core.azure.credentials import CredentialFactory, fresh_token_claims
 from core.errors import ControlPlaneError
 from core.settings import Settings
 
@@ -41,6 +44,8 @@ SUBSCRIPTIONS_API_VERSION = "2022-12-01"
 DEPLOYMENTS_API_VERSION = "2026-06-01"  # what azure-mgmt-resource-deployments 2.0 speaks
 RESOURCES_API_VERSION = "2021-04-01"
 ROLE_ASSIGNMENTS_API_VERSION = "2022-04-01"
+# The Bearer challenge ARM answers for a token it cannot validate (RFC 6750 error code).
+INVALID_TOKEN_CHALLENGE = re.compile(r'^Bearer\b.*\berror="invalid_token"', re.IGNORECASE)
 AUTHORIZATION_ERROR_CODES = frozenset(
     {"AuthorizationFailed", "LinkedAuthorizationFailed", "InvalidAuthenticationToken"}
 )
@@ -201,6 +206,24 @@ def _raise_for_status(response: HttpResponse) -> None:
         raise HttpResponseError(response=response, error_format=ARMErrorFormat)
 
 
+class FreshTokenOnRefusalPolicy(ARMChallengeAuthenticationPolicy):
+    """ARM's bearer-token policy, plus one more try with a token issued from now on when ARM calls ours invalid.
+
+    Entra can retire the key that signed a cached token (an emergency rollover); ARM then answers 401
+    `error="invalid_token"` until the token expires, which azure-core's policy would not cure (it answers claims
+    challenges only). A second refusal is ARM's real answer.
+    """
+
+    def on_challenge(self, request: PipelineRequest[Any], response: PipelineResponse[Any, Any]) -> bool:
+        if super().on_challenge(request, response):
+            return True
+        challenge = response.http_response.headers.get("WWW-Authenticate", "")
+        if not INVALID_TOKEN_CHALLENGE.search(challenge):
+            return False
+        self.authorize_request(request, *self._scopes, claims=fresh_token_claims())
+        return True
+
+
 class ArmClient:
     """ARM in one customer subscription, as the control-plane app signed in to that customer's tenant."""
 
@@ -225,6 +248,8 @@ class ArmClient:
         return {
             "base_url": settings.arm_endpoint,
             "credential_scopes": [settings.arm_credential_scope],
+            # A policy of its own per SDK client: a pipeline links its policies to each other.
+            "authentication_policy": FreshTokenOnRefusalPolicy(self._credential, settings.arm_credential_scope),
             **self._environment,
             "use_env_settings": False,
             "connection_timeout": settings.http_timeout_seconds,

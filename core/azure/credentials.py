@@ -6,6 +6,8 @@ bundle come from settings. azure-identity caches tokens in memory until shortly 
 
 from __future__ import annotations
 
+import json
+import time
 from functools import cached_property
 from typing import Any
 
@@ -14,6 +16,12 @@ from azure.identity import CertificateCredential, ClientSecretCredential, Worklo
 
 from core.errors import ConfigurationError
 from core.settings import Settings
+
+
+def fresh_token_claims() -> str:
+    """A claims challenge asking for a token issued from now on (nbf >= now): azure-identity and MSAL then bypass
+    their token cache. For a service that refused a cached token, e.g. after Entra retired the key that signed it."""
+    return json.dumps({"access_token": {"nbf": {"essential": True, "value": str(int(time.time()))}}})
 
 
 class CredentialFactory:

@@ -6,7 +6,6 @@ The fulfilment and metering clients build on `MarketplaceHttp`; nothing else tal
 
 from __future__ import annotations
 
-import json as json_module
 import logging
 import math
 import time
@@ -26,6 +25,7 @@ from tenacity import (
 )
 from tenacity.stop import stop_base
 
+from core.azure.credentials import fresh_token_claims
 from core.correlation import CORRELATION_HEADER, ensure_correlation_id
 from core.errors import ControlPlaneError
 
@@ -202,9 +202,8 @@ class MarketplaceHttp:
         return MarketplaceResponse(response.status_code, _json_or_none(response), response.headers, request_id)
 
     def _fresh_token(self) -> str:
-        """A token newer than any cached one: a claims challenge asking for nbf >= now bypasses the token cache."""
-        challenge = {"access_token": {"nbf": {"essential": True, "value": str(int(time.time()))}}}
-        return self.credential.get_token(self.token_scope, claims=json_module.dumps(challenge)).token
+        """A token newer than any cached one."""
+        return self.credential.get_token(self.token_scope, claims=fresh_token_claims()).token
 
     def url(self, path: str, params: dict[str, str] | None = None) -> httpx.URL:
         """The URL of a path under the base URL, or of an absolute link Marketplace gave (an `@nextLink`).
