@@ -16,11 +16,11 @@ from sqlmodel import select
 from cli.azurite import Azurite, azurite_available
 from core.clusters.models import Cluster, ClusterStatus
 from core.db import Database
-from core.messaging import TaskNames
 from core.outbox.service import enqueue
 from core.probes.models import BlobProbeSample
 from core.settings import Settings
 from core.slo.service import cluster_slo_status
+from core.task_payloads import ProbeClusterBlob
 from core.tenants.models import Tenant
 
 METRICS_EXCERPT_PREFIXES = ("cp_outbox_", "cp_clusters", "cp_audit_events", "cp_marketplace_operations")
@@ -61,7 +61,7 @@ def run_operations_demo(database: Database, settings: Settings, azurite: Azurite
     if azurite is not None:
         cluster_id = _plant_demo_cluster(database, azurite)
         with database.session() as session:
-            enqueue(session, TaskNames.BLOB_PROBE_CLUSTER, {"cluster_id": cluster_id})
+            enqueue(session, ProbeClusterBlob(cluster_id=cluster_id))
         _wait_for_samples(database, cluster_id, timeout_seconds=60)
     traces_path = settings.telemetry_traces_path
     span_lines = traces_path.read_text().splitlines() if traces_path and traces_path.exists() else []

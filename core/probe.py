@@ -10,15 +10,15 @@ from sqlmodel import select
 from core.audit.actions import AuditAction
 from core.audit.models import AuditEvent
 from core.db import Database
-from core.messaging import TaskNames
 from core.outbox.service import enqueue
+from core.task_payloads import PipelineProbe
 
 
 def start_probe(database: Database) -> str:
     """Enqueue one probe through the outbox; returns its id."""
     probe_id = str(uuid.uuid4())
     with database.session() as session:
-        enqueue(session, TaskNames.PIPELINE_PROBE, {"probe_id": probe_id})
+        enqueue(session, PipelineProbe(probe_id=probe_id))
     return probe_id
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from celery import Task
 from celery.utils.time import get_exponential_backoff_interval
@@ -27,12 +27,15 @@ from core.messaging import TaskNames
 from core.outbox.dead_letters import GiveUp, describe_error, record_failure
 from core.outbox.service import claim_for_completion
 from core.settings import get_settings
+from core.task_payloads import TaskPayload, read_payload
 from core.telemetry.tracing import continued_trace, tracer
 from workers.celery_app import celery_app
 
 logger = logging.getLogger(__name__)
 
-OutboxHandler = Callable[..., None]
+# Applies one row's arguments in the given session (the consumer's payload type reads them first).
+OutboxHandler = Callable[[Session, dict[str, Any]], None]
+PayloadT = TypeVar("PayloadT", bound=TaskPayload)
 # Retries of a consumer task: exponential backoff with full jitter, from 2 s up to 5 min.
 RETRY_BACKOFF_FACTOR = 2
 RETRY_BACKOFF_MAX_SECONDS = 300
@@ -82,7 +85,7 @@ def apply_outbox_message(
                     logger.warning("outbox message does not match its row", extra={"outbox_id": outbox_id})
                     session.rollback()
                     return "stale"
-                handler(session, **arguments)
+                handler(session, arguments)
         except Exception as error:
             settled = _count_failure(name, outbox_id, error)
             if settled is not None:
@@ -111,15 +114,25 @@ def _count_failure(name: str, outbox_id: int, error: Exception) -> str | None:
     return "dead_lettered"
 
 
-def outbox_consumer(name: str, *, max_retries: int = 8) -> Callable[[OutboxHandler], Task]:
-    """Register `handler(session, **arguments)` as the consumer of outbox messages named `name`.
+def outbox_consumer(
+    payload_type: type[PayloadT], *, max_retries: int = 8
+) -> Callable[[Callable[[Session, PayloadT], None]], Task]:
+    """Register `handler(session, payload)` as the consumer of the payload type's task.
+
+    The row's arguments are read as the payload first; arguments the task does not take raise
+    MalformedTaskPayload, which retries like any failure (during a rolling upgrade a newer worker may take it).
 
     Exceptions retry with exponential backoff and jitter up to `max_retries`; after that the
     message stays uncompleted and the relay dispatches it again later, until the row's failed attempts reach
     CP_OUTBOX_MAX_ATTEMPTS and it is dead-lettered (see core.outbox.dead_letters).
     """
 
-    def register(handler: OutboxHandler) -> Task:
+    name = payload_type.task_name
+
+    def register(handler: Callable[[Session, PayloadT], None]) -> Task:
+        def apply(session: Session, arguments: dict[str, Any]) -> None:
+            handler(session, read_payload(payload_type, arguments))
+
         @celery_app.task(  # type: ignore[untyped-decorator]
             name=name, bind=True, max_retries=max_retries, **RETRYING_TASK_OPTIONS
         )
@@ -130,9 +143,9 @@ def outbox_consumer(name: str, *, max_retries: int = 8) -> Callable[[OutboxHandl
             correlation_id: str | None = None,
             traceparent: str | None = None,
         ) -> str:
-            return apply_outbox_message(name, handler, outbox_id, arguments, correlation_id, traceparent)
+            return apply_outbox_message(name, apply, outbox_id, arguments, correlation_id, traceparent)
 
-        _consumers[name] = (handler, consume)
+        _consumers[name] = (apply, consume)
         return consume
 
     return register

@@ -18,9 +18,9 @@ from api.permissions import public_route
 from api.security import OperatorDep, PrincipalDep
 from core.audit.actions import AuditAction
 from core.audit.service import record_audit_event
-from core.messaging import TaskNames
 from core.outbox.service import enqueue
 from core.slo.service import cluster_slo_status, cluster_time_series, visible_cluster, visible_clusters
+from core.task_payloads import ProbeClusterBlob
 from core.telemetry.database_gauges import DatabaseGaugeCollector
 from core.telemetry.metrics import CONTENT_TYPE, render_metrics
 
@@ -85,7 +85,7 @@ def get_cluster_slo_series(
 )
 def request_blob_probe(cluster_id: str, session: SessionDep, operator: OperatorDep) -> dict[str, Any]:
     cluster = visible_cluster(session, operator, cluster_id)
-    message = enqueue(session, TaskNames.BLOB_PROBE_CLUSTER, {"cluster_id": cluster.id})
+    message = enqueue(session, ProbeClusterBlob(cluster_id=cluster.id))
     session.flush()  # the answer and the audit event name the outbox row's id
     record_audit_event(
         session,

@@ -12,7 +12,6 @@ from api.errors import error_response, error_responses
 from api.security import OperatorDep
 from core.browser_sessions.service import revoke_sessions
 from core.clock import utc_now
-from core.messaging import TaskNames
 from core.outbox.service import enqueue
 from core.subscriptions.models import SubscriptionStatus
 from core.subscriptions.queries import (
@@ -24,6 +23,7 @@ from core.subscriptions.queries import (
 from core.subscriptions.reconciliation import start_report
 from core.subscriptions.schemas import OperationView, ReconciliationReportView, SubscriptionDetail, SubscriptionPage
 from core.subscriptions.service import retry_operation
+from core.task_payloads import ReconcileWithMarketplace
 
 ERROR_RESPONSES = {
     **error_responses(401, 422),
@@ -86,7 +86,7 @@ def post_reconciliation(session: SessionDep, operator: OperatorDep) -> Reconcili
     """Start a reconciliation now; poll the report it returns."""
     report = start_report(session, operator.actor)
     assert report.id is not None
-    enqueue(session, TaskNames.MARKETPLACE_RECONCILE, {"report_id": report.id})
+    enqueue(session, ReconcileWithMarketplace(report_id=report.id))
     return ReconciliationReportView.model_validate(report, from_attributes=True)
 
 

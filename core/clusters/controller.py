@@ -55,9 +55,9 @@ from core.clusters.ownership import (
 from core.clusters.provisioning_models import ArmDeployment, DeploymentState
 from core.clusters.service import lock_cluster
 from core.errors import ConfigurationError
-from core.messaging import TaskNames
 from core.outbox.service import enqueue
 from core.settings import Settings
+from core.task_payloads import ClusterConverged, ConvergenceOutcome, ReconcileCluster, SyncPrivateEndpoints
 from core.tenants.models import Tenant
 
 ACTOR = "system:provisioning-controller"
@@ -280,7 +280,7 @@ class ClusterController:
                 # Connections can arrive as soon as the PLS exists, before the cluster is ready.
                 cluster.pls_resource_id = observation.outputs.get("privateLinkServiceResourceId")
                 cluster.pls_alias = observation.outputs.get("privateLinkServiceAlias")
-                enqueue(session, TaskNames.CLUSTER_SYNC_PRIVATE_ENDPOINTS, {"cluster_id": cluster.id})
+                enqueue(session, SyncPrivateEndpoints(cluster_id=cluster.id))
             return True
         error = observation.error if observation is not None else None
         if observation is not None:
@@ -498,7 +498,9 @@ class ClusterController:
                 AuditAction.CLUSTER_STOPPED_FOR_RETENTION,
                 {"retention_until": str(cluster.retention_until)},
             )
-            self._announce(session, cluster, "converged", "stopped; data kept until the retention period ends")
+            self._announce(
+                session, cluster, ConvergenceOutcome.CONVERGED, "stopped; data kept until the retention period ends"
+            )
             cluster.observed_generation = cluster.desired_generation
         retention_until = cluster.retention_until or now
         if now < retention_until:
@@ -576,7 +578,7 @@ class ClusterController:
                 AuditAction.cluster_converged_to(target.value),
                 {"generation": cluster.desired_generation},
             )
-            self._announce(session, cluster, "converged", None)
+            self._announce(session, cluster, ConvergenceOutcome.CONVERGED, None)
 
     def _record_failed_attempt(
         self, session: Session, cluster: Cluster, code: str, message: str, details: list[dict[str, Any]]
@@ -616,7 +618,7 @@ class ClusterController:
                 "alert": "operator",
             },
         )
-        self._announce(session, cluster, "failed", f"{code}: {message}")
+        self._announce(session, cluster, ConvergenceOutcome.FAILED, f"{code}: {message}")
 
     # Helpers ----------------------------------------------------------------------------------------------------------
     def _schedule_check(
@@ -629,7 +631,7 @@ class ClusterController:
         if not replace and pending is not None and now < pending <= due:
             return
         cluster.next_attempt_at = due
-        enqueue(session, TaskNames.CLUSTER_RECONCILE, {"cluster_id": cluster.id}, delay_seconds=delay_seconds)
+        enqueue(session, ReconcileCluster(cluster_id=cluster.id), delay_seconds=delay_seconds)
 
     def _move(self, session: Session, cluster: Cluster, target: ClusterStatus) -> None:
         current = ClusterStatus(cluster.status)
@@ -641,11 +643,12 @@ class ClusterController:
             cluster.first_ready_at = utc_now()
         session.add(cluster)
 
-    def _announce(self, session: Session, cluster: Cluster, outcome: str, reason: str | None) -> None:
+    def _announce(self, session: Session, cluster: Cluster, outcome: ConvergenceOutcome, reason: str | None) -> None:
         enqueue(
             session,
-            TaskNames.CLUSTER_CONVERGED,
-            {"cluster_id": cluster.id, "generation": cluster.desired_generation, "outcome": outcome, "reason": reason},
+            ClusterConverged(
+                cluster_id=cluster.id, generation=cluster.desired_generation, outcome=outcome, reason=reason
+            ),
         )
 
     def _audit(self, session: Session, cluster: Cluster, action: AuditAction, details: dict[str, Any]) -> None:

@@ -37,9 +37,9 @@ from core.clusters.drift_models import ClusterDrift, DriftKind, DriftRemedy, Dri
 from core.clusters.models import Cluster, ClusterStatus
 from core.clusters.provisioning_models import ArmDeployment, DeploymentState
 from core.clusters.service import lock_cluster
-from core.messaging import TaskNames
 from core.outbox.service import enqueue
 from core.settings import DEFAULT_ARM_TEMPLATES_PATH, Settings
+from core.task_payloads import ObserveClusterDrift, ReconcileCluster
 
 ACTOR = "system:drift-observer"
 OBSERVED_STATUSES = (ClusterStatus.READY, ClusterStatus.SUSPENDED)
@@ -371,7 +371,7 @@ class DriftObserver:
             report.resolved.append(row.kind)
             self._audit(session, cluster, AuditAction.CLUSTER_DRIFT_RESOLVED, row, AuditOutcome.SUCCESS)
         if wants_reconcile:
-            enqueue(session, TaskNames.CLUSTER_RECONCILE, {"cluster_id": cluster.id})
+            enqueue(session, ReconcileCluster(cluster_id=cluster.id))
 
     @staticmethod
     def _request_repair(row: ClusterDrift, now: datetime, newest_deployment: int) -> None:
@@ -440,7 +440,7 @@ def enqueue_due_observations(session: Session, *, now: datetime, interval_second
     index = current_slice(now, interval_seconds, slices)
     cluster_ids = due_cluster_ids(session, slice_index=index, slices=slices)
     for cluster_id in cluster_ids:
-        enqueue(session, TaskNames.CLUSTER_OBSERVE_DRIFT, {"cluster_id": cluster_id})
+        enqueue(session, ObserveClusterDrift(cluster_id=cluster_id))
     return cluster_ids
 
 

@@ -18,8 +18,8 @@ from core.clusters.provisioning_models import ArmDeployment, DeploymentState, Ke
 from core.clusters.service import lock_cluster
 from core.db import lock_rows
 from core.errors import Conflict, ControlPlaneError, NotFound
-from core.messaging import TaskNames
 from core.outbox.service import enqueue
+from core.task_payloads import RotateClusterKey
 
 logger = logging.getLogger(__name__)
 ROTATABLE_STATUSES = frozenset({ClusterStatus.READY.value, ClusterStatus.UPDATING.value, ClusterStatus.SUSPENDED.value})
@@ -68,7 +68,7 @@ def request_key_rotation(session: Session, cluster: Cluster, *, actor: str, reas
         tenant_id=cluster.tenant_id,
         details={"rotation_id": rotation.id, "reason": reason},
     )
-    enqueue(session, TaskNames.CLUSTER_ROTATE_KEY, {"rotation_id": rotation.id})
+    enqueue(session, RotateClusterKey(rotation_id=rotation.id))
     return rotation
 
 

@@ -10,8 +10,8 @@ from core.clock import utc_now
 from core.clusters.models import CLUSTER_STATES, Cluster, ClusterStatus
 from core.clusters.service import lock_cluster
 from core.errors import Conflict
-from core.messaging import TaskNames
 from core.outbox.service import enqueue
+from core.task_payloads import ReconcileCluster
 
 
 def retry_failed_cluster(session: Session, cluster_id: str, *, actor: str, reason: str) -> Cluster:
@@ -39,5 +39,5 @@ def retry_failed_cluster(session: Session, cluster_id: str, *, actor: str, reaso
         after={"status": cluster.status},
         details={"reason": reason},
     )
-    enqueue(session, TaskNames.CLUSTER_RECONCILE, {"cluster_id": cluster.id})
+    enqueue(session, ReconcileCluster(cluster_id=cluster.id))
     return cluster

@@ -18,8 +18,8 @@ from core.clusters.models import Cluster, ClusterStatus
 from core.clusters.schemas import ClusterPlacement, KeyPolicy, PrivateLinkPolicy
 from core.db import lock_rows
 from core.errors import Conflict, NotFound
-from core.messaging import TaskNames
 from core.outbox.service import enqueue
+from core.task_payloads import ReconcileCluster
 
 SPEC_FIELDS = (
     "desired_plan_id",
@@ -93,7 +93,7 @@ def request_cluster(
         tenant_id=tenant_id,
         after=desired_spec(cluster) | {"placement": placement.model_dump()},
     )
-    enqueue(session, TaskNames.CLUSTER_RECONCILE, {"cluster_id": cluster.id})
+    enqueue(session, ReconcileCluster(cluster_id=cluster.id))
     return cluster
 
 
@@ -126,7 +126,7 @@ def change_desired_spec(session: Session, cluster_id: str, *, actor: str, reason
         after=desired_spec(cluster),
         details={"reason": reason},
     )
-    enqueue(session, TaskNames.CLUSTER_RECONCILE, {"cluster_id": cluster.id})
+    enqueue(session, ReconcileCluster(cluster_id=cluster.id))
     return cluster
 
 

@@ -30,9 +30,9 @@ from core.clusters.models import Cluster, ClusterStatus
 from core.clusters.service import cluster_name_for
 from core.db import lock_rows
 from core.managed_apps.models import ManagedApplication, ManagedAppProvisioningState
-from core.messaging import TaskNames
 from core.outbox.service import enqueue
 from core.settings import Settings
+from core.task_payloads import ObserveManagedApplication
 from core.tenants.service import get_or_create_tenant
 
 ACTOR = "system:managed-app-observer"
@@ -351,8 +351,7 @@ class ManagedApplicationObserver:
             return ObservationOutcome.GAVE_UP
         enqueue(
             session,
-            TaskNames.MANAGED_APP_OBSERVE,
-            {"managed_application_id": application.id, "attempt": attempt + 1},
+            ObserveManagedApplication(managed_application_id=application.id, attempt=attempt + 1),
             delay_seconds=delay,
         )
         return ObservationOutcome.ACCESS_FAILED

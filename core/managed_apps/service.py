@@ -18,8 +18,8 @@ from core.inbox.models import InboundSource
 from core.inbox.service import mark_processed, record_inbound_event
 from core.managed_apps.models import ManagedApplication
 from core.managed_apps.schemas import ManagedAppNotification
-from core.messaging import TaskNames
 from core.outbox.service import enqueue
+from core.task_payloads import ObserveManagedApplication
 
 ACTOR = "azure:managed-applications"
 
@@ -119,7 +119,7 @@ def record_notification(session: Session, notification: ManagedAppNotification) 
         after={"provisioning_state": application.provisioning_state, "plan_id": application.plan_id},
         details={"event_id": event.id, "application_id": application.application_id},
     )
-    enqueue(session, TaskNames.MANAGED_APP_OBSERVE, {"managed_application_id": application.id})
+    enqueue(session, ObserveManagedApplication(managed_application_id=application.id))
     mark_processed(session, InboundSource.MANAGED_APP_NOTIFICATION, notification.natural_id)
     return NotificationResult(NotificationOutcome.RECORDED, application)
 

@@ -17,9 +17,9 @@ from core.clusters.models import Cluster
 from core.db import lock_rows
 from core.errors import NotFound
 from core.identity.principal import Principal
-from core.messaging import TaskNames
 from core.networking.models import CONNECTION_STATES, ConnectionStatus, PrivateEndpointConnection
 from core.outbox.service import enqueue
+from core.task_payloads import SyncPrivateEndpoints
 from core.tenants.models import Tenant
 
 POLICY_AUTO_APPROVAL = "policy:auto-approval-subscriptions"
@@ -171,5 +171,5 @@ def decide_connection(
         after={"status": decision.value},
         details={"connection": row.connection_name, "reason": reason},
     )
-    enqueue(session, TaskNames.CLUSTER_SYNC_PRIVATE_ENDPOINTS, {"cluster_id": cluster.id})
+    enqueue(session, SyncPrivateEndpoints(cluster_id=cluster.id))
     return row

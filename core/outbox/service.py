@@ -13,20 +13,20 @@ from core.clock import utc_now
 from core.correlation import current_correlation_id, new_correlation_id
 from core.db import lock_rows
 from core.outbox.models import OutboxMessage
+from core.task_payloads import TaskPayload
 from core.telemetry.tracing import current_traceparent
 
 
-def enqueue(
-    session: Session, task_name: str, arguments: dict[str, Any] | None = None, *, delay_seconds: float = 0
-) -> OutboxMessage:
-    """Add an outbox row in the current transaction: the work exists if and only if the change commits.
+def enqueue(session: Session, payload: TaskPayload, *, delay_seconds: float = 0) -> OutboxMessage:
+    """Add an outbox row for the payload's task in the current transaction: the work exists if and only if the
+    change commits.
 
     Not flushed here: the row (and its id) reaches the database with the caller's next flush or commit, so a
     pass that records several rows pays for one flush.
     """
     message = OutboxMessage(
-        task_name=task_name,
-        arguments=arguments or {},
+        task_name=payload.task_name,
+        arguments=payload.arguments(),
         correlation_id=current_correlation_id() or new_correlation_id(),
         traceparent=current_traceparent(),
         available_at=utc_now() + timedelta(seconds=delay_seconds),

@@ -28,7 +28,6 @@ from core.inbox.models import InboundSource
 from core.inbox.service import mark_processed
 from core.marketplace.fulfillment_client import FulfillmentClient
 from core.marketplace.http import MarketplaceError
-from core.messaging import TaskNames
 from core.outbox.dead_letters import GiveUp
 from core.outbox.service import enqueue
 from core.settings import Settings
@@ -60,6 +59,7 @@ from core.subscriptions.service import (
     undelivered_accepted_changes,
     verify_operation,
 )
+from core.task_payloads import ConvergenceOutcome, RetryAcceptedChange
 
 logger = logging.getLogger(__name__)
 
@@ -167,7 +167,12 @@ class SubscriptionOrchestrator:
         mark_reported(session, operation, result, actor=WORKER_ACTOR, note=note)
 
     def cluster_converged(
-        self, session: Session, cluster_id: str, generation: int, outcome: str, reason: str | None = None
+        self,
+        session: Session,
+        cluster_id: str,
+        generation: int,
+        outcome: ConvergenceOutcome,
+        reason: str | None = None,
     ) -> None:
         """A cluster reached (or failed) a desired generation: activate when ready; alert when an accepted change
         failed.
@@ -178,7 +183,7 @@ class SubscriptionOrchestrator:
         cluster = session.get(Cluster, cluster_id)
         if cluster is None or cluster.subscription_id is None:
             return
-        converged = outcome == "converged"
+        converged = outcome is ConvergenceOutcome.CONVERGED
         record_audit_event(
             session,
             actor=WORKER_ACTOR,
@@ -334,12 +339,7 @@ def alert_undelivered_changes(
         "a change Marketplace accepted could not be applied; retrying",
         extra={"cluster_id": cluster.id, "generation": generation, "retry_in_seconds": retry_in_seconds},
     )
-    enqueue(
-        session,
-        TaskNames.CLUSTER_RETRY_ACCEPTED_CHANGE,
-        {"cluster_id": cluster.id, "generation": generation},
-        delay_seconds=retry_in_seconds,
-    )
+    enqueue(session, RetryAcceptedChange(cluster_id=cluster.id, generation=generation), delay_seconds=retry_in_seconds)
 
 
 def retry_accepted_change(session: Session, cluster_id: str, generation: int) -> None:

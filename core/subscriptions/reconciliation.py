@@ -15,7 +15,6 @@ from sqlmodel import Session, col, select
 from core.clock import utc_now
 from core.clusters.service import change_desired_spec
 from core.marketplace.fulfillment_client import FulfillmentOperation, FulfillmentSubscription
-from core.messaging import TaskNames
 from core.outbox.service import enqueue
 from core.subscriptions.models import (
     MarketplaceOperation,
@@ -34,6 +33,7 @@ from core.subscriptions.service import (
     lock_subscription,
     transition_subscription,
 )
+from core.task_payloads import ProcessMarketplaceOperation
 
 # What the desired spec becomes when Marketplace says a subscription is in a status.
 DESIRED_FOR_STATUS: dict[SubscriptionStatus, dict[str, bool]] = {
@@ -122,8 +122,7 @@ def reconcile_subscription(
         adopt_operation(session, operation, actor=actor)
         enqueue(
             session,
-            TaskNames.MARKETPLACE_PROCESS_OPERATION,
-            {"operation_id": operation.id, "subscription_id": operation.subscription_id},
+            ProcessMarketplaceOperation(operation_id=operation.id, subscription_id=operation.subscription_id),
         )
         changes.append({"operation_id": operation.id, "change": "operation_adopted", "action": operation.action})
     stuck = session.exec(
@@ -136,8 +135,9 @@ def reconcile_subscription(
     for stuck_operation in stuck:
         enqueue(
             session,
-            TaskNames.MARKETPLACE_PROCESS_OPERATION,
-            {"operation_id": stuck_operation.id, "subscription_id": stuck_operation.subscription_id},
+            ProcessMarketplaceOperation(
+                operation_id=stuck_operation.id, subscription_id=stuck_operation.subscription_id
+            ),
         )
         changes.append(
             {"operation_id": stuck_operation.id, "change": "operation_redriven", "state": stuck_operation.state}

@@ -23,7 +23,6 @@ from core.clusters.service import change_desired_spec, request_cluster
 from core.db import lock_rows
 from core.errors import Conflict, Forbidden, NotFound
 from core.marketplace.fulfillment_client import FulfillmentOperation, FulfillmentSubscription, ResolvedPurchase
-from core.messaging import TaskNames
 from core.outbox.service import enqueue
 from core.subscriptions.errors import (
     PurchaseTokenAlreadyUsed,
@@ -44,6 +43,7 @@ from core.subscriptions.models import (
 from core.subscriptions.schemas import DeploymentChoices
 from core.subscriptions.term import record_term_change
 from core.subscriptions.verdict import decide_change
+from core.task_payloads import ActivateSubscription, ProcessMarketplaceOperation
 from core.tenants.service import get_or_create_tenant
 
 WORKER_ACTOR = "system:subscription-controller"
@@ -265,7 +265,7 @@ def _place(
         actor=actor,
     )
     if activation == ActivationMode.IMMEDIATELY and subscription.status == SubscriptionStatus.PENDING_FULFILLMENT_START:
-        enqueue(session, TaskNames.MARKETPLACE_ACTIVATE, {"subscription_id": subscription.id})
+        enqueue(session, ActivateSubscription(subscription_id=subscription.id))
 
 
 def awaits_deployment_choices(session: Session, subscription: MarketplaceSubscription) -> bool:
@@ -597,8 +597,7 @@ def retry_operation(session: Session, operation_id: str, *, actor: str) -> Marke
     transition_operation(session, operation, OperationState.RECEIVED, actor=actor, retry=True)
     enqueue(
         session,
-        TaskNames.MARKETPLACE_PROCESS_OPERATION,
-        {"operation_id": operation.id, "subscription_id": operation.subscription_id},
+        ProcessMarketplaceOperation(operation_id=operation.id, subscription_id=operation.subscription_id),
     )
     return operation
 

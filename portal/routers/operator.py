@@ -21,7 +21,6 @@ from core.clusters.drift import cluster_drift_history
 from core.clusters.queries import cluster_deployments, cluster_timeline, clusters_needing_attention
 from core.clusters.recovery import retry_failed_cluster
 from core.errors import NotFound
-from core.messaging import TaskNames
 from core.networking.service import visible_cluster
 from core.outbox.dead_letters import NotADeadLetter, dead_letters, dismiss_dead_letter, retry_dead_letter
 from core.outbox.service import enqueue
@@ -31,6 +30,7 @@ from core.subscriptions.overview import subscription_overviews
 from core.subscriptions.reconciliation import start_report
 from core.subscriptions.service import retry_operation
 from core.subscriptions.stuck_operations import stuck_operations
+from core.task_payloads import ReconcileWithMarketplace
 from core.usage.reconciliation_models import DifferenceKind
 from portal.configuration_view import setting_lines
 from portal.pages import OperatorDep, OperatorFormDep, PortalRoute, redirect_with_message, render
@@ -163,7 +163,7 @@ def reconcile_now(visitor: OperatorFormDep, database: DatabaseDep) -> Response:
     """Reconcile with Marketplace now (the same service calls as the publisher API)."""
     with database.session() as db:
         report = start_report(db, visitor.principal.actor)
-        enqueue(db, TaskNames.MARKETPLACE_RECONCILE, {"report_id": report.id})
+        enqueue(db, ReconcileWithMarketplace(report_id=report.id))
         report_id = report.id
     return redirect_with_message(
         visitor.session, "/portal/operator/operations", f"Reconciliation with Marketplace #{report_id} started."

@@ -18,10 +18,11 @@ from core.errors import Conflict
 from core.messaging import TaskNames, celery_config
 from core.outbox.dead_letters import dead_letter_count, dead_letters, dismiss_dead_letter, retry_dead_letter
 from core.outbox.models import OutboxMessage
-from core.outbox.service import enqueue, pending_count
+from core.outbox.service import pending_count
 from core.probe import start_probe, wait_for_probe
 from core.settings import Settings
 from core.telemetry.database_gauges import DatabaseGaugeCollector
+from tests.support.factories import create_outbox_row
 from tests.support.waiting import wait_for
 from workers.relay import OutboxRelay, celery_publisher
 
@@ -71,8 +72,7 @@ def _gauges(database: Database) -> dict[str, float]:
 def _failing_row(database: Database) -> int:
     with database.session() as session:
         # A probe message its consumer refuses (an argument it does not take): it fails on every attempt.
-        message = enqueue(session, TaskNames.PIPELINE_PROBE, {"probe_id": "refused", "unexpected": True})
-        session.flush()
+        message = create_outbox_row(session, TaskNames.PIPELINE_PROBE, {"probe_id": "refused", "unexpected": True})
         assert message.id is not None
         return message.id
 
@@ -95,8 +95,9 @@ def test_a_row_failing_every_attempt_is_dead_lettered_with_its_last_error_and_ne
     assert dead.attempts == MAX_ATTEMPTS
     assert dead.completed_at is None
     assert dead.last_error is not None
-    assert dead.last_error.startswith("TypeError:")
-    assert "unexpected" in dead.last_error
+    # Named for what it is: arguments the task does not take (a message from another release, say).
+    assert dead.last_error.startswith("MalformedTaskPayload: system.pipeline_probe cannot take")
+    assert "unexpected: Extra inputs are not permitted" in dead.last_error
     [event] = _audit(database, "outbox.dead_lettered", failing_id)
     assert event.outcome == "failure"
     assert event.details["reason"] == "attempts exhausted"

@@ -21,6 +21,8 @@ from core.outbox.models import OutboxMessage
 from core.outbox.service import enqueue
 from core.probe import start_probe, wait_for_probe
 from core.settings import Settings
+from core.task_payloads import PipelineProbe
+from tests.support.factories import create_outbox_row
 from tests.support.waiting import wait_for
 from workers.relay import OutboxRelay, Publisher, celery_publisher
 
@@ -49,7 +51,7 @@ def _probe_effects(database: Database, probe_id: str) -> int:
 def test_state_change_and_outbox_row_commit_together(database: Database) -> None:
     with database.session() as session:
         record_audit_event(session, actor="test", action="thing.changed", subject_type="thing", subject_id="1")
-        enqueue(session, TaskNames.PIPELINE_PROBE, {"probe_id": "committed"})
+        enqueue(session, PipelineProbe(probe_id="committed"))
     assert [message.arguments["probe_id"] for message in _messages(database)] == ["committed"]
 
 
@@ -57,7 +59,7 @@ def test_state_change_and_outbox_row_roll_back_together(database: Database) -> N
     def failing_unit_of_work() -> None:
         with database.session() as session:
             record_audit_event(session, actor="test", action="thing.changed", subject_type="thing", subject_id="2")
-            enqueue(session, TaskNames.PIPELINE_PROBE, {"probe_id": "rolled-back"})
+            enqueue(session, PipelineProbe(probe_id="rolled-back"))
             raise RuntimeError("the unit of work fails after both writes")
 
     with pytest.raises(RuntimeError):
@@ -185,8 +187,7 @@ def test_a_row_failing_in_a_batch_does_not_hold_back_the_others_and_is_retried_a
     first = start_probe(database)
     with database.session() as session:
         # A probe message its consumer refuses (an argument it does not take): it fails on every attempt.
-        failing = enqueue(session, TaskNames.PIPELINE_PROBE, {"probe_id": "refused", "unexpected": True})
-        session.flush()
+        failing = create_outbox_row(session, TaskNames.PIPELINE_PROBE, {"probe_id": "refused", "unexpected": True})
         failing_id = failing.id
     last = start_probe(database)
     sizes: list[int] = []

@@ -49,7 +49,8 @@ def test_relay_killed_between_publish_and_mark(database: Database, base_settings
     worker = group.add("worker", "worker", "--concurrency=1")
     group.start_all()
     try:
-        assert wait_for_probe(database, probe_id, timeout_seconds=60) is not None
+        # The wait includes the worker's start, which takes most of a minute on a loaded 2-core machine.
+        assert wait_for_probe(database, probe_id, timeout_seconds=150) is not None
         _wait_for_log_line(worker.log_path, "outbox message already completed", timeout_seconds=60)
     finally:
         group.stop_all()

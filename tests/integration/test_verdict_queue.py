@@ -15,14 +15,14 @@ from celery import Celery
 from core.db import Database
 from core.messaging import DEFAULT_QUEUE, VERDICT_QUEUE, TaskNames, celery_config
 from core.outbox.models import OutboxMessage
-from core.outbox.service import enqueue
 from core.settings import Settings
+from tests.support.factories import create_outbox_row
 from workers.relay import OutboxRelay, celery_publisher
 
 
 def _enqueue(database: Database, task_name: str, count: int) -> list[int]:
     with database.session() as session:
-        rows = [enqueue(session, task_name, {"index": index}) for index in range(count)]
+        rows = [create_outbox_row(session, task_name, {"index": index}) for index in range(count)]
         session.flush()
         return [row.id for row in rows if row.id is not None]
 

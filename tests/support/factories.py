@@ -1,4 +1,5 @@
-"""Factories for rows many tests need: tenants, subscriptions, operations, clusters, connections, key rotations.
+"""Factories for rows many tests need: tenants, subscriptions, operations, clusters, connections, key rotations,
+raw outbox rows.
 
 Rows are flushed, not committed.
 
@@ -16,7 +17,9 @@ from sqlmodel import Session
 from core.clock import utc_now
 from core.clusters.models import Cluster, ClusterStatus
 from core.clusters.provisioning_models import KeyRotation, KeyRotationState
+from core.correlation import new_correlation_id
 from core.networking.models import ConnectionStatus, PrivateEndpointConnection
+from core.outbox.models import OutboxMessage
 from core.subscriptions.models import (
     MarketplaceOperation,
     MarketplaceSubscription,
@@ -174,6 +177,17 @@ def create_key_rotation(
     session.add(rotation)
     session.flush()
     return rotation
+
+
+def create_outbox_row(session: Session, task_name: str, arguments: dict[str, Any]) -> OutboxMessage:
+    """An outbox row with any arguments, as another release could have left it (`enqueue` takes typed payloads
+    only): for tests of dispatch order and of messages a consumer cannot read."""
+    message = OutboxMessage(
+        task_name=task_name, arguments=arguments, correlation_id=new_correlation_id(), available_at=utc_now()
+    )
+    session.add(message)
+    session.flush()
+    return message
 
 
 def webhook_payload(subscription_id: str | None = None, **overrides: Any) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from api.rate_limits import (
 )
 from core.db import Database
 from core.messaging import TaskNames
-from core.outbox.service import enqueue
+from tests.support.factories import create_outbox_row
 
 POLICY = BucketPolicy(per_second=2.0, burst=3)
 
@@ -145,7 +145,7 @@ def test_the_backlog_is_read_at_most_once_per_interval(database: Database) -> No
     def add_messages(count: int) -> None:
         with database.session() as session:
             for _ in range(count):
-                enqueue(session, TaskNames.MARKETPLACE_PROCESS_OPERATION, {})
+                create_outbox_row(session, TaskNames.MARKETPLACE_PROCESS_OPERATION, {})
 
     async def scenario() -> list[int]:
         seen = [await backlog.count()]

@@ -12,6 +12,7 @@ from core.clusters.drift import DriftObserver, enqueue_due_observations
 from core.clusters.models import Cluster
 from core.messaging import TaskNames
 from core.settings import get_settings
+from core.task_payloads import ObserveClusterDrift
 from workers.celery_app import celery_app
 from workers.consumer import outbox_consumer, run_in_session
 from workers.tasks.provisioning import _arm_for
@@ -19,9 +20,10 @@ from workers.tasks.provisioning import _arm_for
 logger = logging.getLogger(__name__)
 
 
-@outbox_consumer(TaskNames.CLUSTER_OBSERVE_DRIFT)
-def observe_cluster_drift(session: Session, cluster_id: str) -> None:
+@outbox_consumer(ObserveClusterDrift)
+def observe_cluster_drift(session: Session, payload: ObserveClusterDrift) -> None:
     """Compare one cluster with ARM; a read ARM refuses is logged and tried again next interval, never drift."""
+    cluster_id = payload.cluster_id
     cluster = session.get(Cluster, cluster_id)
     if cluster is None:
         return

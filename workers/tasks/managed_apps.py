@@ -8,8 +8,8 @@ from sqlmodel import Session
 
 from core.azure.arm import ArmClientFactory
 from core.managed_apps.observation import ManagedApplicationObserver
-from core.messaging import TaskNames
 from core.settings import get_settings
+from core.task_payloads import ObserveManagedApplication
 from workers.consumer import outbox_consumer
 
 
@@ -20,7 +20,7 @@ def _observer() -> ManagedApplicationObserver:
     return ManagedApplicationObserver(settings, ArmClientFactory(settings))
 
 
-@outbox_consumer(TaskNames.MANAGED_APP_OBSERVE)
-def observe_managed_application(session: Session, managed_application_id: str, attempt: int = 1) -> None:
+@outbox_consumer(ObserveManagedApplication)
+def observe_managed_application(session: Session, payload: ObserveManagedApplication) -> None:
     """Confirm the application with ARM; link its tenant and managed resource group; observe its cluster."""
-    _observer().observe(session, managed_application_id, attempt)
+    _observer().observe(session, payload.managed_application_id, payload.attempt)

@@ -17,6 +17,13 @@ from core.messaging import TaskNames
 from core.settings import get_settings
 from core.subscriptions import orchestration
 from core.subscriptions.orchestration import SubscriptionOrchestrator
+from core.task_payloads import (
+    ActivateSubscription,
+    ClusterConverged,
+    ProcessMarketplaceOperation,
+    ReconcileWithMarketplace,
+    RetryAcceptedChange,
+)
 from workers.celery_app import celery_app
 from workers.consumer import outbox_consumer, run_in_session
 
@@ -32,36 +39,34 @@ def _orchestrator() -> SubscriptionOrchestrator:
     return SubscriptionOrchestrator(get_settings(), fulfillment_client)
 
 
-@outbox_consumer(TaskNames.MARKETPLACE_PROCESS_OPERATION)
-def process_operation(session: Session, operation_id: str, subscription_id: str) -> None:
+@outbox_consumer(ProcessMarketplaceOperation)
+def process_operation(session: Session, payload: ProcessMarketplaceOperation) -> None:
     """Verify, decide, apply and report an operation a webhook announced (runs on the verdict queue)."""
-    _orchestrator().process_operation(session, operation_id, subscription_id)
+    _orchestrator().process_operation(session, payload.operation_id, payload.subscription_id)
 
 
-@outbox_consumer(TaskNames.CLUSTER_CONVERGED)
-def cluster_converged(
-    session: Session, cluster_id: str, generation: int, outcome: str, reason: str | None = None
-) -> None:
+@outbox_consumer(ClusterConverged)
+def cluster_converged(session: Session, payload: ClusterConverged) -> None:
     """A cluster reached (or failed) a desired generation: activate when ready; alert when an accepted change failed."""
-    _orchestrator().cluster_converged(session, cluster_id, generation, outcome, reason)
+    _orchestrator().cluster_converged(session, payload.cluster_id, payload.generation, payload.outcome, payload.reason)
 
 
-@outbox_consumer(TaskNames.CLUSTER_RETRY_ACCEPTED_CHANGE)
-def retry_accepted_change(session: Session, cluster_id: str, generation: int) -> None:
+@outbox_consumer(RetryAcceptedChange)
+def retry_accepted_change(session: Session, payload: RetryAcceptedChange) -> None:
     """Another attempt at a change Marketplace accepted, unless the cluster has moved on."""
-    orchestration.retry_accepted_change(session, cluster_id, generation)
+    orchestration.retry_accepted_change(session, payload.cluster_id, payload.generation)
 
 
-@outbox_consumer(TaskNames.MARKETPLACE_ACTIVATE)
-def activate(session: Session, subscription_id: str) -> None:
+@outbox_consumer(ActivateSubscription)
+def activate(session: Session, payload: ActivateSubscription) -> None:
     """Activate a subscription that is still PendingFulfillmentStart (the "immediately" activation mode)."""
-    _orchestrator().activate(session, subscription_id)
+    _orchestrator().activate(session, payload.subscription_id)
 
 
-@outbox_consumer(TaskNames.MARKETPLACE_RECONCILE)
-def reconcile_requested(session: Session, report_id: int) -> None:
+@outbox_consumer(ReconcileWithMarketplace)
+def reconcile_requested(session: Session, payload: ReconcileWithMarketplace) -> None:
     """A reconciliation an operator forced through the API."""
-    _orchestrator().reconcile_requested(session, report_id)
+    _orchestrator().reconcile_requested(session, payload.report_id)
 
 
 @celery_app.task(name=TaskNames.MARKETPLACE_RECONCILE_SCHEDULED, ignore_result=True)  # type: ignore[untyped-decorator]

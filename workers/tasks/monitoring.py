@@ -17,6 +17,7 @@ from core.outbox.service import enqueue
 from core.probes.service import probe_cluster, ready_cluster_ids
 from core.settings import get_settings
 from core.slo.service import evaluate_burn_rate_alerts
+from core.task_payloads import ProbeClusterBlob
 from workers.celery_app import celery_app
 from workers.consumer import outbox_consumer, run_in_session
 
@@ -51,16 +52,17 @@ def blob_probe_sweep() -> int:
 
     def enqueue_probes(session: Session) -> None:
         for cluster_id in ready_cluster_ids(session):
-            enqueue(session, TaskNames.BLOB_PROBE_CLUSTER, {"cluster_id": cluster_id})
+            enqueue(session, ProbeClusterBlob(cluster_id=cluster_id))
             enqueued.append(cluster_id)
 
     run_in_session(enqueue_probes)
     return len(enqueued)
 
 
-@outbox_consumer(TaskNames.BLOB_PROBE_CLUSTER, max_retries=0)
-def blob_probe_cluster(session: Session, cluster_id: str) -> None:
+@outbox_consumer(ProbeClusterBlob, max_retries=0)
+def blob_probe_cluster(session: Session, payload: ProbeClusterBlob) -> None:
     """Probe one cluster; a failing check is a recorded result, not a task failure."""
+    cluster_id = payload.cluster_id
     settings = get_settings()
     try:
         probe_cluster(session, settings, CredentialFactory(settings), cluster_id)

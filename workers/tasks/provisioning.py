@@ -21,6 +21,7 @@ from core.messaging import TaskNames
 from core.networking.service import sync_private_endpoint_connections
 from core.outbox.service import enqueue
 from core.settings import get_settings
+from core.task_payloads import ReconcileCluster, RotateClusterKey, SyncPrivateEndpoints
 from core.tenants.models import Tenant
 from workers.celery_app import celery_app
 from workers.consumer import outbox_consumer, run_in_session
@@ -48,27 +49,28 @@ def _arm_for(session: Session, cluster: Cluster) -> ArmClient:
     return _arm_clients().for_subscription(tenant.entra_tenant_id, cluster.azure_subscription_id)
 
 
-@outbox_consumer(TaskNames.CLUSTER_RECONCILE)
-def reconcile_cluster(session: Session, cluster_id: str) -> None:
+@outbox_consumer(ReconcileCluster)
+def reconcile_cluster(session: Session, payload: ReconcileCluster) -> None:
     """One controller pass for the cluster (takes the next step only)."""
-    _controller().reconcile(session, cluster_id)
+    _controller().reconcile(session, payload.cluster_id)
 
 
-@outbox_consumer(TaskNames.CLUSTER_ROTATE_KEY)
-def rotate_cluster_key(session: Session, rotation_id: str) -> None:
+@outbox_consumer(RotateClusterKey)
+def rotate_cluster_key(session: Session, payload: RotateClusterKey) -> None:
     """Rotate the customer-managed key of a rotation request."""
-    rotation = session.get(KeyRotation, rotation_id)
+    rotation = session.get(KeyRotation, payload.rotation_id)
     if rotation is None:
         return
     cluster = session.get(Cluster, rotation.cluster_id)
     if cluster is None:
         return
-    perform_key_rotation(session, rotation_id, _arm_for(session, cluster))
+    perform_key_rotation(session, rotation.id, _arm_for(session, cluster))
 
 
-@outbox_consumer(TaskNames.CLUSTER_SYNC_PRIVATE_ENDPOINTS)
-def sync_private_endpoints(session: Session, cluster_id: str) -> None:
+@outbox_consumer(SyncPrivateEndpoints)
+def sync_private_endpoints(session: Session, payload: SyncPrivateEndpoints) -> None:
     """Apply the connection policy and people's decisions on the cluster's Private Link Service."""
+    cluster_id = payload.cluster_id
     cluster = session.get(Cluster, cluster_id)
     if cluster is None or cluster.pls_resource_id is None:
         return
@@ -95,7 +97,7 @@ def sweep_clusters() -> dict[str, int]:
                 continue
             cluster.next_attempt_at = now
             session.add(cluster)
-            enqueue(session, TaskNames.CLUSTER_RECONCILE, {"cluster_id": cluster_id})
+            enqueue(session, ReconcileCluster(cluster_id=cluster_id))
             report["reenqueued"] += 1
         report["rotations"], report["rotation_failures"] = request_rotations_due(session, now=now)
 
@@ -115,7 +117,7 @@ def sweep_private_endpoints() -> int:
             col(Cluster.status).in_([ClusterStatus.READY.value, ClusterStatus.UPDATING.value]),
         )
         for cluster_id in session.exec(statement):
-            enqueue(session, TaskNames.CLUSTER_SYNC_PRIVATE_ENDPOINTS, {"cluster_id": cluster_id})
+            enqueue(session, SyncPrivateEndpoints(cluster_id=cluster_id))
             count["clusters"] += 1
 
     run_in_session(sweep)

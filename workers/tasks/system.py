@@ -14,6 +14,7 @@ from core.audit.service import record_audit_event
 from core.clock import utc_now
 from core.messaging import TaskNames
 from core.outbox.models import OutboxMessage
+from core.task_payloads import PipelineProbe
 from workers.celery_app import celery_app
 from workers.consumer import outbox_consumer, run_in_session
 
@@ -22,15 +23,15 @@ logger = logging.getLogger(__name__)
 STALE_AFTER = timedelta(minutes=5)
 
 
-@outbox_consumer(TaskNames.PIPELINE_PROBE)
-def pipeline_probe(session: Session, probe_id: str) -> None:
+@outbox_consumer(PipelineProbe)
+def pipeline_probe(session: Session, payload: PipelineProbe) -> None:
     """Prove that work flows API/CLI -> outbox -> relay -> broker -> worker -> database: one audit event per probe."""
     record_audit_event(
         session,
         actor="system:worker",
         action=AuditAction.PIPELINE_PROBE_COMPLETED,
         subject_type="pipeline_probe",
-        subject_id=probe_id,
+        subject_id=payload.probe_id,
         details={"worker_host": socket.gethostname()},
     )
 

@@ -16,11 +16,11 @@ from sqlmodel import select
 from cli.processes import ProcessGroup, free_port, wait_until_listening
 from core.clusters.models import Cluster
 from core.db import Database
-from core.messaging import TaskNames
 from core.models import metadata
 from core.outbox.service import enqueue
 from core.settings import Settings
 from core.subscriptions.models import MarketplaceSubscription
+from core.task_payloads import ClusterConverged, ConvergenceOutcome
 from emulators.suite import EmulatorSuite
 from tests.conftest import KEPT_BETWEEN_TESTS
 from tests.integration.lifecycle.marketplace_driver import (
@@ -151,7 +151,12 @@ class ActiveSubscription:
     cluster_id: str
 
 
-def report_converged(database: Database, cluster_id: str, outcome: str = "converged", reason: str | None = None) -> int:
+def report_converged(
+    database: Database,
+    cluster_id: str,
+    outcome: ConvergenceOutcome = ConvergenceOutcome.CONVERGED,
+    reason: str | None = None,
+) -> int:
     """What the provisioning controller does when a cluster reaches its desired generation (the contract)."""
     with database.session() as session:
         cluster = session.get(Cluster, cluster_id)
@@ -159,8 +164,7 @@ def report_converged(database: Database, cluster_id: str, outcome: str = "conver
         generation = cluster.desired_generation
         enqueue(
             session,
-            TaskNames.CLUSTER_CONVERGED,
-            {"cluster_id": cluster_id, "generation": generation, "outcome": outcome, "reason": reason},
+            ClusterConverged(cluster_id=cluster_id, generation=generation, outcome=outcome, reason=reason),
         )
     return generation
 

@@ -10,9 +10,9 @@ from core.audit.models import AuditEvent
 from core.catalog.models import Offer
 from core.clusters.models import Cluster
 from core.db import Database
-from core.messaging import TaskNames
 from core.outbox.service import enqueue
 from core.subscriptions.models import MarketplaceSubscription
+from core.task_payloads import ClusterConverged, ConvergenceOutcome
 from tests.integration.lifecycle.conftest import ControlPlane
 from tests.integration.lifecycle.marketplace_driver import (
     FABRIKAM_ADMIN,
@@ -83,13 +83,9 @@ def test_purchase_is_recorded_with_the_desired_spec_and_activated_when_the_clust
     with database.session() as session:
         enqueue(
             session,
-            TaskNames.CLUSTER_CONVERGED,
-            {
-                "cluster_id": cluster.id,
-                "generation": cluster.desired_generation,
-                "outcome": "converged",
-                "reason": None,
-            },
+            ClusterConverged(
+                cluster_id=cluster.id, generation=cluster.desired_generation, outcome=ConvergenceOutcome.CONVERGED
+            ),
         )
     wait_for(
         lambda: emulators.marketplace_subscription(subscription_id)["saasSubscriptionStatus"] == "Subscribed",

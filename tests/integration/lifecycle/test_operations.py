@@ -14,6 +14,7 @@ from core.clusters.models import Cluster
 from core.db import Database
 from core.outbox.models import OutboxMessage
 from core.subscriptions.models import MarketplaceOperation, MarketplaceSubscription
+from core.task_payloads import ConvergenceOutcome
 from core.usage.models import UsageSample
 from tests.integration.lifecycle.conftest import ActiveSubscription, ControlPlane, report_converged
 from tests.integration.lifecycle.marketplace_driver import Emulators
@@ -215,7 +216,9 @@ def test_a_cluster_failing_an_accepted_change_alerts_operators_and_is_tried_agai
         cluster.status = "failed"
         cluster.last_error_code = "QuotaExceeded"
         session.add(cluster)
-    generation = report_converged(database, cluster_id, outcome="failed", reason="QuotaExceeded: no cores left")
+    generation = report_converged(
+        database, cluster_id, outcome=ConvergenceOutcome.FAILED, reason="QuotaExceeded: no cores left"
+    )
 
     (alert,) = wait_for(
         lambda: _audit(database, subscription_id, "subscription.accepted_change_not_applied"),

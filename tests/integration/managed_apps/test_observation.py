@@ -342,9 +342,12 @@ def test_missing_cross_tenant_grant_is_audited_and_observed_again_later(
     assert customer.subscription_id in failure.details["message"]
     with database.session() as session:
         observations = session.exec(
-            select(OutboxMessage).where(OutboxMessage.task_name == TaskNames.MANAGED_APP_OBSERVE)
+            select(OutboxMessage)
+            .where(OutboxMessage.task_name == TaskNames.MANAGED_APP_OBSERVE)
+            .order_by(col(OutboxMessage.id))
         ).all()
-        [retry] = [message for message in observations if "attempt" in message.arguments]
+        # The notification's own observation, then the retry the failure scheduled.
+        [_, retry] = [message for message in observations if message.arguments["managed_application_id"] == row_id]
         assert retry.arguments == {"managed_application_id": row_id, "attempt": 2}
         assert retry.available_at > datetime.now(UTC) + timedelta(seconds=10)
         assert session.exec(select(Cluster).where(Cluster.managed_application_id == application_id)).first() is None

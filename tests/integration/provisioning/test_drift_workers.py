@@ -25,9 +25,9 @@ from core.clusters.drift_models import ClusterDrift, DriftState
 from core.clusters.models import Cluster, ClusterStatus
 from core.clusters.provisioning_models import ArmDeployment, DeploymentState
 from core.db import Database
-from core.messaging import TaskNames
 from core.outbox.service import enqueue
 from core.settings import Settings
+from core.task_payloads import ObserveClusterDrift
 from tests.integration.provisioning.conftest import create_cluster, resource_body, tenant_and_subscription
 from tests.support.waiting import wait_for
 
@@ -48,7 +48,7 @@ def run_one_interval(database: Database, cluster_id: str) -> int:
             due = due_cluster_ids(session, slice_index=current_slice(tick, INTERVAL_SECONDS, SLICES), slices=SLICES)
             if cluster_id in due:
                 turns += 1
-                enqueue(session, TaskNames.CLUSTER_OBSERVE_DRIFT, {"cluster_id": cluster_id})
+                enqueue(session, ObserveClusterDrift(cluster_id=cluster_id))
             session.commit()
     return turns
 

@@ -26,11 +26,11 @@ from core.db import Database
 from core.inbox.models import InboundEvent
 from core.marketplace.fulfillment_client import FulfillmentClient
 from core.messaging import TaskNames
-from core.outbox.service import enqueue
 from core.settings import Settings
 from tests.conftest import REDIS_URL, TEST_BROKER, migrated_database, start_api
 from tests.integration.lifecycle.conftest import delete_test_rows
 from tests.integration.lifecycle.marketplace_driver import Emulators
+from tests.support.factories import create_outbox_row
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.timeout(120)
@@ -222,7 +222,7 @@ def fill_outbox(database: Database, count: int) -> list[int]:
     """Work the workers have not done yet: `count` outbox messages (no relay runs, so they stay)."""
     with database.session() as session:
         messages = [
-            enqueue(session, TaskNames.MARKETPLACE_PROCESS_OPERATION, {"operation_id": f"backlog-{index}"})
+            create_outbox_row(session, TaskNames.MARKETPLACE_PROCESS_OPERATION, {"operation_id": f"backlog-{index}"})
             for index in range(count)
         ]
         session.flush()
