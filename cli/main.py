@@ -202,7 +202,7 @@ def probe(
     settings_or_exit()
     import core.models  # noqa: F401  # registers every table before the first flush
     from core.db import get_database
-    from core.probe import start_probe, wait_for_probe
+    from core.outbox.pipeline_probe import start_probe, wait_for_probe
 
     database = get_database()
     probe_id = start_probe(database)

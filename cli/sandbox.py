@@ -19,7 +19,7 @@ from core import migrator
 from core.catalog.loader import load_catalog, sync_catalog
 from core.db import Database
 from core.identity.principal import AccessLevel, access_level
-from core.probe import start_probe, wait_for_probe
+from core.outbox.pipeline_probe import start_probe, wait_for_probe
 from core.settings import Settings
 
 

@@ -18,8 +18,8 @@ from core.errors import Conflict
 from core.messaging import TaskNames, celery_config
 from core.outbox.dead_letters import dead_letter_count, dead_letters, dismiss_dead_letter, retry_dead_letter
 from core.outbox.models import OutboxMessage
+from core.outbox.pipeline_probe import start_probe, wait_for_probe
 from core.outbox.service import pending_count
-from core.probe import start_probe, wait_for_probe
 from core.settings import Settings
 from core.telemetry.database_gauges import DatabaseGaugeCollector
 from tests.support.factories import create_outbox_row

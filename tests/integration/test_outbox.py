@@ -18,8 +18,8 @@ from core.clock import utc_now
 from core.db import Database
 from core.messaging import TaskNames, celery_config
 from core.outbox.models import OutboxMessage
+from core.outbox.pipeline_probe import start_probe, wait_for_probe
 from core.outbox.service import enqueue
-from core.probe import start_probe, wait_for_probe
 from core.settings import Settings
 from core.task_payloads import PipelineProbe
 from tests.support.factories import create_outbox_row

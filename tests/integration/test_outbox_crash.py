@@ -17,7 +17,7 @@ from core.audit.models import AuditEvent
 from core.db import Database
 from core.messaging import celery_config
 from core.outbox.models import OutboxMessage
-from core.probe import start_probe, wait_for_probe
+from core.outbox.pipeline_probe import start_probe, wait_for_probe
 from core.settings import Settings
 from workers.relay import OutboxRelay, celery_publisher
 
