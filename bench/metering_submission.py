@@ -139,7 +139,7 @@ def run(arguments: argparse.Namespace, state: dict[str, Any], settings: Settings
             "measured_quantity": 10.0 + hour,
             "included_quantity": 5.0,
             "billable_quantity": 5.0 + hour,
-            "status": LedgerStatus.PENDING.value,
+            "status": LedgerStatus.PENDING,
             "created_at": now,
         }
         for subscription_id in ids
@@ -159,7 +159,7 @@ def run(arguments: argparse.Namespace, state: dict[str, Any], settings: Settings
     with database.session() as session:
         accepted = session.exec(
             select(sa.func.count(), sa.func.count(sa.distinct(col(UsageLedgerEntry.marketplace_usage_event_id)))).where(
-                col(UsageLedgerEntry.status) == LedgerStatus.ACCEPTED.value
+                col(UsageLedgerEntry.status) == LedgerStatus.ACCEPTED
             )
         ).one()
     held = client.usage_events(newest_hour - timedelta(days=2), now + timedelta(hours=1))

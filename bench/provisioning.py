@@ -187,7 +187,7 @@ def main() -> None:
                     offer_id=catalog.offers[0].id,
                     plan_id="standard",
                     quantity=1,
-                    status=SubscriptionStatus.SUBSCRIBED.value,
+                    status=SubscriptionStatus.SUBSCRIBED,
                     beneficiary_tenant_id=tenant_id,
                 )
                 session.add(subscription)
@@ -219,7 +219,7 @@ def main() -> None:
         while time.monotonic() - started < arguments.timeout:
             with database.session() as session:
                 ready = session.exec(
-                    select(func.count()).select_from(Cluster).where(Cluster.status == ClusterStatus.READY.value)
+                    select(func.count()).select_from(Cluster).where(Cluster.status == ClusterStatus.READY)
                 ).one()
             if ready and not memory_start:
                 first_ready_after = time.monotonic() - started

@@ -150,7 +150,7 @@ def seed(
                     offer_id=offer_id,
                     plan_id="standard",
                     quantity=PURCHASED_QUANTITY,
-                    status=SubscriptionStatus.SUBSCRIBED.value,
+                    status=SubscriptionStatus.SUBSCRIBED,
                     beneficiary_tenant_id=tenant_id,
                 )
             )
@@ -165,7 +165,7 @@ def seed(
                 resource_group=f"rg-verdict-{index:05d}",
                 desired_plan_id="standard",
                 desired_quantity=PURCHASED_QUANTITY,
-                status=ClusterStatus.READY.value,
+                status=ClusterStatus.READY,
                 observed_generation=1,
                 observed_plan_id="standard",
                 observed_quantity=PURCHASED_QUANTITY,
@@ -189,7 +189,7 @@ def seed(
                 offer_id=offer_id,
                 plan_id="standard",
                 quantity=1,
-                status=SubscriptionStatus.SUBSCRIBED.value,
+                status=SubscriptionStatus.SUBSCRIBED,
                 beneficiary_tenant_id=tenant_id,
             )
             session.add(subscription)
@@ -307,7 +307,7 @@ def backlog_figures(database: Database, clusters: int) -> str:
         ready = session.exec(
             select(func.count())
             .select_from(Cluster)
-            .where(Cluster.status == ClusterStatus.READY.value, col(Cluster.resource_group).startswith("rg-backlog-"))
+            .where(Cluster.status == ClusterStatus.READY, col(Cluster.resource_group).startswith("rg-backlog-"))
         ).one()
         due = session.exec(
             select(func.count())

@@ -49,7 +49,7 @@ from core import migrator
 from core.catalog.loader import load_catalog, sync_catalog
 from core.db import Database, make_engine
 from core.settings import DEFAULT_CATALOG_PATH
-from core.subscriptions.models import MarketplaceSubscription
+from core.subscriptions.models import MarketplaceSubscription, SubscriptionStatus
 from core.tenants.service import get_or_create_tenant
 from emulators.suite import EmulatorSuite, EmulatorSuiteConfig
 
@@ -421,7 +421,7 @@ def main() -> None:
                     plan_id="standard",
                     quantity=2,
                     beneficiary_tenant_id=tenant.entra_tenant_id,
-                    status="Subscribed",
+                    status=SubscriptionStatus.SUBSCRIBED,
                 )
             )
         api_port = free_port()

@@ -32,7 +32,7 @@ from core.usage.models import RejectedUsageSample, UsageSample
 logger = logging.getLogger(__name__)
 
 # Clusters that run and serve Blob API traffic, so they have usage to bill.
-COLLECTED_STATUSES = (ClusterStatus.READY.value, ClusterStatus.UPDATING.value)
+COLLECTED_STATUSES = (ClusterStatus.READY, ClusterStatus.UPDATING)
 # How a cluster's metrics become the catalog's dimensions.
 DIMENSION_MEASURES: dict[str, Callable[[dict[str, Any]], float]] = {
     "capacity_tib": lambda point: float(point["capacity_tib"]),

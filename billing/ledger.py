@@ -151,7 +151,7 @@ def create_entries(session: Session, *, now: datetime, since: datetime | None, c
             measured,
             included_quantity,
             billable,
-            sa.literal(LedgerStatus.PENDING.value),
+            sa.literal(LedgerStatus.PENDING),
             sa.literal(now, UTCDateTime()),
         )
         .select_from(hourly)

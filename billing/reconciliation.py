@@ -63,7 +63,7 @@ def ledger_groups(
         col(UsageLedgerEntry.hour_start),
         col(UsageLedgerEntry.billable_quantity),
     ).where(
-        col(UsageLedgerEntry.status) == LedgerStatus.ACCEPTED.value,
+        col(UsageLedgerEntry.status) == LedgerStatus.ACCEPTED,
         col(UsageLedgerEntry.hour_start) >= start,
         col(UsageLedgerEntry.hour_start) < end,
     )
@@ -148,7 +148,7 @@ def reconcile(
             if (difference := classify(key, ours.get(key), held.get(key))) is not None
         ]
         expired_query = select(UsageLedgerEntry).where(
-            UsageLedgerEntry.status == LedgerStatus.EXPIRED.value,
+            UsageLedgerEntry.status == LedgerStatus.EXPIRED,
             col(UsageLedgerEntry.hour_start) >= start,
             col(UsageLedgerEntry.hour_start) < end,
         )

@@ -57,7 +57,7 @@ def mark_unanswered_unknown(session: Session, answer_timeout: timedelta, now: da
     entries = session.exec(
         lock_rows(
             select(UsageLedgerEntry).where(
-                UsageLedgerEntry.status == LedgerStatus.SUBMITTED.value,
+                UsageLedgerEntry.status == LedgerStatus.SUBMITTED,
                 col(UsageLedgerEntry.submitted_at) < now - answer_timeout,
             ),
             skip_locked=True,
@@ -84,7 +84,7 @@ def settle_unknown(
     with database.session() as session:
         summary.timed_out = mark_unanswered_unknown(session, answer_timeout, now)
         unknown = session.exec(
-            select(UsageLedgerEntry.hour_start).where(UsageLedgerEntry.status == LedgerStatus.UNKNOWN.value)
+            select(UsageLedgerEntry.hour_start).where(UsageLedgerEntry.status == LedgerStatus.UNKNOWN)
         ).all()
     if not unknown:
         return summary
@@ -101,7 +101,7 @@ def settle_unknown(
                 select(UsageLedgerEntry).where(
                     col(UsageLedgerEntry.hour_start) >= first_day,
                     col(UsageLedgerEntry.hour_start) < last_day,
-                    col(UsageLedgerEntry.status).in_([LedgerStatus.UNKNOWN.value, LedgerStatus.ACCEPTED.value]),
+                    col(UsageLedgerEntry.status).in_([LedgerStatus.UNKNOWN, LedgerStatus.ACCEPTED]),
                 )
             )
         ).all()
@@ -109,7 +109,7 @@ def settle_unknown(
         for entry in entries:
             groups[group_key(entry)].append(entry)
         for key, members in groups.items():
-            unknown_members = [entry for entry in members if entry.status == LedgerStatus.UNKNOWN.value]
+            unknown_members = [entry for entry in members if entry.status == LedgerStatus.UNKNOWN]
             if not unknown_members:
                 continue
             accepted_here = len(members) - len(unknown_members)
@@ -118,7 +118,7 @@ def settle_unknown(
             if arrived == len(unknown_members):
                 for entry in unknown_members:
                     move_entry(session, entry, LedgerStatus.ACCEPTED, now, reason="settled through usage retrieval")
-                summary.add(LedgerStatus.ACCEPTED.value, len(unknown_members))
+                summary.add(LedgerStatus.ACCEPTED, len(unknown_members))
                 continue
             if 0 < arrived < len(unknown_members):
                 logger.info(
@@ -128,7 +128,7 @@ def settle_unknown(
             for entry in unknown_members:
                 if entry.hour_start < oldest_sendable and arrived <= 0:
                     move_entry(session, entry, LedgerStatus.EXPIRED, now, reason="lost answer; not held by Marketplace")
-                    summary.add(LedgerStatus.EXPIRED.value, 1)
+                    summary.add(LedgerStatus.EXPIRED, 1)
                 else:
                     move_entry(
                         session,
@@ -138,5 +138,5 @@ def settle_unknown(
                         reason="not held by Marketplace per usage retrieval",
                         settled=False,
                     )
-                    summary.add(LedgerStatus.PENDING.value, 1)
+                    summary.add(LedgerStatus.PENDING, 1)
     return summary

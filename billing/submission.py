@@ -49,7 +49,7 @@ REJECTING_STATUSES = frozenset(
     }
 )
 EXPIRED_STATUS = "Expired"
-INACTIVE_SUBSCRIPTION_STATUSES = (SubscriptionStatus.SUSPENDED.value, SubscriptionStatus.UNSUBSCRIBED.value)
+INACTIVE_SUBSCRIPTION_STATUSES = (SubscriptionStatus.SUSPENDED, SubscriptionStatus.UNSUBSCRIBED)
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ def expire_out_of_window(session: Session, policy: SubmissionPolicy, now: dateti
     entries = session.exec(
         lock_rows(
             select(UsageLedgerEntry).where(
-                UsageLedgerEntry.status == LedgerStatus.PENDING.value, UsageLedgerEntry.hour_start < oldest
+                UsageLedgerEntry.status == LedgerStatus.PENDING, UsageLedgerEntry.hour_start < oldest
             ),
             skip_locked=True,
         )
@@ -104,7 +104,7 @@ def waive_inactive(session: Session, policy: SubmissionPolicy, now: datetime) ->
             select(UsageLedgerEntry, MarketplaceSubscription.status)
             .join(MarketplaceSubscription, col(MarketplaceSubscription.id) == col(UsageLedgerEntry.resource_id))
             .where(
-                UsageLedgerEntry.status == LedgerStatus.PENDING.value,
+                UsageLedgerEntry.status == LedgerStatus.PENDING,
                 UsageLedgerEntry.resource_kind == ResourceKind.SAAS.value,
                 col(MarketplaceSubscription.status).in_(INACTIVE_SUBSCRIPTION_STATUSES),
                 col(MarketplaceSubscription.offer_id).in_(sorted(policy.waiving_offers)),
@@ -151,7 +151,7 @@ def claim_batches(session: Session, policy: SubmissionPolicy, now: datetime) -> 
                 ledger.c.billable_quantity,
             )
             .where(
-                ledger.c.status == LedgerStatus.PENDING.value,
+                ledger.c.status == LedgerStatus.PENDING,
                 ledger.c.hour_start >= oldest,
                 ledger.c.hour_start <= newest,
             )
@@ -166,7 +166,7 @@ def claim_batches(session: Session, policy: SubmissionPolicy, now: datetime) -> 
     session.execute(
         sa.update(ledger)
         .where(ledger.c.id.in_([entry.id for entry in entries]))
-        .values(status=LedgerStatus.SUBMITTED.value, submitted_at=now, status_reason=None)
+        .values(status=LedgerStatus.SUBMITTED, submitted_at=now, status_reason=None)
     )
     return [entries[index : index + MAX_BATCH_SIZE] for index in range(0, len(entries), MAX_BATCH_SIZE)]
 
@@ -204,7 +204,7 @@ def record_outcomes(
     loaded = {
         entry.id: entry
         for entry in session.exec(lock_rows(select(UsageLedgerEntry).where(col(UsageLedgerEntry.id).in_(ids)))).all()
-        if entry.status == LedgerStatus.SUBMITTED.value
+        if entry.status == LedgerStatus.SUBMITTED
     }
     for batch, outcome in outcomes:
         entries = {
@@ -228,7 +228,7 @@ def record_outcome(
         reason = f"{type(outcome).__name__}: {outcome.message}"[:2048]
         for entry in entries.values():
             move_entry(session, entry, LedgerStatus.UNKNOWN, now, reason=reason, settled=False)
-        summary.add(LedgerStatus.UNKNOWN.value, len(entries))
+        summary.add(LedgerStatus.UNKNOWN, len(entries))
         return
     for result in outcome:
         event = result.event
@@ -240,7 +240,7 @@ def record_outcome(
         summary.add(status.value)
     for entry in entries.values():
         move_entry(session, entry, LedgerStatus.UNKNOWN, now, reason="no result for this event", settled=False)
-        summary.add(LedgerStatus.UNKNOWN.value)
+        summary.add(LedgerStatus.UNKNOWN)
 
 
 def _record_result(session: Session, entry: UsageLedgerEntry, result: UsageEventResult, now: datetime) -> LedgerStatus:
@@ -275,7 +275,7 @@ def move_entry(
     """Move an entry along LEDGER_STATES; expired and rejected entries are flagged in the audit trail."""
     LEDGER_STATES.check(LedgerStatus(entry.status), target)
     before = entry.status
-    entry.status = target.value
+    entry.status = target
     entry.status_reason = reason[:2048] if reason else None
     if settled:
         entry.settled_at = now
@@ -313,10 +313,10 @@ def submit_pending(
     """Send every sendable pending entry; returns counts by recorded status. `on_round` gets entries per round."""
     summary = SubmissionSummary()
     with database.session() as session:
-        summary.add(LedgerStatus.EXPIRED.value, expire_out_of_window(session, policy, now or utc_now()))
+        summary.add(LedgerStatus.EXPIRED, expire_out_of_window(session, policy, now or utc_now()))
         waived = waive_inactive(session, policy, now or utc_now())
         if waived:
-            summary.add(LedgerStatus.REJECTED.value, waived)
+            summary.add(LedgerStatus.REJECTED, waived)
     with ThreadPoolExecutor(max_workers=policy.parallel_batches, thread_name_prefix="metering") as pool:
         while True:
             round_now = now or utc_now()

@@ -45,7 +45,7 @@ def clusters_live_since(database: Database, moment: datetime) -> list[str]:
                 select(Cluster.id)
                 .join(MarketplaceSubscription, col(MarketplaceSubscription.id) == col(Cluster.subscription_id))
                 .where(
-                    Cluster.status == ClusterStatus.READY.value,
+                    Cluster.status == ClusterStatus.READY,
                     col(Cluster.first_ready_at) <= moment,
                     col(MarketplaceSubscription.activated_at) <= moment,
                 )
@@ -89,7 +89,7 @@ def register_demo_customer(database: Database, state: dict[str, Any], settings: 
                 offer_id=purchased["offerId"],
                 plan_id="standard",
                 quantity=1,
-                status=SubscriptionStatus.SUBSCRIBED.value,
+                status=SubscriptionStatus.SUBSCRIBED,
                 beneficiary_tenant_id=tenant.entra_tenant_id,
                 activated_at=live_since,
             )
@@ -104,7 +104,7 @@ def register_demo_customer(database: Database, state: dict[str, Any], settings: 
             resource_group="rg-sandbox-facade",
             desired_plan_id="standard",
             desired_quantity=1,
-            status=ClusterStatus.READY.value,
+            status=ClusterStatus.READY,
             observed_generation=1,
             observed_plan_id="standard",
             observed_quantity=1,

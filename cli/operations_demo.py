@@ -102,7 +102,7 @@ def _plant_demo_cluster(database: Database, azurite: Azurite) -> str:
             resource_group="sandbox",
             desired_plan_id="sandbox",
             desired_quantity=1,
-            status=ClusterStatus.READY.value,
+            status=ClusterStatus.READY,
             observed_generation=1,
             endpoint_fqdn=azurite.endpoint_fqdn,
         )

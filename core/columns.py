@@ -8,7 +8,8 @@ which SQLAlchemy applies as each table is defined: every models module imports i
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
@@ -21,6 +22,9 @@ SQLModel.metadata.naming_convention = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+EnumT = TypeVar("EnumT", bound=StrEnum)
 
 
 def empty_json_list() -> list[Any]:
@@ -49,3 +53,26 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class StrEnumColumn(sa.TypeDecorator[EnumT]):
+    """A StrEnum stored as its plain string value (VARCHAR, no database enum type), read back as the enum.
+
+    A value the enum does not define fails loudly on read: a release adds a new value to its code before any
+    release writes it (expand, then use).
+    """
+
+    impl = sa.String
+    cache_ok = True
+
+    def __init__(self, enum_type: type[EnumT], length: int) -> None:
+        super().__init__(length)
+        self.enum_type = enum_type
+
+    def process_bind_param(self, value: EnumT | str | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        return self.enum_type(value).value
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> EnumT | None:
+        return None if value is None else self.enum_type(value)

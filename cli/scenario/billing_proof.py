@@ -33,7 +33,7 @@ from core.usage.models import LedgerStatus, UsageLedgerAdjustment, UsageLedgerEn
 
 HOUR = timedelta(hours=1)
 NAME = "every subscription billed its in-window usage, to each dimension's precision"
-DECLARED_UNSENT = (LedgerStatus.REJECTED.value, LedgerStatus.EXPIRED.value)
+DECLARED_UNSENT = (LedgerStatus.REJECTED, LedgerStatus.EXPIRED)
 
 
 def _utc(moment: datetime) -> datetime:

@@ -73,9 +73,9 @@ def reported(operation: MarketplaceOperation) -> bool:
     A refusal that reached Marketplace after its 10 s stays failed (for an operator) with result Success: the
     result records what Marketplace did, which is what the caller compares.
     """
-    if operation.state == OperationState.REPORTED.value:
+    if operation.state == OperationState.REPORTED:
         return True
-    return operation.state == OperationState.FAILED.value and operation.result is not None
+    return operation.state == OperationState.FAILED and operation.result is not None
 
 
 def operations_reported(database: Database, marketplace: dict[str, Any]) -> InvariantResult:
@@ -151,15 +151,15 @@ def clusters_converged(
                 f"{label}: observed generation {cluster.observed_generation} of {cluster.desired_generation}"
             )
             continue
-        if cluster.desired_deleted != (status == SubscriptionStatus.UNSUBSCRIBED.value):
+        if cluster.desired_deleted != (status == SubscriptionStatus.UNSUBSCRIBED):
             problems.append(f"{label}: desired_deleted={cluster.desired_deleted} but Marketplace says {status}")
         if cluster.desired_deleted:
-            if cluster.status != ClusterStatus.DELETED.value:
+            if cluster.status != ClusterStatus.DELETED:
                 problems.append(f"{label}: unsubscribed but {cluster.status}")
             continue
-        if cluster.desired_suspended != (status == SubscriptionStatus.SUSPENDED.value):
+        if cluster.desired_suspended != (status == SubscriptionStatus.SUSPENDED):
             problems.append(f"{label}: desired_suspended={cluster.desired_suspended} but Marketplace says {status}")
-        expected_status = ClusterStatus.SUSPENDED.value if cluster.desired_suspended else ClusterStatus.READY.value
+        expected_status = ClusterStatus.SUSPENDED if cluster.desired_suspended else ClusterStatus.READY
         if cluster.status != expected_status:
             problems.append(f"{label}: {cluster.status}, expected {expected_status}")
         desired = (cluster.desired_plan_id, cluster.desired_quantity)
@@ -202,7 +202,7 @@ def usage_accepted_once(database: Database, marketplace: dict[str, Any]) -> Inva
         ledger_keys.add(key)
         held = events.get(key, [])
         label = f"ledger entry {entry.id} {key}"
-        if entry.status in (LedgerStatus.ACCEPTED.value, LedgerStatus.DUPLICATE.value):
+        if entry.status in (LedgerStatus.ACCEPTED, LedgerStatus.DUPLICATE):
             if len(held) != 1:
                 problems.append(f"{label} is {entry.status} but Marketplace holds {len(held)} event(s)")
             elif abs(float(held[0]["quantity"]) - entry.billable_quantity) > 1e-6:
@@ -211,7 +211,7 @@ def usage_accepted_once(database: Database, marketplace: dict[str, Any]) -> Inva
                 problems.append(
                     f"{label}: usage event id {entry.marketplace_usage_event_id} vs {held[0]['usageEventId']}"
                 )
-        elif entry.status in (LedgerStatus.REJECTED.value, LedgerStatus.EXPIRED.value):
+        elif entry.status in (LedgerStatus.REJECTED, LedgerStatus.EXPIRED):
             if held:
                 problems.append(f"{label} is {entry.status} but Marketplace accepted it")
         else:
@@ -230,7 +230,7 @@ def no_orphaned_resources(database: Database, resource_groups: list[dict[str, An
     """The scenario's resource groups in ARM are exactly those of clusters that still exist."""
     with database.session() as session:
         clusters = session.exec(select(Cluster).where(col(Cluster.subscription_id).is_not(None))).all()
-    expected = {cluster.resource_group.lower() for cluster in clusters if cluster.status != ClusterStatus.DELETED.value}
+    expected = {cluster.resource_group.lower() for cluster in clusters if cluster.status != ClusterStatus.DELETED}
     held = {group["name"].lower() for group in resource_groups if group["name"].lower().startswith(prefix)}
     problems = [f"orphaned resource group {name}" for name in sorted(held - expected)]
     problems += [f"resource group {name} of a live cluster is missing" for name in sorted(expected - held)]
@@ -256,9 +256,9 @@ def audit_trail_complete(database: Database) -> InvariantResult:
         actions = {event.action for event in trail}
         if not actions & {AuditAction.SUBSCRIPTION_PURCHASE_CONFIRMED, AuditAction.SUBSCRIPTION_ADOPTED}:
             problems.append(f"subscription {subscription.id}: no purchase or adoption event")
-        status = SubscriptionStatus.PENDING_FULFILLMENT_START.value
+        status = SubscriptionStatus.PENDING_FULFILLMENT_START
         for event in trail:
-            if event.action != AuditAction.SUBSCRIPTION_TRANSITION or event.outcome != AuditOutcome.SUCCESS.value:
+            if event.action != AuditAction.SUBSCRIPTION_TRANSITION or event.outcome != AuditOutcome.SUCCESS:
                 continue
             before = (event.before or {}).get("status")
             if before != status:
@@ -271,7 +271,7 @@ def audit_trail_complete(database: Database) -> InvariantResult:
         if not actions & {AuditAction.MARKETPLACE_WEBHOOK_RECEIVED, AuditAction.OPERATION_ADOPTED}:
             problems.append(f"operation {operation.id}: no webhook or adoption event")
         expected: tuple[OperationState, ...]
-        if operation.state == OperationState.REPORTED.value:
+        if operation.state == OperationState.REPORTED:
             expected = (OperationState.VERIFIED, OperationState.APPLIED, OperationState.REPORTED)
         elif reported(operation):
             expected = (OperationState.VERIFIED, OperationState.FAILED)
@@ -364,7 +364,7 @@ def customer_resources_untouched_and_clusters_whole(
     problems = [
         f"customer resource {resource_id} is gone" for resource_id in planted if resource_id.lower() not in present
     ]
-    live = (ClusterStatus.READY.value, ClusterStatus.SUSPENDED.value)
+    live = (ClusterStatus.READY, ClusterStatus.SUSPENDED)
     with database.session() as session:
         clusters = session.exec(
             # A managed application's cluster has no deployment rows of ours: nothing is expected of it here.
@@ -373,7 +373,7 @@ def customer_resources_untouched_and_clusters_whole(
         rows = session.exec(
             select(ArmDeployment)
             .where(col(ArmDeployment.cluster_id).in_([cluster.id for cluster in clusters]))
-            .where(ArmDeployment.state == DeploymentState.SUCCEEDED.value)
+            .where(ArmDeployment.state == DeploymentState.SUCCEEDED)
             .order_by(col(ArmDeployment.id))
         ).all()
     outputs: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)

@@ -45,8 +45,8 @@ ACTIONS_BY_STATUS: dict[str, list[tuple[str, int]]] = {
     "Suspended": [("reinstate", 4), ("unsubscribe", 1)],
 }
 UPSCALE_SHARE = 0.7
-SETTLED_OPERATION_STATES = {OperationState.REPORTED.value, OperationState.FAILED.value}
-UNSETTLED_LEDGER = {LedgerStatus.PENDING.value, LedgerStatus.SUBMITTED.value, LedgerStatus.UNKNOWN.value}
+SETTLED_OPERATION_STATES = {OperationState.REPORTED, OperationState.FAILED}
+UNSETTLED_LEDGER = {LedgerStatus.PENDING, LedgerStatus.SUBMITTED, LedgerStatus.UNKNOWN}
 LANDING_ATTEMPTS = 6
 
 
@@ -352,7 +352,7 @@ class Workload:
     def wait_until_converged(self, timeout_seconds: float) -> None:
         """No operation waiting at Marketplace or with us, and every cluster at its desired generation and rest."""
         began = time.monotonic()
-        resting = {ClusterStatus.READY.value, ClusterStatus.SUSPENDED.value, ClusterStatus.DELETED.value}
+        resting = {ClusterStatus.READY, ClusterStatus.SUSPENDED, ClusterStatus.DELETED}
 
         def converged() -> bool:
             state = self.marketplace_state()

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from core.clock import utc_now
-from core.columns import UTCDateTime
+from core.columns import StrEnumColumn, UTCDateTime
 from core.statemachine import enum_check
 
 
@@ -34,7 +34,7 @@ class AuditEvent(SQLModel, table=True):
     action: str = Field(max_length=128, index=True)
     subject_type: str = Field(max_length=64)
     subject_id: str = Field(max_length=512)
-    outcome: str = Field(default=AuditOutcome.SUCCESS.value, max_length=16)
+    outcome: AuditOutcome = Field(default=AuditOutcome.SUCCESS, sa_type=StrEnumColumn(AuditOutcome, 16))
     before: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
     after: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
     details: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)

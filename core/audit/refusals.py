@@ -73,7 +73,7 @@ def record_refusal(
         "action": str(action),  # the row holds the plain value
         "subject_type": SOURCE_SUBJECT_TYPE,
         "subject_id": source,
-        "outcome": AuditOutcome.REFUSED.value,
+        "outcome": AuditOutcome.REFUSED,
         "details": redact_value({"reason": reason[:MAX_REASON_CHARACTERS], "category": category, **(details or {})}),
         "correlation_id": current_correlation_id(),
         "aggregation_key": aggregation_key(str(action), source, category, refusal_window(moment)),

@@ -36,7 +36,7 @@ def record_audit_event(
         subject_type=subject_type,
         subject_id=subject_id,
         tenant_id=tenant_id,
-        outcome=outcome.value,
+        outcome=outcome,
         # Details quote requests and errors: a token, code or secret in them is replaced before it is stored.
         before=redact_value(before) if before else before,
         after=redact_value(after) if after else after,

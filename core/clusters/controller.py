@@ -97,16 +97,16 @@ class DeploymentHistory:
 
     def in_flight(self) -> ArmDeployment | None:
         """The newest running deployment."""
-        running = [row for row in self.rows if row.state == DeploymentState.RUNNING.value]
+        running = [row for row in self.rows if row.state == DeploymentState.RUNNING]
         return running[-1] if running else None
 
     def deployed_hashes(self) -> dict[str, str]:
         """Per step, the parameter fingerprint of its latest successful deployment."""
-        return {row.step: row.parameters_hash for row in self.rows if row.state == DeploymentState.SUCCEEDED.value}
+        return {row.step: row.parameters_hash for row in self.rows if row.state == DeploymentState.SUCCEEDED}
 
     def latest_outputs(self) -> dict[str, dict[str, Any]]:
         """Per step, the outputs of its latest successful deployment."""
-        return {row.step: row.outputs for row in self.rows if row.state == DeploymentState.SUCCEEDED.value}
+        return {row.step: row.outputs for row in self.rows if row.state == DeploymentState.SUCCEEDED}
 
     def owned_resource_ids(self) -> set[str]:
         """Every resource id our deployments reported creating, failed runs included (what deletion may remove)."""
@@ -198,9 +198,7 @@ class ClusterController:
             return
         # A failed cluster waits for an operator retry, except that an unsubscribe still stops and deletes it.
         deletion_pending = cluster.desired_deleted and cluster.observed_generation < cluster.desired_generation
-        if cluster.status == ClusterStatus.DELETED.value or (
-            cluster.status == ClusterStatus.FAILED.value and not deletion_pending
-        ):
+        if cluster.status == ClusterStatus.DELETED or (cluster.status == ClusterStatus.FAILED and not deletion_pending):
             cluster.next_attempt_at = None
             return
         try:
@@ -270,7 +268,7 @@ class ClusterController:
             return False
         row.finished_at = now
         if observation is not None and observation.succeeded:
-            row.state = DeploymentState.SUCCEEDED.value
+            row.state = DeploymentState.SUCCEEDED
             row.outputs = observation.outputs
             row.output_resources = list(observation.output_resources)
             session.add(row)
@@ -286,7 +284,7 @@ class ClusterController:
         if observation is not None:
             # What a failed run created before it stopped is ours too (deletion must be able to remove it).
             row.output_resources = arm.created_by_deployment(row.resource_group, row.deployment_name)
-        row.state = DeploymentState.FAILED.value
+        row.state = DeploymentState.FAILED
         row.error_code = error.code if error else "DeploymentNotFound"
         row.error_message = (error.message if error else "ARM no longer knows this deployment")[:4096]
         row.error_details = error.details if error else []
@@ -482,7 +480,7 @@ class ClusterController:
         self, session: Session, cluster: Cluster, arm: ArmClient, history: DeploymentHistory
     ) -> None:
         now = utc_now()
-        if cluster.status != ClusterStatus.DEPROVISIONING.value or cluster.retention_until is None:
+        if cluster.status != ClusterStatus.DEPROVISIONING or cluster.retention_until is None:
             scale_set = self._scale_set_name(history)
             if scale_set is not None and arm.scale_set_power_state(cluster.resource_group, scale_set) not in (
                 None,
@@ -638,7 +636,7 @@ class ClusterController:
         if current == target:
             return
         CLUSTER_STATES.check(current, target)
-        cluster.status = target.value
+        cluster.status = target
         if target == ClusterStatus.READY and cluster.first_ready_at is None:
             cluster.first_ready_at = utc_now()
         session.add(cluster)
@@ -690,8 +688,8 @@ def overdue_cluster_ids(session: Session, *, now: datetime, grace: timedelta, li
     unsettled = col(Cluster.status).notin_([status.value for status in SETTLED_CLUSTER_STATUSES])
     behind = (
         (Cluster.observed_generation < Cluster.desired_generation)
-        & (Cluster.status != ClusterStatus.FAILED.value)
-        & (Cluster.status != ClusterStatus.DELETED.value)
+        & (Cluster.status != ClusterStatus.FAILED)
+        & (Cluster.status != ClusterStatus.DELETED)
     )
     # A cluster just changed has its reconcile message on the way: only one quiet for `grace` counts as lost.
     never_scheduled = col(Cluster.next_attempt_at).is_(None) & (Cluster.updated_at < now - grace)

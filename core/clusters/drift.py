@@ -117,7 +117,7 @@ def _crypto_role_name(templates: Path) -> str:
 
 
 def _latest_succeeded(rows: Sequence[ArmDeployment]) -> dict[str, ArmDeployment]:
-    return {row.step: row for row in rows if row.state == DeploymentState.SUCCEEDED.value}
+    return {row.step: row for row in rows if row.state == DeploymentState.SUCCEEDED}
 
 
 def _subscription_set(value: Any) -> list[str]:
@@ -311,9 +311,7 @@ class DriftObserver:
         open_rows = {
             (row.kind, row.resource_id.lower()): row
             for row in session.exec(
-                select(ClusterDrift).where(
-                    ClusterDrift.cluster_id == cluster.id, ClusterDrift.state == DriftState.OPEN.value
-                )
+                select(ClusterDrift).where(ClusterDrift.cluster_id == cluster.id, ClusterDrift.state == DriftState.OPEN)
             )
         }
         newest_deployment = max((row.id or 0 for row in history.rows), default=0)
@@ -365,7 +363,7 @@ class DriftObserver:
                 wants_reconcile = True
             session.add(row)
         for row in open_rows.values():
-            row.state = DriftState.RESOLVED.value
+            row.state = DriftState.RESOLVED
             row.resolved_at = now
             session.add(row)
             report.resolved.append(row.kind)
@@ -411,7 +409,7 @@ def _steps_repaired_since(rows: Sequence[ArmDeployment]) -> dict[str, int]:
     """Per step, the id of its newest successful deployment."""
     newest: dict[str, int] = {}
     for row in rows:
-        if row.state == DeploymentState.SUCCEEDED.value:
+        if row.state == DeploymentState.SUCCEEDED:
             newest[row.step] = max(newest.get(row.step, 0), row.id or 0)
     return newest
 
@@ -448,7 +446,7 @@ def open_drifts(session: Session, cluster_id: str) -> list[ClusterDrift]:
     """The cluster's open drifts, oldest first."""
     statement = (
         select(ClusterDrift)
-        .where(ClusterDrift.cluster_id == cluster_id, ClusterDrift.state == DriftState.OPEN.value)
+        .where(ClusterDrift.cluster_id == cluster_id, ClusterDrift.state == DriftState.OPEN)
         .order_by(col(ClusterDrift.detected_at))
     )
     return list(session.exec(statement).all())

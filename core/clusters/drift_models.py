@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from core.clock import utc_now
-from core.columns import UTCDateTime
+from core.columns import StrEnumColumn, UTCDateTime
 from core.statemachine import enum_check
 
 
@@ -63,7 +63,7 @@ class ClusterDrift(SQLModel, table=True):
     # The deployment step whose re-run repairs it (also recorded for incidents: what an operator would re-run).
     step: str = Field(max_length=32)
     remedy: str = Field(max_length=16)
-    state: str = Field(default=DriftState.OPEN.value, max_length=16)
+    state: DriftState = Field(default=DriftState.OPEN, sa_type=StrEnumColumn(DriftState, 16))
     expected: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
     observed: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
     # Repairs asked for while this drift stayed open; past the setting's limit it becomes an incident.

@@ -14,7 +14,7 @@ def steps_awaiting_repair(session: Session, cluster_id: str, deployments: Iterab
     """Steps of open repair drifts with no successful deployment since the repair was asked for."""
     statement = select(ClusterDrift.step, ClusterDrift.repair_after_deployment_id).where(
         ClusterDrift.cluster_id == cluster_id,
-        ClusterDrift.state == DriftState.OPEN.value,
+        ClusterDrift.state == DriftState.OPEN,
         ClusterDrift.remedy == DriftRemedy.REPAIR.value,
         col(ClusterDrift.repair_requested_at).is_not(None),
     )
@@ -25,7 +25,7 @@ def steps_awaiting_repair(session: Session, cluster_id: str, deployments: Iterab
     waiting: set[str] = set()
     for step, baseline in wanted:
         repaired = any(
-            row.step == step and row.state == DeploymentState.SUCCEEDED.value and (row.id or 0) > (baseline or 0)
+            row.step == step and row.state == DeploymentState.SUCCEEDED and (row.id or 0) > (baseline or 0)
             for row in rows
         )
         if not repaired:

@@ -22,7 +22,7 @@ from core.outbox.service import enqueue
 from core.task_payloads import RotateClusterKey
 
 logger = logging.getLogger(__name__)
-ROTATABLE_STATUSES = frozenset({ClusterStatus.READY.value, ClusterStatus.UPDATING.value, ClusterStatus.SUSPENDED.value})
+ROTATABLE_STATUSES = frozenset({ClusterStatus.READY, ClusterStatus.UPDATING, ClusterStatus.SUSPENDED})
 POLICY_ACTOR = "policy:key-rotation"
 
 
@@ -50,9 +50,7 @@ def request_key_rotation(session: Session, cluster: Cluster, *, actor: str, reas
             f"the key cannot be rotated while the cluster is {cluster.status}", details={"cluster_id": cluster.id}
         )
     pending = session.exec(
-        select(KeyRotation).where(
-            KeyRotation.cluster_id == cluster.id, KeyRotation.state == KeyRotationState.REQUESTED.value
-        )
+        select(KeyRotation).where(KeyRotation.cluster_id == cluster.id, KeyRotation.state == KeyRotationState.REQUESTED)
     ).first()
     if pending is not None:
         raise KeyRotationInProgress("a key rotation is already in progress", details={"rotation_id": pending.id})
@@ -77,7 +75,7 @@ def perform_key_rotation(session: Session, rotation_id: str, arm: ArmClient) -> 
     rotation = session.exec(lock_rows(select(KeyRotation).where(KeyRotation.id == rotation_id))).first()
     if rotation is None:
         raise NotFound("key rotation not found", details={"rotation_id": rotation_id})
-    if rotation.state != KeyRotationState.REQUESTED.value:
+    if rotation.state != KeyRotationState.REQUESTED:
         return rotation
     cluster = lock_cluster(session, rotation.cluster_id)
     key_step = session.exec(
@@ -85,7 +83,7 @@ def perform_key_rotation(session: Session, rotation_id: str, arm: ArmClient) -> 
         .where(
             ArmDeployment.cluster_id == cluster.id,
             ArmDeployment.step == IDENTITY_KEY_VAULT,
-            ArmDeployment.state == DeploymentState.SUCCEEDED.value,
+            ArmDeployment.state == DeploymentState.SUCCEEDED,
         )
         .order_by(col(ArmDeployment.id).desc())
     ).first()
@@ -100,7 +98,7 @@ def perform_key_rotation(session: Session, rotation_id: str, arm: ArmClient) -> 
         return _finish_failed(session, cluster, rotation, error.message)
     except (ArmAccessDenied, Conflict) as error:
         return _finish_failed(session, cluster, rotation, error.message)
-    rotation.state = KeyRotationState.COMPLETED.value
+    rotation.state = KeyRotationState.COMPLETED
     rotation.key_id_after = new_key_id
     rotation.finished_at = utc_now()
     cluster.key_id = new_key_id
@@ -121,7 +119,7 @@ def perform_key_rotation(session: Session, rotation_id: str, arm: ArmClient) -> 
 
 
 def _finish_failed(session: Session, cluster: Cluster, rotation: KeyRotation, message: str) -> KeyRotation:
-    rotation.state = KeyRotationState.FAILED.value
+    rotation.state = KeyRotationState.FAILED
     rotation.error_message = message[:4096]
     rotation.finished_at = utc_now()
     session.add(rotation)

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from core.clock import utc_now
-from core.columns import UTCDateTime, empty_json_list
+from core.columns import StrEnumColumn, UTCDateTime, empty_json_list
 from core.statemachine import StateMachine, enum_check
 
 
@@ -92,7 +92,7 @@ class Cluster(SQLModel, table=True):
     desired_generation: int = 1
 
     # Observed state.
-    status: str = Field(default=ClusterStatus.PENDING.value, max_length=16, index=True)
+    status: ClusterStatus = Field(default=ClusterStatus.PENDING, sa_type=StrEnumColumn(ClusterStatus, 16), index=True)
     observed_generation: int = 0
     observed_plan_id: str | None = Field(default=None, max_length=64)
     observed_quantity: int | None = None

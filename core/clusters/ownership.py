@@ -136,7 +136,7 @@ def group_in_use(session: Session, placement: ClusterPlacement) -> Cluster | Non
     statement = select(Cluster).where(
         func.lower(col(Cluster.azure_subscription_id)) == placement.azure_subscription_id.lower(),
         func.lower(col(Cluster.resource_group)) == placement.resource_group.lower(),
-        col(Cluster.status) != ClusterStatus.DELETED.value,
+        col(Cluster.status) != ClusterStatus.DELETED,
     )
     return session.exec(statement).first()
 

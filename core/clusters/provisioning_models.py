@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from core.clock import utc_now
-from core.columns import UTCDateTime, empty_json_list
+from core.columns import StrEnumColumn, UTCDateTime, empty_json_list
 from core.statemachine import enum_check
 
 
@@ -39,7 +39,7 @@ class ArmDeployment(SQLModel, table=True):
     resource_group: str = Field(max_length=90)
     parameters: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
     parameters_hash: str = Field(max_length=64)
-    state: str = Field(default=DeploymentState.RUNNING.value, max_length=16)
+    state: DeploymentState = Field(default=DeploymentState.RUNNING, sa_type=StrEnumColumn(DeploymentState, 16))
     outputs: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
     # The ids ARM reports the deployment created or updated (outputResources): what deletion may remove.
     output_resources: list[str] = Field(default_factory=empty_json_list, sa_type=sa.JSON)
@@ -66,7 +66,7 @@ class KeyRotation(SQLModel, table=True):
     cluster_id: str = Field(foreign_key="clusters.id", index=True, max_length=36)
     requested_by: str = Field(max_length=256)
     reason: str = Field(default="", max_length=256)
-    state: str = Field(default=KeyRotationState.REQUESTED.value, max_length=16)
+    state: KeyRotationState = Field(default=KeyRotationState.REQUESTED, sa_type=StrEnumColumn(KeyRotationState, 16))
     key_id_before: str | None = Field(default=None, max_length=1024)
     key_id_after: str | None = Field(default=None, max_length=1024)
     error_message: str | None = Field(default=None, max_length=4096)

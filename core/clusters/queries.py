@@ -13,12 +13,12 @@ from core.clusters.provisioning_models import ArmDeployment, KeyRotation
 TIMELINE_LIMIT = 300
 # Statuses in which the controller is working; a cluster left in one of them too long needs a look.
 IN_PROGRESS_STATUSES = (
-    ClusterStatus.PENDING.value,
-    ClusterStatus.PROVISIONING.value,
-    ClusterStatus.UPDATING.value,
-    ClusterStatus.SUSPENDING.value,
-    ClusterStatus.RESUMING.value,
-    ClusterStatus.DEPROVISIONING.value,
+    ClusterStatus.PENDING,
+    ClusterStatus.PROVISIONING,
+    ClusterStatus.UPDATING,
+    ClusterStatus.SUSPENDING,
+    ClusterStatus.RESUMING,
+    ClusterStatus.DEPROVISIONING,
 )
 
 
@@ -52,7 +52,7 @@ def recent_key_rotations(session: Session, cluster_id: str, *, limit: int = 10) 
 
 def clusters_needing_attention(session: Session, *, unchanged_since: datetime, limit: int = 200) -> list[Cluster]:
     """Failed clusters, and clusters still in progress that have not changed since `unchanged_since`."""
-    failed = select(Cluster).where(Cluster.status == ClusterStatus.FAILED.value)
+    failed = select(Cluster).where(Cluster.status == ClusterStatus.FAILED)
     slow = select(Cluster).where(
         col(Cluster.status).in_(IN_PROGRESS_STATUSES), col(Cluster.updated_at) < unchanged_since
     )

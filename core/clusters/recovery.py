@@ -17,12 +17,12 @@ from core.task_payloads import ReconcileCluster
 def retry_failed_cluster(session: Session, cluster_id: str, *, actor: str, reason: str) -> Cluster:
     """Give a failed cluster a fresh retry budget; the controller skips every step already done."""
     cluster = lock_cluster(session, cluster_id)
-    if cluster.status != ClusterStatus.FAILED.value:
+    if cluster.status != ClusterStatus.FAILED:
         raise Conflict(f"only a failed cluster can be retried; this one is {cluster.status}")
     target = ClusterStatus.DEPROVISIONING if cluster.desired_deleted else ClusterStatus.PROVISIONING
     CLUSTER_STATES.check(ClusterStatus.FAILED, target)
     before = {"status": cluster.status, "last_error_code": cluster.last_error_code}
-    cluster.status = target.value
+    cluster.status = target
     cluster.attempts = 0
     cluster.next_attempt_at = None
     cluster.updated_at = utc_now()

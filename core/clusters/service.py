@@ -103,7 +103,7 @@ def change_desired_spec(session: Session, cluster_id: str, *, actor: str, reason
     if unknown:
         raise ValueError(f"not desired-spec fields: {', '.join(sorted(unknown))}")
     cluster = lock_cluster(session, cluster_id)
-    if cluster.status == ClusterStatus.DELETED.value:
+    if cluster.status == ClusterStatus.DELETED:
         raise Conflict("the cluster is deleted", details={"cluster_id": cluster_id})
     before = desired_spec(cluster)
     effective = {field: value for field, value in changes.items() if getattr(cluster, field) != value}

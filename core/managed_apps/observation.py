@@ -214,7 +214,7 @@ class ManagedApplicationObserver:
         cluster = session.exec(
             lock_rows(select(Cluster).where(Cluster.managed_application_id == application.application_id))
         ).first()
-        if cluster is not None and cluster.status == ClusterStatus.DELETED.value:
+        if cluster is not None and cluster.status == ClusterStatus.DELETED:
             return False  # deleted is final; a new deployment of the same name is a new application
         spec: dict[str, Any] = {
             "desired_plan_id": application.plan_id,
@@ -233,7 +233,7 @@ class ManagedApplicationObserver:
             cluster = Cluster(
                 managed_application_id=application.application_id,
                 name=cluster_name_for(application.id),
-                status=ClusterStatus.READY.value,
+                status=ClusterStatus.READY,
                 **spec,
                 **observed,
             )
@@ -244,7 +244,7 @@ class ManagedApplicationObserver:
                 cluster.desired_generation += 1
             for field, value in {**spec, **observed}.items():
                 setattr(cluster, field, value)
-            cluster.status = ClusterStatus.READY.value
+            cluster.status = ClusterStatus.READY
         if cluster.first_ready_at is None:
             cluster.first_ready_at = utc_now()
         # The customer's deployment already converged: what ARM shows is the observed state of this generation.
@@ -281,10 +281,10 @@ class ManagedApplicationObserver:
             if application.provisioning_state == ManagedAppProvisioningState.DELETED.value
             else ClusterStatus.DEPROVISIONING
         )
-        if cluster.status in (target.value, ClusterStatus.DELETED.value):
+        if cluster.status in (target.value, ClusterStatus.DELETED):
             return False
         before = _cluster_view(cluster)
-        cluster.status = target.value
+        cluster.status = target
         cluster.updated_at = utc_now()
         session.add(cluster)
         session.flush()

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from core.clock import utc_now
-from core.columns import UTCDateTime
+from core.columns import StrEnumColumn, UTCDateTime
 from core.statemachine import StateMachine, enum_check
 
 
@@ -46,7 +46,7 @@ class PrivateEndpointConnection(SQLModel, table=True):
     source_subscription_id: str | None = Field(default=None, max_length=64)
     source_kind: str | None = Field(default=None, max_length=64)
     request_message: str | None = Field(default=None, max_length=1024)
-    status: str = Field(default=ConnectionStatus.PENDING.value, max_length=16)
+    status: ConnectionStatus = Field(default=ConnectionStatus.PENDING, sa_type=StrEnumColumn(ConnectionStatus, 16))
     decided_by: str | None = Field(default=None, max_length=256, description="policy:<rule> or user:<oid>")
     decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     decision_reason: str | None = Field(default=None, max_length=1024)

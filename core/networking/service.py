@@ -69,14 +69,14 @@ def sync_private_endpoint_connections(session: Session, cluster: Cluster, arm: A
             )
             if connection.status == "Approved":
                 # ARM approved it on its own through the PLS auto-approval list (our policy, applied by Azure).
-                row.status = ConnectionStatus.APPROVED.value
+                row.status = ConnectionStatus.APPROVED
                 row.decided_by, row.decided_at = POLICY_AUTO_APPROVAL, now
                 row.decision_reason = "approved by the Private Link Service auto-approval list"
             elif connection.status == "Rejected":
-                row.status = ConnectionStatus.REJECTED.value
+                row.status = ConnectionStatus.REJECTED
                 row.decided_by, row.decided_at = "arm", now
             elif source is not None and (source in auto_approved or "*" in auto_approved):
-                row.status = ConnectionStatus.APPROVED.value
+                row.status = ConnectionStatus.APPROVED
                 row.decided_by, row.decided_at = POLICY_AUTO_APPROVAL, now
                 row.decision_reason = f"subscription {source} is on the cluster's auto-approval list"
             session.add(row)
@@ -153,7 +153,7 @@ def decide_connection(
         raise NotFound("private endpoint connection not found", details={"connection_id": connection_id})
     before = row.status
     CONNECTION_STATES.check(ConnectionStatus(row.status), decision)
-    row.status = decision.value
+    row.status = decision
     row.decided_by = principal.actor
     row.decided_at = utc_now()
     row.decision_reason = reason[:1024]

@@ -28,9 +28,7 @@ logger = logging.getLogger(__name__)
 
 def ready_cluster_ids(session: Session) -> list[str]:
     """Clusters the probe covers: ready, with an endpoint."""
-    statement = select(Cluster.id).where(
-        Cluster.status == ClusterStatus.READY.value, col(Cluster.endpoint_fqdn).is_not(None)
-    )
+    statement = select(Cluster.id).where(Cluster.status == ClusterStatus.READY, col(Cluster.endpoint_fqdn).is_not(None))
     return list(session.exec(statement.order_by(col(Cluster.id))).all())
 
 
@@ -61,7 +59,7 @@ def probe_cluster(session: Session, settings: Settings, credentials: CredentialF
     row = session.exec(
         select(Cluster, Tenant).join(Tenant, col(Tenant.id) == col(Cluster.tenant_id)).where(Cluster.id == cluster_id)
     ).first()
-    if row is None or row[0].status != ClusterStatus.READY.value or not row[0].endpoint_fqdn:
+    if row is None or row[0].status != ClusterStatus.READY or not row[0].endpoint_fqdn:
         raise NotFound(f"cluster {cluster_id} is not a ready cluster with an endpoint")
     cluster, tenant = row
     with tracer(__name__).start_as_current_span("blob_probe.run", attributes={"cluster.id": cluster_id}):

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from core.clock import utc_now
-from core.columns import UTCDateTime, empty_json_list
+from core.columns import StrEnumColumn, UTCDateTime, empty_json_list
 from core.statemachine import StateMachine, enum_check
 
 
@@ -78,7 +78,9 @@ class MarketplaceSubscription(SQLModel, table=True):
     offer_id: str = Field(foreign_key="offers.id", max_length=64)
     plan_id: str = Field(max_length=64)
     quantity: int | None = None
-    status: str = Field(default=SubscriptionStatus.PENDING_FULFILLMENT_START.value, max_length=32, index=True)
+    status: SubscriptionStatus = Field(
+        default=SubscriptionStatus.PENDING_FULFILLMENT_START, sa_type=StrEnumColumn(SubscriptionStatus, 32), index=True
+    )
     purchaser_tenant_id: str | None = Field(default=None, max_length=64)
     purchaser_object_id: str | None = Field(default=None, max_length=64)
     purchaser_email: str | None = Field(default=None, max_length=320)
@@ -123,7 +125,9 @@ class MarketplaceOperation(SQLModel, table=True):
     quantity: int | None = None
     marketplace_status: str = Field(max_length=32, description="status as Marketplace last reported it")
     request_source: str | None = Field(default=None, max_length=16)
-    state: str = Field(default=OperationState.RECEIVED.value, max_length=16, index=True)
+    state: OperationState = Field(
+        default=OperationState.RECEIVED, sa_type=StrEnumColumn(OperationState, 16), index=True
+    )
     result: str | None = Field(default=None, max_length=16)
     failure_reason: str | None = Field(default=None, max_length=2048)
     attempts: int = 0
@@ -148,7 +152,9 @@ class MarketplaceReconciliationReport(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     trigger: str = Field(max_length=64, description="schedule, or the operator who forced it")
-    status: str = Field(default=ReconciliationStatus.REQUESTED.value, max_length=16, index=True)
+    status: ReconciliationStatus = Field(
+        default=ReconciliationStatus.REQUESTED, sa_type=StrEnumColumn(ReconciliationStatus, 16), index=True
+    )
     requested_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     subscriptions_seen: int = 0

@@ -115,16 +115,16 @@ class SubscriptionOrchestrator:
 
     def drive_operation(self, session: Session, operation: MarketplaceOperation) -> None:
         """Take the operation as far as it can go now: received -> verified -> applied -> reported."""
-        if operation.state in (OperationState.REPORTED.value, OperationState.FAILED.value):
+        if operation.state in (OperationState.REPORTED, OperationState.FAILED):
             return
         client = self._fulfillment_client()
-        if operation.state == OperationState.RECEIVED.value:
-            verify_operation(
+        if operation.state == OperationState.RECEIVED:
+            verified = verify_operation(
                 session, operation, client.get_operation(operation.subscription_id, operation.id), actor=WORKER_ACTOR
             )
-            if operation.state == OperationState.FAILED.value:
+            if verified is OperationState.FAILED:
                 return
-        if operation.state == OperationState.VERIFIED.value:
+        if operation.state == OperationState.VERIFIED:
             remote_subscription = (
                 client.get_subscription(operation.subscription_id)
                 if operation.action == OperationAction.RENEW.value
@@ -203,7 +203,7 @@ class SubscriptionOrchestrator:
         subscription = lock_subscription(session, cluster.subscription_id)
         if (
             converged
-            and subscription.status == SubscriptionStatus.PENDING_FULFILLMENT_START.value
+            and subscription.status == SubscriptionStatus.PENDING_FULFILLMENT_START
             and offer_activation(session, subscription.offer_id) == ActivationMode.WHEN_READY
         ):
             self.activate_subscription(session, subscription)
@@ -211,7 +211,7 @@ class SubscriptionOrchestrator:
     def activate(self, session: Session, subscription_id: str) -> None:
         """Activate a subscription that is still PendingFulfillmentStart (the "immediately" activation mode)."""
         subscription = lock_subscription(session, subscription_id)
-        if subscription.status != SubscriptionStatus.PENDING_FULFILLMENT_START.value:
+        if subscription.status != SubscriptionStatus.PENDING_FULFILLMENT_START:
             return
         with unknown_to_marketplace_gives_up(f"subscription {subscription_id}"):
             self.activate_subscription(session, subscription)
@@ -260,7 +260,7 @@ class SubscriptionOrchestrator:
             pending = {
                 remote.id: client.list_pending_operations(remote.id)
                 for remote in remote_subscriptions
-                if remote.status != SubscriptionStatus.UNSUBSCRIBED.value
+                if remote.status != SubscriptionStatus.UNSUBSCRIBED
             }
         except Exception as error:  # every failure is the report's, whatever its class
             _fail_report(session, report_row, "could not read Marketplace", error)
@@ -345,7 +345,7 @@ def alert_undelivered_changes(
 def retry_accepted_change(session: Session, cluster_id: str, generation: int) -> None:
     """Another attempt at a change Marketplace accepted, unless the cluster has moved on (retried or converged)."""
     cluster = session.get(Cluster, cluster_id)
-    if cluster is None or cluster.status != ClusterStatus.FAILED.value:
+    if cluster is None or cluster.status != ClusterStatus.FAILED:
         return  # an operator retried it, or it converged meanwhile: that chain of attempts goes on by itself
     if cluster.observed_generation >= generation:
         return

@@ -64,11 +64,11 @@ def subscription_overviews(
             select(MarketplaceOperation.id)
             .where(
                 MarketplaceOperation.subscription_id == MarketplaceSubscription.id,
-                MarketplaceOperation.state == OperationState.FAILED.value,
+                MarketplaceOperation.state == OperationState.FAILED,
             )
             .exists()
         )
-        statement = statement.where(sa.or_(col(Cluster.status) == ClusterStatus.FAILED.value, failed_operation))
+        statement = statement.where(sa.or_(col(Cluster.status) == ClusterStatus.FAILED, failed_operation))
     rows = session.exec(
         statement.order_by(col(MarketplaceSubscription.created_at).desc(), col(MarketplaceSubscription.id)).limit(limit)
     ).all()

@@ -67,11 +67,12 @@ STEP_NAMES = {
     "retention": "keeping the data for the retention period",
     "delete-resource-group": "removing the cluster",
 }
-STATUS_NAMES = {
-    SubscriptionStatus.PENDING_FULFILLMENT_START.value: "waiting for activation",
-    SubscriptionStatus.SUBSCRIBED.value: "active",
-    SubscriptionStatus.SUSPENDED.value: "suspended",
-    SubscriptionStatus.UNSUBSCRIBED.value: "cancelled",
+# Keyed by value: audit details hold the status as a plain string.
+STATUS_NAMES: dict[str, str] = {
+    SubscriptionStatus.PENDING_FULFILLMENT_START: "waiting for activation",
+    SubscriptionStatus.SUBSCRIBED: "active",
+    SubscriptionStatus.SUSPENDED: "suspended",
+    SubscriptionStatus.UNSUBSCRIBED: "cancelled",
 }
 # ARM error codes that only the customer (the owner of the target Azure subscription) can clear, and how.
 CUSTOMER_FIXES = {
@@ -117,8 +118,7 @@ def purchase_progress(session: Session, subscription_id: str, entra_tenant_id: s
     cluster = session.exec(select(Cluster).where(Cluster.subscription_id == subscription_id)).first()
     events = _events(session, subscription_id, cluster)
     activation_refused = any(
-        event.action == AuditAction.SUBSCRIPTION_ACTIVATED and event.outcome != AuditOutcome.SUCCESS.value
-        for event in events
+        event.action == AuditAction.SUBSCRIPTION_ACTIVATED and event.outcome != AuditOutcome.SUCCESS for event in events
     )
     state = _state(subscription, cluster, activation_refused)
     headline, explanation, who, how = _words(state, subscription, cluster)
@@ -145,18 +145,18 @@ def purchase_progress(session: Session, subscription_id: str, entra_tenant_id: s
 
 def _state(subscription: MarketplaceSubscription, cluster: Cluster | None, activation_refused: bool) -> ProgressState:
     status = subscription.status
-    if status == SubscriptionStatus.UNSUBSCRIBED.value:
+    if status == SubscriptionStatus.UNSUBSCRIBED:
         return ProgressState.REFUSED if subscription.activated_at is None else ProgressState.ENDED
-    if status == SubscriptionStatus.SUSPENDED.value:
+    if status == SubscriptionStatus.SUSPENDED:
         return ProgressState.SUSPENDED
-    if activation_refused and status == SubscriptionStatus.PENDING_FULFILLMENT_START.value:
+    if activation_refused and status == SubscriptionStatus.PENDING_FULFILLMENT_START:
         return ProgressState.REFUSED
     if cluster is None:
         return ProgressState.AWAITING_CHOICES
-    if cluster.status == ClusterStatus.FAILED.value:
+    if cluster.status == ClusterStatus.FAILED:
         return ProgressState.FAILED
-    if cluster.status == ClusterStatus.READY.value:
-        if status == SubscriptionStatus.PENDING_FULFILLMENT_START.value:
+    if cluster.status == ClusterStatus.READY:
+        if status == SubscriptionStatus.PENDING_FULFILLMENT_START:
             return ProgressState.ACTIVATING
         return ProgressState.READY
     return ProgressState.PROVISIONING
@@ -272,12 +272,12 @@ def label(event: AuditEvent) -> str:
         }
         return step_labels.get(event.action, f"Update on {step}")
     if event.action == AuditAction.SUBSCRIPTION_ACTIVATED:
-        if event.outcome == AuditOutcome.SUCCESS.value:
+        if event.outcome == AuditOutcome.SUCCESS:
             return "Subscription activated in Azure Marketplace"
         return "Azure Marketplace did not activate the subscription"
     if event.action == AuditAction.SUBSCRIPTION_TRANSITION:
         status = str((event.after or {}).get("status", ""))
-        if event.outcome == AuditOutcome.REFUSED.value:
+        if event.outcome == AuditOutcome.REFUSED:
             return "A change of status was refused"
         return f"Subscription is now {STATUS_NAMES.get(status, 'updated')}"
     if event.action.startswith("marketplace_operation."):

@@ -62,7 +62,7 @@ def finish_report(
     error: str | None = None,
 ) -> None:
     """Record the outcome of a run."""
-    report.status = (ReconciliationStatus.FAILED if error else ReconciliationStatus.COMPLETED).value
+    report.status = ReconciliationStatus.FAILED if error else ReconciliationStatus.COMPLETED
     report.finished_at = utc_now()
     report.changes = changes
     report.subscriptions_seen = subscriptions_seen
@@ -88,7 +88,7 @@ def reconcile_subscription(
     changes: list[dict[str, Any]] = []
     ours = find_subscription(session, remote.id)
     if ours is None:
-        if remote.status == SubscriptionStatus.UNSUBSCRIBED.value:
+        if remote.status == SubscriptionStatus.UNSUBSCRIBED:
             return changes
         ours = adopt_subscription(session, remote, actor=actor)
         changes.append({"subscription_id": remote.id, "change": "subscription_adopted", "status": remote.status})

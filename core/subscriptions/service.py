@@ -217,7 +217,7 @@ def complete_placement(
         raise SubscriptionAlreadyPlaced(
             "this subscription's cluster is already placed", details={"subscription_id": subscription_id}
         )
-    if subscription.status == SubscriptionStatus.UNSUBSCRIBED.value:
+    if subscription.status == SubscriptionStatus.UNSUBSCRIBED:
         raise SubscriptionCancelled("this subscription was cancelled", details={"subscription_id": subscription_id})
     if group_in_use(session, choices.placement) is not None:
         # Checked again in this transaction: a confirmation that placed a cluster there since ARM was asked.
@@ -275,8 +275,8 @@ def awaits_deployment_choices(session: Session, subscription: MarketplaceSubscri
     page. Suspended and Unsubscribed ones get no cluster from the landing page.
     """
     if subscription.status not in (
-        SubscriptionStatus.PENDING_FULFILLMENT_START.value,
-        SubscriptionStatus.SUBSCRIBED.value,
+        SubscriptionStatus.PENDING_FULFILLMENT_START,
+        SubscriptionStatus.SUBSCRIBED,
     ):
         return False
     statement = select(Cluster.id).where(Cluster.subscription_id == subscription.id)
@@ -352,7 +352,7 @@ def transition_subscription(
             details={"reason": reason, "refused": f"{current.value} -> {target.value} is not allowed"},
         )
         return False
-    subscription.status = target.value
+    subscription.status = target
     subscription.updated_at = utc_now()
     if target == SubscriptionStatus.SUBSCRIBED and subscription.activated_at is None:
         subscription.activated_at = subscription.updated_at
@@ -379,7 +379,7 @@ def transition_operation(
     """Move an operation through OPERATION_STATES (IllegalTransition otherwise) and audit it."""
     current = OperationState(operation.state)
     OPERATION_STATES.check(current, target)
-    operation.state = target.value
+    operation.state = target
     operation.updated_at = utc_now()
     session.add(operation)
     session.flush()
@@ -437,8 +437,11 @@ def adopt_operation(session: Session, remote: FulfillmentOperation, *, actor: st
 
 def verify_operation(
     session: Session, operation: MarketplaceOperation, remote: FulfillmentOperation, *, actor: str
-) -> None:
-    """Take Marketplace's own word for the operation (never the webhook body alone); mismatches fail it."""
+) -> OperationState:
+    """Take Marketplace's own word for the operation (never the webhook body alone); mismatches fail it.
+
+    Returns the state the operation is in afterwards (verified or failed).
+    """
     operation.attempts += 1
     mismatch = [
         name
@@ -455,7 +458,7 @@ def verify_operation(
     if mismatch:
         operation.failure_reason = f"the webhook disagrees with Marketplace on {', '.join(mismatch)}"
         transition_operation(session, operation, OperationState.FAILED, actor=actor, mismatch=mismatch)
-        return
+        return OperationState.FAILED
     if remote.status in MARKETPLACE_FAILED_STATUSES:
         if operation.failure_reason:
             # Our webhook answer (a 4xx with this reason) was the refusal Marketplace followed.
@@ -465,8 +468,9 @@ def verify_operation(
                 f"Marketplace reports the operation {remote.status}: {remote.error_message or ''}"
             )
         transition_operation(session, operation, OperationState.FAILED, actor=actor, marketplace_status=remote.status)
-        return
+        return OperationState.FAILED
     transition_operation(session, operation, OperationState.VERIFIED, actor=actor, marketplace_status=remote.status)
+    return OperationState.VERIFIED
 
 
 class NextStep(StrEnum):
@@ -573,7 +577,7 @@ def operations_covered_by(session: Session, subscription_id: str, generation: in
         select(MarketplaceOperation)
         .where(
             MarketplaceOperation.subscription_id == subscription_id,
-            MarketplaceOperation.state == OperationState.APPLIED.value,
+            MarketplaceOperation.state == OperationState.APPLIED,
             col(MarketplaceOperation.action).in_([action.value for action in ACTIONS_AWAITING_REPORT]),
             col(MarketplaceOperation.desired_generation) <= generation,
         )
@@ -587,7 +591,7 @@ def retry_operation(session: Session, operation_id: str, *, actor: str) -> Marke
     operation = lock_operation(session, operation_id)
     if operation is None:
         raise NotFound("operation not found", details={"operation_id": operation_id})
-    if operation.state != OperationState.FAILED.value:
+    if operation.state != OperationState.FAILED:
         raise Conflict(
             f"only failed operations can be retried; this one is {operation.state}",
             details={"operation_id": operation_id, "state": operation.state},
@@ -615,7 +619,7 @@ def undelivered_accepted_changes(
         select(MarketplaceOperation)
         .where(
             MarketplaceOperation.subscription_id == subscription_id,
-            MarketplaceOperation.state == OperationState.REPORTED.value,
+            MarketplaceOperation.state == OperationState.REPORTED,
             MarketplaceOperation.result == "Success",
             col(MarketplaceOperation.action).in_([action.value for action in ACTIONS_AWAITING_REPORT]),
             col(MarketplaceOperation.desired_generation) > observed_generation,

@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 
 from core.subscriptions.models import MarketplaceOperation, OperationState
 
-UNFINISHED_STATES = (OperationState.RECEIVED.value, OperationState.VERIFIED.value, OperationState.APPLIED.value)
+UNFINISHED_STATES = (OperationState.RECEIVED, OperationState.VERIFIED, OperationState.APPLIED)
 
 
 def stuck_operations(
@@ -22,7 +22,7 @@ def stuck_operations(
         select(MarketplaceOperation)
         .where(
             sa.or_(
-                col(MarketplaceOperation.state) == OperationState.FAILED.value,
+                col(MarketplaceOperation.state) == OperationState.FAILED,
                 sa.and_(
                     col(MarketplaceOperation.state).in_(UNFINISHED_STATES),
                     sa.or_(

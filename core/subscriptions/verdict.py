@@ -85,7 +85,7 @@ def decide_change(
     cluster stores now. A change that does not reduce capacity is always accepted, whatever the usage: an
     upgrade is how a customer over capacity gets out of it.
     """
-    unsubscribed = subscription.status == SubscriptionStatus.UNSUBSCRIBED.value
+    unsubscribed = subscription.status == SubscriptionStatus.UNSUBSCRIBED
     if unsubscribed or (cluster is not None and cluster.desired_deleted):
         return refuse("the subscription is unsubscribed; its cluster is being deleted")
     plan = catalog_plan(session, subscription.offer_id, plan_id)
@@ -138,7 +138,7 @@ def refusal_at_intake(
 def record_intake_refusal(session: Session, operation_id: str, reason: str) -> None:
     """Keep the reason of a refusal answered as the webhook's 4xx on the operation, for the worker and operators."""
     operation = session.get(MarketplaceOperation, operation_id)
-    if operation is None or operation.state != OperationState.RECEIVED.value or operation.failure_reason:
+    if operation is None or operation.state != OperationState.RECEIVED or operation.failure_reason:
         return
     operation.failure_reason = reason[:2048]
     session.add(operation)

@@ -236,7 +236,7 @@ def _operation_values() -> dict[str, Any]:
         "marketplace_status": _param("status", _operations, "marketplace_status"),
         "request_source": _param("request_source", _operations),
         "time_stamp": _param("time_stamp", _operations),
-        "state": sa.literal(OperationState.RECEIVED.value, sa.String),
+        "state": sa.literal(OperationState.RECEIVED, sa.String),
         "attempts": sa.literal(0, sa.Integer),
         "received_at": _param("now", _operations, "received_at"),
         "updated_at": _param("now", _operations, "updated_at"),
@@ -251,7 +251,7 @@ def _audit_values(*, tenant_id: Any, details: Any) -> dict[str, Any]:
         "action": sa.literal(AuditAction.MARKETPLACE_WEBHOOK_RECEIVED.value, sa.String),
         "subject_type": sa.literal("marketplace_operation", sa.String),
         "subject_id": _param("operation_id", _audit_events, "subject_id"),
-        "outcome": sa.literal(AuditOutcome.SUCCESS.value, sa.String),
+        "outcome": sa.literal(AuditOutcome.SUCCESS, sa.String),
         "details": details,
         "correlation_id": _param("correlation_id", _audit_events),
         # Named here: a column left to its Python default is bound as NULL in an INSERT ... SELECT.

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from core.clock import utc_now
-from core.columns import UTCDateTime
+from core.columns import StrEnumColumn, UTCDateTime
 from core.statemachine import StateMachine, enum_check
 
 
@@ -112,7 +112,7 @@ class UsageLedgerEntry(SQLModel, table=True):
     billable_quantity: float
     # Queries by status use ix_usage_ledger_entries_status_hour_start_id; a status-only index was one more
     # index for every inserted entry to maintain.
-    status: str = Field(default=LedgerStatus.PENDING.value, max_length=16)
+    status: LedgerStatus = Field(default=LedgerStatus.PENDING, sa_type=StrEnumColumn(LedgerStatus, 16))
     marketplace_usage_event_id: str | None = Field(default=None, max_length=64)
     status_reason: str | None = Field(default=None, max_length=2048)
     submitted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -94,7 +94,7 @@ def subscription_page(request: Request, visitor: VisitorDep, database: DatabaseD
             "timeline_done": timeline_done(cluster),
             "timeline_url": _detail_path(subscription_id) + "/timeline",
             "change_url": AZURE_SAAS_RESOURCES_URL,
-            "active": overview.subscription.status != SubscriptionStatus.UNSUBSCRIBED.value,
+            "active": overview.subscription.status != SubscriptionStatus.UNSUBSCRIBED,
         }
     return render(request, visitor.session, "subscription.html", context)
 
@@ -135,7 +135,7 @@ def decide_connection_form(
     reason: Annotated[str, Form()] = "",
 ) -> Response:
     """Approve or reject a private endpoint connection as the signed-in person."""
-    if decision not in (ConnectionStatus.APPROVED.value, ConnectionStatus.REJECTED.value):
+    if decision not in (ConnectionStatus.APPROVED, ConnectionStatus.REJECTED):
         raise ValidationFailed("choose approve or reject")
     with database.session() as db:
         cluster = _cluster_of(visible_subscription(db, visitor.principal, subscription_id))

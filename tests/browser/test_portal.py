@@ -101,7 +101,7 @@ def test_customer_watches_provisioning_and_sees_only_own_subscriptions(
 
     rows.first.get_by_role("link").click()
     # While the controller works, the page polls its timeline; it reloads itself once the cluster is ready.
-    assert cluster_row(portal_database, story.contoso.cluster_id).status != ClusterStatus.READY.value
+    assert cluster_row(portal_database, story.contoso.cluster_id).status != ClusterStatus.READY
     expect(page.locator("#timeline-events li").first).to_be_visible()
     screenshot(page, "customer-subscription-provisioning")
     expect(page.locator("#cluster-status")).to_have_text("ready", timeout=90_000)
@@ -135,7 +135,7 @@ def test_customer_approves_a_pending_connection_edits_the_policy_and_rotates_the
 ) -> None:
     def ready_cluster() -> Cluster | None:
         row = cluster_row(portal_database, story.contoso.cluster_id)
-        return row if row.status == ClusterStatus.READY.value else None
+        return row if row.status == ClusterStatus.READY else None
 
     cluster = wait_for(ready_cluster, what="Contoso's cluster ready")
     consumer_subscription = str(uuid.uuid4())
@@ -330,7 +330,7 @@ def test_operator_filters_failed_clusters_reads_the_arm_error_and_retries(
     portal_database: Database,
 ) -> None:
     wait_for(
-        lambda: cluster_row(portal_database, story.fabrikam.cluster_id).status == ClusterStatus.FAILED.value,
+        lambda: cluster_row(portal_database, story.fabrikam.cluster_id).status == ClusterStatus.FAILED,
         what="Fabrikam's cluster to fail on the quota",
     )
     base = control_plane.base_url
@@ -359,7 +359,7 @@ def test_operator_filters_failed_clusters_reads_the_arm_error_and_retries(
     page.get_by_role("button", name="Retry cluster").click()
     expect(page.locator(".flash")).to_have_text("Retry requested.")
     wait_for(
-        lambda: cluster_row(portal_database, story.fabrikam.cluster_id).status == ClusterStatus.READY.value,
+        lambda: cluster_row(portal_database, story.fabrikam.cluster_id).status == ClusterStatus.READY,
         what="the retried cluster to become ready",
     )
     page.reload()

@@ -21,7 +21,7 @@ def test_the_timeline_polls_exactly_while_the_cluster_is_unsettled(status: Clust
 
 
 def test_a_deleted_clusters_timeline_stops_polling() -> None:
-    assert timeline_done(Cluster(status=ClusterStatus.DELETED.value))
+    assert timeline_done(Cluster(status=ClusterStatus.DELETED))
 
 
 def test_the_timeline_of_a_subscription_without_a_cluster_does_not_poll() -> None:

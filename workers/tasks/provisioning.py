@@ -114,7 +114,7 @@ def sweep_private_endpoints() -> int:
     def sweep(session: Session) -> None:
         statement = select(Cluster.id).where(
             col(Cluster.pls_resource_id).is_not(None),
-            col(Cluster.status).in_([ClusterStatus.READY.value, ClusterStatus.UPDATING.value]),
+            col(Cluster.status).in_([ClusterStatus.READY, ClusterStatus.UPDATING]),
         )
         for cluster_id in session.exec(statement):
             enqueue(session, SyncPrivateEndpoints(cluster_id=cluster_id))

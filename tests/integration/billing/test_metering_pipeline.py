@@ -87,7 +87,7 @@ def test_clean_run_bills_every_closed_hour_once_and_reconciles_to_zero(
         if hour in closed_hours and expected_billable(dimension, count) > 0
     }
     assert {(entry.dimension_id, entry.hour_start): entry.billable_quantity for entry in entries} == expected
-    assert {entry.status for entry in entries} == {LedgerStatus.ACCEPTED.value}
+    assert {entry.status for entry in entries} == {LedgerStatus.ACCEPTED}
     held = marketplace_events(emulator_state, customer.subscription_id)
     assert sorted(event["usageEventId"] for event in held) == sorted(
         str(entry.marketplace_usage_event_id) for entry in entries
@@ -167,14 +167,14 @@ def test_lost_answer_is_settled_through_retrieval_without_double_billing(
 
     summary = run_submission(billing_settings, database, now=now, client=metering_client)
     entries = ledger(database, customer.subscription_id)
-    assert summary.counts == {LedgerStatus.EXPIRED.value: 0, LedgerStatus.UNKNOWN.value: len(entries)}
-    assert {entry.status for entry in entries} == {LedgerStatus.UNKNOWN.value}
+    assert summary.counts == {LedgerStatus.EXPIRED: 0, LedgerStatus.UNKNOWN: len(entries)}
+    assert {entry.status for entry in entries} == {LedgerStatus.UNKNOWN}
     # The request took effect although its answer was lost.
     assert len(marketplace_events(emulator_state, customer.subscription_id)) == len(entries)
 
     settled = run_settlement(billing_settings, database, now=now, client=metering_client)
-    assert settled.counts == {LedgerStatus.ACCEPTED.value: len(entries)}
-    assert {entry.status for entry in ledger(database, customer.subscription_id)} == {LedgerStatus.ACCEPTED.value}
+    assert settled.counts == {LedgerStatus.ACCEPTED: len(entries)}
+    assert {entry.status for entry in ledger(database, customer.subscription_id)} == {LedgerStatus.ACCEPTED}
     run_submission(billing_settings, database, now=now, client=metering_client)
     assert len(marketplace_events(emulator_state, customer.subscription_id)) == len(entries)
 
@@ -195,7 +195,7 @@ def test_worker_killed_between_send_and_record_is_settled_not_resent(
     for batch in batches:
         assert isinstance(send_batch(metering_client, batch), list)
     entries = ledger(database, customer.subscription_id)
-    assert {entry.status for entry in entries} == {LedgerStatus.SUBMITTED.value}
+    assert {entry.status for entry in entries} == {LedgerStatus.SUBMITTED}
 
     # A new submission run does not touch submitted entries; settlement after the answer timeout does.
     run_submission(billing_settings, database, now=now, client=metering_client)
@@ -203,7 +203,7 @@ def test_worker_killed_between_send_and_record_is_settled_not_resent(
     later = now + timedelta(minutes=billing_settings.metering_answer_timeout_minutes + 1)
     settled = run_settlement(billing_settings, database, now=later, client=metering_client)
     assert settled.timed_out == len(entries)
-    assert {entry.status for entry in ledger(database, customer.subscription_id)} == {LedgerStatus.ACCEPTED.value}
+    assert {entry.status for entry in ledger(database, customer.subscription_id)} == {LedgerStatus.ACCEPTED}
     assert len(marketplace_events(emulator_state, customer.subscription_id)) == len(entries)
 
 
@@ -240,14 +240,14 @@ def test_flaky_metering_api_still_bills_every_entry_exactly_once(
             open_entries = session.exec(
                 select(sa.func.count())
                 .select_from(UsageLedgerEntry)
-                .where(col(UsageLedgerEntry.status).in_([LedgerStatus.PENDING.value, LedgerStatus.UNKNOWN.value]))
+                .where(col(UsageLedgerEntry.status).in_([LedgerStatus.PENDING, LedgerStatus.UNKNOWN]))
             ).one()
         if open_entries == 0:
             break
     for customer in customers:
         entries = ledger(database, customer.subscription_id)
         assert entries
-        assert {entry.status for entry in entries} == {LedgerStatus.ACCEPTED.value}
+        assert {entry.status for entry in entries} == {LedgerStatus.ACCEPTED}
         held = marketplace_events(emulator_state, customer.subscription_id)
         assert sorted((event["dimension"], event["quantity"]) for event in held) == sorted(
             (entry.dimension_id, entry.billable_quantity) for entry in entries
@@ -269,7 +269,7 @@ def test_unsubscribed_resource_is_rejected_flagged_and_not_retried(
 
     first = run_submission(billing_settings, database, now=now, client=metering_client)
     entries = ledger(database, customer.subscription_id)
-    assert first.counts[LedgerStatus.REJECTED.value] == len(entries)
+    assert first.counts[LedgerStatus.REJECTED] == len(entries)
     assert all(entry.status_reason and entry.status_reason.startswith("ResourceNotFound") for entry in entries)
     with database.session() as session:
         flagged = session.exec(
@@ -299,7 +299,7 @@ def test_hours_past_the_window_expire_flagged_and_show_in_reconciliation(
     two_days_later = now + timedelta(days=2)
 
     summary = run_submission(billing_settings, database, now=two_days_later, client=metering_client)
-    assert summary.counts == {LedgerStatus.EXPIRED.value: len(entries)}
+    assert summary.counts == {LedgerStatus.EXPIRED: len(entries)}
     assert summary.batches == 0
     assert marketplace_events(emulator_state, customer.subscription_id) == []
 
@@ -399,7 +399,7 @@ def test_samples_arriving_after_an_hour_closed_become_adjustments_not_edits(
     assert after["data_transfer_gib"].billable_quantity == 6.0
     # The requests hour had no entry (nothing billable at close), so its late samples simply open one.
     assert after["api_requests_10k"].billable_quantity == 20.0
-    assert after["api_requests_10k"].status == LedgerStatus.PENDING.value
+    assert after["api_requests_10k"].status == LedgerStatus.PENDING
 
     again = run_close(billing_settings, database, now=this_hour + timedelta(minutes=23))
     assert (again.entries_created, again.adjustments_recorded) == (0, 0)
@@ -418,13 +418,13 @@ def test_usage_of_a_subscription_suspended_before_sending_is_waived_as_the_catal
     with database.session() as session:
         subscription = session.get(MarketplaceSubscription, customer.subscription_id)
         assert subscription is not None
-        subscription.status = SubscriptionStatus.SUSPENDED.value
+        subscription.status = SubscriptionStatus.SUSPENDED
         session.add(subscription)
 
     summary = run_submission(billing_settings, database, now=now, client=metering_client)
     entries = ledger(database, customer.subscription_id)
     assert summary.batches == 0
-    assert summary.counts[LedgerStatus.REJECTED.value] == len(entries)
+    assert summary.counts[LedgerStatus.REJECTED] == len(entries)
     assert all(
         entry.status_reason and entry.status_reason.startswith("waived: subscription Suspended") for entry in entries
     )

@@ -83,7 +83,7 @@ def seed(database: Database, *, customer_entra_tenant_id: str, other_entra_tenan
         other_customer = _seed_tenant(session, other_entra_tenant_id, "Fabrikam", ClusterStatus.FAILED)
         marketplace_report = MarketplaceReconciliationReport(
             trigger="schedule",
-            status=ReconciliationStatus.COMPLETED.value,
+            status=ReconciliationStatus.COMPLETED,
             finished_at=utc_now(),
             subscriptions_seen=2,
             operations_seen=4,
@@ -142,13 +142,11 @@ def _seed_tenant(session: Session, entra_tenant_id: str, name: str, status: Clus
             deployment_name=f"cp-{uuid.uuid4().hex[:24]}",
             resource_group=cluster.resource_group,
             parameters_hash="0" * 64,
-            state=DeploymentState.SUCCEEDED.value,
+            state=DeploymentState.SUCCEEDED,
             finished_at=utc_now(),
         )
     )
-    rotation = KeyRotation(
-        cluster_id=cluster.id, requested_by="policy:rotation", state=KeyRotationState.COMPLETED.value
-    )
+    rotation = KeyRotation(cluster_id=cluster.id, requested_by="policy:rotation", state=KeyRotationState.COMPLETED)
     connection = PrivateEndpointConnection(
         cluster_id=cluster.id,
         tenant_id=tenant.id,
@@ -156,7 +154,7 @@ def _seed_tenant(session: Session, entra_tenant_id: str, name: str, status: Clus
         arm_connection_id=f"{cluster.resource_group}/privateEndpointConnections/pe",
         source_subscription_id=str(uuid.uuid4()),
         request_message="please approve",
-        status=ConnectionStatus.PENDING.value,
+        status=ConnectionStatus.PENDING,
     )
     failed = MarketplaceOperation(
         id=str(uuid.uuid4()),
@@ -164,7 +162,7 @@ def _seed_tenant(session: Session, entra_tenant_id: str, name: str, status: Clus
         action=OperationAction.CHANGE_QUANTITY.value,
         quantity=3,
         marketplace_status="InProgress",
-        state=OperationState.FAILED.value,
+        state=OperationState.FAILED,
         failure_reason="seeded failure",
     )
     reported = MarketplaceOperation(
@@ -172,7 +170,7 @@ def _seed_tenant(session: Session, entra_tenant_id: str, name: str, status: Clus
         subscription_id=subscription.id,
         action=OperationAction.RENEW.value,
         marketplace_status="Succeeded",
-        state=OperationState.REPORTED.value,
+        state=OperationState.REPORTED,
         result="Success",
     )
     session.add_all([rotation, connection, failed, reported])

@@ -43,7 +43,7 @@ def plant_ready_cluster(database: Database, endpoint_fqdn: str, entra_tenant_id:
             resource_group="rg-probe",
             desired_plan_id="standard",
             desired_quantity=1,
-            status=ClusterStatus.READY.value,
+            status=ClusterStatus.READY,
             observed_generation=1,
             endpoint_fqdn=endpoint_fqdn,
         )

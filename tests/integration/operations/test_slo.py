@@ -34,7 +34,7 @@ def planted_cluster(session: Session) -> Cluster:
         resource_group="rg",
         desired_plan_id="standard",
         desired_quantity=1,
-        status=ClusterStatus.READY.value,
+        status=ClusterStatus.READY,
         observed_generation=1,
         endpoint_fqdn="slo.example.test",
     )

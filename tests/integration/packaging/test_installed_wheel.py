@@ -151,7 +151,7 @@ def test_the_installed_control_plane_migrates_and_takes_a_purchase_to_ready(
             with database.session() as session:
                 statement = select(Cluster).where(Cluster.subscription_id == purchase["subscription_id"])
                 cluster = session.exec(statement).first()
-                return cluster if cluster is not None and cluster.status == ClusterStatus.READY.value else None
+                return cluster if cluster is not None and cluster.status == ClusterStatus.READY else None
 
         cluster = wait_for(ready_cluster, timeout_seconds=240, what="the installed release's cluster to be ready")
         assert cluster.pls_alias

@@ -61,7 +61,7 @@ def test_cluster_detail_is_tenant_scoped_and_actions_are_authorized(
     api_url: str,
 ) -> None:
     cluster_id = create_cluster(database, state, owner="api1")
-    cluster = drive(cluster_id, lambda item: item.status == ClusterStatus.READY.value)
+    cluster = drive(cluster_id, lambda item: item.status == ClusterStatus.READY)
     admin = bearer(state, "contoso", "contoso-admin", ["Customer.Admin"])
     stranger = bearer(state, "fabrikam", "fabrikam-admin", ["Customer.Admin"])
     operator = operator_headers(state)

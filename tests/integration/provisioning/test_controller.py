@@ -30,7 +30,7 @@ from core.settings import Settings
 from tests.integration.provisioning.conftest import Driver, create_cluster, resource_body, tenant_and_subscription
 
 pytestmark = pytest.mark.timeout(90)
-READY = ClusterStatus.READY.value
+READY = ClusterStatus.READY
 
 
 def arm_deployment_names(settings: Settings, state: dict[str, Any], tenant_key: str, group: str) -> list[str]:
@@ -126,7 +126,7 @@ def test_scale_suspend_reinstate_rotate_and_unsubscribe(
 
     with database.session() as session:
         change_desired_spec(session, cluster_id, actor="test", reason="Suspend", desired_suspended=True)
-    drive(cluster_id, lambda item: item.status == ClusterStatus.SUSPENDED.value)
+    drive(cluster_id, lambda item: item.status == ClusterStatus.SUSPENDED)
     with database.session() as session:
         change_desired_spec(session, cluster_id, actor="test", reason="Reinstate", desired_suspended=False)
     cluster = drive(cluster_id, lambda item: item.status == READY and item.observed_generation == 4)
@@ -148,7 +148,7 @@ def test_scale_suspend_reinstate_rotate_and_unsubscribe(
 
     with database.session() as session:
         change_desired_spec(session, cluster_id, actor="test", reason="Unsubscribe", desired_deleted=True)
-    cluster = drive(cluster_id, lambda item: item.status == ClusterStatus.DELETED.value)
+    cluster = drive(cluster_id, lambda item: item.status == ClusterStatus.DELETED)
     vaults = resource_body(arm_control, subscription_id, "Microsoft.KeyVault/vaults")
     assert not any(cluster.name in str(item.get("id", "")) for item in vaults)
     # The vault went to soft delete with the resource group; it is never purged early.
@@ -184,9 +184,9 @@ def test_private_endpoints_auto_approved_by_policy_and_pending_until_a_person_ap
     admin = Principal(entra_tenant_id=entra_tenant_id, object_id="admin-oid")
     with database.session() as session:
         rows = {row.connection_name.split(".")[0]: row for row in list_connections(session, admin, cluster_id)}
-    assert rows["pe-trusted"].status == ConnectionStatus.APPROVED.value
+    assert rows["pe-trusted"].status == ConnectionStatus.APPROVED
     assert rows["pe-trusted"].decided_by == "policy:auto-approval-subscriptions"
-    assert rows["pe-other"].status == ConnectionStatus.PENDING.value
+    assert rows["pe-other"].status == ConnectionStatus.PENDING
 
     stranger = Principal(entra_tenant_id=tenant_and_subscription(state, "fabrikam")[0], object_id="x")
     with database.session() as session, pytest.raises(Exception, match="cluster not found"):
@@ -211,7 +211,7 @@ def test_missing_role_fails_with_an_actionable_message(
 ) -> None:
     # Fabrikam never consented to the control-plane app: no role on its subscription.
     cluster_id = create_cluster(database, state, owner="norole1", tenant_key="fabrikam")
-    cluster = drive(cluster_id, lambda item: item.status == ClusterStatus.FAILED.value)
+    cluster = drive(cluster_id, lambda item: item.status == ClusterStatus.FAILED)
     assert cluster.last_error_code == "ArmAccessDenied"
     assert "grant it the Contributor role" in (cluster.last_error_message or "")
 
@@ -255,7 +255,7 @@ def test_conflicting_changes_in_quick_succession_converge_on_the_newest(
     with database.session() as session:
         rows = session.exec(select(ArmDeployment).where(ArmDeployment.cluster_id == cluster_id)).all()
     cluster_steps = sorted((row.generation, row.state) for row in rows if row.step == "cluster")
-    assert cluster_steps == [(1, DeploymentState.SUCCEEDED.value), (2, "succeeded"), (3, "succeeded")]
+    assert cluster_steps == [(1, DeploymentState.SUCCEEDED), (2, "succeeded"), (3, "succeeded")]
     assert len({row.deployment_name for row in rows}) == len(rows)
     assert isinstance(cluster, Cluster)
 

@@ -29,7 +29,7 @@ from core.settings import Settings
 from tests.integration.provisioning.conftest import Driver, create_cluster, resource_body, tenant_and_subscription
 
 pytestmark = pytest.mark.timeout(120)
-READY = ClusterStatus.READY.value
+READY = ClusterStatus.READY
 
 
 def arm_client(settings: Settings, state: dict[str, Any]) -> ArmClient:
@@ -107,7 +107,7 @@ def test_a_deleted_scale_set_is_detected_and_re_deployed_by_its_step(
         "open",
     )
     # The controller re-runs the cluster step (a new deployment), then the cluster is ready again.
-    drive(cluster_id, lambda item: item.status == ClusterStatus.UPDATING.value)
+    drive(cluster_id, lambda item: item.status == ClusterStatus.UPDATING)
     drive(cluster_id, lambda item: item.status == READY)
     _, subscription_id = tenant_and_subscription(state, "contoso")
     sets = resource_body(arm_control, subscription_id, "Microsoft.Compute/virtualMachineScaleSets")
@@ -116,7 +116,7 @@ def test_a_deleted_scale_set_is_detected_and_re_deployed_by_its_step(
     report = observe(database, provisioning_settings, state, cluster_id)
     assert report.resolved == [DriftKind.RESOURCE_DELETED.value]
     [drift] = drifts(database, cluster_id)
-    assert drift.state == DriftState.RESOLVED.value
+    assert drift.state == DriftState.RESOLVED
     assert audit_actions(database, cluster_id) == ["cluster.drift.detected", "cluster.drift.resolved"]
     with database.session() as session:
         cluster = session.get(Cluster, cluster_id)
@@ -137,7 +137,7 @@ def test_a_deleted_private_link_service_is_re_deployed_with_its_new_alias_record
     report = observe(database, provisioning_settings, state, cluster_id)
     assert report.detected == [DriftKind.RESOURCE_DELETED.value]
 
-    drive(cluster_id, lambda item: item.status == ClusterStatus.UPDATING.value)
+    drive(cluster_id, lambda item: item.status == ClusterStatus.UPDATING)
     cluster = drive(cluster_id, lambda item: item.status == READY)
     assert observe(database, provisioning_settings, state, cluster_id).resolved == ["resource_deleted"]
     # Azure gives a re-created service a new alias; consumers must be told, so the cluster shows the new one.
@@ -204,7 +204,7 @@ def test_changed_capacity_sku_and_pls_lists_are_put_back(
     assert by_kind["scale_set_capacity_changed"].observed == {"capacity": 9}
     assert by_kind["pls_auto_approval_changed"].observed == {"subscriptions": [intruder]}
 
-    drive(cluster_id, lambda item: item.status == ClusterStatus.UPDATING.value)
+    drive(cluster_id, lambda item: item.status == ClusterStatus.UPDATING)
     drive(cluster_id, lambda item: item.status == READY)
     report = observe(database, provisioning_settings, state, cluster_id)
     assert sorted(report.resolved) == sorted(by_kind)
@@ -239,7 +239,7 @@ def test_a_removed_role_assignment_is_granted_again_and_a_disabled_key_is_an_inc
     assert report.incidents == ["key_disabled"]
     assert report.repairs_requested == ["role_assignment_removed"]
 
-    drive(cluster_id, lambda item: item.status == ClusterStatus.UPDATING.value)
+    drive(cluster_id, lambda item: item.status == ClusterStatus.UPDATING)
     drive(cluster_id, lambda item: item.status == READY)
     report = observe(database, provisioning_settings, state, cluster_id)
     assert report.resolved == ["role_assignment_removed"]
@@ -254,13 +254,13 @@ def test_a_suspended_cluster_is_repaired_and_stays_suspended(
     drive(cluster_id, lambda item: item.status == READY)
     with database.session() as session:
         change_desired_spec(session, cluster_id, actor="test", reason="Suspend", desired_suspended=True)
-    drive(cluster_id, lambda item: item.status == ClusterStatus.SUSPENDED.value)
+    drive(cluster_id, lambda item: item.status == ClusterStatus.SUSPENDED)
     scale_set_id = outputs_of(database, cluster_id, "cluster")["scaleSetResourceId"]
 
     out_of_band(arm_control, "delete", resource_id=scale_set_id)
     assert observe(database, provisioning_settings, state, cluster_id).detected == ["resource_deleted"]
-    drive(cluster_id, lambda item: item.status == ClusterStatus.RESUMING.value)
-    drive(cluster_id, lambda item: item.status == ClusterStatus.SUSPENDED.value)
+    drive(cluster_id, lambda item: item.status == ClusterStatus.RESUMING)
+    drive(cluster_id, lambda item: item.status == ClusterStatus.SUSPENDED)
 
     assert observe(database, provisioning_settings, state, cluster_id).resolved == ["resource_deleted"]
     _, subscription_id = tenant_and_subscription(state, "contoso")
@@ -308,7 +308,7 @@ def test_a_drift_that_comes_back_after_its_repairs_is_handed_to_an_operator(
         assert report.repairs_requested == ["scale_set_capacity_changed"]
         [drift] = drifts(database, cluster_id)
         assert drift.repair_attempts == attempt
-        drive(cluster_id, lambda item: item.status == ClusterStatus.UPDATING.value)
+        drive(cluster_id, lambda item: item.status == ClusterStatus.UPDATING)
         drive(cluster_id, lambda item: item.status == READY)
     out_of_band(arm_control, "scale-set", resource_id=scale_set_id, capacity=1)
     report = observe(database, settings, state, cluster_id)
@@ -369,7 +369,7 @@ def test_a_repair_whose_reconcile_message_was_lost_is_asked_for_again_at_the_nex
     assert reconcile_messages() == before + 2
     [drift] = drifts(database, cluster_id)
     assert drift.repair_attempts == 1  # the same repair, asked for again; not a new attempt
-    drive(cluster_id, lambda item: item.status == ClusterStatus.UPDATING.value)
+    drive(cluster_id, lambda item: item.status == ClusterStatus.UPDATING)
     drive(cluster_id, lambda item: item.status == READY)
     assert observe(database, provisioning_settings, state, cluster_id).resolved == ["resource_deleted"]
 

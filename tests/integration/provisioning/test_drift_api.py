@@ -36,7 +36,7 @@ def test_drift_is_listed_for_the_owner_and_operators_only_and_counted_by_kind(
     api_url: str,
 ) -> None:
     cluster_id = create_cluster(database, state, owner="drift-api")
-    drive(cluster_id, lambda item: item.status == ClusterStatus.READY.value)
+    drive(cluster_id, lambda item: item.status == ClusterStatus.READY)
     key_id = outputs_of(database, cluster_id, "identity-keyvault")["keyResourceId"]
     out_of_band(arm_control, "disable-key", resource_id=key_id)
     assert observe(database, provisioning_settings, state, cluster_id).incidents == ["key_disabled"]

@@ -66,7 +66,7 @@ def output(database: Database, cluster_id: str, step: str, name: str) -> str:
         rows = session.exec(
             select(ArmDeployment)
             .where(ArmDeployment.cluster_id == cluster_id, ArmDeployment.step == step)
-            .where(ArmDeployment.state == DeploymentState.SUCCEEDED.value)
+            .where(ArmDeployment.state == DeploymentState.SUCCEEDED)
             .order_by(col(ArmDeployment.id))
         ).all()
     return str(rows[-1].outputs[name])
@@ -75,7 +75,7 @@ def output(database: Database, cluster_id: str, step: str, name: str) -> str:
 def ready(database: Database, cluster_id: str) -> Cluster | None:
     with database.session() as session:
         cluster = session.get(Cluster, cluster_id)
-        return cluster if cluster is not None and cluster.status == ClusterStatus.READY.value else None
+        return cluster if cluster is not None and cluster.status == ClusterStatus.READY else None
 
 
 def test_out_of_band_deletions_are_detected_within_one_interval_and_repaired_or_raised(
@@ -122,7 +122,7 @@ def test_out_of_band_deletions_are_detected_within_one_interval_and_repaired_or_
                     (
                         row
                         for row in drift_rows(database, cluster_id)
-                        if row.id == drift.id and row.state == DriftState.RESOLVED.value
+                        if row.id == drift.id and row.state == DriftState.RESOLVED
                     ),
                     None,
                 ),

@@ -48,7 +48,7 @@ def test_quota_failure_spends_the_budget_then_an_operator_retry_recovers(
     assert arm_control.put(f"/subscriptions/{subscription_id}/quotas", json=quota).status_code == 200
 
     cluster_id = create_cluster(database, state, owner="quota1", azure_subscription_id=subscription_id)
-    cluster = drive(cluster_id, lambda item: item.status == ClusterStatus.FAILED.value)
+    cluster = drive(cluster_id, lambda item: item.status == ClusterStatus.FAILED)
 
     assert cluster.last_error_code == "DeploymentFailed"
     assert "quota" in str(cluster.last_error_details).lower()
@@ -77,7 +77,7 @@ def test_quota_failure_spends_the_budget_then_an_operator_retry_recovers(
     assert arm_control.delete(f"/subscriptions/{subscription_id}/quotas").status_code == 200
     with database.session() as session:
         retry_failed_cluster(session, cluster_id, actor="user:operator", reason="quota raised")
-    cluster = drive(cluster_id, lambda item: item.status == ClusterStatus.READY.value)
+    cluster = drive(cluster_id, lambda item: item.status == ClusterStatus.READY)
     assert cluster.last_error_code is None
     with database.session() as session:
         names = [
@@ -97,15 +97,15 @@ def test_unsubscribe_keeps_the_cluster_stopped_for_the_retention_period(
 ) -> None:
     controller.settings = controller.settings.model_copy(update={"cluster_retention_days": 7})
     cluster_id = create_cluster(database, state, owner="keep1")
-    drive(cluster_id, lambda item: item.status == ClusterStatus.READY.value)
+    drive(cluster_id, lambda item: item.status == ClusterStatus.READY)
     with database.session() as session:
         change_desired_spec(session, cluster_id, actor="test", reason="Unsubscribe", desired_deleted=True)
-    cluster = drive(cluster_id, lambda item: item.status == ClusterStatus.DEPROVISIONING.value)
+    cluster = drive(cluster_id, lambda item: item.status == ClusterStatus.DEPROVISIONING)
     assert cluster.retention_until is not None
     assert (cluster.retention_until - cluster.updated_at).days >= 6
     # Another pass inside the retention period deletes nothing.
     cluster = drive(cluster_id, lambda item: True)
-    assert cluster.status == ClusterStatus.DEPROVISIONING.value
+    assert cluster.status == ClusterStatus.DEPROVISIONING
     assert cluster.current_step == "retention"
     arm = controller.arm_clients.for_subscription(
         state["entra"]["tenants"]["contoso"]["id"], cluster.azure_subscription_id
@@ -125,7 +125,7 @@ def test_sweep_finds_a_converging_cluster_whose_check_is_overdue(
         assert cluster_id not in overdue_cluster_ids(session, now=utc_now(), grace=grace)
         # Five minutes on with the cluster unchanged means its scheduled check was lost on the way.
         assert cluster_id in overdue_cluster_ids(session, now=much_later, grace=grace)
-    drive(cluster_id, lambda item: item.status == ClusterStatus.READY.value)
+    drive(cluster_id, lambda item: item.status == ClusterStatus.READY)
     with database.session() as session:
         assert cluster_id not in overdue_cluster_ids(session, now=much_later, grace=grace)
 
@@ -137,7 +137,7 @@ def test_consented_tenant_without_a_role_on_the_subscription_fails_with_an_actio
     tenant_id = state["entra"]["tenants"]["contoso"]["id"]
     assert arm_control.post("/subscriptions", json={"id": subscription_id, "tenant_id": tenant_id}).status_code == 201
     cluster_id = create_cluster(database, state, owner="norbac1", azure_subscription_id=subscription_id)
-    cluster = drive(cluster_id, lambda item: item.status == ClusterStatus.FAILED.value)
+    cluster = drive(cluster_id, lambda item: item.status == ClusterStatus.FAILED)
     assert cluster.last_error_code == "ArmAccessDenied"
     assert "AuthorizationFailed" in (cluster.last_error_message or "")
     assert f"cannot manage Azure subscription {subscription_id}" in (cluster.last_error_message or "")
@@ -147,7 +147,7 @@ def test_keys_older_than_the_policy_are_due_for_rotation(
     database: Database, drive: Driver, state: dict[str, Any]
 ) -> None:
     cluster_id = create_cluster(database, state, owner="policy1")
-    drive(cluster_id, lambda item: item.status == ClusterStatus.READY.value)
+    drive(cluster_id, lambda item: item.status == ClusterStatus.READY)
     with database.session() as session:
         due_now = {item.id for item in clusters_due_for_rotation(session, now=utc_now())}
         due_later = {item.id for item in clusters_due_for_rotation(session, now=utc_now() + timedelta(days=91))}
@@ -161,7 +161,7 @@ def test_the_policy_sweep_skips_a_rotation_under_way_and_keeps_serving_others_wh
     broken_id = create_cluster(database, state, owner="policy2")
     healthy_id = create_cluster(database, state, owner="policy3")
     for cluster_id in (broken_id, healthy_id):
-        drive(cluster_id, lambda item: item.status == ClusterStatus.READY.value)
+        drive(cluster_id, lambda item: item.status == ClusterStatus.READY)
     later = utc_now() + timedelta(days=91)
     request = key_rotation.request_key_rotation
 

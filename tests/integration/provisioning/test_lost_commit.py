@@ -110,7 +110,7 @@ def test_a_put_whose_commit_is_lost_is_adopted_not_deployed_again(
     assert lost is None
     _wait_until_finished(client, group, second)
 
-    cluster = drive(cluster_id, lambda item: item.status == ClusterStatus.READY.value)
+    cluster = drive(cluster_id, lambda item: item.status == ClusterStatus.READY)
 
     with database.session() as session:
         rows = session.exec(select(ArmDeployment).where(ArmDeployment.cluster_id == cluster_id)).all()

@@ -27,7 +27,7 @@ from core.settings import Settings
 from tests.conftest import start_api
 from tests.integration.provisioning.conftest import Driver, create_cluster, tenant_and_subscription
 
-READY = ClusterStatus.READY.value
+READY = ClusterStatus.READY
 
 
 @pytest.fixture
@@ -92,7 +92,7 @@ def test_a_foreign_resource_added_to_our_group_survives_deletion_and_is_reported
 
     with database.session() as session:
         change_desired_spec(session, cluster_id, actor="test", reason="Unsubscribe", desired_deleted=True)
-    cluster = drive(cluster_id, lambda item: item.status == ClusterStatus.DELETED.value)
+    cluster = drive(cluster_id, lambda item: item.status == ClusterStatus.DELETED)
 
     # The group stays with the customer's resource in it, and only that.
     assert arm.resource_group_exists(cluster.resource_group)
@@ -121,7 +121,7 @@ def test_a_group_holding_only_our_resources_is_deleted_with_them(
     cluster = drive(cluster_id, lambda item: item.status == READY)
     with database.session() as session:
         change_desired_spec(session, cluster_id, actor="test", reason="Unsubscribe", desired_deleted=True)
-    cluster = drive(cluster_id, lambda item: item.status == ClusterStatus.DELETED.value)
+    cluster = drive(cluster_id, lambda item: item.status == ClusterStatus.DELETED)
     assert not arm.resource_group_exists(cluster.resource_group)
     assert cluster.leftover_resource_ids == []
 
@@ -156,7 +156,7 @@ def test_customer_tags_survive_provisioning_plan_change_suspend_and_resume(
     for generation, change in enumerate(changes, start=2):
         with database.session() as session:
             change_desired_spec(session, cluster_id, actor="test", reason="change", **change)
-        settled = ClusterStatus.SUSPENDED.value if change.get("desired_suspended") else READY
+        settled = ClusterStatus.SUSPENDED if change.get("desired_suspended") else READY
         drive(cluster_id, lambda item, g=generation, s=settled: item.status == s and item.observed_generation == g)
         assert tags() == expected, change
 
@@ -170,7 +170,7 @@ def test_a_group_taken_by_someone_else_before_the_first_step_fails_the_cluster_a
     assert arm.create_resource_group(group, "westeurope", {OWNERSHIP_TAG: "vast-someoneelse"})
     foreign = _add_foreign_storage_account(arm_control, arm.subscription_id, group)
     cluster_id = create_cluster(database, state, owner=owner)
-    cluster = drive(cluster_id, lambda item: item.status == ClusterStatus.FAILED.value)
+    cluster = drive(cluster_id, lambda item: item.status == ClusterStatus.FAILED)
     assert cluster.last_error_code == "ResourceGroupNotOwned"
     assert group in (cluster.last_error_message or "")
     facts = arm.get_resource_group(group)
@@ -222,7 +222,7 @@ def test_what_a_failed_deployment_created_is_ours_and_goes_with_the_group(
     quota = {"region": "westeurope", "name": "vmssCapacity", "limit": 2}
     assert arm_control.put(f"/subscriptions/{subscription_id}/quotas", json=quota).status_code == 200
     cluster_id = create_cluster(database, state, owner=_owner(), azure_subscription_id=subscription_id)
-    cluster = drive(cluster_id, lambda item: item.status == ClusterStatus.FAILED.value)
+    cluster = drive(cluster_id, lambda item: item.status == ClusterStatus.FAILED)
     with database.session() as session:
         failed = session.exec(
             select(ArmDeployment).where(ArmDeployment.cluster_id == cluster_id, ArmDeployment.step == "cluster")
@@ -231,7 +231,7 @@ def test_what_a_failed_deployment_created_is_ours_and_goes_with_the_group(
 
     with database.session() as session:
         change_desired_spec(session, cluster_id, actor="test", reason="Unsubscribe", desired_deleted=True)
-    cluster = drive(cluster_id, lambda item: item.status == ClusterStatus.DELETED.value)
+    cluster = drive(cluster_id, lambda item: item.status == ClusterStatus.DELETED)
     arm = ArmClientFactory(provisioning_settings).for_subscription(tenant_id, subscription_id)
     assert not arm.resource_group_exists(cluster.resource_group)
     assert cluster.leftover_resource_ids == []

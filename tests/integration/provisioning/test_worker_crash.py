@@ -49,7 +49,7 @@ def test_sigkill_of_the_worker_mid_deployment_then_restart_deploys_each_step_onc
         worker.kill()
         replacement = group.add("worker-2", "worker", "--concurrency=1")
         replacement.start(environment)
-        cluster = _wait_for(database, cluster_id, lambda item: item.status == ClusterStatus.READY.value, 90)
+        cluster = _wait_for(database, cluster_id, lambda item: item.status == ClusterStatus.READY, 90)
     finally:
         group.stop_all()
     assert relay.process is not None

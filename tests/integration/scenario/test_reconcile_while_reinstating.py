@@ -89,7 +89,7 @@ def _reconcile(
 
 def test_a_reinstate_pending_at_marketplace_keeps_our_subscribed_status(session: Session) -> None:
     ours = _subscription(session, "Subscribed")
-    operation = _operation(session, ours.id, "Reinstate", OperationState.APPLIED.value)
+    operation = _operation(session, ours.id, "Reinstate", OperationState.APPLIED)
     pending = FulfillmentOperation.model_validate(
         {"id": operation.id, "subscriptionId": ours.id, "action": "Reinstate", "status": "InProgress"}
     )
@@ -99,14 +99,14 @@ def test_a_reinstate_pending_at_marketplace_keeps_our_subscribed_status(session:
 
 def test_a_reinstate_unfinished_with_us_keeps_our_subscribed_status(session: Session) -> None:
     ours = _subscription(session, "Subscribed")
-    _operation(session, ours.id, "Reinstate", OperationState.APPLIED.value)
+    _operation(session, ours.id, "Reinstate", OperationState.APPLIED)
     assert "status_followed" not in _reconcile(session, _remote(ours, "Suspended"))
     assert ours.status == "Subscribed"
 
 
 def test_an_operation_that_moved_after_the_listing_makes_it_stale(session: Session) -> None:
     ours = _subscription(session, "Suspended")
-    _operation(session, ours.id, "Suspend", OperationState.REPORTED.value)  # updated now, after the listing
+    _operation(session, ours.id, "Suspend", OperationState.REPORTED)  # updated now, after the listing
     assert "status_followed" not in _reconcile(
         session, _remote(ours, "Subscribed"), listed_at_offset=-timedelta(seconds=5)
     )
@@ -115,14 +115,14 @@ def test_an_operation_that_moved_after_the_listing_makes_it_stale(session: Sessi
 
 def test_a_quiet_subscription_still_follows_marketplace(session: Session) -> None:
     ours = _subscription(session, "Subscribed")
-    _operation(session, ours.id, "ChangeQuantity", OperationState.REPORTED.value)
+    _operation(session, ours.id, "ChangeQuantity", OperationState.REPORTED)
     assert "status_followed" in _reconcile(session, _remote(ours, "Suspended"), listed_at_offset=timedelta(seconds=5))
     assert ours.status == "Suspended"
 
 
 def test_unsubscribed_is_followed_even_while_reinstating(session: Session) -> None:
     ours = _subscription(session, "Subscribed")
-    _operation(session, ours.id, "Reinstate", OperationState.APPLIED.value)
+    _operation(session, ours.id, "Reinstate", OperationState.APPLIED)
     assert "status_followed" in _reconcile(session, _remote(ours, "Unsubscribed"))
     assert ours.status == "Unsubscribed"
 

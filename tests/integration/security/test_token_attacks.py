@@ -263,7 +263,7 @@ def assert_refused_and_nothing_stored(
     new_refusals = [event for event in after.refusals if counted_before.get(event.id) != event.occurrences]
     assert sum(event.occurrences - counted_before.get(event.id, 0) for event in new_refusals) == len(responses)
     for event in new_refusals:
-        assert event.outcome == AuditOutcome.REFUSED.value
+        assert event.outcome == AuditOutcome.REFUSED
         assert event.actor == "marketplace:unverified"
         assert event.details["status"] == 401
         assert event.details["reason"] == message
