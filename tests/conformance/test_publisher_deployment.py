@@ -58,6 +58,8 @@ def parameters(kind: str) -> dict[str, Any]:
         "publisherCredentialKind": kind,
         "publisherCredential": f"credential-{uuid.uuid4().hex}",
         "sessionSecret": f"session-{uuid.uuid4().hex}",
+        "controlPlaneClientId": str(uuid.uuid4()),
+        "controlPlaneClientSecret": f"control-plane-{uuid.uuid4().hex}",
         "postgresAdministratorPassword": f"p@ss/{uuid.uuid4().hex}",
     }
     return {name: {"value": value} for name, value in values.items()}
@@ -193,6 +195,8 @@ def test_the_control_plane_deploys_with_a_certificate_read_from_key_vault_throug
         )
         assert "CP_PUBLISHER_CLIENT_SECRET" not in environment_variables
         assert environment_variables["CP_DATABASE_URL"] == {"name": "CP_DATABASE_URL", "secretRef": "database-url"}
+        assert environment_variables["CP_CONTROL_PLANE_CLIENT_SECRET"]["secretRef"] == "control-plane-secret"
+        assert secrets["control-plane-secret"]["keyVaultUrl"].endswith("/secrets/control-plane-secret")
         assert environment_variables["CP_MONITOR_DCR_IMMUTABLE_ID"]["value"] == outputs["dataCollectionRuleImmutableId"]
         assert environment_variables["CP_MONITOR_INGESTION_ENDPOINT"]["value"] == outputs["logsIngestionEndpoint"]
         assert environment_variables["CP_PUBLIC_BASE_URL"]["value"] == outputs["apiUrl"]
@@ -225,7 +229,7 @@ def test_the_control_plane_deploys_with_a_certificate_read_from_key_vault_throug
     everything = json.dumps(
         [read(resources, str(item.id)) for item in resources.resources.list_by_resource_group(publisher_group)]
     ) + json.dumps(deployments.deployments.get(publisher_group, "controlplane").as_dict())
-    for name in ("publisherCredential", "sessionSecret", "postgresAdministratorPassword"):
+    for name in ("publisherCredential", "sessionSecret", "controlPlaneClientSecret", "postgresAdministratorPassword"):
         assert values[name]["value"] not in everything, name
 
 
