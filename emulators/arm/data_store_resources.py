@@ -1,7 +1,7 @@
-"""Microsoft.DBforPostgreSQL flexible servers and Microsoft.Cache Redis caches: the stores the control plane uses.
+"""The stores the control plane's deployment uses: PostgreSQL flexible servers, Redis caches, container registries.
 
 A server gets its FQDN and never returns its administrator password; a cache gets its host name, ports and
-access keys, which only the listKeys action returns.
+access keys, which only the listKeys action returns; a registry gets its login server.
 """
 
 from __future__ import annotations
@@ -95,9 +95,22 @@ class RedisCacheHandler(ResourceHandler):
         return dict(stored.runtime["accessKeys"])
 
 
+class ContainerRegistryHandler(ResourceHandler):
+    """registries: a login server named after the registry (what image references and pull credentials use)."""
+
+    def prepare(self, providers: ResourceProviders, request: PutRequest) -> dict[str, Any]:
+        if (request.body.get("sku") or {}).get("name") not in ("Basic", "Standard", "Premium"):
+            raise ResourceFailure("InvalidSku", "sku.name must be Basic, Standard or Premium.")
+        body = providers.base_body(request)
+        body["properties"]["loginServer"] = f"{request.resource_id.leaf_name.lower()}.azurecr.io"
+        body["properties"].setdefault("adminUserEnabled", False)
+        return body
+
+
 def register_data_store_handlers(providers: ResourceProviders) -> None:
     """Add the PostgreSQL flexible server and Redis cache handlers to the registry."""
     providers.register("Microsoft.DBforPostgreSQL/flexibleServers", PostgresFlexibleServerHandler())
     providers.register("Microsoft.DBforPostgreSQL/flexibleServers/databases", PostgresChildHandler())
     providers.register("Microsoft.DBforPostgreSQL/flexibleServers/firewallRules", PostgresChildHandler())
     providers.register("Microsoft.Cache/redis", RedisCacheHandler())
+    providers.register("Microsoft.ContainerRegistry/registries", ContainerRegistryHandler())

@@ -20,6 +20,7 @@ from azure.mgmt.authorization import AuthorizationManagementClient
 from azure.mgmt.resource.deployments import DeploymentsMgmtClient
 from azure.mgmt.resource.deployments.models import Deployment, DeploymentMode, DeploymentProperties
 from azure.mgmt.resource.resources import ResourceManagementClient
+from azure.mgmt.resource.resources.models import GenericResource, Sku
 
 from core.arm_templates.checker import check_deployment_templates
 from core.arm_templates.steps import output_values
@@ -39,7 +40,9 @@ API_VERSIONS = {
     "microsoft.operationalinsights": "2025-07-01",
     "microsoft.dbforpostgresql": "2024-08-01",
     "microsoft.cache": "2024-11-01",
+    "microsoft.containerregistry": "2025-04-01",
 }
+ACR_PULL = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
 
 
 def template() -> dict[str, Any]:
@@ -50,8 +53,8 @@ def template() -> dict[str, Any]:
 def parameters(kind: str) -> dict[str, Any]:
     """What a publisher supplies; the secure values are unique so a leak into any resource body is findable."""
     values = {
-        "image": "controlplane.azurecr.io/controlplane:1.4.0",
-        "registryServer": "controlplane.azurecr.io",
+        "image": "controlplaneimages.azurecr.io/controlplane:1.4.0",
+        "registryName": "controlplaneimages",
         "publisherTenantId": str(uuid.uuid4()),
         "publisherClientId": str(uuid.uuid4()),
         "publisherServicePrincipalObjectId": str(uuid.uuid4()),
@@ -92,6 +95,13 @@ def authorization(arm_mgmt_client: Callable[..., Any]) -> AuthorizationManagemen
 def publisher_group(resources: ResourceManagementClient) -> Iterator[str]:
     name = f"rg-controlplane-{uuid.uuid4().hex[:8]}"
     resources.resource_groups.create_or_update(name, {"location": "westeurope"})
+    # The registry the publisher pushed the image to before deploying (the template only grants pulling from it).
+    group_id = resources.resource_groups.get(name).id
+    resources.resources.begin_create_or_update_by_id(
+        f"{group_id}/providers/Microsoft.ContainerRegistry/registries/controlplaneimages",
+        GenericResource(location="westeurope", sku=Sku(name="Standard")),
+        api_version="2025-04-01",
+    ).result()
     yield name
     resources.resource_groups.begin_delete(name).result()
 
@@ -168,6 +178,8 @@ def test_the_control_plane_deploys_with_a_certificate_read_from_key_vault_throug
     assert vault_name == outputs["keyVaultUri"].rstrip("/")
     rule_id = f"{group_id}/providers/Microsoft.Insights/dataCollectionRules/cp-dcr"
     assert roles_at(authorization, str(vaults[0].id)) == {(outputs["identityPrincipalId"], KEY_VAULT_SECRETS_USER)}
+    registry_id = f"{group_id}/providers/Microsoft.ContainerRegistry/registries/controlplaneimages"
+    assert roles_at(authorization, registry_id) == {(outputs["identityPrincipalId"], ACR_PULL)}
     assert roles_at(authorization, rule_id) == {
         (values["publisherServicePrincipalObjectId"]["value"], MONITORING_METRICS_PUBLISHER)
     }
@@ -188,6 +200,9 @@ def test_the_control_plane_deploys_with_a_certificate_read_from_key_vault_throug
         assert list(workload["identity"]["userAssignedIdentities"]) == [outputs["identityResourceId"]]
         container = properties["template"]["containers"][0]
         assert container["image"] == values["image"]["value"]
+        assert properties["configuration"]["registries"] == [
+            {"server": "controlplaneimages.azurecr.io", "identity": outputs["identityResourceId"]}
+        ]
         environment_variables = {item["name"]: item for item in container["env"]}
         assert (
             environment_variables["CP_PUBLISHER_CLIENT_CERTIFICATE_PATH"]["value"]
@@ -252,7 +267,7 @@ def test_a_client_secret_instead_of_a_certificate_is_passed_by_secret_reference_
 
     # A new image is a new revision of the same app (the upgrade path); the outputs stay the same.
     upgraded = parameters("secret")
-    upgraded["image"] = {"value": "controlplane.azurecr.io/controlplane:1.5.0"}
+    upgraded["image"] = {"value": "controlplaneimages.azurecr.io/controlplane:1.5.0"}
     state, upgraded_outputs, error = deploy(deployments, publisher_group, template(), upgraded)
     assert state == "Succeeded", error
     assert upgraded_outputs["apiUrl"] == outputs["apiUrl"]
