@@ -1,13 +1,14 @@
 """Run by the expand/contract test with the PREVIOUS release's code on the path (never imported by the suite).
 
-`write <url>`: the previous release records a purchase (tenant, subscription, operation, cluster) and commits.
+`write <url>`: the previous release migrates an empty database with its own migrations and loads its catalog (what
+its `controlplane migrate` does), then records a purchase (tenant, subscription, operation, cluster) and commits.
 `read-write <url> <tables JSON> <ids JSON>`: on the schema the new release migrated, it passes its own start-up
 schema gate, reads back what it wrote before the upgrade, reads every row of the tables the latest migration
 touched through its own models (every column it knows must still be there with a type it can load), and records
 another purchase.
 
-It uses only what every release has had: core.db.make_engine, core.models, core.migrator's schema gate, the test
-factories and SQLModel. Prints one JSON line.
+It uses only what every release has had: core.db.make_engine, core.models, core.migrator, the catalog loader, the
+test factories and SQLModel. Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -84,8 +85,15 @@ def read_write(url: str, touched: list[str], earlier: dict[str, str]) -> dict[st
 def main(arguments: list[str]) -> None:
     command, url = arguments[0], arguments[1]
     if command == "write":
+        from core import migrator
+        from core.catalog.loader import load_catalog, sync_catalog
+        from core.settings import DEFAULT_CATALOG_PATH
+
+        migrator.upgrade(url)
         engine = make_engine(url)
         with Session(engine) as session:
+            sync_catalog(session, load_catalog(DEFAULT_CATALOG_PATH))
+            session.commit()
             result: dict[str, Any] = {"code": core.__file__, "wrote": record_purchase(session)}
         engine.dispose()
     else:
