@@ -66,5 +66,8 @@ KNOWN_FUNCTIONS: frozenset[str] = frozenset(
         "base64",
         "null",
         "utcnow",
+        "uricomponent",
+        "uricomponenttostring",
+        "listkeys",
     }
 )

@@ -7,20 +7,20 @@ from typing import Annotated
 
 import typer
 
-from core.arm_templates.checker import check_repository_templates
+from core.arm_templates.checker import check_deployment_templates, check_repository_templates
 from core.arm_templates.composer import write_main_template
 from core.arm_templates.findings import format_findings
 from core.arm_templates.package import PackageError, write_package
 from core.settings import REPOSITORY_ROOT
 
 templates_app = typer.Typer(help="ARM templates and the managed application package.", no_args_is_help=True)
-RootOption = Annotated[Path, typer.Option(help="Repository root holding arm_templates/.")]
+RootOption = Annotated[Path, typer.Option(help="Repository root holding arm_templates/ (and deploy/).")]
 
 
 @templates_app.command("check")
 def check(root: RootOption = REPOSITORY_ROOT) -> None:
-    """Apply our offline ARM template rules; exits 1 when anything is found (file, JSON path, rule)."""
-    findings = check_repository_templates(root)
+    """Apply our offline ARM template rules to arm_templates/ and deploy/; exits 1 on any finding."""
+    findings = check_repository_templates(root) + check_deployment_templates(root)
     if findings:
         typer.echo(format_findings(findings))
         raise typer.Exit(code=1)

@@ -57,7 +57,13 @@ class Settings(BaseSettings):
     publisher_tenant_id: str = Field(description="Entra tenant id of the publisher.")
     publisher_client_id: str = Field(description="Client id of the publisher's single-tenant fulfilment app.")
     publisher_client_secret: SecretStr | None = None
-    publisher_client_certificate_path: Path | None = None
+    publisher_client_certificate_path: Path | None = Field(
+        default=None,
+        description="PEM (private key + certificate) or PKCS#12 file of the publisher app's certificate credential.",
+    )
+    publisher_client_certificate_password: SecretStr | None = Field(
+        default=None, description="Password of that file's private key, when it is encrypted."
+    )
     use_workload_identity: bool = False
     entra_v1_issuer_host: str = Field(
         default="https://sts.windows.net", description="Issuer host of v1 tokens ({host}/{tenant id}/)."

@@ -24,6 +24,21 @@ NEWEST_STABLE_ALLOW_LIST: dict[tuple[str, str], str] = {
     ("microsoft.managedidentity/userassignedidentities", "2024-11-30"): (
         "Newest stable version of user-assigned identities; 2025-01-31-preview is a preview."
     ),
+    # The publisher deployment (deploy/controlplane.json); each the newest stable version Microsoft lists.
+    ("microsoft.insights/datacollectionendpoints", "2024-03-11"): (
+        "Newest stable version of data collection endpoints."
+    ),
+    ("microsoft.insights/datacollectionrules", "2024-03-11"): "Newest stable version of data collection rules.",
+    ("microsoft.dbforpostgresql/flexibleservers", "2024-08-01"): (
+        "Newest stable version of PostgreSQL flexible servers; later versions are previews."
+    ),
+    ("microsoft.dbforpostgresql/flexibleservers/databases", "2024-08-01"): (
+        "Newest stable version of PostgreSQL flexible server databases."
+    ),
+    ("microsoft.dbforpostgresql/flexibleservers/firewallrules", "2024-08-01"): (
+        "Newest stable version of PostgreSQL flexible server firewall rules."
+    ),
+    ("microsoft.cache/redis", "2024-11-01"): "Newest stable version of Azure Cache for Redis.",
     ("microsoft.insights/diagnosticsettings", "2021-05-01-preview"): (
         "Newest published version of diagnostic settings; the only stable one (2016-09-01) predates metric "
         "settings and category groups."

@@ -17,6 +17,7 @@ from core.arm_templates.ui_definition_rules import UiDefinitionRules, ViewDefini
 __all__ = [
     "RULES",
     "Finding",
+    "check_deployment_templates",
     "check_document",
     "check_file",
     "check_repository_templates",
@@ -86,6 +87,8 @@ RULES: dict[str, str] = {
 }
 
 TEMPLATES_FOLDER = "arm_templates"
+# The publisher's own deployment of the control plane: checked by the same rules, never packaged.
+DEPLOYMENT_FOLDER = "deploy"
 UI_DEFINITION_FILE = "createUiDefinition.json"
 VIEW_DEFINITION_FILE = "viewDefinition.json"
 MAIN_TEMPLATE_FILE = "mainTemplate.json"
@@ -142,6 +145,12 @@ def check_repository_templates(root: Path, today: date | None = None) -> list[Fi
     if not directory.is_dir():
         return [Finding(TEMPLATES_FOLDER, "$", "template-structure", "the arm_templates folder is missing")]
     return check_directory(directory, root, today)
+
+
+def check_deployment_templates(root: Path, today: date | None = None) -> list[Finding]:
+    """Check the publisher deployment templates under `<root>/deploy` (none when the folder is absent)."""
+    directory = root / DEPLOYMENT_FOLDER
+    return check_directory(directory, root, today) if directory.is_dir() else []
 
 
 def load_json(path: Path) -> tuple[Any, str | None]:

@@ -48,10 +48,13 @@ class CredentialFactory:
                 tenant_id=settings.publisher_tenant_id, client_id=settings.publisher_client_id, **options
             )
         if settings.publisher_client_certificate_path is not None:
+            # A client assertion signed with the certificate's key (RFC 7523, x5t header): no secret crosses the wire.
+            password = settings.publisher_client_certificate_password
             return CertificateCredential(
                 settings.publisher_tenant_id,
                 settings.publisher_client_id,
                 certificate_path=str(settings.publisher_client_certificate_path),
+                password=password.get_secret_value() if password is not None else None,
                 **options,
             )
         if settings.publisher_client_secret is None:

@@ -152,7 +152,11 @@ class DeploymentEngine:
         template, parameters, mode = self._read_body(body)
         check_expressions(template)
         evaluator = TemplateEvaluator(
-            template, parameters, self._context(subscription, resource_group, name), self._resolver
+            template,
+            parameters,
+            self._context(subscription, resource_group, name),
+            self._resolver,
+            list_actions=self.providers.list_action,
         )
         plan = evaluator.plan()
         return evaluator, plan, mode
@@ -360,9 +364,17 @@ class DeploymentEngine:
         name = planned.name
         context = self._context(subscription, resource_group, name)
         if inner:
-            evaluator = TemplateEvaluator(template, properties.get("parameters") or {}, context, self._resolver)
+            evaluator = TemplateEvaluator(
+                template,
+                properties.get("parameters") or {},
+                context,
+                self._resolver,
+                list_actions=self.providers.list_action,
+            )
         else:
-            evaluator = TemplateEvaluator(template, {}, context, self._resolver, outer=outer)
+            evaluator = TemplateEvaluator(
+                template, {}, context, self._resolver, outer=outer, list_actions=self.providers.list_action
+            )
         plan = evaluator.plan()
         now = time.time()
         nested = Deployment(

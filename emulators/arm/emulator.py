@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from emulators.arm.arm_app import build_arm_app
 from emulators.arm.compute_resources import register_compute_handlers
+from emulators.arm.container_apps_resources import register_container_apps_handlers
+from emulators.arm.data_store_resources import register_data_store_handlers
 from emulators.arm.deployments import DeploymentEngine
 from emulators.arm.keyvault_data_plane import (
     ACTION_READ,
@@ -19,6 +21,7 @@ from emulators.arm.keyvault_data_plane import (
 )
 from emulators.arm.keyvault_keys import VaultKey
 from emulators.arm.keyvault_resources import register_keyvault_handlers
+from emulators.arm.monitor_resources import register_monitor_handlers
 from emulators.arm.network_resources import register_network_handlers
 from emulators.arm.resource_providers import ResourceProviders
 from emulators.arm.store import ArmStore, StoredResource, Subscription
@@ -87,6 +90,9 @@ class ArmEmulator:
         register_network_handlers(self.providers)
         register_compute_handlers(self.providers)
         register_keyvault_handlers(self.providers, self.key_vaults)
+        register_container_apps_handlers(self.providers)
+        register_data_store_handlers(self.providers)
+        register_monitor_handlers(self.providers)
         self.deployments = DeploymentEngine(self.store, self.providers, config.arm_deployment_seconds)
         limits = {**DEFAULT_RATE_LIMITS, **options.get("arm_rate_limits", {})}
         self.rate_limiter = SubscriptionRateLimiter(

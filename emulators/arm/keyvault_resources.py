@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import re
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -235,7 +236,43 @@ def _data_plane_policy(policy: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+class VaultSecretHandler(ResourceHandler):
+    """vaults/secrets: a PUT with a value adds a version; the value is write-only, the URIs are the vault's."""
+
+    def __init__(self, key_vaults: KeyVaultService) -> None:
+        self.key_vaults = key_vaults
+
+    def prepare(self, providers: ResourceProviders, request: PutRequest) -> dict[str, Any]:
+        vault_name, secret_name = request.resource_id.name.split("/")
+        vault = self.key_vaults.vault(vault_name)
+        if vault is None:
+            raise ResourceFailure("ParentResourceNotFound", f"The vault '{vault_name}' was not found.")
+        if not re.fullmatch(r"[0-9a-zA-Z-]{1,127}", secret_name):
+            raise ResourceFailure("BadRequest", f"The secret name '{secret_name}' is invalid.")
+        body = providers.base_body(request)
+        body.pop("location", None)
+        properties = body["properties"]
+        properties.pop("provisioningState", None)
+        previous = request.existing.body["properties"] if request.existing else {}
+        version = previous.get("_version")
+        if "value" in properties or version is None:
+            version = uuid.uuid4().hex
+        properties["_version"] = version
+        properties["_value"] = properties.pop("value", previous.get("_value"))
+        properties["secretUri"] = f"{vault.url}/secrets/{secret_name}"
+        properties["secretUriWithVersion"] = f"{vault.url}/secrets/{secret_name}/{version}"
+        properties.setdefault("attributes", {"enabled": True})
+        return body
+
+    def render(self, providers: ResourceProviders, stored: StoredResource) -> dict[str, Any]:
+        body = copy.deepcopy(stored.body)
+        body["properties"].pop("_value", None)
+        body["properties"].pop("_version", None)
+        return body
+
+
 def register_keyvault_handlers(providers: ResourceProviders, key_vaults: KeyVaultService) -> None:
     """Add the Microsoft.KeyVault handlers to the registry."""
     providers.register("Microsoft.KeyVault/vaults", VaultHandler(key_vaults))
     providers.register("Microsoft.KeyVault/vaults/keys", VaultKeyHandler(key_vaults))
+    providers.register("Microsoft.KeyVault/vaults/secrets", VaultSecretHandler(key_vaults))

@@ -6,7 +6,9 @@ Handlers raise ResourceFailure; a direct PUT turns it into a 400, a deployment i
 
 from __future__ import annotations
 
+import base64
 import copy
+import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,6 +41,10 @@ class PutRequest:
         return value if isinstance(value, dict) else {}
 
 
+def _random_key() -> str:
+    return base64.b64encode(secrets.token_bytes(64)).decode()
+
+
 def now_timestamp() -> str:
     """UTC now in ARM's timestamp format."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -66,6 +72,12 @@ class ResourceHandler:
     def on_delete(self, providers: ResourceProviders, stored: StoredResource) -> bool:
         """Side effects of a DELETE; False keeps the generic removal from happening (e.g. soft delete)."""
         return True
+
+    def list_action(self, providers: ResourceProviders, stored: StoredResource, action: str) -> dict[str, Any]:
+        """A POST action such as listKeys; types without one answer as ARM does for an unknown action."""
+        raise ResourceFailure(
+            "InvalidResourceOperation", f"The resource type '{stored.type}' does not support the operation '{action}'."
+        )
 
 
 class UserAssignedIdentityHandler(ResourceHandler):
@@ -152,6 +164,17 @@ class LogAnalyticsWorkspaceHandler(ResourceHandler):
         body["properties"].setdefault("retentionInDays", 30)
         body["properties"]["customerId"] = previous.get("customerId") or str(uuid.uuid4())
         return body
+
+    def after_put(self, providers: ResourceProviders, stored: StoredResource) -> None:
+        stored.runtime.setdefault(
+            "sharedKeys", {"primarySharedKey": _random_key(), "secondarySharedKey": _random_key()}
+        )
+
+    def list_action(self, providers: ResourceProviders, stored: StoredResource, action: str) -> dict[str, Any]:
+        # Templates read the shared keys with listKeys(); the REST API calls the same action sharedKeys.
+        if action in ("listkeys", "sharedkeys"):
+            return dict(stored.runtime["sharedKeys"])
+        return super().list_action(providers, stored, action)
 
 
 class DiagnosticSettingHandler(ResourceHandler):
@@ -319,6 +342,17 @@ class ResourceProviders:
                     self.store.remove_resource(dependant.id)
             self.store.remove_resource(stored.id)
             return True
+
+    def list_action(self, resource_id: str, action: str) -> Any:
+        """Run a POST action (listKeys, ...) on a resource; ResourceFailure when it is missing or has none."""
+        with self.store.lock:
+            stored = self.store.resource(resource_id)
+            if stored is None:
+                parsed = parse_resource_id(resource_id)
+                raise ResourceFailure(
+                    "ResourceNotFound", f"The Resource '{parsed.type}/{parsed.name}' was not found for '{action}'."
+                )
+            return self.handler(stored.type).list_action(self, stored, action.lower())
 
     def list_children(self, parent_id: str, child_type: str) -> list[dict[str, Any]]:
         """Direct children of one type, e.g. a vnet's subnets, a PLS's connections."""

@@ -49,6 +49,9 @@ class DeploymentContext:
 ReferenceResolver = Callable[[str, bool], Any]
 """(resource id, full) -> the resource's properties, or the whole resource when full; raises TemplateError."""
 
+ListActionResolver = Callable[[str, str], Any]
+"""(resource id, action such as "listKeys") -> the action's answer; raises ResourceFailure when not supported."""
+
 
 @dataclass
 class PlannedResource:
@@ -131,12 +134,14 @@ class TemplateEvaluator:
         context: DeploymentContext,
         resolver: ReferenceResolver,
         outer: TemplateEvaluator | None = None,
+        list_actions: ListActionResolver | None = None,
     ) -> None:
         if not isinstance(template, dict):
             raise TemplateError("Deployment template validation failed: the template must be a JSON object.")
         self.template = template
         self.context = context
         self.resolver = resolver
+        self.list_actions = list_actions
         # An outer-scoped nested template reads its parent's parameters and variables.
         self.outer = outer
         self.subscription_id = context.subscription_id
@@ -238,6 +243,14 @@ class TemplateEvaluator:
                 raise TemplateError(f"The template resource '{name_or_id}' is not found for reference().")
             resource_id = found
         return self.resolver(resource_id, full)
+
+    def list_action(self, resource_id: str, action: str, api_version: str) -> Any:
+        """listKeys() and its kin: a POST action on any resource, as ARM runs it while deploying."""
+        if not resource_id.startswith("/"):
+            raise TemplateError(f"The template function '{action}' needs a resource id, got '{resource_id}'.")
+        if self.list_actions is None:
+            raise TemplateError(f"The template function '{action}' is not expected at this location.")
+        return self.list_actions(resource_id, action)
 
     def utc_now_allowed(self) -> bool:
         """utcNow() only in parameter defaults."""

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
-from urllib.parse import urljoin
+from urllib.parse import quote, unquote, urljoin
 
 from emulators.arm.errors import TemplateError
 from emulators.arm.resource_ids import build_resource_id, resource_group_scope
@@ -38,6 +38,7 @@ class FunctionScope(Protocol):
     def subscription_object(self) -> dict[str, Any]: ...
     def deployment_object(self) -> dict[str, Any]: ...
     def reference(self, name_or_id: str, api_version: str | None, full: bool) -> Any: ...
+    def list_action(self, resource_id: str, action: str, api_version: str) -> Any: ...
     def utc_now_allowed(self) -> bool: ...
 
 
@@ -469,6 +470,20 @@ def _array(scope: FunctionScope, args: list[Any]) -> list[Any]:
     return args[0] if isinstance(args[0], list) else [args[0]]
 
 
+def _list_keys(scope: FunctionScope, args: list[Any]) -> Any:
+    # listKeys(resourceId, apiVersion): the provider's POST .../listKeys action, evaluated at deployment time.
+    _argument_count("listKeys", args, 2, 2)
+    resource_id = _expect("listKeys", args[0], str)
+    api_version = _expect("listKeys", args[1], str)
+    return scope.list_action(resource_id, "listKeys", api_version)
+
+
+def _uri_component(scope: FunctionScope, args: list[Any]) -> str:
+    _argument_count("uriComponent", args, 1, 1)
+    # .NET's Uri.EscapeDataString: everything but the RFC 3986 unreserved characters is percent-encoded.
+    return quote(to_string(args[0]) if not isinstance(args[0], str) else args[0], safe="-_.~")
+
+
 def _index_of(scope: FunctionScope, args: list[Any]) -> int:
     text, item = _string_test("indexOf", args)
     return text.find(item)
@@ -537,4 +552,7 @@ FUNCTIONS: dict[str, Function] = {
     "base64": lambda scope, args: base64.b64encode(_expect("base64", args[0], str).encode()).decode(),
     "null": lambda scope, args: None,
     "utcnow": _utc_now,
+    "uricomponent": _uri_component,
+    "uricomponenttostring": lambda scope, args: unquote(_expect("uriComponentToString", args[0], str)),
+    "listkeys": _list_keys,
 }

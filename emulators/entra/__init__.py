@@ -34,7 +34,8 @@ Client options the app needs, and nothing else differs from production:
   unchanged (PKCE S256 and nonce included); redirect URIs on loopback hosts match any port.
 
 Control API (under `/_emulator`): `GET directory`, `GET keys`, `POST keys/rotate`, `POST keys/retire`,
-`POST apps/{app_id}/certificates` `{"certificate_pem"}`, `POST apps/{app_id}/redirect-uris` `{"redirect_uri"}`,
+`POST apps/{app_id}/certificates` `{"certificate_pem"}` (valid for the certificate's own validity period),
+`DELETE apps/{app_id}/certificates/{sha1 or sha256 thumbprint}`, `POST apps/{app_id}/redirect-uris` `{"redirect_uri"}`,
 `PUT|DELETE tenants/{tenant_id}/consents/{app_id}`, `POST tokens` (mint_access_token arguments),
 `POST tokens/marketplace-webhook`, and the fault rules under `faults`.
 """

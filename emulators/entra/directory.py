@@ -14,6 +14,7 @@ import threading
 import tomllib
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -60,6 +61,9 @@ class RegisteredCertificate:
     sha256_thumbprint: str
     public_key: RSAPublicKey
     pem: str
+    # The key credential's validity is the certificate's own (Entra takes start and end from it).
+    not_valid_before: datetime
+    not_valid_after: datetime
 
 
 @dataclass
@@ -357,10 +361,22 @@ class Directory:
             sha256_thumbprint=_thumbprint(certificate, "sha256"),
             public_key=public_key,
             pem=certificate_pem,
+            not_valid_before=certificate.not_valid_before_utc,
+            not_valid_after=certificate.not_valid_after_utc,
         )
         with self._lock:
             self.apps[app_id].certificates[registered.sha256_thumbprint] = registered
         return registered
+
+    def remove_certificate(self, app_id: str, thumbprint: str) -> bool:
+        """Remove a certificate credential by its SHA-1 or SHA-256 thumbprint; False when the app has none such."""
+        with self._lock:
+            try:
+                registered = self.apps[app_id].find_certificate(thumbprint, thumbprint)
+            except KeyError:
+                return False
+            del self.apps[app_id].certificates[registered.sha256_thumbprint]
+            return True
 
     def describe(self) -> dict[str, Any]:
         """The directory as JSON facts for emulators.json, including the generated client secrets."""

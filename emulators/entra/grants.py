@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import jwt
@@ -196,6 +197,14 @@ class TokenEndpoint:
                 f"'{header.get('x5t#S256') or header.get('x5t')}']",
                 aadsts=700027,
             ) from error
+        now = datetime.now(UTC)
+        if not certificate.not_valid_before <= now <= certificate.not_valid_after:
+            # The key credential's validity is the certificate's: an expired one signs nothing Entra accepts.
+            raise errors.invalid_client(
+                "Client assertion contains an invalid signature. [Reason - The key used is expired., Thumbprint of "
+                f"key used by client: '{header.get('x5t#S256') or header.get('x5t')}']",
+                aadsts=700027,
+            )
         token_endpoints = {f"{self.issuer.authority_url}/{tenant_segment}/oauth2/v2.0/token"}
         tenant = self.directory.resolve_tenant(tenant_segment)
         if tenant is not None:

@@ -203,6 +203,12 @@ def _control_router(emulator: EntraEmulator) -> APIRouter:
             raise HTTPException(status_code=400, detail=str(error)) from error
         return {"sha1_thumbprint": certificate.sha1_thumbprint, "sha256_thumbprint": certificate.sha256_thumbprint}
 
+    @router.delete("/apps/{app_id}/certificates/{thumbprint}", status_code=204)
+    def remove_certificate(app_id: str, thumbprint: str) -> None:
+        # The last step of a rotation: the old certificate stops signing anything Entra accepts.
+        if not emulator.directory.remove_certificate(known_app(app_id), thumbprint):
+            raise HTTPException(status_code=404, detail=f"no certificate {thumbprint!r} on app {app_id}")
+
     @router.post("/apps/{app_id}/redirect-uris", status_code=201)
     def add_redirect_uri(app_id: str, registration: RedirectUriRegistration) -> dict[str, list[str]]:
         app = emulator.directory.apps[known_app(app_id)]

@@ -225,3 +225,31 @@ def test_secure_parameters_and_outputs() -> None:
     }
     with pytest.raises(TemplateError, match="allowed value"):
         evaluator(template, secret="s", items=["c"])
+
+
+def test_uri_component_escapes_like_dotnet_escape_data_string() -> None:
+    template = evaluator()
+    assert template.evaluate_expression("[uriComponent('p@ss/w rd:+&=~')]") == "p%40ss%2Fw%20rd%3A%2B%26%3D~"
+    assert template.evaluate_expression("[uriComponentToString('p%40ss%2Fw%20rd')]") == "p@ss/w rd"
+
+
+def test_list_keys_runs_the_action_on_the_resource_id_and_needs_an_id() -> None:
+    calls: list[tuple[str, str]] = []
+
+    def list_action(resource_id: str, action: str) -> dict[str, str]:
+        calls.append((resource_id, action))
+        return {"primaryKey": "k1"}
+
+    template = TemplateEvaluator({"resources": []}, {}, CONTEXT, no_references, list_actions=list_action)
+    value = template.evaluate_expression(
+        "[listKeys(resourceId('Microsoft.Cache/redis', 'cache'), '2024-11-01').primaryKey]"
+    )
+    assert value == "k1"
+    assert calls == [
+        (
+            f"/subscriptions/{CONTEXT.subscription_id}/resourceGroups/rg-test/providers/Microsoft.Cache/redis/cache",
+            "listKeys",
+        )
+    ]
+    with pytest.raises(TemplateError, match="needs a resource id"):
+        template.evaluate_expression("[listKeys('cache', '2024-11-01')]")
