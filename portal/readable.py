@@ -30,9 +30,10 @@ def budget_used(remaining: float | None) -> str:
     if remaining is None:
         return NO_DATA
     used = 1.0 - remaining
-    if used >= 1.0:
+    if used >= 1.0 - 1e-9:  # spent exactly, give or take float noise in the allowance
         return EXHAUSTED
-    return f"{percent(max(used, 0.0), decimals=1)} used"
+    # Never "100 % used" for a budget not yet spent: the last tenth of a percent still counts.
+    return f"{percent(min(max(used, 0.0), 0.999), decimals=1)} used"
 
 
 def plural(count: int, singular: str, plural_form: str | None = None) -> str:

@@ -19,8 +19,9 @@ AXIS_MARGIN = 64  # room for the value labels left of the plot
 PLOT_TOP = 24  # room for the unit and the top bar's label
 PLOT_BOTTOM = 200  # the time axis; its labels go below
 BAR_GAP = 2
-# Below this width a bar has no room for its own value label: only the busiest hour is labelled.
-LABELLED_BAR_MIN_WIDTH = 28
+# The width of one character of a bar's value label (10 px type): a label wider than its bar is left out, so
+# narrow bars keep only the busiest hour's label.
+LABEL_CHARACTER_WIDTH = 6
 MINIMUM_SPAN = timedelta(hours=24)
 HOUR = timedelta(hours=1)
 
@@ -117,7 +118,8 @@ def build_usage_chart(
         billed_height = hour.billed * scale
         x, width = bar_slot(index, slots)
         top = PLOT_BOTTOM - included_height - billed_height
-        labelled = width >= LABELLED_BAR_MIN_WIDTH or hour.measured == peak
+        value_text = format_number(hour.measured)
+        labelled = hour.measured == peak or len(value_text) * LABEL_CHARACTER_WIDTH <= width + BAR_GAP
         bars.append(
             ChartBar(
                 x=x,
@@ -128,7 +130,7 @@ def build_usage_chart(
                 billed_height=round(billed_height, 2),
                 label=f"{hour_label(hour.hour_start)}: measured {format_number(hour.measured)} {unit}, included "
                 f"{format_number(covered)}, billed {format_number(hour.billed)} ({hour.status})",
-                value_label=format_number(hour.measured) if labelled and hour.measured > 0 else None,
+                value_label=value_text if labelled and hour.measured > 0 else None,
                 value_y=round(top - 4, 2),
             )
         )
