@@ -53,7 +53,8 @@ def test_counts_agree_with_their_noun() -> None:
         (3600, "1 hour"),
         (21600, "6 hours"),
         (28 * 86400, "28 days"),
-        (5400, "90 minutes"), (5430, "1.5 hours"),
+        (5400, "90 minutes"),
+        (5430, "1.5 hours"),
         (45, "45 seconds"),
     ],
 )
