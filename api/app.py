@@ -62,7 +62,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         BodyLimitMiddleware, max_bytes=settings.request_body_max_bytes, max_depth=settings.request_json_max_depth
     )
     # Inside the correlation middleware, so a 429 is logged and carries a correlation id like any answer.
-    install_rate_limits(app, settings, app.state.database)
+    install_rate_limits(app, settings, app.state.database, branded_error_page)
     # Just inside the correlation middleware: an unhandled error is logged and answered under the request's id.
     app.add_middleware(UnhandledErrorMiddleware, error_page=branded_error_page)
     app.add_middleware(CorrelationMiddleware)

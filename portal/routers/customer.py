@@ -17,6 +17,7 @@ from sqlmodel import Session, select
 
 from api.dependencies import DatabaseDep, SettingsDep
 from core.audit.actions import AuditAction
+from core.audit.models import AuditEvent
 from core.audit.queries import search_audit_events
 from core.audit.sentences import STEP_NAMES, actor_in_words, sentence_of
 from core.audit.service import record_audit_event
@@ -120,20 +121,7 @@ def timeline_json(visitor: VisitorDep, database: DatabaseDep, subscription_id: s
             "current_step": cluster.current_step if cluster else None,
             "current_step_text": STEP_NAMES.get(cluster.current_step or "") if cluster else None,
             "done": timeline_done(cluster),
-            "events": [
-                {
-                    "occurred_at": event.occurred_at.isoformat(),
-                    "occurred_at_text": utc_time(event.occurred_at),
-                    "action": event.action,
-                    "step": (event.details or {}).get("step"),
-                    "outcome": event.outcome,
-                    "actor": event.actor,
-                    "sentence": (said := sentence_of(event)).text,
-                    "tone": said.tone.value,
-                    "who": actor_in_words(event.actor),
-                }
-                for event in events
-            ],
+            "events": [_timeline_event(event) for event in events],
         }
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
@@ -269,6 +257,22 @@ def audit_page(
             db, tenant_row_id=tenant_row_id(db, visitor.principal), action_prefix=action.strip() or None
         )
     return render(request, visitor.session, "audit.html", {"events": events, "action": action, "operator_view": False})
+
+
+def _timeline_event(event: AuditEvent) -> dict[str, Any]:
+    """One timeline line for the page's script: the words it shows, and the codes for machines."""
+    said = sentence_of(event)
+    return {
+        "occurred_at": event.occurred_at.isoformat(),
+        "occurred_at_text": utc_time(event.occurred_at),
+        "action": event.action,
+        "step": (event.details or {}).get("step"),
+        "outcome": event.outcome,
+        "actor": event.actor,
+        "sentence": said.text,
+        "tone": said.tone.value,
+        "who": actor_in_words(event.actor),
+    }
 
 
 def _plan_names(db: Session) -> dict[str, str]:
