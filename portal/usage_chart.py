@@ -16,7 +16,7 @@ from portal.chart_axes import Tick, format_number, nice_ticks, time_ticks
 CHART_WIDTH = 640
 CHART_HEIGHT = 240
 AXIS_MARGIN = 64  # room for the value labels left of the plot
-PLOT_TOP = 24  # room for the unit and the top bar's label
+PLOT_TOP = 36  # room above the plot for the unit and the allowance (left, right) and the top bar's label
 PLOT_BOTTOM = 200  # the time axis; its labels go below
 BAR_GAP = 2
 # The width of one character of a bar's value label (10 px type): a label wider than its bar is left out, so
