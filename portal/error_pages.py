@@ -22,6 +22,7 @@ JSON_PATH_PREFIXES = (
     "/publisher/",
     "/managedapp/",
     "/marketplace/webhook",
+    "/marketplace/landing/placement",
     "/openapi.json",
     "/metrics",
     "/healthz",
