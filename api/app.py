@@ -11,7 +11,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 import core.models  # noqa: F401  # the API process starts here: every table registered before the first flush
 from api.body_limits import BodyLimitMiddleware
 from api.errors import MIDDLEWARE_RESPONSES, install_error_handlers
-from api.middleware import CorrelationMiddleware
+from api.middleware import CorrelationMiddleware, UnhandledErrorMiddleware
 from api.rate_limits import install_rate_limits
 from api.routers import billing, clusters, drift, health, managed_apps, marketplace, operations, publisher
 from core.db import Database, get_database
@@ -19,6 +19,7 @@ from core.identity.tokens import EntraTokenVerifier
 from core.monitoring.log_spool import install_log_spool, remove_log_spool
 from core.settings import Settings, get_settings
 from core.telemetry.tracing import configure_tracing, spans_exported
+from portal.error_pages import branded_error_page
 from portal.installation import install_portal
 
 
@@ -70,12 +71,15 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         FastAPIInstrumentor.instrument_app(
             app, excluded_urls="healthz,readyz,metrics", exclude_spans=["receive", "send"]
         )
-    install_error_handlers(app)
+    # Browsers get the portal's branded error pages; API clients keep the JSON error body.
+    install_error_handlers(app, branded_error_page)
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=settings.request_body_max_bytes, max_depth=settings.request_json_max_depth
     )
     # Inside the correlation middleware, so a 429 is logged and carries a correlation id like any answer.
-    install_rate_limits(app, settings, app.state.database)
+    install_rate_limits(app, settings, app.state.database, branded_error_page)
+    # Just inside the correlation middleware: an unhandled error is logged and answered under the request's id.
+    app.add_middleware(UnhandledErrorMiddleware, error_page=branded_error_page)
     app.add_middleware(CorrelationMiddleware)
     # Routes match in order: the webhook, the hottest route, is looked up first.
     app.include_router(marketplace.router)

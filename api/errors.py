@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException
@@ -18,6 +19,8 @@ from core.errors import ControlPlaneError
 logger = logging.getLogger(__name__)
 # When to try again after the database failed to answer (a restart or failover takes seconds).
 DATABASE_RETRY_AFTER_SECONDS = 10
+# A browser's error page for (request, status, message, headers), or None when the caller gets the JSON body.
+ErrorPage = Callable[[Request, int, str, Mapping[str, str] | None], Response | None]
 # What each error status means on the JSON API unless a route says more precisely.
 ERROR_DESCRIPTIONS = {
     401: "Missing or invalid bearer token",
@@ -80,33 +83,46 @@ def error_answer(error: ControlPlaneError, *, headers: dict[str, str] | None = N
     return JSONResponse(body, status_code=status, headers={**challenge, **(headers or {})})
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Map ControlPlaneError subclasses and request validation failures to precise statuses."""
+def no_error_page(request: Request, status: int, message: str, headers: Mapping[str, str] | None) -> None:
+    """Every caller gets the JSON error body (an app without the portal's pages)."""
+    return None
+
+
+def install_error_handlers(app: FastAPI, error_page: ErrorPage = no_error_page) -> None:
+    """Map ControlPlaneError subclasses and request validation failures to precise statuses.
+
+    A browser navigating to a page gets `error_page`'s HTML with the same status and headers instead of JSON.
+    """
 
     @app.exception_handler(ControlPlaneError)
-    async def domain_error(request: Request, error: ControlPlaneError) -> JSONResponse:
+    async def domain_error(request: Request, error: ControlPlaneError) -> Response:
         if http_status(error) >= 500:
             logger.error("request failed", extra={"code": error.code, "path": request.url.path})
-        return error_answer(error)
+        return error_page(request, http_status(error), error.message, None) or error_answer(error)
 
-    async def database_unavailable(request: Request, error: Exception) -> JSONResponse:
+    async def database_unavailable(request: Request, error: Exception) -> Response:
         """The database could not be reached or is busy: nothing was stored, the caller should retry (503)."""
         # The driver's message may quote SQL and values: only its type is logged.
         logger.error("database unavailable", extra={"path": request.url.path, "error": type(error).__name__})
-        return JSONResponse(
+        headers = {"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)}
+        page = error_page(request, 503, "Our database is not answering, so nothing was stored.", headers)
+        return page or JSONResponse(
             error_body("DatabaseUnavailable", "the database is unavailable; nothing was stored, retry later"),
             status_code=503,
-            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+            headers=headers,
         )
 
     app.add_exception_handler(OperationalError, database_unavailable)
     app.add_exception_handler(InterfaceError, database_unavailable)
 
     @app.exception_handler(HTTPException)
-    async def framework_error(request: Request, error: HTTPException) -> JSONResponse:
+    async def framework_error(request: Request, error: HTTPException) -> Response:
         """What the framework refuses itself (unknown path, wrong method, a body it cannot parse), in our shape."""
         code = HTTPStatus(error.status_code).phrase.replace(" ", "").replace("-", "")
-        return JSONResponse(error_body(code, str(error.detail)), status_code=error.status_code, headers=error.headers)
+        page = error_page(request, error.status_code, framework_message(error), error.headers)
+        return page or JSONResponse(
+            error_body(code, str(error.detail)), status_code=error.status_code, headers=error.headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -117,3 +133,12 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             error_body("ValidationFailed", f"invalid request: {summary}", {"problems": problems}), status_code=422
         )
+
+
+def framework_message(error: HTTPException) -> str:
+    """The framework's refusal in a sentence for a page ("Not Found" says less than what to check)."""
+    if error.status_code == 404:
+        return "There is no page at this address. Check the link, or start again from your subscriptions."
+    if error.status_code == 405:
+        return "This address does not take that kind of request."
+    return f"{str(error.detail).rstrip('.')}."

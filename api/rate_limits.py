@@ -41,10 +41,10 @@ import redis.asyncio
 from fastapi import FastAPI
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
-from starlette.requests import cookie_parser
+from starlette.requests import Request, cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import error_answer
+from api.errors import ErrorPage, error_answer, no_error_page
 from core.browser_sessions.models import BrowserSessionRecord
 from core.browser_sessions.service import record_key
 from core.db import Database
@@ -359,9 +359,12 @@ def _header(scope: Scope, name: bytes) -> str | None:
 class RateLimitMiddleware:
     """Admit or refuse each request by its surface's policy (see the module docstring)."""
 
-    def __init__(self, app: ASGIApp, settings: Settings, database: Database) -> None:
+    def __init__(
+        self, app: ASGIApp, settings: Settings, database: Database, error_page: ErrorPage = no_error_page
+    ) -> None:
         self.app = app
         self.settings = settings
+        self.error_page = error_page
         self.buckets = token_buckets(settings)
         self.backlog = OutboxBacklog(database, settings.webhook_backlog_refresh_seconds)
         self.sessions = SessionClients(settings, database)
@@ -439,17 +442,22 @@ class RateLimitMiddleware:
         message = f"too many {surface.value} requests from this client; retry after {retry_after} s"
         await self._refuse(scope, receive, send, surface, "client_limit", retry_after, message)
 
-    @staticmethod
     async def _refuse(
-        scope: Scope, receive: Receive, send: Send, surface: Surface, reason: str, retry_after: int, message: str
+        self, scope: Scope, receive: Receive, send: Send, surface: Surface, reason: str, retry_after: int, message: str
     ) -> None:
         REQUESTS_THROTTLED.labels(surface=surface.value, reason=reason).inc()
         details: dict[str, Any] = {"reason": reason, "retry_after_seconds": retry_after}
-        response = error_answer(TooManyRequests(message, details=details), headers={"Retry-After": str(retry_after)})
+        headers = {"Retry-After": str(retry_after)}
+        # A browser over the portal's limit gets the page (with the same Retry-After); API clients get JSON.
+        sentence = f"{message[:1].upper()}{message[1:].rstrip('.')}."
+        page = self.error_page(Request(scope), 429, sentence, headers)
+        response = page or error_answer(TooManyRequests(message, details=details), headers=headers)
         await response(scope, receive, send)
 
 
-def install_rate_limits(app: FastAPI, settings: Settings, database: Database) -> None:
+def install_rate_limits(
+    app: FastAPI, settings: Settings, database: Database, error_page: ErrorPage = no_error_page
+) -> None:
     """Add the middleware unless the settings switch rate limiting off."""
     if settings.rate_limits_enabled:
-        app.add_middleware(RateLimitMiddleware, settings=settings, database=database)
+        app.add_middleware(RateLimitMiddleware, settings=settings, database=database, error_page=error_page)

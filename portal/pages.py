@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -25,10 +24,13 @@ from api.browser_session import BrowserSession
 from api.dependencies import SettingsDep
 from api.errors import error_answer, error_body, http_status
 from api.permissions import Permission, declares
+from core.audit.sentences import STEP_NAMES, actor_in_words, sentence_of
+from core.correlation import current_correlation_id
 from core.errors import ControlPlaneError, NotFound
 from core.identity.principal import Principal
 from core.identity.sign_in import SignedInUser
 from core.settings import Settings
+from portal.readable import budget_used, duration, percent, plural, utc_time
 
 templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
 SIGN_IN_PATH = "/portal/sign-in"
@@ -38,24 +40,39 @@ ERROR_HEADINGS = {
     401: "Please sign in",
     403: "Not allowed",
     404: "Not found",
+    405: "That cannot be done with this address",
     409: "That cannot be done right now",
+    413: "That was too large",
     422: "Please check the form",
+    429: "Too many requests",
+    500: "Something went wrong on our side",
+    502: "A service we depend on answered with an error",
     503: "A service we depend on is unavailable",
 }
 NEXT_STEPS = {
     404: "It may not exist, or it may belong to another organisation. Go back to your subscriptions.",
+    405: "Go back to the page you came from and use its links and buttons.",
     409: "Reload the page to see the current state, then try again if it still applies.",
     403: "Reload the page and try again. If this keeps happening, sign out and sign in again.",
+    413: "Send less at once, then try again.",
+    429: "Wait a minute, then try again.",
+    500: "Our operators can see what happened from the reference below. Try again in a few minutes; if it keeps "
+    "happening, contact us and quote the reference.",
+    502: "Wait a minute and try again; if it keeps happening, contact us and quote the reference below.",
     503: "Wait a minute and try again; nothing was changed.",
 }
 
 
-def format_time(value: datetime | None) -> str:
-    """UTC timestamps as people read them."""
-    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value is not None else "—"
-
-
-templates.env.filters["when"] = format_time
+# One set of words for every page: instants in UTC to the second, bounded percentages, counts that agree with
+# their noun, and audit events as sentences.
+templates.env.filters["when"] = utc_time
+templates.env.filters["percent"] = percent
+templates.env.filters["budget_used"] = budget_used
+templates.env.filters["duration"] = duration
+templates.env.filters["plural"] = plural
+templates.env.filters["sentence"] = sentence_of
+templates.env.filters["who"] = actor_in_words
+templates.env.filters["step_name"] = lambda step: STEP_NAMES.get(step, step)
 
 
 class SignInRequired(Exception):
@@ -177,6 +194,8 @@ def error_page(request: Request, status_code: int, message: str) -> HTMLResponse
         "heading": ERROR_HEADINGS.get(status_code, "Something went wrong"),
         "message": message,
         "next_step": NEXT_STEPS.get(status_code, "Go back and try again."),
+        "status_code": status_code,
+        "correlation_id": current_correlation_id(),
     }
     return render(request, session, "error.html", context, status_code)
 

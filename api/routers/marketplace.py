@@ -941,7 +941,9 @@ def progress_page(
         return _error_page(request, session, 401, "Please sign in", "Open the purchase link again to sign in.")
     try:
         with database.session() as db:
-            progress = purchase_progress(db, subscription_id, user.tenant_id)
+            progress = purchase_progress(
+                db, subscription_id, user.tenant_id, application_id=settings.control_plane_client_id
+            )
     except ControlPlaneError as error:
         return _error_page(request, session, http_status(error), "Subscription not found", error.message)
     progress_url = f"/marketplace/subscriptions/{quote(subscription_id, safe='')}/progress"
@@ -959,13 +961,16 @@ def progress_page(
     },
 )
 def progress_json(
-    database: DatabaseDep, user: Annotated[SignedInUser | None, Depends(landing_user)], subscription_id: str
+    settings: SettingsDep,
+    database: DatabaseDep,
+    user: Annotated[SignedInUser | None, Depends(landing_user)],
+    subscription_id: str,
 ) -> Any:
     """The JSON the progress page polls."""
     if user is None:
         raise Unauthenticated("sign in through the purchase link first")
     with database.session() as db:
-        return purchase_progress(db, subscription_id, user.tenant_id)
+        return purchase_progress(db, subscription_id, user.tenant_id, application_id=settings.control_plane_client_id)
 
 
 def webhook_rules(settings: Settings) -> TokenRules:

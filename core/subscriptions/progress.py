@@ -8,14 +8,14 @@ customer), and who must act and how. Audit action codes never reach the page: ev
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
 
 from sqlmodel import Session, select
 
-from core.arm_templates.steps import CLUSTER, DIAGNOSTICS, DNS, IDENTITY_KEY_VAULT, PRIVATE_LINK
 from core.audit.actions import AuditAction
 from core.audit.models import AuditEvent, AuditOutcome
 from core.audit.queries import events_about
+from core.audit.sentences import STATUS_NAMES, STEP_NAMES, sentence_of
+from core.clusters.failure_advice import WhoMustAct, failure_advice
 from core.clusters.models import Cluster, ClusterStatus
 from core.errors import NotFound
 from core.subscriptions.models import MarketplaceSubscription, SubscriptionStatus
@@ -37,14 +37,6 @@ class ProgressState(StrEnum):
     ENDED = "ended"
 
 
-class WhoMustAct(StrEnum):
-    """Whom the next move belongs to."""
-
-    NOBODY = "nobody"
-    CUSTOMER = "customer"
-    PUBLISHER = "publisher"
-
-
 # Nothing more happens without someone acting: the page stops polling.
 TERMINAL_STATES = frozenset(
     {
@@ -56,59 +48,15 @@ TERMINAL_STATES = frozenset(
         ProgressState.ENDED,
     }
 )
-STEP_NAMES = {
-    IDENTITY_KEY_VAULT: "managed identity, Key Vault and encryption key",
-    CLUSTER: "the cluster's virtual machines",
-    PRIVATE_LINK: "the Private Link service",
-    DNS: "the DNS records",
-    DIAGNOSTICS: "diagnostics",
-    "deallocate": "stopping the cluster",
-    "start": "starting the cluster",
-    "retention": "keeping the data for the retention period",
-    "delete-resource-group": "removing the cluster",
-}
-# Keyed by value: audit details hold the status as a plain string.
-STATUS_NAMES: dict[str, str] = {
-    SubscriptionStatus.PENDING_FULFILLMENT_START: "waiting for activation",
-    SubscriptionStatus.SUBSCRIBED: "active",
-    SubscriptionStatus.SUSPENDED: "suspended",
-    SubscriptionStatus.UNSUBSCRIBED: "cancelled",
-}
-# ARM error codes that only the customer (the owner of the target Azure subscription) can clear, and how.
-CUSTOMER_FIXES = {
-    "ArmAccessDenied": "consent to our application in your tenant and give it the Contributor role on the Azure "
-    "subscription you chose",
-    "AuthorizationFailed": "give our application the Contributor role on the Azure subscription you chose",
-    "LinkedAuthorizationFailed": "give our application the Contributor role on the Azure subscription you chose",
-    "SubscriptionNotFound": "check that the Azure subscription you chose exists and belongs to your tenant",
-    "QuotaExceeded": "raise the virtual machine quota of the chosen region in your Azure subscription",
-    "OperationNotAllowed": "raise the virtual machine quota of the chosen region in your Azure subscription",
-    "SkuNotAvailable": "ask Azure support to enable the cluster's VM size in the chosen region",
-    "RequestDisallowedByPolicy": "ask your Azure administrator to let an Azure Policy allow the cluster's resources",
-    "ResourceGroupBeingDeleted": "wait until the resource group you chose is deleted, or tell us another one",
-}
-# Keyed by action; a stored action (a plain string) finds its member's entry, as a StrEnum hashes as its value.
-ACTION_LABELS: dict[str, str] = {
-    AuditAction.SUBSCRIPTION_ADOPTED: "Purchase found in Azure Marketplace",
-    AuditAction.SUBSCRIPTION_PURCHASE_CONFIRMED: "Deployment choices confirmed",
-    AuditAction.CLUSTER_REQUESTED: "Cluster requested",
-    AuditAction.CLUSTER_FAILED: "Setting up the cluster stopped",
-    AuditAction.CLUSTER_RETRY_REQUESTED: "Setting up the cluster started again",
-    AuditAction.CLUSTER_DESIRED_SPEC_CHANGED: "Change of plan or size requested",
-    AuditAction.SUBSCRIPTION_CLUSTER_CONVERGED: "Cluster ready",
-    AuditAction.CLUSTER_SUSPEND_STARTED: "Stopping the cluster",
-    AuditAction.CLUSTER_RESUME_STARTED: "Starting the cluster",
-    AuditAction.CLUSTER_STOPPED_FOR_RETENTION: "Cluster stopped; data kept for the retention period",
-    AuditAction.CLUSTER_DELETE_STARTED: "Removing the cluster",
-    AuditAction.CLUSTER_DELETED: "Cluster removed",
-    AuditAction.CLUSTER_KEY_ROTATION_REQUESTED: "Key rotation requested",
-    AuditAction.CLUSTER_KEY_ROTATION_COMPLETED: "Encryption key rotated",
-    AuditAction.CLUSTER_KEY_ROTATION_FAILED: "Key rotation failed (we retry)",
-}
 
 
-def purchase_progress(session: Session, subscription_id: str, entra_tenant_id: str) -> PurchaseProgress:
-    """The progress view; NotFound unless the subscription is the caller tenant's (purchaser or beneficiary)."""
+def purchase_progress(
+    session: Session, subscription_id: str, entra_tenant_id: str, *, application_id: str | None = None
+) -> PurchaseProgress:
+    """The progress view; NotFound unless the subscription is the caller tenant's (purchaser or beneficiary).
+
+    `application_id` (the control-plane app) is named in the fix when Azure refused it access.
+    """
     subscription = session.get(MarketplaceSubscription, subscription_id)
     if subscription is None or entra_tenant_id not in {
         subscription.beneficiary_tenant_id,
@@ -121,7 +69,7 @@ def purchase_progress(session: Session, subscription_id: str, entra_tenant_id: s
         event.action == AuditAction.SUBSCRIPTION_ACTIVATED and event.outcome != AuditOutcome.SUCCESS for event in events
     )
     state = _state(subscription, cluster, activation_refused)
-    headline, explanation, who, how = _words(state, subscription, cluster)
+    headline, explanation, who, how = _words(state, subscription, cluster, application_id)
     terminal = state in TERMINAL_STATES
     return PurchaseProgress(
         subscription_id=subscription_id,
@@ -163,7 +111,7 @@ def _state(subscription: MarketplaceSubscription, cluster: Cluster | None, activ
 
 
 def _words(
-    state: ProgressState, subscription: MarketplaceSubscription, cluster: Cluster | None
+    state: ProgressState, subscription: MarketplaceSubscription, cluster: Cluster | None, application_id: str | None
 ) -> tuple[str, str, WhoMustAct, str]:
     """Headline, what happened, who must act, and how."""
     if state == ProgressState.AWAITING_CHOICES:
@@ -194,8 +142,9 @@ def _words(
             WhoMustAct.NOBODY,
             "Connect through the Private Link service; the portal shows its alias and your keys.",
         )
-    if state == ProgressState.FAILED:
-        return _failure_words(cluster)
+    if state == ProgressState.FAILED and cluster is not None:
+        advice = failure_advice(cluster, application_id)
+        return advice.headline, advice.explanation, advice.who_must_act, advice.what_to_do
     if state == ProgressState.REFUSED:
         return (
             "Azure Marketplace did not activate this purchase",
@@ -219,41 +168,6 @@ def _words(
     )
 
 
-def _failure_words(cluster: Cluster | None) -> tuple[str, str, WhoMustAct, str]:
-    codes = _error_codes(cluster.last_error_code, cluster.last_error_details) if cluster else []
-    fix = next((CUSTOMER_FIXES[code] for code in codes if code in CUSTOMER_FIXES), None)
-    if fix is not None:
-        step = _current_step(cluster)
-        where = f" while setting up {step}" if step else ""
-        return (
-            "Setting up your cluster needs your action",
-            f"Azure refused a deployment in your subscription{where}.",
-            WhoMustAct.CUSTOMER,
-            f"Please {fix}, then contact us so that we start again; our operators were alerted.",
-        )
-    return (
-        "Setting up your cluster failed on our side",
-        "Our operators were alerted and will start it again; you are not billed until the cluster is ready.",
-        WhoMustAct.PUBLISHER,
-        "Nothing is needed from you: this page shows the cluster once it is ready (reload it later).",
-    )
-
-
-def _error_codes(code: str | None, details: object) -> list[str]:
-    """The error's code and every nested one (ARM wraps the cause, e.g. QuotaExceeded, in DeploymentFailed)."""
-    found = [code] if code else []
-    pending = [details]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, dict):
-            if isinstance(item.get("code"), str):
-                found.append(item["code"])
-            pending.extend(item.values())
-        elif isinstance(item, list):
-            pending.extend(item)
-    return found
-
-
 def _current_step(cluster: Cluster | None) -> str | None:
     if cluster is None or cluster.current_step is None:
         return None
@@ -261,28 +175,8 @@ def _current_step(cluster: Cluster | None) -> str | None:
 
 
 def label(event: AuditEvent) -> str:
-    """A sentence for one audit event; never its code."""
-    details: dict[str, Any] = event.details or {}
-    if event.action.startswith("cluster.step."):
-        step = STEP_NAMES.get(str(details.get("step")), "a deployment step")
-        step_labels: dict[str, str] = {
-            AuditAction.CLUSTER_STEP_STARTED: f"Setting up {step}",
-            AuditAction.CLUSTER_STEP_SUCCEEDED: f"Done: {step}",
-            AuditAction.CLUSTER_STEP_FAILED: f"A try at {step} failed; trying again",
-        }
-        return step_labels.get(event.action, f"Update on {step}")
-    if event.action == AuditAction.SUBSCRIPTION_ACTIVATED:
-        if event.outcome == AuditOutcome.SUCCESS:
-            return "Subscription activated in Azure Marketplace"
-        return "Azure Marketplace did not activate the subscription"
-    if event.action == AuditAction.SUBSCRIPTION_TRANSITION:
-        status = str((event.after or {}).get("status", ""))
-        if event.outcome == AuditOutcome.REFUSED:
-            return "A change of status was refused"
-        return f"Subscription is now {STATUS_NAMES.get(status, 'updated')}"
-    if event.action.startswith("marketplace_operation."):
-        return "Azure Marketplace change handled"
-    return ACTION_LABELS.get(event.action, "Update")
+    """A sentence for one audit event; never its code (the one mapping is core.audit.sentences)."""
+    return sentence_of(event).text
 
 
 def _events(session: Session, subscription_id: str, cluster: Cluster | None) -> list[AuditEvent]:

@@ -17,11 +17,14 @@ from sqlmodel import Session, select
 
 from api.dependencies import DatabaseDep, SettingsDep
 from core.audit.actions import AuditAction
+from core.audit.models import AuditEvent
 from core.audit.queries import search_audit_events
+from core.audit.sentences import STEP_NAMES, actor_in_words, sentence_of
 from core.audit.service import record_audit_event
 from core.catalog.models import MeteredDimension, Plan
 from core.clock import utc_now
 from core.clusters.drift import cluster_drift_history
+from core.clusters.failure_advice import failure_advice
 from core.clusters.key_rotation import request_key_rotation
 from core.clusters.models import Cluster, ClusterStatus
 from core.clusters.queries import cluster_deployments, cluster_timeline, recent_key_rotations
@@ -41,6 +44,7 @@ from core.subscriptions.overview import (
 from core.subscriptions.schemas import split_list
 from core.usage.queries import usage_by_dimension
 from portal.pages import AdminFormDep, PortalRoute, VisitorDep, redirect_with_message, render
+from portal.readable import utc_time
 from portal.slo_view import CHART_BUCKET_MINUTES, CHART_HOURS, cluster_slo
 from portal.usage_chart import UsageChart, build_usage_chart
 
@@ -77,7 +81,9 @@ def subscriptions_page(request: Request, visitor: VisitorDep, database: Database
 
 
 @router.get("/subscriptions/{subscription_id}", response_class=HTMLResponse)
-def subscription_page(request: Request, visitor: VisitorDep, database: DatabaseDep, subscription_id: str) -> Response:
+def subscription_page(
+    request: Request, visitor: VisitorDep, database: DatabaseDep, settings: SettingsDep, subscription_id: str
+) -> Response:
     """One subscription: its cluster, live timeline, private endpoint connections, key, usage and plan changes."""
     with database.session() as db:
         overview = visible_subscription(db, visitor.principal, subscription_id)
@@ -92,6 +98,9 @@ def subscription_page(request: Request, visitor: VisitorDep, database: DatabaseD
             "drifts": cluster_drift_history(db, cluster.id) if cluster else [],
             "charts": _usage_charts(db, overview) if cluster else [],
             "timeline_done": timeline_done(cluster),
+            "failure": failure_advice(cluster, settings.control_plane_client_id)
+            if cluster is not None and cluster.status == ClusterStatus.FAILED.value
+            else None,
             "timeline_url": _detail_path(subscription_id) + "/timeline",
             "change_url": AZURE_SAAS_RESOURCES_URL,
             "active": overview.subscription.status != SubscriptionStatus.UNSUBSCRIBED,
@@ -110,17 +119,9 @@ def timeline_json(visitor: VisitorDep, database: DatabaseDep, subscription_id: s
             "subscription_status": overview.subscription.status,
             "cluster_status": cluster.status if cluster else None,
             "current_step": cluster.current_step if cluster else None,
+            "current_step_text": STEP_NAMES.get(cluster.current_step or "") if cluster else None,
             "done": timeline_done(cluster),
-            "events": [
-                {
-                    "occurred_at": event.occurred_at.isoformat(),
-                    "action": event.action,
-                    "step": (event.details or {}).get("step"),
-                    "outcome": event.outcome,
-                    "actor": event.actor,
-                }
-                for event in events
-            ],
+            "events": [_timeline_event(event) for event in events],
         }
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
@@ -258,6 +259,22 @@ def audit_page(
     return render(request, visitor.session, "audit.html", {"events": events, "action": action, "operator_view": False})
 
 
+def _timeline_event(event: AuditEvent) -> dict[str, Any]:
+    """One timeline line for the page's script: the words it shows, and the codes for machines."""
+    said = sentence_of(event)
+    return {
+        "occurred_at": event.occurred_at.isoformat(),
+        "occurred_at_text": utc_time(event.occurred_at),
+        "action": event.action,
+        "step": (event.details or {}).get("step"),
+        "outcome": event.outcome,
+        "actor": event.actor,
+        "sentence": said.text,
+        "tone": said.tone.value,
+        "who": actor_in_words(event.actor),
+    }
+
+
 def _plan_names(db: Session) -> dict[str, str]:
     return {plan.plan_id: plan.display_name for plan in db.exec(select(Plan)).all()}
 
@@ -270,10 +287,14 @@ def _usage_charts(db: Session, overview: SubscriptionOverview) -> list[UsageChar
             select(MeteredDimension).where(MeteredDimension.offer_id == overview.subscription.offer_id)
         ).all()
     }
-    series = usage_by_dimension(db, overview.cluster.id, since=utc_now() - USAGE_WINDOW)
+    now = utc_now()
+    series = usage_by_dimension(db, overview.cluster.id, since=now - USAGE_WINDOW)
     charts = []
     for dimension_id, dimension in sorted(dimensions.items()):
+        hours = series.get(dimension_id, [])
         charts.append(
-            build_usage_chart(dimension_id, dimension.display_name, dimension.unit, series.get(dimension_id, []))
+            build_usage_chart(
+                dimension_id, dimension.display_name, dimension.unit, hours, end=now, earliest=now - USAGE_WINDOW
+            )
         )
     return charts

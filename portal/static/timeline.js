@@ -11,31 +11,23 @@
   const state = document.getElementById("timeline-state");
   const clusterStatus = document.getElementById("cluster-status");
 
-  function formatTime(isoText) {
-    return isoText.replace("T", " ").replace(/\.\d+/, "").replace(/\+00:00$/, " UTC");
-  }
-
+  // Each line as the server writes it: its time in UTC, the event in words, and who did it; only a real failure
+  // carries the failure tone (see core/audit/sentences.py).
   function renderEvents(events) {
     const items = events.map(function (event) {
       const item = document.createElement("li");
-      item.className = "outcome-" + event.outcome;
+      item.className = "tone-" + event.tone;
+      item.dataset.action = event.action;
       const time = document.createElement("time");
       time.dateTime = event.occurred_at;
-      time.textContent = formatTime(event.occurred_at);
-      const action = document.createElement("span");
-      action.className = "action";
-      action.textContent = event.action;
+      time.textContent = event.occurred_at_text;
+      const sentence = document.createElement("span");
+      sentence.className = "sentence";
+      sentence.textContent = event.sentence;
       const actor = document.createElement("span");
       actor.className = "actor";
-      actor.textContent = event.actor;
-      item.append(time, " ", action, " ");
-      if (event.step) {
-        const step = document.createElement("span");
-        step.className = "step";
-        step.textContent = event.step;
-        item.append(step, " ");
-      }
-      item.append(actor);
+      actor.textContent = "(" + event.who + ")";
+      item.append(time, " ", sentence, " ", actor);
       return item;
     });
     if (items.length > 0) {
@@ -63,7 +55,7 @@
           window.location.reload();
           return;
         }
-        state.textContent = "In progress (" + (body.current_step || body.cluster_status) + "); updating by itself.";
+        state.textContent = "In progress (" + (body.current_step_text || body.cluster_status) + "); updating by itself.";
         window.setTimeout(poll, POLL_MILLISECONDS);
       })
       .catch(function () {

@@ -127,7 +127,8 @@ def control_plane(
     group.add("beat", "beat")
     group.start_all()
     try:
-        wait_until_listening(base_url, timeout_seconds=60, group=group)
+        # As long as start_api waits: three processes importing the Azure SDKs on a loaded 2-core machine.
+        wait_until_listening(base_url, timeout_seconds=120, group=group)
         emulator_control.call("marketplace", "PUT", "/webhook", json={"url": f"{base_url}/marketplace/webhook"})
         emulator_control.call("marketplace", "PUT", "/landing-page", json={"url": f"{base_url}/marketplace/landing"})
         yield ControlPlane(base_url, settings, group)

@@ -30,6 +30,7 @@ from core.probes.models import BlobProbeSample
 from core.slo.service import cluster_slo_status, cluster_time_series, evaluate_burn_rate_alerts
 from core.usage.models import UsageLedgerEntry, UsageSample
 from core.usage.reconciliation_models import UsageReconciliationDifference
+from portal.readable import budget_used, percent
 from tests.browser.conftest import (
     CONTOSO_ADMIN,
     FABRIKAM_ADMIN,
@@ -121,8 +122,12 @@ def test_customer_watches_provisioning_and_sees_only_own_subscriptions(
                 .order_by(col(AuditEvent.id))
             )
         ]
-    timeline = page.locator("#timeline-events .action").all_inner_texts()
+    # Every event is on the timeline, in order, each as a sentence (the code stays in an attribute).
+    timeline = page.locator("#timeline-events li").evaluate_all("(items) => items.map((item) => item.dataset.action)")
     assert timeline == actions
+    sentences = page.locator("#timeline-events .sentence").all_inner_texts()
+    assert len(sentences) == len(actions)
+    assert not any(action in " ".join(sentences) for action in actions)
     screenshot(page, "customer-subscription-ready")
 
 
@@ -508,10 +513,6 @@ def _number(value: str | None) -> float | None:
     return float(value) if value else None
 
 
-def _percent(value: float | None) -> str:
-    return "—" if value is None else f"{value * 100:.3f} %"
-
-
 def test_slo_page_shows_core_slo_numbers_and_charts_and_hides_other_tenants_clusters(
     story: Story, control_plane: ControlPlane, new_context: ContextFactory, portal_database: Database
 ) -> None:
@@ -534,8 +535,9 @@ def test_slo_page_shows_core_slo_numbers_and_charts_and_hides_other_tenants_clus
         series = cluster_time_series(session, settings, cluster, hours=24, bucket_minutes=60, now=evaluated_at)
     for objective in status["objectives"]:
         row = alice.locator(f"#objectives tr[data-objective='{objective['name']}']")
-        expect(row.locator(".attainment")).to_have_text(_percent(objective["attainment"]))
-        expect(row.locator(".budget")).to_have_text(_percent(objective["error_budget_remaining"]))
+        # core.slo's numbers in the page's words: a bounded percentage, and the budget as the share used.
+        expect(row.locator(".attainment")).to_have_text(percent(objective["attainment"]))
+        expect(row.locator(".budget")).to_have_text(budget_used(objective["error_budget_remaining"]))
         expect(row.locator(".counts")).to_have_text(f"{objective['good']} / {objective['total']}")
         assert _number(row.locator(".attainment").get_attribute("data-value")) == objective["attainment"]
         assert _number(row.locator(".budget").get_attribute("data-value")) == objective["error_budget_remaining"]
