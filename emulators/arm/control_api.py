@@ -62,6 +62,13 @@ class DurationRequest(BaseModel):
     count: int | None = Field(default=None, ge=1, description="apply to this many submissions only")
 
 
+class HoldRequest(BaseModel):
+    """Whether the subscription's running deployments wait (past their duration) until released."""
+
+    model_config = ConfigDict(extra="forbid")
+    held: bool
+
+
 class PrivateEndpointRequest(BaseModel):
     """A consumer's private endpoint against a Private Link Service alias or resource id."""
 
@@ -98,6 +105,7 @@ def subscription_summary(subscription: Subscription) -> dict[str, Any]:
             for app_id, (role, home_tenant_id) in subscription.cross_tenant_access.items()
         },
         "deployment_seconds": subscription.deployment_seconds,
+        "deployments_held": subscription.deployments_held,
         "quotas": [
             {"region": region, "name": name, "limit": limit} for (region, name), limit in subscription.quotas.items()
         ],
@@ -173,6 +181,13 @@ def build_control_router(emulator: ArmEmulator) -> APIRouter:
         with store.lock:
             subscription = subscription_or_404(subscription_id)
             subscription.deployment_seconds = request.seconds
+            return subscription_summary(subscription)
+
+    @router.put("/subscriptions/{subscription_id}/deployments-held")
+    def hold_deployments(subscription_id: str, request: HoldRequest) -> dict[str, Any]:
+        with store.lock:
+            subscription = subscription_or_404(subscription_id)
+            subscription.deployments_held = request.held
             return subscription_summary(subscription)
 
     @router.post("/deployment-durations", status_code=201)

@@ -258,10 +258,19 @@ class DeploymentEngine:
         """Apply every running deployment whose deadline has passed, oldest first."""
         now = time.time() if now is None else now
         with self.store.lock:
+            held: list[tuple[float, int, Deployment]] = []
             while self._running and self._running[0][0] <= now:
-                _, _, deployment = heapq.heappop(self._running)
-                if deployment.state == "Running" and self.deployments.get(id_key(deployment.id)) is deployment:
-                    self._apply(deployment)
+                entry = heapq.heappop(self._running)
+                deployment = entry[2]
+                if deployment.state != "Running" or self.deployments.get(id_key(deployment.id)) is not deployment:
+                    continue
+                subscription = self.store.subscription(deployment.subscription_id)
+                if subscription is not None and subscription.deployments_held:
+                    held.append(entry)
+                    continue
+                self._apply(deployment)
+            for entry in held:
+                heapq.heappush(self._running, entry)
 
     def _apply(self, deployment: Deployment) -> None:
         assert deployment.evaluator is not None

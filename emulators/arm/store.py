@@ -27,6 +27,8 @@ class Subscription:
     access: dict[str, str] = field(default_factory=dict)
     cross_tenant_access: dict[str, tuple[str, str]] = field(default_factory=dict)
     deployment_seconds: float | None = None
+    # Held deployments keep running past their duration until released (a test watching a deployment in flight).
+    deployments_held: bool = False
     # (region, quota name) -> limit, e.g. ("eastus", "cores") -> 20; both lower-case.
     quotas: dict[tuple[str, str], int] = field(default_factory=dict)
 

@@ -58,19 +58,32 @@ ContextFactory = Callable[..., BrowserContext]
 class Story:
     contoso: Purchase
     fabrikam: Purchase
+    contoso_azure_subscription_id: str
+
+    def release_contoso_deployments(self, emulators: EmulatorControl) -> None:
+        """Let Contoso's held ARM deployments finish: its cluster goes on to ready."""
+        emulators.call(
+            "arm", "PUT", f"/subscriptions/{self.contoso_azure_subscription_id}/deployments-held", json={"held": False}
+        )
 
 
 @pytest.fixture(scope="module")
-def story(control_plane: ControlPlane, emulator_control: EmulatorControl, portal_database: Database) -> Story:
-    """Both purchases confirmed; Fabrikam's Azure subscription has a scale-set quota its cluster cannot fit in."""
+def provisioning_story(
+    control_plane: ControlPlane, emulator_control: EmulatorControl, portal_database: Database
+) -> Story:
+    """Both purchases confirmed; Contoso's ARM deployments are held, so its cluster is still being set up whatever
+    the machine's load until a test releases them; Fabrikam's Azure subscription has a scale-set quota its cluster
+    cannot fit in."""
     app_id = control_plane.settings.control_plane_client_id
     assert app_id is not None
+    contoso_azure = azure_subscription(emulator_control, "contoso", app_id)
+    emulator_control.call("arm", "PUT", f"/subscriptions/{contoso_azure}/deployments-held", json={"held": True})
     contoso = purchase_through_landing_page(
         emulator_control,
         portal_database,
         tenant_key="contoso",
         username=CONTOSO_ADMIN,
-        azure_subscription_id=azure_subscription(emulator_control, "contoso", app_id),
+        azure_subscription_id=contoso_azure,
     )
     fabrikam = purchase_through_landing_page(
         emulator_control,
@@ -79,7 +92,14 @@ def story(control_plane: ControlPlane, emulator_control: EmulatorControl, portal
         username=FABRIKAM_ADMIN,
         azure_subscription_id=azure_subscription(emulator_control, "fabrikam", app_id, quota_limit=1),
     )
-    return Story(contoso, fabrikam)
+    return Story(contoso, fabrikam, contoso_azure)
+
+
+@pytest.fixture(scope="module")
+def story(provisioning_story: Story, emulator_control: EmulatorControl) -> Story:
+    """The story with Contoso's deployments released."""
+    provisioning_story.release_contoso_deployments(emulator_control)
+    return provisioning_story
 
 
 def _csrf_token(page: Page) -> str:
@@ -89,8 +109,13 @@ def _csrf_token(page: Page) -> str:
 
 
 def test_customer_watches_provisioning_and_sees_only_own_subscriptions(
-    story: Story, control_plane: ControlPlane, new_context: ContextFactory, portal_database: Database
+    provisioning_story: Story,
+    control_plane: ControlPlane,
+    emulator_control: EmulatorControl,
+    new_context: ContextFactory,
+    portal_database: Database,
 ) -> None:
+    story = provisioning_story
     page = sign_in(new_context(), control_plane.base_url, CONTOSO_ADMIN)
 
     expect(page).to_have_url(re.compile(r"/portal/subscriptions$"))
@@ -105,6 +130,7 @@ def test_customer_watches_provisioning_and_sees_only_own_subscriptions(
     assert cluster_row(portal_database, story.contoso.cluster_id).status != ClusterStatus.READY
     expect(page.locator("#timeline-events li").first).to_be_visible()
     screenshot(page, "customer-subscription-provisioning")
+    story.release_contoso_deployments(emulator_control)
     expect(page.locator("#cluster-status")).to_have_text("ready", timeout=90_000)
     cluster = cluster_row(portal_database, story.contoso.cluster_id)
     assert cluster.endpoint_fqdn
