@@ -12,14 +12,16 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from core.arm_templates.steps import CLUSTER, DIAGNOSTICS, DNS, IDENTITY_KEY_VAULT, PRIVATE_LINK
+from core.arm_templates.steps import CLUSTER, DIAGNOSTICS, DNS, FACADE_CLUSTER_STEPS, IDENTITY_KEY_VAULT, PRIVATE_LINK
 from core.audit.actions import AuditAction
 from core.audit.models import AuditEvent, AuditOutcome
 from core.audit.queries import events_about
 from core.clusters.models import Cluster, ClusterStatus
+from core.clusters.provisioning_models import DeploymentState
+from core.clusters.step_history import latest_step_states, typical_step_seconds
 from core.errors import NotFound
 from core.subscriptions.models import MarketplaceSubscription, SubscriptionStatus
-from core.subscriptions.schemas import ProgressLine, PurchaseProgress
+from core.subscriptions.schemas import ProgressLine, ProgressStep, PurchaseProgress
 
 MAX_PROGRESS_EVENTS = 500
 
@@ -35,6 +37,15 @@ class ProgressState(StrEnum):
     REFUSED = "refused"
     SUSPENDED = "suspended"
     ENDED = "ended"
+
+
+class StepState(StrEnum):
+    """Where one set-up step stands."""
+
+    DONE = "done"
+    RUNNING = "running"
+    FAILED = "failed"
+    WAITING = "waiting"
 
 
 class WhoMustAct(StrEnum):
@@ -86,6 +97,12 @@ CUSTOMER_FIXES = {
     "RequestDisallowedByPolicy": "ask your Azure administrator to let an Azure Policy allow the cluster's resources",
     "ResourceGroupBeingDeleted": "wait until the resource group you chose is deleted, or tell us another one",
 }
+STEP_STATES = {
+    DeploymentState.SUCCEEDED: StepState.DONE,
+    DeploymentState.RUNNING: StepState.RUNNING,
+    DeploymentState.FAILED: StepState.FAILED,
+}
+NO_HISTORY = "no typical time yet: we have not completed this step before"
 # Keyed by action; a stored action (a plain string) finds its member's entry, as a StrEnum hashes as its value.
 ACTION_LABELS: dict[str, str] = {
     AuditAction.SUBSCRIPTION_ADOPTED: "Purchase found in Azure Marketplace",
@@ -136,6 +153,7 @@ def purchase_progress(session: Session, subscription_id: str, entra_tenant_id: s
         what_to_do=how,
         status_label=STATUS_NAMES.get(subscription.status, subscription.status),
         current_step=_current_step(cluster),
+        steps=_steps(session, cluster),
         events=[
             ProgressLine(occurred_at=event.occurred_at, action=event.action, outcome=event.outcome, label=label(event))
             for event in events
@@ -252,6 +270,39 @@ def _error_codes(code: str | None, details: object) -> list[str]:
         elif isinstance(item, list):
             pending.extend(item)
     return found
+
+
+def _steps(session: Session, cluster: Cluster | None) -> list[ProgressStep]:
+    """The set-up steps in order, each with its state and how long it usually takes (from our own history)."""
+    names = [step.name for step in FACADE_CLUSTER_STEPS]
+    typical = typical_step_seconds(session, names)
+    states = latest_step_states(session, cluster.id) if cluster is not None else {}
+    ready = cluster is not None and cluster.status == ClusterStatus.READY.value
+    steps = []
+    for name in names:
+        deployment = states.get(name)
+        state = StepState.DONE if ready else STEP_STATES[deployment] if deployment else StepState.WAITING
+        seconds = typical.get(name)
+        steps.append(
+            ProgressStep(
+                name=STEP_NAMES[name],
+                state=state.value,
+                typical_seconds=seconds,
+                typical=NO_HISTORY if seconds is None else f"usually {duration_words(seconds)}",
+            )
+        )
+    return steps
+
+
+def duration_words(seconds: float) -> str:
+    """A duration as people say it: "under 10 seconds", "about 40 seconds", "about 3 minutes", "about 2 hours"."""
+    if seconds < 10:
+        return "under 10 seconds"
+    if seconds < 90:
+        return f"about {round(seconds / 10) * 10} seconds"
+    if seconds < 90 * 60:
+        return f"about {round(seconds / 60)} minutes"
+    return f"about {round(seconds / 3600)} hours"
 
 
 def _current_step(cluster: Cluster | None) -> str | None:

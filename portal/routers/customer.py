@@ -15,7 +15,6 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import ValidationError
 from sqlmodel import Session, select
 
-from api.dependencies import DatabaseDep, SettingsDep
 from core.audit.actions import AuditAction
 from core.audit.queries import search_audit_events
 from core.audit.service import record_audit_event
@@ -43,6 +42,7 @@ from core.usage.queries import usage_by_dimension
 from portal.pages import AdminFormDep, PortalRoute, VisitorDep, redirect_with_message, render
 from portal.slo_view import CHART_BUCKET_MINUTES, CHART_HOURS, cluster_slo
 from portal.usage_chart import UsageChart, build_usage_chart
+from web.dependencies import DatabaseDep, SettingsDep
 
 router = APIRouter(prefix="/portal", tags=["portal"], route_class=PortalRoute, include_in_schema=False)
 USAGE_WINDOW = timedelta(days=7)

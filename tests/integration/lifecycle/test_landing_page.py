@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlmodel import select
 
@@ -50,7 +52,9 @@ def test_purchase_is_recorded_with_the_desired_spec_and_activated_when_the_clust
     assert "Alice Admin" in landing.text  # the signed-in customer
     assert "VAST Blob API Façade" in landing.text
     assert "Standard" in landing.text
-    assert '<dd id="quantity">2</dd>' in landing.text
+    # The purchase as bought: the plan's display name, the size of 2 units of 3 nodes, and the term.
+    assert '<dd id="quantity">2 units: 6 nodes, 50 TiB usable</dd>' in landing.text
+    assert re.search(r'<dd id="term">Monthly, \d{1,2} \w+ \d{4} to \d{1,2} \w+ \d{4}</dd>', landing.text), landing.text
     cookie = next(cookie for cookie in browser.http.cookies.jar if cookie.name == "cp_session")
     assert cookie.has_nonstandard_attr("HttpOnly")
 
