@@ -36,7 +36,6 @@ from core.errors import (
     UpstreamUnavailable,
     ValidationFailed,
 )
-from core.identity.principal import Principal
 from core.identity.sign_in import SignedInUser, delegated_arm_scope
 from core.marketplace.fulfillment_client import FulfillmentClient, ResolvedPurchase
 from core.marketplace.http import MarketplaceError, MarketplaceUnreachable
@@ -58,7 +57,7 @@ from core.subscriptions.service import (
     find_subscription,
     record_purchase,
 )
-from portal.pages import error_page, render
+from portal.pages import error_page, principal_of, render
 from portal.placement_choices import options_for
 from portal.purchase_view import FormProblems, problems_of_choices, problems_of_placement, purchase_summary
 from portal.sign_in_flow import begin_sign_in
@@ -190,19 +189,6 @@ def landing_user(request: Request, settings: SettingsDep) -> SignedInUser | None
 def placing_user(request: Request, settings: SettingsDep) -> SignedInUser | None:
     """The person placing a cluster: the handler checks they are an admin of the beneficiary's tenant."""
     return BrowserSession.load(request, settings).user
-
-
-def _principal(user: SignedInUser, settings: Settings) -> Principal:
-    claims = {
-        "tid": user.tenant_id,
-        "oid": user.object_id,
-        "roles": list(user.roles),
-        "wids": list(user.directory_roles),
-        "idtyp": "user",
-    }
-    return Principal.from_claims(
-        claims, operator_role=settings.operator_app_role, publisher_tenant_id=settings.publisher_tenant_id
-    )
 
 
 def _begin_sign_in(request: Request, session: BrowserSession, settings: Settings, after: str) -> Response:
@@ -369,7 +355,7 @@ def _landing(
     if step == LandingStep.SHOW_PROGRESS:
         # A return ("Manage account", a reload, back after confirming): the purchase is set up, show where it stands.
         return _to_progress(session, purchase.id)
-    if _is_beneficiary(purchase, signed_in) and not _principal(signed_in, settings).can_act:
+    if _is_beneficiary(purchase, signed_in) and not principal_of(signed_in, settings).can_act:
         return _error_page(request, session, 403, "An administrator must set this up", NEEDS_ADMIN)
     form = dict(FORM_DEFAULTS)
     return _landing_form(
@@ -557,7 +543,7 @@ def _confirm(
         except PurchaseWithoutBeneficiary as error:
             return _incomplete_purchase_page(request, session, purchase, error)
         return _handoff_page(request, session, purchase)
-    if not _principal(signed_in, settings).can_act:
+    if not principal_of(signed_in, settings).can_act:
         return _error_page(request, session, 403, "An administrator must set this up", NEEDS_ADMIN)
     cluster_name = cluster_name_for(purchase.id)
     # No group named: the cluster gets one of its own, named from the cluster.
@@ -687,7 +673,7 @@ def check_placement_json(
         request, landing_token(body.token), time.monotonic() + settings.marketplace_request_budget_seconds
     )
     check_signed_in_party(purchase, signed_in.tenant_id)
-    if not _is_beneficiary(purchase, signed_in) or not _principal(signed_in, settings).can_act:
+    if not _is_beneficiary(purchase, signed_in) or not principal_of(signed_in, settings).can_act:
         raise Forbidden("only an admin of the beneficiary's tenant chooses where the cluster goes")
     cluster_name = cluster_name_for(purchase.id)
     try:
@@ -840,7 +826,7 @@ def _placement_refusal(
             "Subscription not found",
             "Sign in with an account of the organisation the subscription was bought for.",
         )
-    if not _principal(user, settings).can_act:
+    if not principal_of(user, settings).can_act:
         return _error_page(request, session, 403, "An administrator must set this up", NEEDS_ADMIN)
     if not subscription.placement_pending:
         return RedirectResponse(_progress_path(subscription_id), status_code=303)

@@ -68,7 +68,8 @@ def _open_landing_signed_in(context: BrowserContext, landing_url: str, username:
 
 
 def _assert_no_inline_script_or_style(page: Page) -> None:
-    markup = page.content()
+    # The page as served (the live DOM gains attributes from the browser itself).
+    markup = page.context.request.get(page.url).text()
     assert re.search(r"<script(?![^>]*\bsrc=)[^>]*>", markup) is None, "an inline script"
     assert "<style" not in markup, "an inline style sheet"
     assert " style=" not in markup, "an inline style attribute"
