@@ -12,7 +12,7 @@ from datetime import datetime
 from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
-from core.catalog.models import MeteredDimension, Offer, Plan, PlanIncludedQuantity
+from core.catalog.models import ActivationMode, MeteredDimension, Offer, Plan, PlanIncludedQuantity
 from core.clusters.ownership import PlacementRefused, ResourceGroupNotOwned
 from core.errors import ControlPlaneError
 
@@ -111,6 +111,7 @@ class PurchaseSummary:
     quantity: int
     size: str
     term: str
+    billing_starts: str
     included: list[str]
 
 
@@ -151,10 +152,16 @@ def purchase_summary(
         quantity=quantity,
         size=size,
         term=term_words(term_unit, term_start, term_end),
+        billing_starts=BILLING_STARTS[ActivationMode(offer.activation)] if offer else "",
         included=included,
     )
 
 
+# When Azure Marketplace starts billing: we activate the subscription when the cluster is ready, or on confirmation.
+BILLING_STARTS = {
+    ActivationMode.WHEN_READY: "Billing starts when your cluster is ready, not before.",
+    ActivationMode.IMMEDIATELY: "Billing starts when you confirm below; your cluster is ready a few minutes later.",
+}
 TERM_UNITS = {"P1M": "Monthly", "P1Y": "Yearly", "P2Y": "Two years", "P3Y": "Three years"}
 
 

@@ -112,6 +112,13 @@ ACTION_LABELS: dict[str, str] = {
     AuditAction.CLUSTER_RETRY_REQUESTED: "Setting up the cluster started again",
     AuditAction.CLUSTER_DESIRED_SPEC_CHANGED: "Change of plan or size requested",
     AuditAction.SUBSCRIPTION_CLUSTER_CONVERGED: "Cluster ready",
+    AuditAction.SUBSCRIPTION_PURCHASE_RECORDED_AWAITING_PLACEMENT: "Purchase recorded; waiting for the beneficiary's "
+    "administrator to choose where the cluster goes",
+    AuditAction.SUBSCRIPTION_PLACEMENT_COMPLETED: "Deployment choices confirmed by the beneficiary's administrator",
+    AuditAction.SUBSCRIPTION_CLUSTER_FAILED: "Setting up the cluster failed",
+    AuditAction.CLUSTER_READY: "Every step done: the cluster is running",
+    AuditAction.CLUSTER_SUSPENDED: "Cluster stopped",
+    AuditAction.CLUSTER_DELETE_RESOURCES_STARTED: "Removing the cluster's resources",
     AuditAction.CLUSTER_SUSPEND_STARTED: "Stopping the cluster",
     AuditAction.CLUSTER_RESUME_STARTED: "Starting the cluster",
     AuditAction.CLUSTER_STOPPED_FOR_RETENTION: "Cluster stopped; data kept for the retention period",
