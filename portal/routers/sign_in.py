@@ -67,7 +67,7 @@ def sign_in_callback(request: Request, settings: SettingsDep) -> Response:
             request, 400, "This sign-in was started in another tab or window, or it was already finished.", target
         )
     except Unauthenticated as error:
-        return _start_again(request, 401, f"Entra ID did not sign you in: {error.message}.", target)
+        return _start_again(request, 401, f"Entra ID did not complete the sign-in ({error.message}).", target)
     # A new session for a new person: a new id and CSRF token, nothing left over from before.
     session.sign_in(user)
     went_to = target or _home_of(user, settings)
