@@ -3,7 +3,9 @@ FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY core core
+COPY web web
 COPY api api
+COPY server server
 COPY workers workers
 COPY billing billing
 COPY portal portal

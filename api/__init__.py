@@ -1,1 +1,1 @@
-"""The FastAPI application: Marketplace landing page and webhook, notifications, the JSON API."""
+"""The JSON API and the Marketplace webhook (the purchase pages a Marketplace link opens are the portal's)."""

@@ -1,6 +1,6 @@
 """Authentication for the JSON API: Entra bearer tokens for the control-plane app, mapped to a Principal.
 
-Three levels, each a dependency that declares its permission (api.permissions): any verified caller of a
+Three levels, each a dependency that declares its permission (web.permissions): any verified caller of a
 tenant (READ), a customer admin of it (ACT: readers get 403), a publisher operator (OPERATE).
 """
 
@@ -11,11 +11,11 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.dependencies import SettingsDep
-from api.permissions import Permission, declares
 from core.errors import Forbidden, Unauthenticated
 from core.identity.principal import Principal
 from core.identity.tokens import EntraTokenVerifier, TokenRules
+from web.dependencies import SettingsDep
+from web.permissions import Permission, declares
 
 # Declared as a security scheme so the OpenAPI document says which routes want a token; the checks stay ours.
 bearer_token = HTTPBearer(

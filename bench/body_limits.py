@@ -1,4 +1,4 @@
-"""Benchmark: what the request-body checks (api/body_limits.py) cost per request, in process, with no server.
+"""Benchmark: what the request-body checks (web/body_limits.py) cost per request, in process, with no server.
 
 Drives the ASGI middleware directly with an app that only drains the body, so the figures are the
 middleware's own cost: a typical Marketplace webhook body, a large body of many small objects (the bracket
@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from starlette.types import Message, Receive, Scope, Send
 
-from api.body_limits import BodyLimitMiddleware
+from web.body_limits import BodyLimitMiddleware
 
 MAX_BYTES = 256 * 1024
 MAX_DEPTH = 32

@@ -36,7 +36,6 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import core.models  # registers every table
-from api.rate_limits import RateLimitMiddleware
 from bench.entra_for_webhooks import api_environment, start_entra
 from bench.termination import exit_cleanly_on_sigterm
 from cli.processes import free_port, wait_until_listening
@@ -49,6 +48,7 @@ from core.outbox.service import claim_for_completion
 from core.settings import Settings
 from emulators.marketplace.webhooks import retry_after_seconds
 from emulators.suite import EmulatorSuite, EmulatorSuiteConfig
+from web.rate_limits import RateLimitMiddleware
 
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 BACKOFF_SECONDS = 0.5

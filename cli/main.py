@@ -53,9 +53,9 @@ def api(
         "forwarded_allow_ips": settings.trusted_proxies or None,
     }
     if workers > 1:
-        uvicorn.run("api.app:create_app", workers=workers, access_log=False, **options)  # each worker builds its app
+        uvicorn.run("server.app:create_app", workers=workers, access_log=False, **options)  # each worker builds its app
         return
-    config = uvicorn.Config("api.app:create_app", access_log=False, **options)
+    config = uvicorn.Config("server.app:create_app", access_log=False, **options)
     config.load()
     # The app and everything imported live as long as the process: keep them out of every later collection pass.
     gc.freeze()

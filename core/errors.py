@@ -8,7 +8,7 @@ from typing import Any
 class ControlPlaneError(Exception):
     """Base of every expected error. `code` is stable and machine-readable.
 
-    `status_code` belongs to the class (api.errors.http_status reads it from the type): a distinct cause is a
+    `status_code` belongs to the class (web.errors.http_status reads it from the type): a distinct cause is a
     subclass of its own, caught by type, never an instance with another status.
     """
 

@@ -289,7 +289,7 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
 
-    # --- Request body limits (api/body_limits.py): refused before any handler or JSON parser runs ---
+    # --- Request body limits (web/body_limits.py): refused before any handler or JSON parser runs ---
     request_body_max_bytes: int = Field(
         default=256 * 1024, ge=1024, description="Largest request body accepted; larger ones get 413."
     )
@@ -298,7 +298,7 @@ class Settings(BaseSettings):
     )
     # --- end of request body limits ---
 
-    # --- Rate limits and back-pressure (api/rate_limits.py) ---
+    # --- Rate limits and back-pressure (web/rate_limits.py) ---
     # Token buckets per client: `*_per_second` refills, `*_burst` is the bucket's size.
     rate_limits_enabled: bool = Field(default=True, description="False serves every request unthrottled.")
     rate_limit_storage_url: str = Field(

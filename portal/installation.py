@@ -1,4 +1,5 @@
-"""Attach the portal to the ASGI app: its routers, its static files and its security headers."""
+"""Attach the portal to the ASGI app: its pages (the purchase pages a Marketplace link opens included), the
+sign-in callback and its static files."""
 
 from __future__ import annotations
 
@@ -7,15 +8,14 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from portal.routers import customer, operator, sign_in
-from portal.security_headers import SecurityHeadersMiddleware
+from portal.routers import customer, operator, purchase, sign_in
 
 STATIC_DIRECTORY = Path(__file__).resolve().parent / "static"
 
 
 def install_portal(app: FastAPI) -> None:
-    """Include the portal's routes under /portal (and the sign-in callback) and serve /portal/static."""
-    app.add_middleware(SecurityHeadersMiddleware)
+    """Include the portal's routes (under /portal, the purchase pages, the sign-in callback); serve its static files."""
+    app.include_router(purchase.router)
     app.include_router(sign_in.router)
     app.include_router(customer.router)
     app.include_router(operator.router)

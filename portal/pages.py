@@ -20,10 +20,6 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 
-from api.browser_session import BrowserSession
-from api.dependencies import SettingsDep
-from api.errors import error_answer, error_body, http_status
-from api.permissions import Permission, declares
 from core.audit.sentences import STEP_NAMES, actor_in_words, sentence_of
 from core.correlation import current_correlation_id
 from core.errors import ControlPlaneError, NotFound
@@ -31,9 +27,13 @@ from core.identity.principal import Principal
 from core.identity.sign_in import SignedInUser
 from core.settings import Settings
 from portal.readable import budget_used, duration, percent, plural, utc_time
+from portal.sign_in_flow import SIGN_IN_PATH
+from web.browser_session import BrowserSession
+from web.dependencies import SettingsDep
+from web.errors import error_answer, error_body, http_status
+from web.permissions import Permission, declares
 
 templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
-SIGN_IN_PATH = "/portal/sign-in"
 FLASH_KEY = "portal_flash"
 ERROR_HEADINGS = {
     400: "That request was not understood",
@@ -187,13 +187,30 @@ def redirect_with_message(session: BrowserSession, location: str, message: str) 
     return response
 
 
-def error_page(request: Request, status_code: int, message: str) -> HTMLResponse:
-    """An error page that says what happened and what to do next."""
+@dataclass(frozen=True)
+class PageLink:
+    """A link an error page offers as the way on."""
+
+    href: str
+    text: str
+
+
+def error_page(
+    request: Request,
+    status_code: int,
+    message: str,
+    *,
+    heading: str | None = None,
+    next_step: str | None = None,
+    link: PageLink | None = None,
+) -> HTMLResponse:
+    """An error page that says what happened and what to do next (a page may say both more precisely)."""
     session = BrowserSession.load(request, request.app.state.settings)
     context = {
-        "heading": ERROR_HEADINGS.get(status_code, "Something went wrong"),
+        "heading": heading or ERROR_HEADINGS.get(status_code, "Something went wrong"),
         "message": message,
-        "next_step": NEXT_STEPS.get(status_code, "Go back and try again."),
+        "next_step": next_step or NEXT_STEPS.get(status_code, "Go back and try again."),
+        "link": link,
         "status_code": status_code,
         "correlation_id": current_correlation_id(),
     }

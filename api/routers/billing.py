@@ -9,13 +9,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse, Response
 
-from api.dependencies import RowId, SessionDep
-from api.errors import error_response, error_responses
 from api.security import OperatorDep
 from billing.reconciliation import differences_csv, list_reports, report_with_differences
 from billing.reports import rejected_samples, status_counts
 from billing.schemas import DifferenceView, LedgerStatusView, RejectedSampleView, ReportSummaryView, ReportView
 from core.errors import ValidationFailed
+from web.dependencies import RowId, SessionDep
+from web.errors import error_response, error_responses
 
 ERROR_RESPONSES = {
     **error_responses(401, 422),

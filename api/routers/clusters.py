@@ -12,8 +12,6 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import col, select
 
-from api.dependencies import SessionDep
-from api.errors import error_response, error_responses
 from api.security import AdminDep, OperatorDep, PrincipalDep
 from core.clusters.key_rotation import request_key_rotation
 from core.clusters.models import Cluster
@@ -22,6 +20,8 @@ from core.clusters.recovery import retry_failed_cluster
 from core.errors import NotFound
 from core.networking.models import ConnectionStatus, PrivateEndpointConnection
 from core.networking.service import decide_connection, list_connections, visible_cluster
+from web.dependencies import SessionDep
+from web.errors import error_response, error_responses
 
 router = APIRouter(prefix="/api/clusters", tags=["clusters"], responses=error_responses(401, 404, 422))
 

@@ -11,12 +11,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from api.dependencies import MAX_DATABASE_INTEGER, SessionDep
-from api.errors import error_responses
 from api.security import OperatorDep, PrincipalDep
 from core.clusters.drift import cluster_drift_history, drifts_by_state
 from core.clusters.drift_models import ClusterDrift, DriftState
 from core.networking.service import visible_cluster
+from web.dependencies import MAX_DATABASE_INTEGER, SessionDep
+from web.errors import error_responses
 
 router = APIRouter(tags=["drift"], responses=error_responses(401, 404, 422))
 

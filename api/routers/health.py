@@ -8,10 +8,10 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from api.dependencies import DatabaseDep, SettingsDep
-from api.permissions import public_route
 from core.messaging import ping_broker
 from core.migrator import SchemaBehind, require_schema_at_head
+from web.dependencies import DatabaseDep, SettingsDep
+from web.permissions import public_route
 
 router = APIRouter(tags=["health"])
 

@@ -9,17 +9,17 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from pydantic import ValidationError
 
-from api.dependencies import DatabaseDep, SessionDep, SettingsDep
-from api.errors import error_response
-from api.openapi_schemas import raw_json_body
-from api.permissions import public_route
-from api.rate_limits import peer_of
 from core.audit.actions import AuditAction
 from core.audit.refusals import record_refusal
 from core.clock import utc_now
 from core.errors import BadRequest, NotFound, Unauthenticated, ValidationFailed
 from core.managed_apps.schemas import ManagedAppNotification
 from core.managed_apps.service import check_event_time, record_notification
+from web.dependencies import DatabaseDep, SessionDep, SettingsDep
+from web.errors import error_response
+from web.openapi_schemas import raw_json_body
+from web.permissions import public_route
+from web.rate_limits import peer_of
 
 router = APIRouter(prefix="/managedapp", tags=["managed applications"])
 MAX_BODY_BYTES = 64 * 1024

@@ -12,9 +12,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from api.dependencies import DatabaseDep, SessionDep, SettingsDep
-from api.errors import error_response, error_responses
-from api.permissions import public_route
 from api.security import OperatorDep, PrincipalDep
 from core.audit.actions import AuditAction
 from core.audit.service import record_audit_event
@@ -23,6 +20,9 @@ from core.slo.service import cluster_slo_status, cluster_time_series, visible_cl
 from core.task_payloads import ProbeClusterBlob
 from core.telemetry.database_gauges import DatabaseGaugeCollector
 from core.telemetry.metrics import CONTENT_TYPE, render_metrics
+from web.dependencies import DatabaseDep, SessionDep, SettingsDep
+from web.errors import error_response, error_responses
+from web.permissions import public_route
 
 router = APIRouter(tags=["operations"])
 NO_SUCH_CLUSTER = error_response("No such cluster, or it belongs to another tenant")

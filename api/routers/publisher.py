@@ -7,8 +7,6 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.dependencies import MAX_DATABASE_INTEGER, RowId, SessionDep
-from api.errors import error_response, error_responses
 from api.security import OperatorDep
 from core.browser_sessions.service import revoke_sessions
 from core.clock import utc_now
@@ -24,6 +22,8 @@ from core.subscriptions.reconciliation import start_report
 from core.subscriptions.schemas import OperationView, ReconciliationReportView, SubscriptionDetail, SubscriptionPage
 from core.subscriptions.service import retry_operation
 from core.task_payloads import ReconcileWithMarketplace
+from web.dependencies import MAX_DATABASE_INTEGER, RowId, SessionDep
+from web.errors import error_response, error_responses
 
 ERROR_RESPONSES = {
     **error_responses(401, 422),

@@ -22,6 +22,12 @@ SIGN_IN_SCOPES: list[str] = []  # openid, profile and offline_access are added b
 REFUSALS = frozenset({"invalid_grant", "interaction_required", "consent_required", "login_required"})
 
 
+class SignInNotRecognised(Unauthenticated):
+    """The browser came back with a sign-in this session did not start (another tab's, or one already finished)."""
+
+    code = "SignInNotRecognised"
+
+
 class DelegatedAccessRefused(Forbidden):
     """Entra will not give a token to act for the person on a resource (not consented, or revoked since)."""
 
@@ -123,8 +129,10 @@ class UserSignIn:
         """Redeem the code of the callback; raises Unauthenticated with Entra's reason when it fails."""
         try:
             result = self._app().acquire_token_by_auth_code_flow(flow, query)
-        except ValueError as error:  # msal: state mismatch or a flow that was already used
-            raise Unauthenticated(f"sign-in failed: {error}") from None
+        except ValueError:  # msal: state mismatch or a flow that was already used; its words quote the state values
+            raise SignInNotRecognised(
+                "this sign-in was started in another tab or window, or it was already finished"
+            ) from None
         return _signed_in_user(result, "sign-in failed")
 
     def refresh(self, refresh_token: str) -> SignedInUser:

@@ -11,15 +11,18 @@ from enum import StrEnum
 
 from sqlmodel import Session, select
 
+from core.arm_templates.steps import FACADE_CLUSTER_STEPS
 from core.audit.actions import AuditAction
 from core.audit.models import AuditEvent, AuditOutcome
 from core.audit.queries import events_about
 from core.audit.sentences import STATUS_NAMES, STEP_NAMES, sentence_of
 from core.clusters.failure_advice import WhoMustAct, failure_advice
 from core.clusters.models import Cluster, ClusterStatus
+from core.clusters.provisioning_models import DeploymentState
+from core.clusters.step_history import latest_step_states, typical_step_seconds
 from core.errors import NotFound
 from core.subscriptions.models import MarketplaceSubscription, SubscriptionStatus
-from core.subscriptions.schemas import ProgressLine, PurchaseProgress
+from core.subscriptions.schemas import ProgressLine, ProgressStep, PurchaseProgress
 
 MAX_PROGRESS_EVENTS = 500
 
@@ -37,6 +40,15 @@ class ProgressState(StrEnum):
     ENDED = "ended"
 
 
+class StepState(StrEnum):
+    """Where one set-up step stands."""
+
+    DONE = "done"
+    RUNNING = "running"
+    FAILED = "failed"
+    WAITING = "waiting"
+
+
 # Nothing more happens without someone acting: the page stops polling.
 TERMINAL_STATES = frozenset(
     {
@@ -48,6 +60,12 @@ TERMINAL_STATES = frozenset(
         ProgressState.ENDED,
     }
 )
+STEP_STATES = {
+    DeploymentState.SUCCEEDED: StepState.DONE,
+    DeploymentState.RUNNING: StepState.RUNNING,
+    DeploymentState.FAILED: StepState.FAILED,
+}
+NO_HISTORY = "no typical time yet: we have not completed this step before"
 
 
 def purchase_progress(
@@ -84,6 +102,7 @@ def purchase_progress(
         what_to_do=how,
         status_label=STATUS_NAMES.get(subscription.status, subscription.status),
         current_step=_current_step(cluster),
+        steps=_steps(session, cluster),
         events=[
             ProgressLine(occurred_at=event.occurred_at, action=event.action, outcome=event.outcome, label=label(event))
             for event in events
@@ -166,6 +185,39 @@ def _words(
         WhoMustAct.NOBODY,
         "Nothing, unless you want to buy the offer again.",
     )
+
+
+def _steps(session: Session, cluster: Cluster | None) -> list[ProgressStep]:
+    """The set-up steps in order, each with its state and how long it usually takes (from our own history)."""
+    names = [step.name for step in FACADE_CLUSTER_STEPS]
+    typical = typical_step_seconds(session, names)
+    states = latest_step_states(session, cluster.id) if cluster is not None else {}
+    ready = cluster is not None and cluster.status == ClusterStatus.READY.value
+    steps = []
+    for name in names:
+        deployment = states.get(name)
+        state = StepState.DONE if ready else STEP_STATES[deployment] if deployment else StepState.WAITING
+        seconds = typical.get(name)
+        steps.append(
+            ProgressStep(
+                name=STEP_NAMES[name],
+                state=state.value,
+                typical_seconds=seconds,
+                typical=NO_HISTORY if seconds is None else f"usually {duration_words(seconds)}",
+            )
+        )
+    return steps
+
+
+def duration_words(seconds: float) -> str:
+    """A duration as people say it: "under 10 seconds", "about 40 seconds", "about 3 minutes", "about 2 hours"."""
+    if seconds < 10:
+        return "under 10 seconds"
+    if seconds < 90:
+        return f"about {round(seconds / 10) * 10} seconds"
+    if seconds < 90 * 60:
+        return f"about {round(seconds / 60)} minutes"
+    return f"about {round(seconds / 3600)} hours"
 
 
 def _current_step(cluster: Cluster | None) -> str | None:

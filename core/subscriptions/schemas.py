@@ -194,6 +194,15 @@ class ProgressLine(BaseModel):
     label: str = Field(description="What happened, in words")
 
 
+class ProgressStep(BaseModel):
+    """One step of setting up the cluster, in the order they run."""
+
+    name: str = Field(description="The step in words, e.g. 'the Private Link service'")
+    state: str = Field(description="done, running, failed or waiting")
+    typical_seconds: float | None = Field(description="Median duration of our past completed runs of this step")
+    typical: str = Field(description="The typical duration in words (or why there is none yet)")
+
+
 class PurchaseProgress(BaseModel):
     """What the progress page shows."""
 
@@ -209,4 +218,5 @@ class PurchaseProgress(BaseModel):
     what_to_do: str
     status_label: str
     current_step: str | None
+    steps: list[ProgressStep] = Field(description="The set-up steps with their state and typical duration")
     events: list[ProgressLine]

@@ -15,7 +15,6 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import ValidationError
 from sqlmodel import Session, select
 
-from api.dependencies import DatabaseDep, SettingsDep
 from core.audit.actions import AuditAction
 from core.audit.models import AuditEvent
 from core.audit.queries import search_audit_events
@@ -47,6 +46,7 @@ from portal.pages import AdminFormDep, PortalRoute, VisitorDep, redirect_with_me
 from portal.readable import utc_time
 from portal.slo_view import CHART_BUCKET_MINUTES, CHART_HOURS, cluster_slo
 from portal.usage_chart import UsageChart, build_usage_chart
+from web.dependencies import DatabaseDep, SettingsDep
 
 router = APIRouter(prefix="/portal", tags=["portal"], route_class=PortalRoute, include_in_schema=False)
 USAGE_WINDOW = timedelta(days=7)

@@ -11,7 +11,6 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from sqlmodel import select
 
-from api.dependencies import DatabaseDep, RowId, SettingsDep
 from billing.reconciliation import differences_csv, list_reports, report_with_differences
 from billing.reports import rejected_samples, status_counts
 from core.audit.queries import search_audit_events
@@ -35,6 +34,7 @@ from core.usage.reconciliation_models import DifferenceKind
 from portal.configuration_view import setting_lines
 from portal.pages import OperatorDep, OperatorFormDep, PortalRoute, redirect_with_message, render
 from portal.slo_view import cluster_slo
+from web.dependencies import DatabaseDep, RowId, SettingsDep
 
 router = APIRouter(prefix="/portal/operator", tags=["portal"], route_class=PortalRoute, include_in_schema=False)
 # Work unchanged for this long is shown as stuck: well past what one controller or operation step takes.

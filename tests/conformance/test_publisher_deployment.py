@@ -162,7 +162,6 @@ def test_the_control_plane_deploys_with_a_certificate_read_from_key_vault_throug
     assert outputs["landingPageUrl"] == f"https://{api_host}/marketplace/landing"
     assert outputs["webhookUrl"] == f"https://{api_host}/marketplace/webhook"
     assert outputs["portalRedirectUri"] == f"https://{api_host}/auth/callback"
-    assert outputs["landingRedirectUri"] == f"https://{api_host}/marketplace/landing/callback"
 
     # The identity, as ARM holds it, and its one role: reading the vault's secrets.
     identity = read(resources, outputs["identityResourceId"])

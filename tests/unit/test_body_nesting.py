@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from api.body_limits import has_non_json_constant, nesting_exceeds
+from web.body_limits import has_non_json_constant, nesting_exceeds
 
 LIMIT = 4
 TRICKY_TEXT = ('"', "\\", "[", "]", "{", "}", '\\"', "\\\\", "x", " ")

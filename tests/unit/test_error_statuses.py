@@ -1,4 +1,4 @@
-"""Each named domain error answers with its one HTTP status, through api.errors, whoever raises or catches it."""
+"""Each named domain error answers with its one HTTP status, through web.errors, whoever raises or catches it."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from api.errors import error_answer, http_status
 from core.clusters.key_rotation import KeyNotRotatable, KeyRotationInProgress
 from core.errors import Conflict, ControlPlaneError, IllegalTransition, TooManyRequests, Unauthenticated
 from core.marketplace.http import MarketplaceError
@@ -19,6 +18,7 @@ from core.subscriptions.errors import (
     SubscriptionAlreadySetUp,
     SubscriptionCancelled,
 )
+from web.errors import error_answer, http_status
 
 
 @pytest.mark.parametrize(

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from api.errors import ErrorResponse
-from api.openapi_schemas import inline_schema, raw_json_body
 from core.managed_apps.schemas import ManagedAppNotification
 from core.subscriptions.schemas import WebhookPayload
+from web.errors import ErrorResponse
+from web.openapi_schemas import inline_schema, raw_json_body
 
 
 def _references(node: Any) -> list[str]:

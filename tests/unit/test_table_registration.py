@@ -18,7 +18,7 @@ from core.models import metadata
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 # The modules a process starts from: the API's app factory, and the Celery app that workers, beat and relay load.
-ENTRY_POINTS = ["api.app", "workers.celery_app"]
+ENTRY_POINTS = ["server.app", "workers.celery_app"]
 CREATE_EVERY_TABLE = """
 import json, sys
 import sqlalchemy as sa

@@ -8,7 +8,10 @@ import json
 
 import pytest
 
-from api.rate_limits import (
+from core.db import Database
+from core.messaging import TaskNames
+from tests.support.factories import create_outbox_row
+from web.rate_limits import (
     BucketMode,
     BucketPolicy,
     InProcessTokenBuckets,
@@ -18,9 +21,6 @@ from api.rate_limits import (
     peer_of,
     surface_of,
 )
-from core.db import Database
-from core.messaging import TaskNames
-from tests.support.factories import create_outbox_row
 
 POLICY = BucketPolicy(per_second=2.0, burst=3)
 

@@ -35,7 +35,6 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from api.errors import ErrorResponse
 from core.db import Database
 from core.models import metadata
 from core.settings import Settings
@@ -43,6 +42,7 @@ from emulators.suite import EmulatorSuite
 from tests.conftest import CATALOG_TABLES, start_api
 from tests.integration.fuzzing.seed import SeededData, seed
 from tests.integration.lifecycle.marketplace_driver import Emulators
+from web.errors import ErrorResponse
 
 FUZZ_EXAMPLES = int(os.environ.get("CP_FUZZ_EXAMPLES", "12"))
 FUZZ_SEED = int(os.environ.get("CP_FUZZ_SEED", "20261128"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlmodel import select
 
@@ -50,7 +52,9 @@ def test_purchase_is_recorded_with_the_desired_spec_and_activated_when_the_clust
     assert "Alice Admin" in landing.text  # the signed-in customer
     assert "VAST Blob API Façade" in landing.text
     assert "Standard" in landing.text
-    assert '<dd id="quantity">2</dd>' in landing.text
+    # The purchase as bought: the plan's display name, the size of 2 units of 3 nodes, and the term.
+    assert '<dd id="quantity">2 units: 6 nodes, 50 TiB usable</dd>' in landing.text
+    assert re.search(r'<dd id="term">Monthly, \d{1,2} \w+ \d{4} to \d{1,2} \w+ \d{4}</dd>', landing.text), landing.text
     cookie = next(cookie for cookie in browser.http.cookies.jar if cookie.name == "cp_session")
     assert cookie.has_nonstandard_attr("HttpOnly")
 
@@ -210,9 +214,15 @@ def test_invalid_choices_are_shown_back_and_another_tenant_is_refused(
         landing, {**DEFAULT_CHOICES, "azure_subscription_id": "not-a-guid", "rotation_days": "3", "key_size": "1024"}
     )
     assert invalid.status_code == 422
-    assert "azure subscription id" in invalid.text
-    assert "rotation days" in invalid.text
-    assert "key size" in invalid.text
+    # Each refused field says what to enter instead, beside the field, in words (no patterns, no "Value error").
+    assert (
+        '<p class="field-error" id="azure_subscription_id-error">Choose one of your Azure subscriptions' in invalid.text
+    )
+    assert '<p class="field-error" id="rotation_days-error">Enter a whole number of days from 7 to 730.' in invalid.text
+    assert '<p class="field-error" id="key_size-error">Choose 2048, 3072 or 4096 bits.' in invalid.text
+    assert "Value error" not in invalid.text
+    assert "pattern" not in invalid.text
+    assert 'value="not-a-guid"' in invalid.text  # the form comes back as typed
     assert _subscription(database, purchase["subscription_id"]) is None
 
     forged_form = browser.http.post(

@@ -10,7 +10,6 @@ import pytest
 from sqlmodel import select
 from starlette.testclient import TestClient
 
-from api.app import create_app
 from core.audit.service import record_audit_event
 from core.azure.credentials import CredentialFactory
 from core.db import Database
@@ -20,6 +19,7 @@ from core.monitoring.log_spool import DatabaseLogSpoolHandler
 from core.monitoring.models import LogRecord, MonitorExportMark
 from core.settings import Settings
 from emulators.suite import EmulatorSuite
+from server.app import create_app
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi.routing import iter_route_contexts
 
-from api.app import create_app
 from core.db import Database
 from core.settings import Settings
+from server.app import create_app
 
 
 def app_route_keys(settings: Settings, database_url: str) -> set[str]:

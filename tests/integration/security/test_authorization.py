@@ -1,6 +1,6 @@
 """Roles on every mutating route, driven from the app's route table, against a real API process.
 
-Readers see; admins act. For every route whose declared permission is `act` (api.permissions), JSON and
+Readers see; admins act. For every route whose declared permission is `act` (web.permissions), JSON and
 portal alike: Contoso's admin is allowed; a Contoso reader (an explicit Customer.Reader, or a member with
 neither an app role nor an admin directory role) gets 403; Fabrikam's admin gets 404, as for an id that does
 not exist; an app-only token from a client app not on Contoso's allow-list is refused (401), and one on the
@@ -18,17 +18,17 @@ import pytest
 from fastapi.routing import iter_route_contexts
 from sqlmodel import select
 
-from api.app import create_app
-from api.permissions import Permission, declared_permission
 from cli.marketplace_demo import CONTOSO_ADMIN, CONTOSO_TENANT_ID
 from core.audit.models import AuditEvent
 from core.clusters.models import Cluster
 from core.db import Database
 from core.identity.principal import GLOBAL_ADMINISTRATOR_ROLE_ID
+from server.app import create_app
 from tests.integration.lifecycle.conftest import ControlPlane, delete_test_rows
 from tests.integration.lifecycle.marketplace_driver import CONTOSO_AUTOMATION_CLIENT_ID, FABRIKAM_ADMIN, Emulators
 from tests.integration.security.test_tenant_isolation import CUSTOMER_CASES, RouteCase, TenantData, _own_everything
 from tests.integration.security.visitors import PortalVisitor, sign_in_to_portal
+from web.permissions import Permission, declared_permission
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(150)]
 

@@ -18,7 +18,6 @@ import httpx
 import pytest
 from sqlmodel import select
 
-from api.rate_limits import BucketMode, BucketPolicy, RedisTokenBuckets
 from bench.webhook_burst import burst_and_drain, complete_outbox, stored_rows, webhook_body
 from core.browser_sessions.service import SignedInIdentity, new_cookie_id, sign_in
 from core.clock import utc_now
@@ -32,6 +31,7 @@ from tests.integration.lifecycle.conftest import delete_test_rows
 from tests.integration.lifecycle.marketplace_driver import Emulators
 from tests.support.factories import create_outbox_row
 from tests.support.waiting import wait_for
+from web.rate_limits import BucketMode, BucketPolicy, RedisTokenBuckets
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -18,12 +18,12 @@ import pytest
 from fastapi.responses import HTMLResponse
 from fastapi.routing import APIRoute, iter_route_contexts
 
-from api.app import create_app
 from core.db import Database
-from portal.security_headers import SECURITY_HEADERS
+from server.app import create_app
 from tests.integration.lifecycle.conftest import ControlPlane
 from tests.integration.lifecycle.marketplace_driver import Emulators
 from tests.integration.security.visitors import OPERATOR_USERNAME, PortalVisitor, sign_in_to_portal
+from web.security_headers import SECURITY_HEADERS
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -487,12 +487,11 @@ PUBLIC_ROUTES = {
     "POST /marketplace/webhook": "Marketplace's webhook, authenticated by its Entra token (test_token_attacks)",
     "GET /marketplace/landing": "the purchase link: the Marketplace token names the purchase, the sign-in its tenant",
     "POST /marketplace/landing": "confirms the purchase the Marketplace token names, for the signed-in buyer's tenant",
-    "GET /marketplace/landing/callback": "Entra's redirect back to the landing page during sign-in",
     "POST /marketplace/landing/placement": "checks choices for the purchase the Marketplace token names, for the "
     "signed-in buyer's tenant; records nothing",
     "GET /portal": "the sign-in page, or a redirect to the visitor's home",
     "GET /portal/sign-in": "starts the Entra sign-in",
-    "GET /auth/callback": "Entra's redirect back to the portal during sign-in",
+    "GET /auth/callback": "Entra's redirect back to the portal and the purchase pages during sign-in",
     "POST /portal/sign-out": "ends the visitor's own session (CSRF-checked)",
     "MOUNT /portal/static": "the portal's CSS and JavaScript",
 }

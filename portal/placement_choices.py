@@ -10,12 +10,12 @@ import threading
 
 from fastapi import Request
 
-from api.browser_session import REFRESH_TOKEN_KEY, BrowserSession, user_sign_in
 from core.azure.credentials import CredentialFactory
 from core.azure.subscriptions import SubscriptionReader, bearer_token
 from core.clusters.placement_options import PlacementOptions, PlacementSources, placement_options
 from core.identity.sign_in import DelegatedAccessRefused, SignedInUser, delegated_arm_scope
 from core.settings import Settings
+from web.browser_session import REFRESH_TOKEN_KEY, BrowserSession, user_sign_in
 
 _reader_lock = threading.Lock()
 

@@ -1,12 +1,13 @@
-"""Security headers from one list: on every HTML response (portal, landing page, progress, errors) and on every
-portal path whatever its content type (pages, JSON for the live parts, static files)."""
+"""Security headers from one list: on every HTML response and on every browser path (web.browser_paths) whatever its
+content type (pages, JSON for the live parts, static files)."""
 
 from __future__ import annotations
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-PORTAL_PATH_PREFIXES = ("/portal", "/auth/")
+from web.browser_paths import is_browser_path
+
 # No inline script or style anywhere: scripts and CSS come from /portal/static, charts are inline SVG.
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -36,7 +37,7 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        portal_path = str(scope.get("path", "")).startswith(PORTAL_PATH_PREFIXES)
+        portal_path = is_browser_path(str(scope.get("path", "")))
         over_https = scope.get("scheme") == "https"
 
         async def send_with_headers(message: Message) -> None:

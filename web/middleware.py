@@ -11,11 +11,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import ErrorPage, error_body, no_error_page
 from core.correlation import CORRELATION_HEADER, correlation_scope, current_correlation_id
+from web.errors import ErrorPage, error_body, no_error_page
 
 logger = logging.getLogger("api.access")
-error_logger = logging.getLogger("api.errors")
+error_logger = logging.getLogger("web.errors")
 _ACCEPTABLE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 

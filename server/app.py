@@ -1,4 +1,4 @@
-"""The ASGI application factory."""
+"""The ASGI application factory: the shared web layer's middlewares, then the JSON API and the portal side by side."""
 
 from __future__ import annotations
 
@@ -9,11 +9,7 @@ from fastapi import FastAPI
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 import core.models  # noqa: F401  # the API process starts here: every table registered before the first flush
-from api.body_limits import BodyLimitMiddleware
-from api.errors import MIDDLEWARE_RESPONSES, install_error_handlers
-from api.middleware import CorrelationMiddleware, UnhandledErrorMiddleware
-from api.rate_limits import install_rate_limits
-from api.routers import billing, clusters, drift, health, managed_apps, marketplace, operations, publisher
+from api.installation import install_api
 from core.db import Database, get_database
 from core.identity.tokens import EntraTokenVerifier
 from core.monitoring.log_spool import install_log_spool, remove_log_spool
@@ -21,6 +17,11 @@ from core.settings import Settings, get_settings
 from core.telemetry.tracing import configure_tracing, spans_exported
 from portal.error_pages import branded_error_page
 from portal.installation import install_portal
+from web.body_limits import BodyLimitMiddleware
+from web.errors import MIDDLEWARE_RESPONSES, install_error_handlers
+from web.middleware import CorrelationMiddleware, UnhandledErrorMiddleware
+from web.rate_limits import install_rate_limits
+from web.security_headers import SecurityHeadersMiddleware
 
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
@@ -81,14 +82,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     # Just inside the correlation middleware: an unhandled error is logged and answered under the request's id.
     app.add_middleware(UnhandledErrorMiddleware, error_page=branded_error_page)
     app.add_middleware(CorrelationMiddleware)
-    # Routes match in order: the webhook, the hottest route, is looked up first.
-    app.include_router(marketplace.router)
-    app.include_router(health.router)
-    app.include_router(operations.router)
-    app.include_router(clusters.router)
-    app.include_router(drift.router)
-    app.include_router(managed_apps.router)
-    app.include_router(publisher.router)
-    app.include_router(billing.router)
+    # Outermost: every answer on a browser path, and every HTML answer, carries the headers (a 429 and a 413 too).
+    app.add_middleware(SecurityHeadersMiddleware)
+    install_api(app)
     install_portal(app)
     return app

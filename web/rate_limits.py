@@ -44,7 +44,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request, cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import ErrorPage, error_answer, no_error_page
 from core.browser_sessions.models import BrowserSessionRecord
 from core.browser_sessions.service import record_key
 from core.db import Database
@@ -52,13 +51,14 @@ from core.errors import TooManyRequests
 from core.outbox.service import pending_count
 from core.settings import Settings
 from core.telemetry.metrics import REQUESTS_THROTTLED
+from web.browser_paths import STATIC_PATH_PREFIX, is_browser_path
+from web.errors import ErrorPage, error_answer, no_error_page
 
 logger = logging.getLogger(__name__)
 
 UNTHROTTLED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
-UNTHROTTLED_PREFIXES = ("/portal/static/",)
+UNTHROTTLED_PREFIXES = (STATIC_PATH_PREFIX,)
 WEBHOOK_PREFIXES = ("/marketplace/webhook", "/managedapp")
-PORTAL_PREFIXES = ("/portal", "/auth/callback", "/marketplace/landing", "/marketplace/subscriptions")
 # Longer bearer tokens are not parsed for claims (they are charged to the address like anonymous calls).
 MAX_TOKEN_CHARACTERS = 16_384
 # Claim values in bucket keys are cut to this length, so a token cannot make a key arbitrarily long.
@@ -312,7 +312,7 @@ def surface_of(path: str) -> Surface | None:
         return None
     if path.startswith(WEBHOOK_PREFIXES):
         return Surface.WEBHOOK
-    if path.startswith(PORTAL_PREFIXES):
+    if is_browser_path(path):
         return Surface.PORTAL
     return Surface.API
 

@@ -56,7 +56,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: error_response(ERROR_DESCRIPTIONS[status]) for status in statuses}
 
 
-# What the request middlewares (api/body_limits.py, api/rate_limits.py) may answer on any route, before it runs.
+# What the request middlewares (web/body_limits.py, web/rate_limits.py) may answer on any route, before it runs.
 MIDDLEWARE_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: error_response("A NUL character in the URL or body, JSON nested too deeply, or a body that cannot be parsed"),
     413: error_response("The body is larger than this deployment accepts"),

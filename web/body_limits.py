@@ -17,8 +17,8 @@ import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import error_body, http_status
 from core.errors import BadRequest, ControlPlaneError, PayloadTooLarge
+from web.errors import error_body, http_status
 
 logger = logging.getLogger(__name__)
 # Form bodies are not JSON (brackets there are data); every other body is scanned, because the webhook

@@ -1,0 +1,1 @@
+"""The application factory: assembles the JSON API and the portal on the shared web layer."""
