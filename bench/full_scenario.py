@@ -34,7 +34,7 @@ def main() -> None:
     command = [
         sys.executable,
         "-m",
-        "cli.main",
+        "harness",
         "sandbox",
         "--scenario",
         "full",

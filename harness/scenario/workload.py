@@ -21,7 +21,6 @@ import httpx
 from sqlmodel import select
 
 from billing.jobs import run_close, run_collection, run_reconciliation, run_settlement, run_submission
-from cli.marketplace_demo import CONTOSO_ADMIN, CONTOSO_TENANT_ID, CustomerBrowser, deployment_choices
 from core.catalog.loader import load_catalog
 from core.clock import utc_now
 from core.clusters.models import Cluster, ClusterStatus
@@ -29,6 +28,7 @@ from core.db import Database
 from core.settings import Settings
 from core.subscriptions.models import MarketplaceOperation, MarketplaceSubscription, OperationState
 from core.usage.models import LedgerStatus, UsageLedgerEntry
+from harness.marketplace_demo import CONTOSO_ADMIN, CONTOSO_TENANT_ID, CustomerBrowser, deployment_choices
 
 ResultT = TypeVar("ResultT")
 

@@ -15,11 +15,11 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
-from cli.cluster_report import operator_headers
 from core.db import Database
 from core.settings import Settings
 from core.subscriptions.models import MarketplaceReconciliationReport as ReconciliationReport
 from emulators.suite import EmulatorSuite
+from harness.cluster_report import operator_headers
 from tests.conftest import TEST_DATABASE, start_api
 
 pytestmark = [

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from sqlmodel import select
 
-from cli.marketplace_demo import DEFAULT_CHOICES
 from core.audit.models import AuditEvent
 from core.catalog.models import Offer
 from core.clusters.models import Cluster
@@ -13,6 +12,7 @@ from core.db import Database
 from core.messaging import TaskNames
 from core.outbox.service import enqueue
 from core.subscriptions.models import MarketplaceSubscription
+from harness.marketplace_demo import DEFAULT_CHOICES
 from tests.integration.lifecycle.conftest import ControlPlane
 from tests.integration.lifecycle.marketplace_driver import (
     FABRIKAM_ADMIN,

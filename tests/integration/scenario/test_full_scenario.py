@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from cli.scenario.private_redis import redis_server_available
+from harness.scenario.private_redis import redis_server_available
 from tests.conftest import POSTGRES_URL, TEST_DATABASE
 
 SUBSCRIPTIONS = 8
@@ -31,7 +31,7 @@ def run_scenario(data_dir: Path, *arguments: str) -> tuple[subprocess.CompletedP
         [
             sys.executable,
             "-m",
-            "cli.main",
+            "harness",
             "sandbox",
             "--scenario",
             "full",

@@ -20,11 +20,11 @@ from sqlmodel import select
 
 from api.app import create_app
 from api.permissions import Permission, declared_permission
-from cli.marketplace_demo import CONTOSO_ADMIN, CONTOSO_TENANT_ID
 from core.audit.models import AuditEvent
 from core.clusters.models import Cluster
 from core.db import Database
 from core.identity.principal import GLOBAL_ADMINISTRATOR_ROLE_ID
+from harness.marketplace_demo import CONTOSO_ADMIN, CONTOSO_TENANT_ID
 from tests.integration.lifecycle.conftest import ControlPlane, delete_test_rows
 from tests.integration.lifecycle.marketplace_driver import CONTOSO_AUTOMATION_CLIENT_ID, FABRIKAM_ADMIN, Emulators
 from tests.integration.security.test_tenant_isolation import CUSTOMER_CASES, RouteCase, TenantData, _own_everything

@@ -18,7 +18,6 @@ from jinja2.utils import htmlsafe_json_dumps
 from markupsafe import escape
 from sqlmodel import select
 
-from cli.marketplace_demo import CONTOSO_ADMIN, CONTOSO_TENANT_ID
 from core.audit.service import record_audit_event
 from core.catalog.models import Offer
 from core.clusters.models import Cluster, ClusterStatus
@@ -28,6 +27,7 @@ from core.inbox.models import InboundEvent
 from core.networking.models import PrivateEndpointConnection
 from core.subscriptions.models import MarketplaceOperation, MarketplaceSubscription
 from core.tenants.models import Tenant
+from harness.marketplace_demo import CONTOSO_ADMIN, CONTOSO_TENANT_ID
 from tests.integration.lifecycle.conftest import ControlPlane
 from tests.integration.lifecycle.marketplace_driver import Browser, Emulators
 from tests.integration.security.test_token_attacks import webhook_body
@@ -363,7 +363,9 @@ def test_nul_characters_are_refused_everywhere_and_store_nothing(
             body_refusal,
         ),
         (
-            httpx.get(f"{base}/publisher/subscriptions", params={"plan_id": "a\x00b"}, headers=operator, timeout=15),
+            httpx.get(
+                f"{base}/publisher/subscriptions", params={"plan_id": "a\x00b"}, headers=operator, timeout=15
+            ),
             url_refusal,
         ),
         (httpx.get(f"{base}/api/clusters/a%00b", headers=operator, timeout=15), url_refusal),

@@ -20,12 +20,12 @@ from typing import Literal
 import httpx
 import pytest
 
-from cli.marketplace_demo import CONTOSO_ADMIN, CONTOSO_TENANT_ID
 from core.audit.service import record_audit_event
 from core.clusters.models import Cluster, ClusterStatus
 from core.db import Database
 from core.subscriptions.models import MarketplaceSubscription
 from core.subscriptions.reconciliation import start_report
+from harness.marketplace_demo import CONTOSO_ADMIN, CONTOSO_TENANT_ID
 from tests.integration.lifecycle.conftest import ControlPlane, delete_test_rows
 from tests.integration.lifecycle.marketplace_driver import FABRIKAM_ADMIN, Emulators
 from tests.integration.security.routes import app_route_keys
@@ -381,9 +381,14 @@ OPERATOR_CASES = [
         _path("/publisher/operations/{id}/retry", id=_operation),
         owner_status=409,
     ),
-    RouteCase("POST", "/publisher/reconciliations", "api", _fixed("/publisher/reconciliations"), owner_status=None),
     RouteCase(
-        "GET", "/publisher/reconciliations/{report_id}", "api", _path("/publisher/reconciliations/{id}", id=_report)
+        "POST", "/publisher/reconciliations", "api", _fixed("/publisher/reconciliations"), owner_status=None
+    ),
+    RouteCase(
+        "GET",
+        "/publisher/reconciliations/{report_id}",
+        "api",
+        _path("/publisher/reconciliations/{id}", id=_report),
     ),
     RouteCase(
         "POST",
@@ -393,9 +398,14 @@ OPERATOR_CASES = [
         body={"entra_tenant_id": CONTOSO_TENANT_ID, "object_id": str(uuid.UUID(int=11))},
     ),
     RouteCase("GET", "/publisher/billing/ledger", "api", _fixed("/publisher/billing/ledger")),
-    RouteCase("GET", "/publisher/billing/rejected-samples", "api", _fixed("/publisher/billing/rejected-samples")),
     RouteCase(
-        "GET", "/publisher/billing/reconciliation-reports", "api", _fixed("/publisher/billing/reconciliation-reports")
+        "GET", "/publisher/billing/rejected-samples", "api", _fixed("/publisher/billing/rejected-samples")
+    ),
+    RouteCase(
+        "GET",
+        "/publisher/billing/reconciliation-reports",
+        "api",
+        _fixed("/publisher/billing/reconciliation-reports"),
     ),
     RouteCase(
         "GET",

@@ -27,13 +27,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlmodel import col, select
 
-from cli.marketplace_demo import CONTOSO_TENANT_ID
 from core.audit.models import AuditEvent, AuditOutcome
 from core.db import Database
 from core.inbox.models import InboundEvent
 from core.outbox.models import OutboxMessage
 from core.settings import Settings
 from core.subscriptions.models import MarketplaceOperation
+from harness.marketplace_demo import CONTOSO_TENANT_ID
 from tests.conftest import start_api
 from tests.integration.lifecycle.conftest import ActiveSubscription, ControlPlane
 from tests.integration.lifecycle.marketplace_driver import OPERATOR_OBJECT_ID, Emulators
@@ -59,7 +59,7 @@ class Recipient:
 
 
 def webhook_recipient(emulators: Emulators) -> Recipient:
-    """Marketplace calling the publisher's fulfilment app (AZURE-NOTES: aud, tid, azp)."""
+    """Marketplace calling the publisher's fulfilment app: audience, tenant and calling app (azp) as it sends them."""
     return Recipient(
         tenant_id=emulators.entra["publisher_tenant_id"],
         audience=emulators.entra["publisher_fulfillment_app_id"],
