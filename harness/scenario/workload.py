@@ -439,13 +439,13 @@ class Workload:
         token = self._operator_token()
         headers = {"Authorization": f"Bearer {token}"}
         with httpx.Client(base_url=self.api_base_url, headers=headers, timeout=30) as api:
-            started = api.post("/publisher/reconciliations")
+            started = api.post("/api/publisher/reconciliations")
             started.raise_for_status()
             report_id = started.json()["id"]
 
             def finished() -> dict[str, Any] | None:
                 try:
-                    response = api.get(f"/publisher/reconciliations/{report_id}")
+                    response = api.get(f"/api/publisher/reconciliations/{report_id}")
                 except httpx.TransportError:
                     return None
                 report: dict[str, Any] = response.json() if response.status_code == 200 else {}

@@ -174,7 +174,7 @@ def test_an_operators_revocation_signs_the_person_out_at_the_next_request(
     assert _signed_in(base, cookie)
     operator = emulators.control_plane_token(roles=["Operator"])
     revoked = httpx.post(
-        f"{base}/publisher/sessions/revocations",
+        f"{base}/api/publisher/sessions/revocations",
         json={"entra_tenant_id": CONTOSO_TENANT_ID, "object_id": CAROL_OBJECT_ID},
         headers={"Authorization": f"Bearer {operator}"},
     )
@@ -184,7 +184,7 @@ def test_an_operators_revocation_signs_the_person_out_at_the_next_request(
     # A customer cannot revoke anyone's sessions.
     customer = emulators.control_plane_token(roles=["Customer.Admin"], tenant_id=CONTOSO_TENANT_ID)
     refused = httpx.post(
-        f"{base}/publisher/sessions/revocations",
+        f"{base}/api/publisher/sessions/revocations",
         json={"entra_tenant_id": CONTOSO_TENANT_ID, "object_id": CAROL_OBJECT_ID},
         headers={"Authorization": f"Bearer {customer}"},
     )

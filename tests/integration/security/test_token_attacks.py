@@ -323,7 +323,7 @@ def test_webhook_accepts_a_replayed_valid_token_once_per_operation(
 @pytest.mark.parametrize("attack", list(COMMON_ATTACKS))
 def test_json_api_refuses_the_attack(attack: str, control_plane: ControlPlane, emulators: Emulators) -> None:
     recipient = json_api_recipient(emulators)
-    url = f"{control_plane.base_url}/publisher/subscriptions"
+    url = f"{control_plane.base_url}/api/publisher/subscriptions"
     # The genuine operator token passes, so the 401 below is the attack's doing.
     genuine = httpx.get(url, headers={"Authorization": f"Bearer {genuine_token(emulators, recipient)}"}, timeout=15)
     assert genuine.status_code == 200, genuine.text
@@ -390,7 +390,7 @@ def test_a_burst_of_unknown_kids_fetches_the_key_set_once(
         # The cache holds the real keys: a genuine token is verified without another fetch.
         operator = genuine_token(emulators, json_api_recipient(emulators))
         listed = httpx.get(
-            f"{fresh_api}/publisher/subscriptions", headers={"Authorization": f"Bearer {operator}"}, timeout=15
+            f"{fresh_api}/api/publisher/subscriptions", headers={"Authorization": f"Bearer {operator}"}, timeout=15
         )
         assert listed.status_code == 200, listed.text
         assert probe.fetches() == 1
