@@ -1,4 +1,4 @@
-"""`controlplane sandbox --scenario full`: the whole system as separate processes, under a seeded workload
+"""`python -m harness sandbox --scenario full`: the whole system as separate processes, under a seeded workload
 and (optionally) chaos, with the invariants checked at the end.
 
 Processes: the emulators (one process of their own), two API processes sharing one port through SO_REUSEPORT
@@ -148,7 +148,7 @@ class ScenarioBackend:
 
 
 class EmulatorProcess:
-    """`controlplane emulators` in a process of its own: Marketplace and ARM are other services, not our GIL."""
+    """`python -m harness emulators` in a process of its own: Marketplace and ARM are other services, not our GIL."""
 
     def __init__(self, state_dir: Path, seed: int, options: dict[str, Any]) -> None:
         self.state_dir = state_dir

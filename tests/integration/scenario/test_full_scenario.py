@@ -1,6 +1,6 @@
 """The full scenario end to end: separate processes, a seeded workload with chaos, every invariant held.
 
-Runs `controlplane sandbox --scenario full` as a subprocess, small (8 subscriptions) and with a fixed seed:
+Runs `python -m harness sandbox --scenario full` as a subprocess, small (8 subscriptions) and with a fixed seed:
 on the embedded default in the SQLite stage, on PostgreSQL plus a private Redis in the PostgreSQL stage.
 """
 
