@@ -1,6 +1,6 @@
 """Benchmark: the full scenario at size (default 200 subscriptions, chaos on), with its figures.
 
-Runs `controlplane sandbox --scenario full` as a subprocess and prints, from its summary.json, the run's
+Runs `python -m harness sandbox --scenario full` as a subprocess and prints, from its summary.json, the run's
 size (subscriptions, customer actions, operations, ledger entries), the faults injected, how long each
 phase took, and whether every invariant held. The machine's load average is printed beside the figures,
 because the run shares its cores with whatever else runs. The issue's CI size is the integration test's 8.
@@ -34,7 +34,7 @@ def main() -> None:
     command = [
         sys.executable,
         "-m",
-        "cli.main",
+        "harness",
         "sandbox",
         "--scenario",
         "full",

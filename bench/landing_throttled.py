@@ -24,14 +24,14 @@ from pathlib import Path
 import httpx
 
 from bench.termination import exit_cleanly_on_sigterm
-from cli import marketplace_demo
-from cli.marketplace_demo import CONTOSO_ADMIN, CONTOSO_TENANT_ID, CustomerBrowser
-from cli.processes import ProcessGroup, free_port, wait_until_listening
-from cli.sandbox import sandbox_settings
-from cli.scenario.full import EmulatorProcess
 from core import migrator
 from core.catalog.loader import load_catalog, sync_catalog
 from core.db import Database
+from harness import marketplace_demo
+from harness.marketplace_demo import CONTOSO_ADMIN, CONTOSO_TENANT_ID, CustomerBrowser
+from harness.processes import ProcessGroup, free_port, wait_until_listening
+from harness.sandbox import sandbox_settings
+from harness.scenario.full import EmulatorProcess
 
 RESOLVE = r"/api/saas/subscriptions/resolve"
 

@@ -28,7 +28,6 @@ from sqlmodel import col, select
 import core.models  # noqa: F401  # registers every table
 from billing.jobs import run_submission
 from billing.sql_inserts import table_of
-from cli.emulator_environment import settings_for_emulators
 from core import migrator
 from core.catalog.loader import load_catalog, sync_catalog
 from core.db import Database, make_engine
@@ -36,6 +35,7 @@ from core.marketplace.fulfillment_client import FulfillmentClient
 from core.marketplace.metering_client import MeteringClient
 from core.settings import DEFAULT_CATALOG_PATH, Settings
 from core.usage.models import LedgerStatus, UsageLedgerEntry
+from harness.emulator_environment import settings_for_emulators
 
 DIMENSIONS = ("capacity_tib", "data_transfer_gib", "api_requests_10k")
 HOURS = 22
@@ -53,7 +53,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as state_dir:
         # The emulators run in their own process, as Marketplace is another service: they do not share this GIL.
         emulators = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "emulators", "--state-dir", state_dir, "--seed", "7"],
+            [sys.executable, "-m", "harness", "emulators", "--state-dir", state_dir, "--seed", "7"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -25,8 +25,6 @@ from sqlmodel import func, select
 import core.models  # noqa: F401  # registers every table
 from bench.metering_submission import wait_for_state
 from bench.termination import exit_cleanly_on_sigterm
-from cli.emulator_environment import settings_for_emulators
-from cli.processes import ProcessGroup
 from core import migrator
 from core.arm_templates.steps import FACADE_CLUSTER_STEPS
 from core.catalog.loader import load_catalog, sync_catalog
@@ -40,6 +38,8 @@ from core.outbox.models import OutboxMessage
 from core.settings import DEFAULT_CATALOG_PATH
 from core.subscriptions.models import MarketplaceSubscription, SubscriptionStatus
 from core.tenants.service import get_or_create_tenant
+from harness.emulator_environment import settings_for_emulators
+from harness.processes import ProcessGroup
 
 
 def _rss_megabytes(pid: int) -> float:
@@ -145,7 +145,7 @@ def main() -> None:
     state_dir = work / "emulators"
     # ARM is another service: in this process it would share the load generator's GIL and skew the figures.
     emulators = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "emulators", "--state-dir", str(state_dir), "--options", str(options_path)],
+        [sys.executable, "-m", "harness", "emulators", "--state-dir", str(state_dir), "--options", str(options_path)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

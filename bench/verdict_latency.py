@@ -46,9 +46,6 @@ import core.models  # noqa: F401  # registers every table
 from bench.metering_submission import wait_for_state
 from bench.provisioning import _cpu_seconds, _reference_loop_microseconds
 from bench.termination import exit_cleanly_on_sigterm
-from cli.emulator_environment import settings_for_emulators
-from cli.processes import ProcessGroup, free_port, wait_until_listening
-from cli.scenario.private_redis import PrivateRedis, redis_server_available
 from core import migrator
 from core.audit.models import AuditEvent
 from core.catalog.loader import load_catalog, sync_catalog
@@ -65,6 +62,9 @@ from core.settings import DEFAULT_CATALOG_PATH
 from core.subscriptions.models import MarketplaceSubscription, SubscriptionStatus
 from core.tenants.service import get_or_create_tenant
 from core.usage.models import UsageSample
+from harness.emulator_environment import settings_for_emulators
+from harness.processes import ProcessGroup, free_port, wait_until_listening
+from harness.scenario.private_redis import PrivateRedis, redis_server_available
 
 MARKETPLACE_WINDOW_SECONDS = 10.0
 VERDICT_ACTIONS = ("marketplace_operation.reported", "marketplace_operation.failed")
@@ -358,7 +358,7 @@ def main() -> None:
     )
     state_dir = work / "emulators"
     emulators = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "emulators", "--state-dir", str(state_dir), "--options", str(options_path)],
+        [sys.executable, "-m", "harness", "emulators", "--state-dir", str(state_dir), "--options", str(options_path)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -38,7 +38,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import core.models  # registers every table
 from bench.entra_for_webhooks import api_environment, start_entra
 from bench.termination import exit_cleanly_on_sigterm
-from cli.processes import free_port, wait_until_listening
 from core import migrator
 from core.browser_sessions.service import SignedInIdentity, new_cookie_id, sign_in
 from core.clock import utc_now
@@ -48,6 +47,7 @@ from core.outbox.service import claim_for_completion
 from core.settings import Settings
 from emulators.marketplace.webhooks import retry_after_seconds
 from emulators.suite import EmulatorSuite, EmulatorSuiteConfig
+from harness.processes import free_port, wait_until_listening
 from web.rate_limits import RateLimitMiddleware
 
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})

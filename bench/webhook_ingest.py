@@ -44,7 +44,6 @@ from fastapi.responses import JSONResponse
 import core.models  # noqa: F401  # registers every table
 from bench.entra_for_webhooks import api_environment, start_entra
 from bench.termination import exit_cleanly_on_sigterm
-from cli.processes import free_port, wait_until_listening
 from core import migrator
 from core.catalog.loader import load_catalog, sync_catalog
 from core.db import Database, make_engine
@@ -52,6 +51,7 @@ from core.settings import DEFAULT_CATALOG_PATH
 from core.subscriptions.models import MarketplaceSubscription, SubscriptionStatus
 from core.tenants.service import get_or_create_tenant
 from emulators.suite import EmulatorSuite, EmulatorSuiteConfig
+from harness.processes import free_port, wait_until_listening
 
 MINIMAL_TABLE = "bench_minimal_rows"
 REPLAY_EVERY = 10

@@ -11,15 +11,22 @@ from core.arm_templates.checker import check_deployment_templates, check_reposit
 from core.arm_templates.composer import write_main_template
 from core.arm_templates.findings import format_findings
 from core.arm_templates.package import PackageError, write_package
-from core.settings import REPOSITORY_ROOT
+from core.settings import DEFAULT_ARM_TEMPLATES_PATH
 
 templates_app = typer.Typer(help="ARM templates and the managed application package.", no_args_is_help=True)
-RootOption = Annotated[Path, typer.Option(help="Repository root holding arm_templates/ (and deploy/).")]
+RootOption = Annotated[
+    Path,
+    typer.Option(
+        help="Folder holding arm_templates/ (and, in a checkout, deploy/); defaults to the installed package's."
+    ),
+]
+# The folder the shipped arm_templates package lies in: site-packages when installed, the checkout when editable.
+TEMPLATES_ROOT = DEFAULT_ARM_TEMPLATES_PATH.parent
 
 
 @templates_app.command("check")
-def check(root: RootOption = REPOSITORY_ROOT) -> None:
-    """Apply our offline ARM template rules to arm_templates/ and deploy/; exits 1 on any finding."""
+def check(root: RootOption = TEMPLATES_ROOT) -> None:
+    """Apply our offline ARM template rules to arm_templates/ and deploy/ (when present); exits 1 on any finding."""
     findings = check_repository_templates(root) + check_deployment_templates(root)
     if findings:
         typer.echo(format_findings(findings))
@@ -28,7 +35,7 @@ def check(root: RootOption = REPOSITORY_ROOT) -> None:
 
 
 @templates_app.command("build")
-def build(root: RootOption = REPOSITORY_ROOT) -> None:
+def build(root: RootOption = TEMPLATES_ROOT) -> None:
     """Regenerate arm_templates/managed-app/mainTemplate.json from the step templates."""
     typer.echo(f"wrote {write_main_template(root)}")
 
@@ -36,7 +43,7 @@ def build(root: RootOption = REPOSITORY_ROOT) -> None:
 @templates_app.command("package")
 def package(
     destination: Annotated[Path, typer.Argument(help="Zip file to write.")] = Path("dist/managed-app.zip"),
-    root: RootOption = REPOSITORY_ROOT,
+    root: RootOption = TEMPLATES_ROOT,
 ) -> None:
     """Validate, then build the zip Partner Center takes (deterministic bytes)."""
     destination.parent.mkdir(parents=True, exist_ok=True)

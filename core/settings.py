@@ -19,8 +19,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from core.errors import ConfigurationError
 
 MARKETPLACE_RESOURCE_APP_ID = "20e940b3-4c77-4b0b-9a53-9e16a1b010a7"
-# The source checkout: only repository tooling (template builds, the sandbox's Azurite) reads from it.
-REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
 
 
 def bundled_folder(package: str) -> Path:

@@ -19,7 +19,6 @@ from portal.pages import ERROR_HEADINGS, NEXT_STEPS, templates
 # Routes that answer JSON whatever the caller accepts: the JSON API, Marketplace's and Azure's callbacks.
 JSON_PATH_PREFIXES = (
     "/api/",
-    "/publisher/",
     "/managedapp/",
     "/marketplace/webhook",
     "/marketplace/landing/placement",

@@ -17,14 +17,14 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 import core.models  # noqa: F401  # registers every table
-from cli.emulator_environment import settings_for_emulators
-from cli.processes import ProcessGroup, free_port, wait_until_listening
 from core import migrator
 from core.catalog.loader import load_catalog, sync_catalog
 from core.db import Database, make_engine
 from core.models import metadata
 from core.settings import DEFAULT_CATALOG_PATH, Settings
 from emulators.suite import EmulatorSuite, EmulatorSuiteConfig, build_default_suite
+from harness.emulator_environment import settings_for_emulators
+from harness.processes import ProcessGroup, free_port, wait_until_listening
 
 TEST_DATABASE = os.environ.get("CP_TEST_DATABASE", "sqlite")
 TEST_BROKER = os.environ.get("CP_TEST_BROKER", "embedded")

@@ -21,7 +21,7 @@ ERROR_RESPONSES = {
     **error_responses(401, 422),
     403: error_response("The caller is not a publisher operator"),
 }
-router = APIRouter(prefix="/publisher/billing", tags=["billing"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/api/publisher/billing", tags=["billing"], responses=ERROR_RESPONSES)
 
 
 @router.get("/ledger", response_model=LedgerStatusView, summary="Ledger entries and quantities by status")

@@ -38,7 +38,7 @@ WEBHOOK_STORE_THREADS = anyio.CapacityLimiter(4)
 
 
 def webhook_rules(settings: Settings) -> TokenRules:
-    """What Marketplace's webhook token must say (AZURE-NOTES: aud, tid, azp/appid)."""
+    """What Marketplace's webhook token must say: audience our fulfilment app, our tenant, Marketplace's app."""
     client_id = settings.publisher_client_id
     return TokenRules(
         audiences={client_id, f"api://{client_id}"},

@@ -29,7 +29,7 @@ ERROR_RESPONSES = {
     **error_responses(401, 422),
     403: error_response("The caller is not a publisher operator"),
 }
-router = APIRouter(prefix="/publisher", tags=["publisher"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/api/publisher", tags=["publisher"], responses=ERROR_RESPONSES)
 
 
 @router.get("/subscriptions", response_model=SubscriptionPage, summary="List and filter subscriptions")

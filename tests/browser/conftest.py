@@ -17,12 +17,12 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
 
-from cli.emulator_environment import settings_for_emulators
-from cli.processes import ProcessGroup, free_port, wait_until_listening
 from core.db import Database
 from core.models import metadata
 from core.settings import Settings
 from emulators.suite import EmulatorSuite
+from harness.emulator_environment import settings_for_emulators
+from harness.processes import ProcessGroup, free_port, wait_until_listening
 from tests.conftest import CATALOG_TABLES
 
 CHROMIUM_PATH = "/usr/bin/chromium"

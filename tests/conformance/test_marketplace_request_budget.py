@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from cli.emulator_environment import settings_for_emulators
 from core.marketplace.fulfillment_client import FulfillmentClient
 from core.marketplace.http import MarketplaceError
+from harness.emulator_environment import settings_for_emulators
 
 pytestmark = pytest.mark.timeout(60)
 RESOLVE = r"/api/saas/subscriptions/resolve"

@@ -27,9 +27,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
-from cli.emulator_environment import settings_for_emulators
 from core.azure.credentials import CredentialFactory
 from emulators.entra import MARKETPLACE_APP_ID, EntraEmulator
+from harness.emulator_environment import settings_for_emulators
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -10,7 +10,6 @@ import pytest
 from celery import Celery
 from sqlmodel import col, select
 
-from cli.processes import ProcessGroup
 from core.audit.models import AuditEvent
 from core.clock import utc_now
 from core.db import Database
@@ -22,6 +21,7 @@ from core.outbox.pipeline_probe import start_probe, wait_for_probe
 from core.outbox.service import pending_count
 from core.settings import Settings
 from core.telemetry.database_gauges import DatabaseGaugeCollector
+from harness.processes import ProcessGroup
 from tests.support.factories import create_outbox_row
 from tests.support.waiting import wait_for
 from workers.relay import OutboxRelay, celery_publisher

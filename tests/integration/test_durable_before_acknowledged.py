@@ -15,11 +15,11 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
-from cli.cluster_report import operator_headers
 from core.db import Database
 from core.settings import Settings
 from core.subscriptions.models import MarketplaceReconciliationReport as ReconciliationReport
 from emulators.suite import EmulatorSuite
+from harness.cluster_report import operator_headers
 from tests.conftest import TEST_DATABASE, start_api
 
 pytestmark = [
@@ -67,7 +67,7 @@ def test_a_write_that_fails_to_commit_is_never_acknowledged(
     failing_report_commits: None, database: Database, emulator_suite: EmulatorSuite, api_url: str
 ) -> None:
     answer = httpx.post(
-        f"{api_url}/publisher/reconciliations", headers=operator_headers(emulator_suite.state()), timeout=30
+        f"{api_url}/api/publisher/reconciliations", headers=operator_headers(emulator_suite.state()), timeout=30
     )
 
     assert answer.status_code == 503, answer.text
@@ -82,7 +82,7 @@ def test_an_acknowledged_write_is_visible_to_the_next_read(
 ) -> None:
     headers = operator_headers(emulator_suite.state())
     for _ in range(20):
-        answer = httpx.post(f"{api_url}/publisher/reconciliations", headers=headers, timeout=30)
+        answer = httpx.post(f"{api_url}/api/publisher/reconciliations", headers=headers, timeout=30)
         assert answer.status_code == 202, answer.text
         with database.session() as session:
             assert session.get(ReconciliationReport, answer.json()["id"]) is not None

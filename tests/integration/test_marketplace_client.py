@@ -14,7 +14,6 @@ from typing import Any
 import httpx
 import pytest
 
-from cli.emulator_environment import settings_for_emulators
 from core.correlation import CORRELATION_HEADER, correlation_scope
 from core.marketplace.fulfillment_client import FulfillmentClient
 from core.marketplace.http import MarketplaceContractError, MarketplaceError
@@ -22,6 +21,7 @@ from core.settings import DEFAULT_CATALOG_PATH
 from emulators.entra import EntraEmulator
 from emulators.marketplace import MarketplaceEmulator
 from emulators.suite import EmulatorSuite, EmulatorSuiteConfig
+from harness.emulator_environment import settings_for_emulators
 
 CONTOSO_TENANT_ID = "c0a1b2c3-0000-4000-8000-00000000c0c0"
 

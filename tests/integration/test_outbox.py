@@ -11,7 +11,6 @@ import pytest
 from celery import Celery
 from sqlmodel import select
 
-from cli.processes import ProcessGroup
 from core.audit.models import AuditEvent
 from core.audit.service import record_audit_event
 from core.clock import utc_now
@@ -22,6 +21,7 @@ from core.outbox.pipeline_probe import start_probe, wait_for_probe
 from core.outbox.service import enqueue
 from core.settings import Settings
 from core.task_payloads import PipelineProbe
+from harness.processes import ProcessGroup
 from tests.support.factories import create_outbox_row
 from tests.support.waiting import wait_for
 from workers.relay import OutboxRelay, Publisher, celery_publisher

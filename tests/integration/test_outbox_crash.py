@@ -12,13 +12,13 @@ import pytest
 from celery import Celery
 from sqlmodel import select
 
-from cli.processes import ProcessGroup
 from core.audit.models import AuditEvent
 from core.db import Database
 from core.messaging import celery_config
 from core.outbox.models import OutboxMessage
 from core.outbox.pipeline_probe import start_probe, wait_for_probe
 from core.settings import Settings
+from harness.processes import ProcessGroup
 from workers.relay import OutboxRelay, celery_publisher
 
 

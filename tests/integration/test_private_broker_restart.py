@@ -18,14 +18,14 @@ import redis
 from celery import Celery
 from sqlmodel import select
 
-from cli.processes import ManagedProcess, ProcessGroup
-from cli.scenario.private_redis import PrivateRedis
 from core.audit.models import AuditEvent
 from core.db import Database
 from core.messaging import celery_config
 from core.outbox.models import OutboxMessage
 from core.outbox.pipeline_probe import start_probe, wait_for_probe
 from core.settings import Settings
+from harness.processes import ManagedProcess, ProcessGroup
+from harness.scenario.private_redis import PrivateRedis
 from workers.relay import OutboxRelay, celery_publisher
 
 pytestmark = [

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from cli.scenario.chaos import (
+from harness.scenario.chaos import (
     BROKER_RESTART,
     DEFAULT_MAX_PER_KIND,
     EMULATOR_FAULT,

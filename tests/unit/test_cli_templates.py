@@ -9,7 +9,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from core.settings import REPOSITORY_ROOT
+from harness.checkout import REPOSITORY_ROOT
 
 
 def _controlplane(*arguments: str) -> subprocess.CompletedProcess[str]:

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from cli.billing_demo import billing_as_expected
-from cli.marketplace_demo import LIFECYCLE_ACTIONS
 from core.catalog.loader import load_catalog
 from core.settings import DEFAULT_CATALOG_PATH
+from harness.billing_demo import billing_as_expected
+from harness.marketplace_demo import LIFECYCLE_ACTIONS
 
 PURCHASE = ("standard", 2)  # what the demo buys
 

@@ -95,5 +95,11 @@ def test_cli_lists_its_subcommands() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "cli.main", "--help"], capture_output=True, text=True, timeout=60, check=True
     )
-    for command in ("api", "worker", "beat", "migrate", "emulators", "sandbox"):
+    for command in ("api", "worker", "beat", "migrate", "relay", "probe", "catalog", "templates", "billing"):
         assert f" {command} " in result.stdout
+    tooling = subprocess.run(
+        [sys.executable, "-m", "harness", "--help"], capture_output=True, text=True, timeout=60, check=True
+    )
+    for command in ("emulators", "sandbox"):
+        assert f" {command} " in tooling.stdout
+        assert f" {command} " not in result.stdout

@@ -108,7 +108,7 @@ def test_memory_stays_bounded_when_many_clients_appear() -> None:
         ("/marketplace/landing", Surface.PORTAL),
         ("/marketplace/subscriptions/x/progress", Surface.PORTAL),
         ("/api/clusters/x", Surface.API),
-        ("/publisher/subscriptions", Surface.API),
+        ("/api/publisher/subscriptions", Surface.API),
         ("/openapi.json", Surface.API),
     ],
 )

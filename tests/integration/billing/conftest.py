@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from cli.emulator_environment import settings_for_emulators
 from core.clock import utc_now
 from core.db import Database
 from core.marketplace.metering_client import MeteringClient
 from core.settings import Settings
 from emulators.suite import EmulatorSuite
+from harness.emulator_environment import settings_for_emulators
 from tests.support.factories import create_cluster, create_subscription, create_tenant
 from tests.support.marketplace_emulator import control_client, purchase_active_subscription
 

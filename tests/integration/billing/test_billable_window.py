@@ -222,7 +222,7 @@ def test_operators_see_the_refused_samples_with_their_reason(
     operator = user_token(emulator_state, ["Operator"])
     reader = user_token(emulator_state, [])
     with httpx.Client(base_url=api_url, timeout=10.0) as client:
-        url = "/publisher/billing/rejected-samples"
+        url = "/api/publisher/billing/rejected-samples"
         assert client.get(url, headers={"Authorization": f"Bearer {reader}"}).status_code == 403
         response = client.get(
             url, params={"cluster_id": cluster_id, "limit": 3}, headers={"Authorization": f"Bearer {operator}"}

@@ -87,33 +87,36 @@ def test_reconciliation_report_as_json_and_csv_for_operators_only(
 
     operator = {"Authorization": f"Bearer {user_token(emulator_state, ['Operator'])}"}
     with httpx.Client(base_url=api_url, timeout=10.0) as api:
-        assert api.get(f"/publisher/billing/reconciliation-reports/{report.id}").status_code == 401
+        assert api.get(f"/api/publisher/billing/reconciliation-reports/{report.id}").status_code == 401
         customer_admin = {"Authorization": f"Bearer {user_token(emulator_state, [])}"}
         assert (
-            api.get(f"/publisher/billing/reconciliation-reports/{report.id}", headers=customer_admin).status_code == 403
+            api.get(f"/api/publisher/billing/reconciliation-reports/{report.id}", headers=customer_admin).status_code
+            == 403
         )
 
-        body = api.get(f"/publisher/billing/reconciliation-reports/{report.id}", headers=operator).json()
+        body = api.get(f"/api/publisher/billing/reconciliation-reports/{report.id}", headers=operator).json()
         assert body["difference_count"] == 1
         assert [(item["kind"], item["dimension_id"]) for item in body["differences"]] == [
             ("missing_there", held[0]["dimension"])
         ]
-        listed = api.get("/publisher/billing/reconciliation-reports", headers=operator).json()
+        listed = api.get("/api/publisher/billing/reconciliation-reports", headers=operator).json()
         assert report.id in [item["id"] for item in listed]
 
-        exported = api.get(f"/publisher/billing/reconciliation-reports/{report.id}/differences.csv", headers=operator)
+        exported = api.get(
+            f"/api/publisher/billing/reconciliation-reports/{report.id}/differences.csv", headers=operator
+        )
         assert exported.headers["content-type"].startswith("text/csv")
         rows = list(csv.DictReader(io.StringIO(exported.text)))
         assert [(row["kind"], row["resource_id"]) for row in rows] == [("missing_there", customer.subscription_id)]
 
-        missing = api.get("/publisher/billing/reconciliation-reports/999999", headers=operator)
+        missing = api.get("/api/publisher/billing/reconciliation-reports/999999", headers=operator)
         assert missing.status_code == 404
         assert missing.json()["error"]["code"] == "NotFound"
 
-        ledger = api.get("/publisher/billing/ledger", headers=operator).json()
+        ledger = api.get("/api/publisher/billing/ledger", headers=operator).json()
         assert ledger["statuses"]["accepted"]["entries"] >= 1
         bad_range = api.get(
-            "/publisher/billing/ledger",
+            "/api/publisher/billing/ledger",
             params={"from": "2026-11-26T05:00:00Z", "to": "2026-11-26T04:00:00Z"},
             headers=operator,
         )

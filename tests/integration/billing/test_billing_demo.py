@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from cli.billing_demo import DEMO_HOURS, clusters_live_since, run_billing_demo
 from core.clock import utc_now
 from core.clusters.models import Cluster
 from core.db import Database
 from core.settings import Settings
 from core.usage.models import RejectedUsageSample, UsageLedgerEntry
 from core.usage.reconciliation_models import UsageReconciliationDifference
+from harness.billing_demo import DEMO_HOURS, clusters_live_since, run_billing_demo
 from tests.support.factories import create_cluster, create_subscription, create_tenant
 
 pytestmark = pytest.mark.timeout(90)

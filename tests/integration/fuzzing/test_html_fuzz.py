@@ -26,12 +26,12 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup
 from schemathesis.core.result import Ok
 
-from cli.marketplace_demo import CONTOSO_ADMIN
-from cli.processes import ProcessGroup, free_port, wait_until_listening
 from core.db import Database
 from core.models import metadata
 from core.settings import Settings
 from emulators.suite import EmulatorSuite
+from harness.marketplace_demo import CONTOSO_ADMIN
+from harness.processes import ProcessGroup, free_port, wait_until_listening
 from portal.routers import customer, operator, purchase, sign_in
 from tests.conftest import CATALOG_TABLES
 from tests.integration.fuzzing.seed import SeededData, seed

@@ -232,12 +232,18 @@ def test_linked_operations_in_sequence_answer_as_documented(
     ("method", "path", "body", "status", "code"),
     [
         ("GET", "/no/such/route", None, 404, "NotFound"),
-        ("DELETE", "/publisher/subscriptions", None, 405, "MethodNotAllowed"),
+        ("DELETE", "/api/publisher/subscriptions", None, 405, "MethodNotAllowed"),
         ("POST", "/api/clusters/any/retry", b'{"reason": "\xff"}', 400, "BadRequest"),
         # Found by the fuzzer: numbers beyond 64 bits reached SQLite's driver, which raised (a 500).
-        ("GET", f"/publisher/subscriptions?offset={2**70}", None, 422, "ValidationFailed"),
-        ("GET", f"/publisher/reconciliations/{2**64}", None, 422, "ValidationFailed"),
-        ("GET", f"/publisher/billing/reconciliation-reports/{2**64}/differences.csv", None, 422, "ValidationFailed"),
+        ("GET", f"/api/publisher/subscriptions?offset={2**70}", None, 422, "ValidationFailed"),
+        ("GET", f"/api/publisher/reconciliations/{2**64}", None, 422, "ValidationFailed"),
+        (
+            "GET",
+            f"/api/publisher/billing/reconciliation-reports/{2**64}/differences.csv",
+            None,
+            422,
+            "ValidationFailed",
+        ),
     ],
 )
 def test_what_the_framework_refuses_has_the_error_body(
@@ -256,7 +262,7 @@ def test_what_the_framework_refuses_has_the_error_body(
 def test_a_request_without_a_bearer_token_is_refused(fuzz_api: str, authorization: str | None) -> None:
     """The declared bearer scheme leaves the refusal to us: 401, our body and the challenge header."""
     headers = {} if authorization is None else {"Authorization": authorization}
-    response = httpx.get(f"{fuzz_api}/publisher/subscriptions", headers=headers, timeout=30)
+    response = httpx.get(f"{fuzz_api}/api/publisher/subscriptions", headers=headers, timeout=30)
     assert response.status_code == 401, response.text
     assert response.json()["error"] == {"code": "Unauthenticated", "message": "missing bearer token", "details": {}}
     assert response.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'

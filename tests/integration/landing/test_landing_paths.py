@@ -36,9 +36,9 @@ def _subscription(database: Database, subscription_id: str) -> MarketplaceSubscr
 
 def _reconcile(control_plane: ControlPlane, emulators: Emulators) -> dict[str, Any]:
     operator = {"Authorization": f"Bearer {emulators.control_plane_token(roles=['Operator'])}"}
-    started = httpx.post(f"{control_plane.base_url}/publisher/reconciliations", headers=operator, timeout=15)
+    started = httpx.post(f"{control_plane.base_url}/api/publisher/reconciliations", headers=operator, timeout=15)
     assert started.status_code == 202, started.text
-    report_url = f"{control_plane.base_url}/publisher/reconciliations/{started.json()['id']}"
+    report_url = f"{control_plane.base_url}/api/publisher/reconciliations/{started.json()['id']}"
     report: dict[str, Any] = wait_for(
         lambda: (body := httpx.get(report_url, headers=operator, timeout=15).json())["status"] != "requested" and body,
         what="the reconciliation report",

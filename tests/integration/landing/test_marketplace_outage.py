@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from cli.marketplace_demo import CONTOSO_ADMIN
+from harness.marketplace_demo import CONTOSO_ADMIN
 from tests.integration.lifecycle.conftest import ControlPlane
 from tests.integration.lifecycle.marketplace_driver import Browser, Emulators
 from tests.integration.security.visitors import sign_in_to_portal

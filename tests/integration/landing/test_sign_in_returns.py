@@ -9,7 +9,7 @@ import re
 import httpx
 import pytest
 
-from cli.marketplace_demo import CONTOSO_ADMIN
+from harness.marketplace_demo import CONTOSO_ADMIN
 from tests.integration.lifecycle.conftest import ControlPlane
 from tests.integration.lifecycle.marketplace_driver import Browser, Emulators
 

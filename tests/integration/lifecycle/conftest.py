@@ -13,7 +13,6 @@ import pytest
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import select
 
-from cli.processes import ProcessGroup, free_port, wait_until_listening
 from core.clusters.models import Cluster
 from core.db import Database
 from core.models import metadata
@@ -22,6 +21,7 @@ from core.settings import Settings
 from core.subscriptions.models import MarketplaceSubscription
 from core.task_payloads import ClusterConverged, ConvergenceOutcome
 from emulators.suite import EmulatorSuite
+from harness.processes import ProcessGroup, free_port, wait_until_listening
 from tests.conftest import KEPT_BETWEEN_TESTS
 from tests.integration.lifecycle.marketplace_driver import (
     CONTOSO_AUTOMATION_CLIENT_ID,

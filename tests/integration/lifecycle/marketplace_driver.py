@@ -8,13 +8,13 @@ from typing import Any
 
 import httpx
 
-from cli.marketplace_demo import (
+from emulators.suite import EmulatorSuite
+from harness.marketplace_demo import (
     CONTOSO_ADMIN,
     CONTOSO_TENANT_ID,
     CustomerBrowser,
     deployment_choices,
 )
-from emulators.suite import EmulatorSuite
 from tests.support.waiting import wait_for
 
 FABRIKAM_ADMIN = "frank.admin@fabrikam.onmicrosoft.com"

@@ -7,7 +7,6 @@ import re
 import pytest
 from sqlmodel import select
 
-from cli.marketplace_demo import DEFAULT_CHOICES
 from core.audit.models import AuditEvent
 from core.catalog.models import Offer
 from core.clusters.models import Cluster
@@ -15,6 +14,7 @@ from core.db import Database
 from core.outbox.service import enqueue
 from core.subscriptions.models import MarketplaceSubscription
 from core.task_payloads import ClusterConverged, ConvergenceOutcome
+from harness.marketplace_demo import DEFAULT_CHOICES
 from tests.integration.lifecycle.conftest import ControlPlane
 from tests.integration.lifecycle.marketplace_driver import (
     FABRIKAM_ADMIN,

@@ -275,7 +275,7 @@ def test_downgrade_below_used_capacity_is_reported_as_failure_and_retry_reverifi
 
     operator = emulators.control_plane_token(roles=["Operator"])
     retried = httpx.post(
-        f"{control_plane.base_url}/publisher/operations/{downgrade['id']}/retry",
+        f"{control_plane.base_url}/api/publisher/operations/{downgrade['id']}/retry",
         headers={"Authorization": f"Bearer {operator}"},
         timeout=10,
     )

@@ -17,9 +17,9 @@ from urllib.parse import quote
 
 import pytest
 
-from cli.marketplace_demo import CONTOSO_ADMIN, CONTOSO_TENANT_ID, CustomerBrowser
 from core.db import Database
 from core.subscriptions.models import MarketplaceSubscription
+from harness.marketplace_demo import CONTOSO_ADMIN, CONTOSO_TENANT_ID, CustomerBrowser
 from tests.integration.lifecycle.conftest import ControlPlane
 from tests.integration.lifecycle.marketplace_driver import FABRIKAM_ADMIN, Browser, Emulators
 

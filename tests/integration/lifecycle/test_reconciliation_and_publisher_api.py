@@ -39,12 +39,14 @@ def test_forced_reconciliation_follows_marketplace_and_adopts_lost_operations(
         assert ours.status == "Subscribed"  # drift: Marketplace says Suspended
 
     operator = emulators.control_plane_token(roles=["Operator"])
-    started = _api(control_plane, "POST", "/publisher/reconciliations", operator)
+    started = _api(control_plane, "POST", "/api/publisher/reconciliations", operator)
     assert started.status_code == 202, started.text
     report_id = started.json()["id"]
     report = wait_for(
         lambda: (
-            (body := _api(control_plane, "GET", f"/publisher/reconciliations/{report_id}", operator).json())["status"]
+            (body := _api(control_plane, "GET", f"/api/publisher/reconciliations/{report_id}", operator).json())[
+                "status"
+            ]
             != "requested"
             and body
         ),
@@ -85,29 +87,31 @@ def test_publisher_api_is_operator_only_and_shows_subscriptions_with_their_trail
     customer = emulators.control_plane_token(roles=["Customer.Admin"], tenant_id=CONTOSO_TENANT_ID)
     operator_elsewhere = emulators.control_plane_token(roles=["Operator"], tenant_id=CONTOSO_TENANT_ID)
 
-    assert _api(control_plane, "GET", "/publisher/subscriptions", None).status_code == 401
-    assert _api(control_plane, "GET", "/publisher/subscriptions", customer).status_code == 403
-    assert _api(control_plane, "GET", "/publisher/subscriptions", operator_elsewhere).status_code == 403
-    assert _api(control_plane, "POST", "/publisher/reconciliations", customer).status_code == 403
+    assert _api(control_plane, "GET", "/api/publisher/subscriptions", None).status_code == 401
+    assert _api(control_plane, "GET", "/api/publisher/subscriptions", customer).status_code == 403
+    assert _api(control_plane, "GET", "/api/publisher/subscriptions", operator_elsewhere).status_code == 403
+    assert _api(control_plane, "POST", "/api/publisher/reconciliations", customer).status_code == 403
 
-    listed = _api(control_plane, "GET", "/publisher/subscriptions?status=Subscribed&plan_id=standard", operator)
+    listed = _api(control_plane, "GET", "/api/publisher/subscriptions?status=Subscribed&plan_id=standard", operator)
     assert listed.status_code == 200
     assert [item["id"] for item in listed.json()["items"]] == [subscription_id]
-    by_tenant = _api(control_plane, "GET", f"/publisher/subscriptions?tenant_id={CONTOSO_TENANT_ID}&limit=1", operator)
+    by_tenant = _api(
+        control_plane, "GET", f"/api/publisher/subscriptions?tenant_id={CONTOSO_TENANT_ID}&limit=1", operator
+    )
     assert by_tenant.json()["total"] == 1
-    assert _api(control_plane, "GET", "/publisher/subscriptions?status=Suspended", operator).json()["items"] == []
-    assert _api(control_plane, "GET", "/publisher/subscriptions?status=Bogus", operator).status_code == 422
-    assert _api(control_plane, "GET", "/publisher/subscriptions?limit=0", operator).status_code == 422
+    assert _api(control_plane, "GET", "/api/publisher/subscriptions?status=Suspended", operator).json()["items"] == []
+    assert _api(control_plane, "GET", "/api/publisher/subscriptions?status=Bogus", operator).status_code == 422
+    assert _api(control_plane, "GET", "/api/publisher/subscriptions?limit=0", operator).status_code == 422
 
-    detail = _api(control_plane, "GET", f"/publisher/subscriptions/{subscription_id}", operator)
+    detail = _api(control_plane, "GET", f"/api/publisher/subscriptions/{subscription_id}", operator)
     assert detail.status_code == 200
     actions = [event["action"] for event in detail.json()["audit_trail"]]
     assert "subscription.purchase_confirmed" in actions
     assert "subscription.activated" in actions
     assert detail.json()["cluster"]["id"] == active_subscription.cluster_id
-    assert _api(control_plane, "GET", "/publisher/subscriptions/nope", operator).status_code == 404
-    assert _api(control_plane, "POST", "/publisher/operations/nope/retry", operator).status_code == 404
+    assert _api(control_plane, "GET", "/api/publisher/subscriptions/nope", operator).status_code == 404
+    assert _api(control_plane, "POST", "/api/publisher/operations/nope/retry", operator).status_code == 404
 
     openapi = httpx.get(f"{control_plane.base_url}/openapi.json", timeout=10).json()
-    retry = openapi["paths"]["/publisher/operations/{operation_id}/retry"]["post"]
+    retry = openapi["paths"]["/api/publisher/operations/{operation_id}/retry"]["post"]
     assert {"202", "401", "403", "404", "409"} <= set(retry["responses"])

@@ -40,9 +40,9 @@ MALFORMED_ANSWERS: dict[str, tuple[str, str, str]] = {
 
 def _reconcile(control_plane: ControlPlane, token: str) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {token}"}
-    started = httpx.post(f"{control_plane.base_url}/publisher/reconciliations", headers=headers, timeout=15)
+    started = httpx.post(f"{control_plane.base_url}/api/publisher/reconciliations", headers=headers, timeout=15)
     assert started.status_code == 202, started.text
-    url = f"{control_plane.base_url}/publisher/reconciliations/{started.json()['id']}"
+    url = f"{control_plane.base_url}/api/publisher/reconciliations/{started.json()['id']}"
     report: dict[str, Any] = wait_for(
         lambda: (body := httpx.get(url, headers=headers, timeout=15).json())["status"] != "requested" and body,
         what="the reconciliation report",

@@ -20,7 +20,6 @@ import httpx
 import pytest
 from sqlmodel import col, select
 
-from cli.processes import ProcessGroup
 from core.audit.models import AuditEvent
 from core.azure.arm import ArmClientFactory
 from core.azure.credentials import CredentialFactory
@@ -37,6 +36,7 @@ from core.outbox.models import OutboxMessage
 from core.settings import Settings
 from core.tenants.models import Tenant
 from emulators.suite import EmulatorSuite
+from harness.processes import ProcessGroup
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -7,13 +7,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from cli.azurite import Azurite, azurite_available
-from cli.emulator_environment import settings_for_emulators
 from core.clusters.models import Cluster, ClusterStatus
 from core.db import Database
 from core.settings import Settings
 from core.tenants.models import Tenant
 from emulators.suite import EmulatorSuite
+from harness.azurite import Azurite, azurite_available
+from harness.emulator_environment import settings_for_emulators
 
 
 @pytest.fixture(scope="module")

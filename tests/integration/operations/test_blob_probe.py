@@ -7,7 +7,6 @@ from azure.storage.blob import BlobServiceClient
 from pydantic import SecretStr
 from sqlmodel import col, select
 
-from cli.azurite import Azurite, azurite_available
 from core.audit.models import AuditEvent
 from core.azure.credentials import CredentialFactory
 from core.db import Database
@@ -15,6 +14,7 @@ from core.probes.blob_probe import CAPACITY_BLOB, CAPACITY_CONTAINER, capacity_t
 from core.probes.models import BlobProbeSample
 from core.probes.service import probe_cluster, ready_cluster_ids
 from core.settings import Settings
+from harness.azurite import Azurite, azurite_available
 from tests.integration.operations.conftest import plant_ready_cluster
 
 pytestmark = pytest.mark.timeout(60)

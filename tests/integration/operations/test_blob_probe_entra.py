@@ -12,7 +12,6 @@ from collections.abc import Iterator
 import pytest
 from sqlmodel import col, select
 
-from cli.azurite import Azurite, AzuriteTls, azurite_available
 from core.azure.credentials import CredentialFactory
 from core.db import Database
 from core.probes.blob_probe import AccountCredential, BlobProbe
@@ -20,6 +19,7 @@ from core.probes.models import BlobProbeSample
 from core.probes.service import record_probe_report
 from core.settings import Settings
 from emulators.suite import EmulatorSuite
+from harness.azurite import Azurite, AzuriteTls, azurite_available
 from tests.integration.operations.conftest import plant_ready_cluster
 
 pytestmark = pytest.mark.timeout(60)

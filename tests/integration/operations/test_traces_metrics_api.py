@@ -18,13 +18,13 @@ import httpx
 import pytest
 from sqlmodel import select
 
-from cli.azurite import Azurite
-from cli.processes import ProcessGroup
 from core.db import Database
 from core.probes.models import BlobProbeSample
 from core.settings import Settings
 from emulators.entra import EntraEmulator
 from emulators.suite import EmulatorSuite
+from harness.azurite import Azurite
+from harness.processes import ProcessGroup
 from tests.conftest import start_api
 from tests.integration.operations.conftest import plant_ready_cluster
 from tests.support.waiting import wait_for

@@ -12,17 +12,21 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import warnings
+import zipfile
 from collections.abc import Iterator
+from importlib.metadata import distributions
 from pathlib import Path
 
 import pytest
 from sqlmodel import select
 
-from cli.processes import ProcessGroup, free_port, wait_until_listening
 from core.clusters.models import Cluster, ClusterStatus
 from core.db import Database
-from core.settings import REPOSITORY_ROOT, Settings
+from core.settings import Settings
 from emulators.suite import EmulatorSuite
+from harness.checkout import REPOSITORY_ROOT, shipped_packages
+from harness.processes import ProcessGroup, free_port, wait_until_listening
 from tests.integration.lifecycle.conftest import delete_test_rows
 from tests.integration.lifecycle.marketplace_driver import Browser, Emulators
 from tests.support.waiting import wait_for
@@ -32,31 +36,75 @@ pytestmark = pytest.mark.timeout(600)
 INSTALL_TIMEOUT_SECONDS = 420
 
 
+RUNTIME_PACKAGES = shipped_packages()
+
+
+def package_sources() -> list[str]:
+    """uv's index options for the package sources the development environment's pip is configured with.
+
+    So the clean install reads the same local index (and wheel folder) the dev venv was installed from.
+    """
+    listed = subprocess.run(
+        [sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, timeout=60, check=True
+    )
+    options: dict[str, str] = {}  # value -> option (pip lists a setting once per place it is set)
+    for line in listed.stdout.splitlines():
+        key, _, quoted = line.partition("=")
+        option = {"index-url": "--index", "extra-index-url": "--index", "find-links": "--find-links"}.get(
+            key.rsplit(".", 1)[-1]
+        )
+        if option:
+            options.update(dict.fromkeys(quoted.strip().strip("'\"").split(), option))
+    return [part for value, option in options.items() for part in (option, value)]
+
+
+def dev_versions_as_constraints(folder: Path) -> Path:
+    """The dev venv's versions of every distribution: the install resolves to what the suite tests and uv has."""
+    pins = sorted({f"{dist.metadata['Name']}=={dist.version}" for dist in distributions() if dist.metadata["Name"]})
+    constraints = folder / "constraints.txt"
+    constraints.write_text("\n".join(pin for pin in pins if not pin.startswith("vast-azure-controlplane==")))
+    return constraints
+
+
+def uv_offline_then_online(command: list[str]) -> None:
+    """Offline first (local indexes and uv's cache: seconds); a machine whose cache lacks a release goes online."""
+    offline = subprocess.run([*command, "--offline"], capture_output=True, text=True, timeout=INSTALL_TIMEOUT_SECONDS)
+    if offline.returncode != 0:
+        warnings.warn(f"offline install failed, installing online: {offline.stderr[-500:]}", stacklevel=2)
+        subprocess.run(command, check=True, timeout=INSTALL_TIMEOUT_SECONDS)
+
+
 @pytest.fixture(scope="module")
 def installed_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The interpreter of a fresh virtualenv holding only the wheel and its runtime dependencies (no dev extras).
-
-    uv builds and installs (its cache keeps repeated runs quick); pip would work the same, only slower.
-    """
+    """The interpreter of a fresh virtualenv holding only the wheel and its runtime dependencies (no dev extras)."""
     root = tmp_path_factory.mktemp("installed")
     uv = str(Path(sys.executable).with_name("uv"))
+    sources = [*package_sources(), "--index-strategy", "unsafe-best-match"]
     dist = root / "dist"
     leaves_build_folder = not (REPOSITORY_ROOT / "build").exists()
-    subprocess.run(
-        [uv, "build", "--quiet", "--wheel", "--out-dir", str(dist), str(REPOSITORY_ROOT)],
-        check=True,
-        timeout=INSTALL_TIMEOUT_SECONDS,
-    )
+    uv_offline_then_online([uv, "build", "--quiet", "--wheel", "--out-dir", str(dist), *sources, str(REPOSITORY_ROOT)])
     if leaves_build_folder:  # setuptools builds in the source tree; leave the checkout as it was
         shutil.rmtree(REPOSITORY_ROOT / "build", ignore_errors=True)
     (wheel,) = dist.glob("*.whl")
+    shipped = {name.split("/", 1)[0] for name in zipfile.ZipFile(wheel).namelist()}
+    assert {name for name in shipped if not name.endswith(".dist-info")} == RUNTIME_PACKAGES
     environment = root / "venv"
     subprocess.run([uv, "venv", "--quiet", "--python", sys.executable, str(environment)], check=True, timeout=120)
     python = environment / "bin" / "python"
-    subprocess.run(
-        [uv, "pip", "install", "--quiet", "--compile-bytecode", "--python", str(python), str(wheel)],
-        check=True,
-        timeout=INSTALL_TIMEOUT_SECONDS,
+    constraints = dev_versions_as_constraints(root)
+    uv_offline_then_online(
+        [
+            uv,
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            str(python),
+            *sources,
+            "--constraint",
+            str(constraints),
+            str(wheel),
+        ]
     )
     return python
 

@@ -10,7 +10,6 @@ import httpx
 import pytest
 from sqlmodel import Session
 
-from cli.emulator_environment import settings_for_emulators
 from core.azure.arm import ArmClientFactory
 from core.clusters.controller import ClusterController
 from core.clusters.models import Cluster
@@ -21,6 +20,7 @@ from core.managed_apps.observation import built_by_managed_application
 from core.settings import DEFAULT_CATALOG_PATH, Settings
 from core.tenants.service import get_or_create_tenant
 from emulators.suite import EmulatorSuite, EmulatorSuiteConfig, build_default_suite
+from harness.emulator_environment import settings_for_emulators
 
 ARM_DEPLOYMENT_SECONDS = 0.15
 

@@ -8,9 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
-from cli.emulator_environment import settings_for_emulators
 from core.azure.arm import ArmAccessDenied, ArmClientFactory
 from emulators.suite import EmulatorSuite, EmulatorSuiteConfig, build_default_suite
+from harness.emulator_environment import settings_for_emulators
 from tests.integration.provisioning.conftest import tenant_and_subscription
 
 

@@ -8,13 +8,13 @@ from typing import Any
 import httpx
 import pytest
 
-from cli.cluster_report import operator_headers, print_cluster_outputs, wait_for_cluster
 from core.azure.arm import ArmClientFactory
 from core.clusters.key_rotation import perform_key_rotation
 from core.clusters.models import Cluster, ClusterStatus
 from core.db import Database
 from core.networking.service import sync_private_endpoint_connections
 from core.settings import Settings
+from harness.cluster_report import operator_headers, print_cluster_outputs, wait_for_cluster
 from tests.conftest import start_api
 from tests.integration.provisioning.conftest import Driver, create_cluster, tenant_and_subscription
 

@@ -13,7 +13,6 @@ import httpx
 import pytest
 from sqlmodel import col, select
 
-from cli.scenario import invariants
 from core.audit.models import AuditEvent
 from core.azure.arm import ArmClient, ArmClientFactory
 from core.clock import utc_now
@@ -26,6 +25,7 @@ from core.db import Database
 from core.messaging import TaskNames
 from core.outbox.models import OutboxMessage
 from core.settings import Settings
+from harness.scenario import invariants
 from tests.integration.provisioning.conftest import Driver, create_cluster, resource_body, tenant_and_subscription
 
 pytestmark = pytest.mark.timeout(120)

@@ -8,10 +8,10 @@ from typing import Any
 import httpx
 import pytest
 
-from cli.cluster_report import operator_headers
 from core.clusters.models import ClusterStatus
 from core.db import Database
 from core.settings import Settings
+from harness.cluster_report import operator_headers
 from tests.conftest import start_api
 from tests.integration.provisioning.conftest import Driver, create_cluster
 from tests.integration.provisioning.test_clusters_api import bearer

@@ -18,7 +18,6 @@ import httpx
 import pytest
 from sqlmodel import col, select
 
-from cli.processes import ProcessGroup
 from core.clock import utc_now
 from core.clusters.drift import current_slice, due_cluster_ids
 from core.clusters.drift_models import ClusterDrift, DriftState
@@ -28,6 +27,7 @@ from core.db import Database
 from core.outbox.service import enqueue
 from core.settings import Settings
 from core.task_payloads import ObserveClusterDrift
+from harness.processes import ProcessGroup
 from tests.integration.provisioning.conftest import create_cluster, resource_body, tenant_and_subscription
 from tests.support.waiting import wait_for
 

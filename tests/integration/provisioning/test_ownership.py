@@ -15,7 +15,6 @@ import httpx
 import pytest
 from sqlmodel import select
 
-from cli.cluster_report import operator_headers
 from core.audit.models import AuditEvent
 from core.azure.arm import ArmClient, ArmClientFactory, ArmRequestFailed
 from core.clusters.models import ClusterStatus
@@ -24,6 +23,7 @@ from core.clusters.provisioning_models import ArmDeployment
 from core.clusters.service import change_desired_spec
 from core.db import Database
 from core.settings import Settings
+from harness.cluster_report import operator_headers
 from tests.conftest import start_api
 from tests.integration.provisioning.conftest import Driver, create_cluster, tenant_and_subscription
 

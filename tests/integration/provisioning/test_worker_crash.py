@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from cli.processes import ProcessGroup
 from core.clusters.models import Cluster, ClusterStatus
 from core.clusters.provisioning_models import ArmDeployment
 from core.db import Database
 from core.settings import Settings
+from harness.processes import ProcessGroup
 from tests.integration.provisioning.conftest import create_cluster
 from tests.integration.provisioning.test_controller import arm_deployment_names
 

@@ -1,6 +1,6 @@
 """The full scenario end to end: separate processes, a seeded workload with chaos, every invariant held.
 
-Runs `controlplane sandbox --scenario full` as a subprocess, small (8 subscriptions) and with a fixed seed:
+Runs `python -m harness sandbox --scenario full` as a subprocess, small (8 subscriptions) and with a fixed seed:
 on the embedded default in the SQLite stage, on PostgreSQL plus a private Redis in the PostgreSQL stage.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from cli.scenario.private_redis import redis_server_available
+from harness.scenario.private_redis import redis_server_available
 from tests.conftest import POSTGRES_URL, TEST_DATABASE
 
 SUBSCRIPTIONS = 8
@@ -31,7 +31,7 @@ def run_scenario(data_dir: Path, *arguments: str) -> tuple[subprocess.CompletedP
         [
             sys.executable,
             "-m",
-            "cli.main",
+            "harness",
             "sandbox",
             "--scenario",
             "full",

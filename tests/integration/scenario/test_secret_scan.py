@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from cli.scenario.invariants import no_secrets_written_down
 from core.audit.models import AuditEvent
 from core.db import Database
 from core.inbox.models import InboundSource
 from core.inbox.service import record_inbound_event
+from harness.scenario.invariants import no_secrets_written_down
 from tests.conftest import migrated_database
 
 CLEAN_LINE = '{"level": "info", "message": "operation reported", "operation_id": "3f8b2a61-9d4e"}\n'

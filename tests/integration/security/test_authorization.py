@@ -18,11 +18,11 @@ import pytest
 from fastapi.routing import iter_route_contexts
 from sqlmodel import select
 
-from cli.marketplace_demo import CONTOSO_ADMIN, CONTOSO_TENANT_ID
 from core.audit.models import AuditEvent
 from core.clusters.models import Cluster
 from core.db import Database
 from core.identity.principal import GLOBAL_ADMINISTRATOR_ROLE_ID
+from harness.marketplace_demo import CONTOSO_ADMIN, CONTOSO_TENANT_ID
 from server.app import create_app
 from tests.integration.lifecycle.conftest import ControlPlane, delete_test_rows
 from tests.integration.lifecycle.marketplace_driver import CONTOSO_AUTOMATION_CLIENT_ID, FABRIKAM_ADMIN, Emulators

@@ -18,7 +18,6 @@ from jinja2.utils import htmlsafe_json_dumps
 from markupsafe import escape
 from sqlmodel import select
 
-from cli.marketplace_demo import CONTOSO_ADMIN, CONTOSO_TENANT_ID
 from core.audit.service import record_audit_event
 from core.catalog.models import Offer
 from core.clusters.models import Cluster, ClusterStatus
@@ -28,6 +27,7 @@ from core.inbox.models import InboundEvent
 from core.networking.models import PrivateEndpointConnection
 from core.subscriptions.models import MarketplaceOperation, MarketplaceSubscription
 from core.tenants.models import Tenant
+from harness.marketplace_demo import CONTOSO_ADMIN, CONTOSO_TENANT_ID
 from tests.integration.lifecycle.conftest import ControlPlane
 from tests.integration.lifecycle.marketplace_driver import Browser, Emulators
 from tests.integration.security.test_token_attacks import webhook_body
@@ -161,7 +161,7 @@ def test_marketplace_names_and_emails_are_stored_verbatim_and_shown_escaped(
         assert (stored.name, stored.purchaser_email) == (name, purchaser_email)
     tables_survive(database)
     detail = httpx.get(
-        f"{control_plane.base_url}/publisher/subscriptions/{subscription_id}",
+        f"{control_plane.base_url}/api/publisher/subscriptions/{subscription_id}",
         headers=bearer(emulators.control_plane_token(roles=["Operator"])),
         timeout=15,
     )
@@ -281,11 +281,11 @@ def test_filters_and_path_ids_match_only_themselves_and_are_shown_escaped(
         subscription_id = subscription.id
     operator = bearer(emulators.control_plane_token(roles=["Operator"]))
 
-    everything = httpx.get(f"{base}/publisher/subscriptions", headers=operator, timeout=15).json()
+    everything = httpx.get(f"{base}/api/publisher/subscriptions", headers=operator, timeout=15).json()
     assert everything["total"] == 1
     for parameter in ("plan_id", "tenant_id"):
         filtered = httpx.get(
-            f"{base}/publisher/subscriptions", params={parameter: hostile}, headers=operator, timeout=15
+            f"{base}/api/publisher/subscriptions", params={parameter: hostile}, headers=operator, timeout=15
         )
         assert filtered.status_code == 200, filtered.text
         assert (filtered.json()["total"], filtered.json()["items"]) == (0, [])
@@ -309,7 +309,7 @@ def test_filters_and_path_ids_match_only_themselves_and_are_shown_escaped(
         assert_shown_escaped(page.text, hostile.strip())
 
     quoted = quote(hostile, safe="")
-    for path in (f"/api/clusters/{quoted}", f"/publisher/subscriptions/{quoted}"):
+    for path in (f"/api/clusters/{quoted}", f"/api/publisher/subscriptions/{quoted}"):
         missing = httpx.get(base + path, headers=operator, timeout=15)
         assert missing.status_code == 404, (path, missing.text)
         if "/" not in hostile:  # a slash splits the path: no route matches, which is a 404 of its own
@@ -363,7 +363,9 @@ def test_nul_characters_are_refused_everywhere_and_store_nothing(
             body_refusal,
         ),
         (
-            httpx.get(f"{base}/publisher/subscriptions", params={"plan_id": "a\x00b"}, headers=operator, timeout=15),
+            httpx.get(
+                f"{base}/api/publisher/subscriptions", params={"plan_id": "a\x00b"}, headers=operator, timeout=15
+            ),
             url_refusal,
         ),
         (httpx.get(f"{base}/api/clusters/a%00b", headers=operator, timeout=15), url_refusal),

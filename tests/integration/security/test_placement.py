@@ -13,11 +13,11 @@ import re
 import pytest
 from sqlmodel import select
 
-from cli.marketplace_demo import CONTOSO_ADMIN, CustomerBrowser, deployment_choices
 from core.clusters.models import Cluster
 from core.clusters.provisioning_models import ArmDeployment
 from core.db import Database
 from core.subscriptions.models import MarketplaceSubscription
+from harness.marketplace_demo import CONTOSO_ADMIN, CustomerBrowser, deployment_choices
 from tests.integration.lifecycle.conftest import ControlPlane
 from tests.integration.lifecycle.marketplace_driver import FABRIKAM_ADMIN, Browser, Emulators
 from tests.support.waiting import wait_for

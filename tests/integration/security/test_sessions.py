@@ -13,11 +13,11 @@ import httpx
 import pytest
 from sqlmodel import col, select
 
-from cli.marketplace_demo import CONTOSO_TENANT_ID
 from core.browser_sessions.models import BrowserSessionRecord
 from core.browser_sessions.service import record_key
 from core.clusters.models import ClusterStatus
 from core.db import Database
+from harness.marketplace_demo import CONTOSO_TENANT_ID
 from tests.integration.lifecycle.conftest import ControlPlane, delete_test_rows
 from tests.integration.lifecycle.marketplace_driver import Emulators
 from tests.integration.security.visitors import PortalVisitor, sign_in_to_portal
@@ -174,7 +174,7 @@ def test_an_operators_revocation_signs_the_person_out_at_the_next_request(
     assert _signed_in(base, cookie)
     operator = emulators.control_plane_token(roles=["Operator"])
     revoked = httpx.post(
-        f"{base}/publisher/sessions/revocations",
+        f"{base}/api/publisher/sessions/revocations",
         json={"entra_tenant_id": CONTOSO_TENANT_ID, "object_id": CAROL_OBJECT_ID},
         headers={"Authorization": f"Bearer {operator}"},
     )
@@ -184,7 +184,7 @@ def test_an_operators_revocation_signs_the_person_out_at_the_next_request(
     # A customer cannot revoke anyone's sessions.
     customer = emulators.control_plane_token(roles=["Customer.Admin"], tenant_id=CONTOSO_TENANT_ID)
     refused = httpx.post(
-        f"{base}/publisher/sessions/revocations",
+        f"{base}/api/publisher/sessions/revocations",
         json={"entra_tenant_id": CONTOSO_TENANT_ID, "object_id": CAROL_OBJECT_ID},
         headers={"Authorization": f"Bearer {customer}"},
     )
@@ -215,7 +215,7 @@ def test_the_landing_page_sign_in_rotates_the_session_and_its_csrf_token(
         before = to_entra.cookies[COOKIE]
         # The anonymous cookie names a record; the purchase token is not in the cookie.
         assert purchase["landing_page_url"].split("token=")[1] not in before
-        from cli.marketplace_demo import CustomerBrowser
+        from harness.marketplace_demo import CustomerBrowser
 
         customer = CustomerBrowser(emulators.ca_bundle)
         customer.http.cookies.set(COOKIE, before, domain="127.0.0.1")

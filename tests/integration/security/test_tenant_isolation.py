@@ -20,12 +20,12 @@ from typing import Literal
 import httpx
 import pytest
 
-from cli.marketplace_demo import CONTOSO_ADMIN, CONTOSO_TENANT_ID
 from core.audit.service import record_audit_event
 from core.clusters.models import Cluster, ClusterStatus
 from core.db import Database
 from core.subscriptions.models import MarketplaceSubscription
 from core.subscriptions.reconciliation import start_report
+from harness.marketplace_demo import CONTOSO_ADMIN, CONTOSO_TENANT_ID
 from tests.integration.lifecycle.conftest import ControlPlane, delete_test_rows
 from tests.integration.lifecycle.marketplace_driver import FABRIKAM_ADMIN, Emulators
 from tests.integration.security.routes import app_route_keys
@@ -367,48 +367,58 @@ OPERATOR_CASES = [
         owner_status=409,
     ),
     RouteCase("GET", "/api/drift", "api", _fixed("/api/drift")),
-    RouteCase("GET", "/publisher/subscriptions", "api", _fixed("/publisher/subscriptions")),
+    RouteCase("GET", "/api/publisher/subscriptions", "api", _fixed("/api/publisher/subscriptions")),
     RouteCase(
         "GET",
-        "/publisher/subscriptions/{subscription_id}",
+        "/api/publisher/subscriptions/{subscription_id}",
         "api",
-        _path("/publisher/subscriptions/{id}", id=_subscription),
+        _path("/api/publisher/subscriptions/{id}", id=_subscription),
     ),
     RouteCase(
         "POST",
-        "/publisher/operations/{operation_id}/retry",
+        "/api/publisher/operations/{operation_id}/retry",
         "api",
-        _path("/publisher/operations/{id}/retry", id=_operation),
+        _path("/api/publisher/operations/{id}/retry", id=_operation),
         owner_status=409,
     ),
-    RouteCase("POST", "/publisher/reconciliations", "api", _fixed("/publisher/reconciliations"), owner_status=None),
     RouteCase(
-        "GET", "/publisher/reconciliations/{report_id}", "api", _path("/publisher/reconciliations/{id}", id=_report)
-    ),
-    RouteCase(
-        "POST",
-        "/publisher/sessions/revocations",
-        "api",
-        _fixed("/publisher/sessions/revocations"),
-        body={"entra_tenant_id": CONTOSO_TENANT_ID, "object_id": str(uuid.UUID(int=11))},
-    ),
-    RouteCase("GET", "/publisher/billing/ledger", "api", _fixed("/publisher/billing/ledger")),
-    RouteCase("GET", "/publisher/billing/rejected-samples", "api", _fixed("/publisher/billing/rejected-samples")),
-    RouteCase(
-        "GET", "/publisher/billing/reconciliation-reports", "api", _fixed("/publisher/billing/reconciliation-reports")
+        "POST", "/api/publisher/reconciliations", "api", _fixed("/api/publisher/reconciliations"), owner_status=None
     ),
     RouteCase(
         "GET",
-        "/publisher/billing/reconciliation-reports/{report_id}",
+        "/api/publisher/reconciliations/{report_id}",
         "api",
-        _path("/publisher/billing/reconciliation-reports/{id}", id=_missing_report),
+        _path("/api/publisher/reconciliations/{id}", id=_report),
+    ),
+    RouteCase(
+        "POST",
+        "/api/publisher/sessions/revocations",
+        "api",
+        _fixed("/api/publisher/sessions/revocations"),
+        body={"entra_tenant_id": CONTOSO_TENANT_ID, "object_id": str(uuid.UUID(int=11))},
+    ),
+    RouteCase("GET", "/api/publisher/billing/ledger", "api", _fixed("/api/publisher/billing/ledger")),
+    RouteCase(
+        "GET", "/api/publisher/billing/rejected-samples", "api", _fixed("/api/publisher/billing/rejected-samples")
+    ),
+    RouteCase(
+        "GET",
+        "/api/publisher/billing/reconciliation-reports",
+        "api",
+        _fixed("/api/publisher/billing/reconciliation-reports"),
+    ),
+    RouteCase(
+        "GET",
+        "/api/publisher/billing/reconciliation-reports/{report_id}",
+        "api",
+        _path("/api/publisher/billing/reconciliation-reports/{id}", id=_missing_report),
         owner_status=404,
     ),
     RouteCase(
         "GET",
-        "/publisher/billing/reconciliation-reports/{report_id}/differences.csv",
+        "/api/publisher/billing/reconciliation-reports/{report_id}/differences.csv",
         "api",
-        _path("/publisher/billing/reconciliation-reports/{id}/differences.csv", id=_missing_report),
+        _path("/api/publisher/billing/reconciliation-reports/{id}/differences.csv", id=_missing_report),
         owner_status=404,
     ),
     RouteCase("GET", "/portal/operator/subscriptions", "portal", _fixed("/portal/operator/subscriptions")),

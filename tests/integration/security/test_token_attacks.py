@@ -27,13 +27,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlmodel import col, select
 
-from cli.marketplace_demo import CONTOSO_TENANT_ID
 from core.audit.models import AuditEvent, AuditOutcome
 from core.db import Database
 from core.inbox.models import InboundEvent
 from core.outbox.models import OutboxMessage
 from core.settings import Settings
 from core.subscriptions.models import MarketplaceOperation
+from harness.marketplace_demo import CONTOSO_TENANT_ID
 from tests.conftest import start_api
 from tests.integration.lifecycle.conftest import ActiveSubscription, ControlPlane
 from tests.integration.lifecycle.marketplace_driver import OPERATOR_OBJECT_ID, Emulators
@@ -59,7 +59,7 @@ class Recipient:
 
 
 def webhook_recipient(emulators: Emulators) -> Recipient:
-    """Marketplace calling the publisher's fulfilment app (AZURE-NOTES: aud, tid, azp)."""
+    """Marketplace calling the publisher's fulfilment app: audience, tenant and calling app (azp) as it sends them."""
     return Recipient(
         tenant_id=emulators.entra["publisher_tenant_id"],
         audience=emulators.entra["publisher_fulfillment_app_id"],
@@ -323,7 +323,7 @@ def test_webhook_accepts_a_replayed_valid_token_once_per_operation(
 @pytest.mark.parametrize("attack", list(COMMON_ATTACKS))
 def test_json_api_refuses_the_attack(attack: str, control_plane: ControlPlane, emulators: Emulators) -> None:
     recipient = json_api_recipient(emulators)
-    url = f"{control_plane.base_url}/publisher/subscriptions"
+    url = f"{control_plane.base_url}/api/publisher/subscriptions"
     # The genuine operator token passes, so the 401 below is the attack's doing.
     genuine = httpx.get(url, headers={"Authorization": f"Bearer {genuine_token(emulators, recipient)}"}, timeout=15)
     assert genuine.status_code == 200, genuine.text
@@ -390,7 +390,7 @@ def test_a_burst_of_unknown_kids_fetches_the_key_set_once(
         # The cache holds the real keys: a genuine token is verified without another fetch.
         operator = genuine_token(emulators, json_api_recipient(emulators))
         listed = httpx.get(
-            f"{fresh_api}/publisher/subscriptions", headers={"Authorization": f"Bearer {operator}"}, timeout=15
+            f"{fresh_api}/api/publisher/subscriptions", headers={"Authorization": f"Bearer {operator}"}, timeout=15
         )
         assert listed.status_code == 200, listed.text
         assert probe.fetches() == 1

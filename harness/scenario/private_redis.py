@@ -13,7 +13,7 @@ from pathlib import Path
 
 import redis
 
-from cli.processes import free_port
+from harness.processes import free_port
 
 
 def redis_server_available() -> bool:

@@ -20,7 +20,6 @@ from sqlmodel import col, select
 
 from billing.jobs import run_close, run_collection, run_reconciliation, run_settlement, run_submission
 from billing.reports import status_counts
-from cli.emulator_environment import settings_for_emulators
 from core.clock import utc_now
 from core.clusters.models import Cluster, ClusterStatus
 from core.db import Database
@@ -29,6 +28,7 @@ from core.settings import Settings
 from core.subscriptions.models import MarketplaceSubscription, SubscriptionStatus
 from core.tenants.models import Tenant
 from emulators.suite import EmulatorSuite, EmulatorSuiteConfig, build_default_suite
+from harness.emulator_environment import settings_for_emulators
 
 DEMO_HOURS = 4
 

@@ -25,8 +25,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from cli.processes import free_port
-from core.settings import REPOSITORY_ROOT
+from harness.checkout import REPOSITORY_ROOT
+from harness.processes import free_port
 
 AZURITE_BLOB = REPOSITORY_ROOT / "tools" / "node" / "node_modules" / ".bin" / "azurite-blob"
 

@@ -1,4 +1,4 @@
-"""`controlplane sandbox --scenario full`: the whole system as separate processes, under a seeded workload
+"""`python -m harness sandbox --scenario full`: the whole system as separate processes, under a seeded workload
 and (optionally) chaos, with the invariants checked at the end.
 
 Processes: the emulators (one process of their own), two API processes sharing one port through SO_REUSEPORT
@@ -28,18 +28,18 @@ import typer
 from pydantic import SecretStr
 
 from billing.window import waiving_offer_ids
-from cli.emulator_environment import settings_for_emulators
-from cli.processes import ProcessGroup, free_port, wait_until_ready
-from cli.scenario import invariants
-from cli.scenario.billing_proof import billed_as_provided
-from cli.scenario.invariants import InvariantResult
-from cli.scenario.private_redis import PrivateRedis, redis_server_available
-from cli.scenario.report import build_summary, print_summary, write_summary
-from cli.scenario.workload import ScenarioError, Workload, wait_for
 from core import migrator
 from core.catalog.loader import load_catalog, sync_catalog
 from core.db import Database, make_engine
 from core.settings import Settings
+from harness.emulator_environment import settings_for_emulators
+from harness.processes import ProcessGroup, free_port, wait_until_ready
+from harness.scenario import invariants
+from harness.scenario.billing_proof import billed_as_provided
+from harness.scenario.invariants import InvariantResult
+from harness.scenario.private_redis import PrivateRedis, redis_server_available
+from harness.scenario.report import build_summary, print_summary, write_summary
+from harness.scenario.workload import ScenarioError, Workload, wait_for
 
 Backend = Literal["auto", "embedded", "scaled"]
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -148,7 +148,7 @@ class ScenarioBackend:
 
 
 class EmulatorProcess:
-    """`controlplane emulators` in a process of its own: Marketplace and ARM are other services, not our GIL."""
+    """`python -m harness emulators` in a process of its own: Marketplace and ARM are other services, not our GIL."""
 
     def __init__(self, state_dir: Path, seed: int, options: dict[str, Any]) -> None:
         self.state_dir = state_dir
@@ -166,7 +166,7 @@ class EmulatorProcess:
             [
                 sys.executable,
                 "-m",
-                "cli.main",
+                "harness",
                 "emulators",
                 "--state-dir",
                 str(self.state_dir),
@@ -416,7 +416,7 @@ def _start_chaos(
     base_url: str,
     notes: list[str],
 ) -> Any:
-    from cli.scenario.chaos import ChaosMonkey
+    from harness.scenario.chaos import ChaosMonkey
 
     emulator_urls: dict[str, str] = {
         # Every emulator's control API sits at {base}/_emulator; Entra's document has no base_url of its own.

@@ -21,7 +21,6 @@ import httpx
 from sqlmodel import select
 
 from billing.jobs import run_close, run_collection, run_reconciliation, run_settlement, run_submission
-from cli.marketplace_demo import CONTOSO_ADMIN, CONTOSO_TENANT_ID, CustomerBrowser, deployment_choices
 from core.catalog.loader import load_catalog
 from core.clock import utc_now
 from core.clusters.models import Cluster, ClusterStatus
@@ -29,6 +28,7 @@ from core.db import Database
 from core.settings import Settings
 from core.subscriptions.models import MarketplaceOperation, MarketplaceSubscription, OperationState
 from core.usage.models import LedgerStatus, UsageLedgerEntry
+from harness.marketplace_demo import CONTOSO_ADMIN, CONTOSO_TENANT_ID, CustomerBrowser, deployment_choices
 
 ResultT = TypeVar("ResultT")
 
@@ -439,13 +439,13 @@ class Workload:
         token = self._operator_token()
         headers = {"Authorization": f"Bearer {token}"}
         with httpx.Client(base_url=self.api_base_url, headers=headers, timeout=30) as api:
-            started = api.post("/publisher/reconciliations")
+            started = api.post("/api/publisher/reconciliations")
             started.raise_for_status()
             report_id = started.json()["id"]
 
             def finished() -> dict[str, Any] | None:
                 try:
-                    response = api.get(f"/publisher/reconciliations/{report_id}")
+                    response = api.get(f"/api/publisher/reconciliations/{report_id}")
                 except httpx.TransportError:
                     return None
                 report: dict[str, Any] = response.json() if response.status_code == 200 else {}

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from cli.scenario.invariants import InvariantResult
+from harness.scenario.invariants import InvariantResult
 
 SUMMARY_FILE = "summary.json"
 

@@ -27,8 +27,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from cli.processes import ProcessGroup
-from cli.scenario.private_redis import PrivateRedis
+from harness.processes import ProcessGroup
+from harness.scenario.private_redis import PrivateRedis
 
 logger = logging.getLogger(__name__)
 

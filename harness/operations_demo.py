@@ -13,7 +13,6 @@ import typer
 from pydantic import SecretStr
 from sqlmodel import select
 
-from cli.azurite import Azurite, azurite_available
 from core.clusters.models import Cluster, ClusterStatus
 from core.db import Database
 from core.outbox.service import enqueue
@@ -22,6 +21,7 @@ from core.settings import Settings
 from core.slo.service import cluster_slo_status
 from core.task_payloads import ProbeClusterBlob
 from core.tenants.models import Tenant
+from harness.azurite import Azurite, azurite_available
 
 METRICS_EXCERPT_PREFIXES = ("cp_outbox_", "cp_clusters", "cp_audit_events", "cp_marketplace_operations")
 

@@ -20,13 +20,13 @@ import httpx
 import typer
 from sqlmodel import select
 
-from cli.emulator_environment import settings_for_emulators
 from core.clusters.models import Cluster
 from core.db import Database
 from core.redaction import is_secret_name
 from core.settings import Settings
 from core.subscriptions.models import MarketplaceOperation
 from emulators.suite import EmulatorSuite, EmulatorSuiteConfig, build_default_suite
+from harness.emulator_environment import settings_for_emulators
 
 CONTOSO_TENANT_ID = "3f8b2a61-9d4e-4c7a-8e15-2b6c9d0a4f71"
 CONTOSO_ADMIN = "alice.admin@contoso.onmicrosoft.com"

@@ -13,14 +13,14 @@ from typing import Any
 
 import typer
 
-from cli import billing_demo, cluster_report, marketplace_demo, operations_demo
-from cli.processes import ProcessGroup, free_port, wait_until_ready
 from core import migrator
 from core.catalog.loader import load_catalog, sync_catalog
 from core.db import Database
 from core.identity.principal import AccessLevel, access_level
 from core.outbox.pipeline_probe import start_probe, wait_for_probe
 from core.settings import Settings
+from harness import billing_demo, cluster_report, marketplace_demo, operations_demo
+from harness.processes import ProcessGroup, free_port, wait_until_ready
 
 
 def sandbox_settings(data_dir: Path, api_port: int) -> Settings:

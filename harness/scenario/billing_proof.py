@@ -24,12 +24,12 @@ from sqlmodel import col, select
 
 from billing.collector import DIMENSION_MEASURES
 from billing.quantities import billable_quantity, included_quantity
-from cli.scenario.invariants import InvariantResult
 from core.catalog.models import Aggregation, MeteredDimension, Plan, PlanIncludedQuantity, Rounding
 from core.clusters.models import Cluster
 from core.db import Database
 from core.subscriptions.models import MarketplaceSubscription, SubscriptionSuspension
 from core.usage.models import LedgerStatus, UsageLedgerAdjustment, UsageLedgerEntry
+from harness.scenario.invariants import InvariantResult
 
 HOUR = timedelta(hours=1)
 NAME = "every subscription billed its in-window usage, to each dimension's precision"
