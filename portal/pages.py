@@ -25,6 +25,7 @@ from api.browser_session import BrowserSession
 from api.dependencies import SettingsDep
 from api.errors import error_answer, error_body, http_status
 from api.permissions import Permission, declares
+from core.clock import utc_now
 from core.errors import ControlPlaneError, NotFound
 from core.identity.principal import Principal
 from core.identity.sign_in import SignedInUser
@@ -55,7 +56,22 @@ def format_time(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value is not None else "—"
 
 
+def format_age(value: datetime | None) -> str:
+    """How long ago, in the two largest units people read at a glance (e.g. "3 h 12 min")."""
+    if value is None:
+        return "—"
+    minutes = max(0, int((utc_now() - value).total_seconds() // 60))
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min"
+
+
 templates.env.filters["when"] = format_time
+templates.env.filters["age"] = format_age
 
 
 class SignInRequired(Exception):
@@ -142,8 +158,14 @@ def render(
     template: str,
     context: dict[str, Any],
     status_code: int = 200,
+    *,
+    with_flash: bool = True,
 ) -> HTMLResponse:
-    """Render a page with the layout's context (visitor, CSRF token, flash message) and save the session."""
+    """Render a page with the layout's context (visitor, CSRF token, flash message) and save the session.
+
+    An error page leaves a pending flash for the next page: a success message never shares a page with a refusal
+    (a double-submitted form's first request succeeds and its second is refused).
+    """
     signed_in = session.user
     settings: Settings = request.app.state.settings
     principal = principal_of(signed_in, settings) if signed_in is not None else None
@@ -152,7 +174,7 @@ def render(
         "is_operator": principal is not None and principal.is_operator,
         "can_act": principal is not None and principal.can_act,
         "csrf_token": session.csrf_token(),
-        "flash": session.pop(FLASH_KEY),
+        "flash": session.pop(FLASH_KEY) if with_flash else None,
         **context,
     }
     response = templates.TemplateResponse(
@@ -178,7 +200,7 @@ def error_page(request: Request, status_code: int, message: str) -> HTMLResponse
         "message": message,
         "next_step": NEXT_STEPS.get(status_code, "Go back and try again."),
     }
-    return render(request, session, "error.html", context, status_code)
+    return render(request, session, "error.html", context, status_code, with_flash=False)
 
 
 class PortalRoute(APIRoute):

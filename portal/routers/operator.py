@@ -13,26 +13,34 @@ from sqlmodel import select
 
 from api.dependencies import DatabaseDep, RowId, SettingsDep
 from billing.reconciliation import differences_csv, list_reports, report_with_differences
-from billing.reports import rejected_samples, status_counts
-from core.audit.queries import search_audit_events
+from billing.reports import adjustment_count, rejected_samples, status_by_dimension
+from core.audit.queries import search_audit_page
 from core.catalog.models import Plan
 from core.clock import utc_now
 from core.clusters.drift import cluster_drift_history
-from core.clusters.queries import cluster_deployments, cluster_timeline, clusters_needing_attention
+from core.clusters.queries import (
+    cluster_deployments,
+    cluster_timeline,
+    clusters_in_retention,
+    clusters_needing_attention,
+    stuck_cluster_reason,
+)
 from core.clusters.recovery import retry_failed_cluster
 from core.errors import NotFound
 from core.messaging import TaskNames
 from core.networking.service import visible_cluster
 from core.outbox.dead_letters import NotADeadLetter, dead_letters, dismiss_dead_letter, retry_dead_letter
 from core.outbox.service import enqueue
+from core.paging import PageRequest, SortDirection
 from core.slo.service import visible_clusters
+from core.subscriptions.listing import SubscriptionFilters, SubscriptionOrder, SubscriptionSort, list_subscriptions
 from core.subscriptions.models import SubscriptionStatus
-from core.subscriptions.overview import subscription_overviews
 from core.subscriptions.reconciliation import start_report
 from core.subscriptions.service import retry_operation
 from core.subscriptions.stuck_operations import stuck_operations
 from core.usage.reconciliation_models import DifferenceKind
 from portal.configuration_view import setting_lines
+from portal.list_links import ListLinks
 from portal.pages import OperatorDep, OperatorFormDep, PortalRoute, redirect_with_message, render
 from portal.slo_view import cluster_slo
 
@@ -46,30 +54,39 @@ def subscriptions_page(
     request: Request,
     visitor: OperatorDep,
     database: DatabaseDep,
+    q: Annotated[str, Query(max_length=256)] = "",
     status: Annotated[str, Query(max_length=32)] = "",
     plan: Annotated[str, Query(max_length=64)] = "",
     tenant: Annotated[str, Query(max_length=64)] = "",
     failed: Annotated[str, Query(max_length=8)] = "",
+    sort: Annotated[str, Query(max_length=16)] = SubscriptionSort.CREATED.value,
+    order: Annotated[str, Query(alias="dir", max_length=4)] = "",
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
 ) -> Response:
-    """Every subscription, filtered by status, plan, beneficiary tenant and failures."""
+    """Every subscription: searched, filtered, sorted by any column and paged, with the number that match."""
+    column = SubscriptionSort(sort) if sort in SubscriptionSort.__members__.values() else SubscriptionSort.CREATED
+    direction = _direction(order, default=SortDirection.DESCENDING if column is SubscriptionSort.CREATED else None)
+    filters = SubscriptionFilters(
+        search=q, status=status, plan_id=plan, beneficiary_tenant_id=tenant, failed_only=failed == "on"
+    )
     with database.session() as db:
-        overviews = subscription_overviews(
-            db,
-            visitor.principal,
-            status=status or None,
-            plan_id=plan or None,
-            beneficiary_tenant_id=tenant.strip() or None,
-            failed_only=failed == "on",
-        )
+        listed = list_subscriptions(db, filters, SubscriptionOrder(column, direction), PageRequest.of(page))
         plans = {row.plan_id: row.display_name for row in db.exec(select(Plan)).all()}
-    filters = {"status": status, "plan": plan, "tenant": tenant, "failed": failed == "on"}
+    values = {"q": q, "status": status, "plan": plan, "tenant": tenant, "failed": "on" if failed == "on" else ""}
     context = {
-        "overviews": overviews,
+        "listed": listed,
         "plans": plans,
         "statuses": [item.value for item in SubscriptionStatus],
-        "filters": filters,
+        "filters": {**values, "failed": failed == "on"},
+        "links": ListLinks("/portal/operator/subscriptions", values, column.value, direction),
     }
     return render(request, visitor.session, "operator/subscriptions.html", context)
+
+
+def _direction(value: str, *, default: SortDirection | None) -> SortDirection:
+    if value in SortDirection.__members__.values():
+        return SortDirection(value)
+    return default or SortDirection.ASCENDING
 
 
 @router.get("/clusters/{cluster_id}", response_class=HTMLResponse)
@@ -101,7 +118,8 @@ def retry_cluster(
 @router.get("/operations", response_class=HTMLResponse)
 def operations_page(request: Request, visitor: OperatorDep, database: DatabaseDep) -> Response:
     """Failed or stuck Marketplace operations and clusters, and dead letters, with retry, dismiss and reconcile."""
-    unchanged_since = utc_now() - STUCK_AFTER
+    now = utc_now()
+    unchanged_since = now - STUCK_AFTER
     with database.session() as db:
         letters = dead_letters(db)
         # An operation whose processing gave up shows that reason, not "reconcile re-drives it".
@@ -114,7 +132,11 @@ def operations_page(request: Request, visitor: OperatorDep, database: DatabaseDe
             "operations": stuck_operations(db, unchanged_since=unchanged_since, including=list(letter_by_operation)),
             "letter_by_operation": letter_by_operation,
             "dead_letters": letters,
-            "clusters": clusters_needing_attention(db, unchanged_since=unchanged_since),
+            "clusters": [
+                (cluster, stuck_cluster_reason(cluster, now=now))
+                for cluster in clusters_needing_attention(db, unchanged_since=unchanged_since)
+            ],
+            "retention": clusters_in_retention(db, now=now),
             "stuck_minutes": int(STUCK_AFTER.total_seconds() // 60),
         }
     return render(request, visitor.session, "operator/operations.html", context)
@@ -179,7 +201,8 @@ def billing_page(request: Request, visitor: OperatorDep, database: DatabaseDep) 
     """Ledger entries by status and the usage reconciliation reports."""
     with database.session() as db:
         context = {
-            "ledger": status_counts(db),
+            "ledger": status_by_dimension(db),
+            "adjustments": adjustment_count(db),
             "reports": list_reports(db, limit=50),
             "refused": rejected_samples(db, cluster_id=None, limit=REFUSED_SAMPLES_SHOWN),
         }
@@ -236,17 +259,27 @@ def audit_page(
     action: Annotated[str, Query(max_length=128)] = "",
     actor: Annotated[str, Query(max_length=256)] = "",
     subject: Annotated[str, Query(max_length=512)] = "",
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
 ) -> Response:
-    """Search every tenant's audit trail by action prefix, actor and subject id."""
+    """Search every tenant's audit trail by action prefix, actor and subject id, newest first, paged."""
     with database.session() as db:
-        events = search_audit_events(
+        listed = search_audit_page(
             db,
-            tenant_row_id=None,
+            PageRequest.of(page),
             action_prefix=action.strip() or None,
             actor=actor.strip() or None,
             subject_id=subject.strip() or None,
         )
-    context = {"events": events, "action": action, "actor": actor, "subject": subject, "operator_view": True}
+    values = {"action": action, "actor": actor, "subject": subject}
+    context = {
+        "events": listed.rows,
+        "listed": listed,
+        "links": ListLinks("/portal/operator/audit", values, "", SortDirection.DESCENDING),
+        "action": action,
+        "actor": actor,
+        "subject": subject,
+        "operator_view": True,
+    }
     return render(request, visitor.session, "audit.html", context)
 
 
