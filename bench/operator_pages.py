@@ -51,7 +51,7 @@ ACTIONS = (
     "cluster.key.rotated",
 )
 TENANT_WORDS = ("Contoso", "Fabrikam", "Northwind", "Tailspin", "Woodgrove", "Litware", "Adatum", "Proseware")
-DIMENSIONS = ("capacity_tib", "transfer_gib", "requests_10k")
+DIMENSIONS = ("capacity_tib", "data_transfer_gib", "api_requests_10k")
 
 
 def _load_average() -> str:

@@ -32,7 +32,7 @@ from core.networking.service import visible_cluster
 from core.outbox.dead_letters import NotADeadLetter, dead_letters, dismiss_dead_letter, retry_dead_letter
 from core.outbox.service import enqueue
 from core.paging import PageRequest, SortDirection
-from core.slo.service import visible_clusters
+from core.slo.service import visible_clusters_page
 from core.subscriptions.listing import SubscriptionFilters, SubscriptionOrder, SubscriptionSort, list_subscriptions
 from core.subscriptions.models import SubscriptionStatus
 from core.subscriptions.reconciliation import start_report
@@ -59,8 +59,8 @@ def subscriptions_page(
     plan: Annotated[str, Query(max_length=64)] = "",
     tenant: Annotated[str, Query(max_length=64)] = "",
     failed: Annotated[str, Query(max_length=8)] = "",
-    sort: Annotated[str, Query(max_length=16)] = SubscriptionSort.CREATED.value,
-    order: Annotated[str, Query(alias="dir", max_length=4)] = "",
+    sort: Annotated[str, Query(max_length=32)] = SubscriptionSort.CREATED.value,
+    order: Annotated[str, Query(alias="dir", max_length=32)] = "",
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
 ) -> Response:
     """Every subscription: searched, filtered, sorted by any column and paged, with the number that match."""
@@ -192,6 +192,8 @@ def reconcile_now(visitor: OperatorFormDep, database: DatabaseDep) -> Response:
     )
 
 
+# Each cluster's SLO status costs a few queries: a page holds as many as answer well within the pages' budget.
+SLO_PAGE_SIZE = 20
 # The newest refused samples on the metering page; the JSON API pages through all of them.
 REFUSED_SAMPLES_SHOWN = 50
 
@@ -232,15 +234,24 @@ def report_csv(visitor: OperatorDep, database: DatabaseDep, report_id: RowId) ->
 
 
 @router.get("/slo", response_class=HTMLResponse)
-def slo_overview_page(request: Request, visitor: OperatorDep, database: DatabaseDep, settings: SettingsDep) -> Response:
-    """Every cluster's SLO status: objectives, current SLIs, error budget left and active burn-rate alerts."""
+def slo_overview_page(
+    request: Request,
+    visitor: OperatorDep,
+    database: DatabaseDep,
+    settings: SettingsDep,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+) -> Response:
+    """Every cluster's SLO status, a page at a time: objectives, current SLIs, error budget left, burn-rate alerts."""
     now = utc_now()
     with database.session() as db:
-        clusters = [
-            cluster_slo(db, settings, cluster, with_charts=False, now=now)
-            for cluster in visible_clusters(db, visitor.principal)
-        ]
-    context = {"clusters": clusters, "evaluated_at": now}
+        listed = visible_clusters_page(db, visitor.principal, PageRequest.of(page, SLO_PAGE_SIZE))
+        clusters = [cluster_slo(db, settings, cluster, with_charts=False, now=now) for cluster in listed.rows]
+    context = {
+        "clusters": clusters,
+        "evaluated_at": now,
+        "listed": listed,
+        "links": ListLinks("/portal/operator/slo", {}, "", SortDirection.ASCENDING),
+    }
     return render(request, visitor.session, "operator/slo.html", context)
 
 
