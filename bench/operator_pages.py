@@ -386,7 +386,7 @@ def main() -> None:
             group.start_all()
             base_url = f"http://{settings.api_host}:{settings.api_port}"
             try:
-                wait_until_listening(base_url, timeout_seconds=60, group=group)
+                wait_until_listening(base_url, timeout_seconds=300, group=group)
             except RuntimeError:
                 print((data_dir / "logs" / "api.log").read_text()[-3000:])
                 raise

@@ -41,6 +41,9 @@ _SORT_COLUMNS: dict[SubscriptionSort, Any] = {
 }
 
 
+_NULLABLE_SORTS = frozenset({SubscriptionSort.QUANTITY, SubscriptionSort.CLUSTER})
+
+
 @dataclass(frozen=True)
 class SubscriptionFilters:
     """What narrows the list; empty values narrow nothing."""
@@ -80,7 +83,10 @@ def list_subscriptions(
     narrow = _narrowed(select(MarketplaceSubscription.id), filters)
     total, capped = capped_count(session, narrow)
     sort = _SORT_COLUMNS[order.column]
-    ordering = sort.asc().nulls_last() if order.direction is SortDirection.ASCENDING else sort.desc().nulls_last()
+    ordering = sort.asc() if order.direction is SortDirection.ASCENDING else sort.desc()
+    if order.column in _NULLABLE_SORTS:
+        # Empty values last either way; not on the other columns, whose indexes serve the plain order.
+        ordering = ordering.nulls_last()
     # The id breaks ties, so a row never appears on two pages or on none.
     tie = col(MarketplaceSubscription.id)
     # Only a sort by tenant or cluster needs their rows for the ids; filters and search use subqueries.

@@ -45,6 +45,9 @@ from portal.pages import OperatorDep, OperatorFormDep, PortalRoute, redirect_wit
 from portal.slo_view import cluster_slo
 
 router = APIRouter(prefix="/portal/operator", tags=["portal"], route_class=PortalRoute, include_in_schema=False)
+# The stuck-work page shows the oldest items of each kind; fixing them brings the next ones up.
+STUCK_ROWS_SHOWN = 50
+RETENTION_ROWS_SHOWN = 20
 # Work unchanged for this long is shown as stuck: well past what one controller or operation step takes.
 STUCK_AFTER = timedelta(minutes=10)
 
@@ -129,14 +132,18 @@ def operations_page(request: Request, visitor: OperatorDep, database: DatabaseDe
             if isinstance(letter.arguments, dict) and "operation_id" in letter.arguments
         }
         context = {
-            "operations": stuck_operations(db, unchanged_since=unchanged_since, including=list(letter_by_operation)),
+            "operations": stuck_operations(
+                db, unchanged_since=unchanged_since, including=list(letter_by_operation), limit=STUCK_ROWS_SHOWN
+            ),
             "letter_by_operation": letter_by_operation,
             "dead_letters": letters,
             "clusters": [
                 (cluster, stuck_cluster_reason(cluster, now=now))
-                for cluster in clusters_needing_attention(db, unchanged_since=unchanged_since)
+                for cluster in clusters_needing_attention(db, unchanged_since=unchanged_since, limit=STUCK_ROWS_SHOWN)
             ],
-            "retention": clusters_in_retention(db, now=now),
+            "retention": clusters_in_retention(db, now=now, limit=RETENTION_ROWS_SHOWN),
+            "shown": STUCK_ROWS_SHOWN,
+            "retention_shown": RETENTION_ROWS_SHOWN,
             "stuck_minutes": int(STUCK_AFTER.total_seconds() // 60),
         }
     return render(request, visitor.session, "operator/operations.html", context)
@@ -193,7 +200,7 @@ def reconcile_now(visitor: OperatorFormDep, database: DatabaseDep) -> Response:
 
 
 # Each cluster's SLO status costs a few queries: a page holds as many as answer well within the pages' budget.
-SLO_PAGE_SIZE = 20
+SLO_PAGE_SIZE = 10
 # The newest refused samples on the metering page; the JSON API pages through all of them.
 REFUSED_SAMPLES_SHOWN = 50
 
