@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from core.catalog.models import MeteredDimension
 from core.clusters.models import Cluster
 from core.usage.models import RejectedUsageSample, UsageLedgerAdjustment, UsageLedgerEntry
 
@@ -41,8 +43,55 @@ def status_counts(session: Session, start: datetime | None = None, end: datetime
         status: {"entries": int(count), "billable_quantity": round(float(quantity), 6)}
         for status, count, quantity in session.exec(statement).all()
     }
-    adjustments = int(session.exec(select(sa.func.count()).select_from(UsageLedgerAdjustment)).one())
-    return {"statuses": statuses, "adjustments": adjustments}
+    return {"statuses": statuses, "adjustments": adjustment_count(session)}
+
+
+def adjustment_count(session: Session) -> int:
+    """How many adjustments (late samples after their hour closed) the ledger holds."""
+    return int(session.exec(select(sa.func.count()).select_from(UsageLedgerAdjustment)).one())
+
+
+@dataclass(frozen=True)
+class DimensionTotal:
+    """Ledger entries of one status and one metered dimension, with the dimension's unit: quantities of
+    different dimensions (TiB, GiB, requests) are never added together."""
+
+    status: str
+    dimension_id: str
+    display_name: str
+    unit: str
+    entries: int
+    billable_quantity: float
+
+
+def status_by_dimension(session: Session) -> list[DimensionTotal]:
+    """Entries and billable quantity per (status, dimension), ordered by status then dimension."""
+    grouped = session.exec(
+        select(
+            UsageLedgerEntry.status,
+            UsageLedgerEntry.dimension_id,
+            sa.func.count(),
+            sa.func.coalesce(sa.func.sum(UsageLedgerEntry.billable_quantity), 0.0),
+        )
+        .group_by(col(UsageLedgerEntry.status), col(UsageLedgerEntry.dimension_id))
+        .order_by(col(UsageLedgerEntry.status), col(UsageLedgerEntry.dimension_id))
+    ).all()
+    # A dimension id names the same meter (and unit) in every offer of the catalog.
+    named = {row.dimension_id: row for row in session.exec(select(MeteredDimension)).all()}
+    totals = []
+    for status, dimension_id, count, quantity in grouped:
+        dimension = named.get(dimension_id)
+        totals.append(
+            DimensionTotal(
+                status=status,
+                dimension_id=dimension_id,
+                display_name=dimension.display_name if dimension is not None else dimension_id,
+                unit=dimension.unit if dimension is not None else "unknown unit",
+                entries=int(count),
+                billable_quantity=round(float(quantity), 6),
+            )
+        )
+    return totals
 
 
 def ledger_entries(session: Session, start: datetime, end: datetime) -> list[dict[str, Any]]:

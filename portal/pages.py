@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -21,6 +22,7 @@ from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 
 from core.audit.sentences import STEP_NAMES, actor_in_words, sentence_of
+from core.clock import utc_now
 from core.correlation import current_correlation_id
 from core.errors import ControlPlaneError, NotFound
 from core.identity.principal import Principal
@@ -63,6 +65,20 @@ NEXT_STEPS = {
 }
 
 
+def format_age(value: datetime | None) -> str:
+    """How long ago, in the two largest units people read at a glance (e.g. "3 h 12 min")."""
+    if value is None:
+        return "—"
+    minutes = max(0, int((utc_now() - value).total_seconds() // 60))
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min"
+
+
 # One set of words for every page: instants in UTC to the second, bounded percentages, counts that agree with
 # their noun, and audit events as sentences.
 templates.env.filters["when"] = utc_time
@@ -73,6 +89,7 @@ templates.env.filters["plural"] = plural
 templates.env.filters["sentence"] = sentence_of
 templates.env.filters["who"] = actor_in_words
 templates.env.filters["step_name"] = lambda step: STEP_NAMES.get(step, step)
+templates.env.filters["age"] = format_age
 
 
 class SignInRequired(Exception):
@@ -159,8 +176,14 @@ def render(
     template: str,
     context: dict[str, Any],
     status_code: int = 200,
+    *,
+    with_flash: bool = True,
 ) -> HTMLResponse:
-    """Render a page with the layout's context (visitor, CSRF token, flash message) and save the session."""
+    """Render a page with the layout's context (visitor, CSRF token, flash message) and save the session.
+
+    An error page leaves a pending flash for the next page: a success message never shares a page with a refusal
+    (a double-submitted form's first request succeeds and its second is refused).
+    """
     signed_in = session.user
     settings: Settings = request.app.state.settings
     principal = principal_of(signed_in, settings) if signed_in is not None else None
@@ -169,7 +192,7 @@ def render(
         "is_operator": principal is not None and principal.is_operator,
         "can_act": principal is not None and principal.can_act,
         "csrf_token": session.csrf_token(),
-        "flash": session.pop(FLASH_KEY),
+        "flash": session.pop(FLASH_KEY) if with_flash else None,
         **context,
     }
     response = templates.TemplateResponse(
@@ -214,7 +237,7 @@ def error_page(
         "status_code": status_code,
         "correlation_id": current_correlation_id(),
     }
-    return render(request, session, "error.html", context, status_code)
+    return render(request, session, "error.html", context, status_code, with_flash=False)
 
 
 class PortalRoute(APIRoute):

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from core.audit.models import AuditEvent
+from core.paging import Page, PageRequest, capped_count
 
 SEARCH_LIMIT = 200
 
@@ -36,6 +37,31 @@ def search_audit_events(
         statement = statement.where(col(AuditEvent.occurred_at) >= since)
     statement = statement.order_by(col(AuditEvent.occurred_at).desc(), col(AuditEvent.id).desc()).limit(limit)
     return list(session.exec(statement).all())
+
+
+def search_audit_page(
+    session: Session,
+    page: PageRequest,
+    *,
+    action_prefix: str | None = None,
+    actor: str | None = None,
+    subject_id: str | None = None,
+) -> Page[AuditEvent]:
+    """Every tenant's events (operators), newest first, one page at a time with the number that match (capped)."""
+    statement = select(AuditEvent)
+    if action_prefix:
+        statement = statement.where(col(AuditEvent.action).startswith(action_prefix, autoescape=True))
+    if actor:
+        statement = statement.where(AuditEvent.actor == actor)
+    if subject_id:
+        statement = statement.where(AuditEvent.subject_id == subject_id)
+    total, capped = capped_count(session, statement)
+    rows = session.exec(
+        statement.order_by(col(AuditEvent.occurred_at).desc(), col(AuditEvent.id).desc())
+        .offset(page.offset)
+        .limit(page.size)
+    ).all()
+    return Page(list(rows), page, total, capped)
 
 
 def events_about(session: Session, subjects: list[tuple[str, str]], *, limit: int) -> list[AuditEvent]:

@@ -22,6 +22,7 @@ from core.clock import utc_now
 from core.clusters.models import Cluster
 from core.errors import NotFound, ValidationFailed
 from core.identity.principal import Principal
+from core.paging import Page, PageRequest, capped_count
 from core.probes.models import BlobProbeSample
 from core.settings import Settings
 from core.slo.objectives import BURN_RATE_RULES, Tally, burn_rate, error_budget_remaining, rule_fires
@@ -81,6 +82,20 @@ def visible_clusters(session: Session, principal: Principal) -> list[Cluster]:
             Tenant.entra_tenant_id == principal.entra_tenant_id
         )
     return list(session.exec(statement).all())
+
+
+def visible_clusters_page(session: Session, principal: Principal, page: PageRequest) -> Page[Cluster]:
+    """One page of the clusters the caller may see, oldest first, with their number (capped)."""
+    statement = select(Cluster)
+    if not principal.is_operator:
+        statement = statement.join(Tenant, col(Tenant.id) == col(Cluster.tenant_id)).where(
+            Tenant.entra_tenant_id == principal.entra_tenant_id
+        )
+    total, capped = capped_count(session, statement)
+    rows = session.exec(
+        statement.order_by(col(Cluster.created_at), col(Cluster.id)).offset(page.offset).limit(page.size)
+    ).all()
+    return Page(list(rows), page, total, capped)
 
 
 def probe_tally(session: Session, cluster_id: str, spec: ObjectiveSpec, since: datetime, until: datetime) -> Tally:

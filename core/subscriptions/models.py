@@ -70,6 +70,9 @@ class MarketplaceSubscription(SQLModel, table=True):
     __table_args__ = (
         enum_check("status", SubscriptionStatus, "ck_marketplace_subscriptions_status"),
         sa.CheckConstraint("quantity IS NULL OR quantity >= 1", name="ck_marketplace_subscriptions_quantity"),
+        # The operators' list: newest first (the default) and by name, a page at a time.
+        sa.Index("ix_marketplace_subscriptions_created_at_id", "created_at", "id"),
+        sa.Index("ix_marketplace_subscriptions_name_id", "name", "id"),
     )
 
     id: str = Field(primary_key=True, max_length=64, description="Marketplace subscription id")

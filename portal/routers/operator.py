@@ -12,31 +12,42 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from sqlmodel import select
 
 from billing.reconciliation import differences_csv, list_reports, report_with_differences
-from billing.reports import rejected_samples, status_counts
-from core.audit.queries import search_audit_events
+from billing.reports import adjustment_count, rejected_samples, status_by_dimension
+from core.audit.queries import search_audit_page
 from core.catalog.models import Plan
 from core.clock import utc_now
 from core.clusters.drift import cluster_drift_history
-from core.clusters.queries import cluster_deployments, cluster_timeline, clusters_needing_attention
+from core.clusters.queries import (
+    cluster_deployments,
+    cluster_timeline,
+    clusters_in_retention,
+    clusters_needing_attention,
+    stuck_cluster_reason,
+)
 from core.clusters.recovery import retry_failed_cluster
 from core.errors import NotFound
 from core.networking.service import visible_cluster
 from core.outbox.dead_letters import NotADeadLetter, dead_letters, dismiss_dead_letter, retry_dead_letter
 from core.outbox.service import enqueue
-from core.slo.service import visible_clusters
+from core.paging import PageRequest, SortDirection
+from core.slo.service import visible_clusters_page
+from core.subscriptions.listing import SubscriptionFilters, SubscriptionOrder, SubscriptionSort, list_subscriptions
 from core.subscriptions.models import SubscriptionStatus
-from core.subscriptions.overview import subscription_overviews
 from core.subscriptions.reconciliation import start_report
 from core.subscriptions.service import retry_operation
 from core.subscriptions.stuck_operations import stuck_operations
 from core.task_payloads import ReconcileWithMarketplace
 from core.usage.reconciliation_models import DifferenceKind
 from portal.configuration_view import setting_lines
+from portal.list_links import ListLinks
 from portal.pages import OperatorDep, OperatorFormDep, PortalRoute, redirect_with_message, render
 from portal.slo_view import cluster_slo
 from web.dependencies import DatabaseDep, RowId, SettingsDep
 
 router = APIRouter(prefix="/portal/operator", tags=["portal"], route_class=PortalRoute, include_in_schema=False)
+# The stuck-work page shows the oldest items of each kind; fixing them brings the next ones up.
+STUCK_ROWS_SHOWN = 50
+RETENTION_ROWS_SHOWN = 20
 # Work unchanged for this long is shown as stuck: well past what one controller or operation step takes.
 STUCK_AFTER = timedelta(minutes=10)
 
@@ -46,30 +57,39 @@ def subscriptions_page(
     request: Request,
     visitor: OperatorDep,
     database: DatabaseDep,
+    q: Annotated[str, Query(max_length=256)] = "",
     status: Annotated[str, Query(max_length=32)] = "",
     plan: Annotated[str, Query(max_length=64)] = "",
     tenant: Annotated[str, Query(max_length=64)] = "",
     failed: Annotated[str, Query(max_length=8)] = "",
+    sort: Annotated[str, Query(max_length=32)] = SubscriptionSort.CREATED.value,
+    order: Annotated[str, Query(alias="dir", max_length=32)] = "",
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
 ) -> Response:
-    """Every subscription, filtered by status, plan, beneficiary tenant and failures."""
+    """Every subscription: searched, filtered, sorted by any column and paged, with the number that match."""
+    column = SubscriptionSort(sort) if sort in SubscriptionSort.__members__.values() else SubscriptionSort.CREATED
+    direction = _direction(order, default=SortDirection.DESCENDING if column is SubscriptionSort.CREATED else None)
+    filters = SubscriptionFilters(
+        search=q, status=status, plan_id=plan, beneficiary_tenant_id=tenant, failed_only=failed == "on"
+    )
     with database.session() as db:
-        overviews = subscription_overviews(
-            db,
-            visitor.principal,
-            status=status or None,
-            plan_id=plan or None,
-            beneficiary_tenant_id=tenant.strip() or None,
-            failed_only=failed == "on",
-        )
+        listed = list_subscriptions(db, filters, SubscriptionOrder(column, direction), PageRequest.of(page))
         plans = {row.plan_id: row.display_name for row in db.exec(select(Plan)).all()}
-    filters = {"status": status, "plan": plan, "tenant": tenant, "failed": failed == "on"}
+    values = {"q": q, "status": status, "plan": plan, "tenant": tenant, "failed": "on" if failed == "on" else ""}
     context = {
-        "overviews": overviews,
+        "listed": listed,
         "plans": plans,
         "statuses": [item.value for item in SubscriptionStatus],
-        "filters": filters,
+        "filters": {**values, "failed": failed == "on"},
+        "links": ListLinks("/portal/operator/subscriptions", values, column.value, direction),
     }
     return render(request, visitor.session, "operator/subscriptions.html", context)
+
+
+def _direction(value: str, *, default: SortDirection | None) -> SortDirection:
+    if value in SortDirection.__members__.values():
+        return SortDirection(value)
+    return default or SortDirection.ASCENDING
 
 
 @router.get("/clusters/{cluster_id}", response_class=HTMLResponse)
@@ -101,7 +121,8 @@ def retry_cluster(
 @router.get("/operations", response_class=HTMLResponse)
 def operations_page(request: Request, visitor: OperatorDep, database: DatabaseDep) -> Response:
     """Failed or stuck Marketplace operations and clusters, and dead letters, with retry, dismiss and reconcile."""
-    unchanged_since = utc_now() - STUCK_AFTER
+    now = utc_now()
+    unchanged_since = now - STUCK_AFTER
     with database.session() as db:
         letters = dead_letters(db)
         # An operation whose processing gave up shows that reason, not "reconcile re-drives it".
@@ -111,10 +132,18 @@ def operations_page(request: Request, visitor: OperatorDep, database: DatabaseDe
             if isinstance(letter.arguments, dict) and "operation_id" in letter.arguments
         }
         context = {
-            "operations": stuck_operations(db, unchanged_since=unchanged_since, including=list(letter_by_operation)),
+            "operations": stuck_operations(
+                db, unchanged_since=unchanged_since, including=list(letter_by_operation), limit=STUCK_ROWS_SHOWN
+            ),
             "letter_by_operation": letter_by_operation,
             "dead_letters": letters,
-            "clusters": clusters_needing_attention(db, unchanged_since=unchanged_since),
+            "clusters": [
+                (cluster, stuck_cluster_reason(cluster, now=now))
+                for cluster in clusters_needing_attention(db, unchanged_since=unchanged_since, limit=STUCK_ROWS_SHOWN)
+            ],
+            "retention": clusters_in_retention(db, now=now, limit=RETENTION_ROWS_SHOWN),
+            "shown": STUCK_ROWS_SHOWN,
+            "retention_shown": RETENTION_ROWS_SHOWN,
             "stuck_minutes": int(STUCK_AFTER.total_seconds() // 60),
         }
     return render(request, visitor.session, "operator/operations.html", context)
@@ -170,6 +199,8 @@ def reconcile_now(visitor: OperatorFormDep, database: DatabaseDep) -> Response:
     )
 
 
+# Each cluster's SLO status costs a few queries: a page holds as many as answer well within the pages' budget.
+SLO_PAGE_SIZE = 10
 # The newest refused samples on the metering page; the JSON API pages through all of them.
 REFUSED_SAMPLES_SHOWN = 50
 
@@ -179,7 +210,8 @@ def billing_page(request: Request, visitor: OperatorDep, database: DatabaseDep) 
     """Ledger entries by status and the usage reconciliation reports."""
     with database.session() as db:
         context = {
-            "ledger": status_counts(db),
+            "ledger": status_by_dimension(db),
+            "adjustments": adjustment_count(db),
             "reports": list_reports(db, limit=50),
             "refused": rejected_samples(db, cluster_id=None, limit=REFUSED_SAMPLES_SHOWN),
         }
@@ -209,15 +241,24 @@ def report_csv(visitor: OperatorDep, database: DatabaseDep, report_id: RowId) ->
 
 
 @router.get("/slo", response_class=HTMLResponse)
-def slo_overview_page(request: Request, visitor: OperatorDep, database: DatabaseDep, settings: SettingsDep) -> Response:
-    """Every cluster's SLO status: objectives, current SLIs, error budget left and active burn-rate alerts."""
+def slo_overview_page(
+    request: Request,
+    visitor: OperatorDep,
+    database: DatabaseDep,
+    settings: SettingsDep,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+) -> Response:
+    """Every cluster's SLO status, a page at a time: objectives, current SLIs, error budget left, burn-rate alerts."""
     now = utc_now()
     with database.session() as db:
-        clusters = [
-            cluster_slo(db, settings, cluster, with_charts=False, now=now)
-            for cluster in visible_clusters(db, visitor.principal)
-        ]
-    context = {"clusters": clusters, "evaluated_at": now}
+        listed = visible_clusters_page(db, visitor.principal, PageRequest.of(page, SLO_PAGE_SIZE))
+        clusters = [cluster_slo(db, settings, cluster, with_charts=False, now=now) for cluster in listed.rows]
+    context = {
+        "clusters": clusters,
+        "evaluated_at": now,
+        "listed": listed,
+        "links": ListLinks("/portal/operator/slo", {}, "", SortDirection.ASCENDING),
+    }
     return render(request, visitor.session, "operator/slo.html", context)
 
 
@@ -236,17 +277,27 @@ def audit_page(
     action: Annotated[str, Query(max_length=128)] = "",
     actor: Annotated[str, Query(max_length=256)] = "",
     subject: Annotated[str, Query(max_length=512)] = "",
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
 ) -> Response:
-    """Search every tenant's audit trail by action prefix, actor and subject id."""
+    """Search every tenant's audit trail by action prefix, actor and subject id, newest first, paged."""
     with database.session() as db:
-        events = search_audit_events(
+        listed = search_audit_page(
             db,
-            tenant_row_id=None,
+            PageRequest.of(page),
             action_prefix=action.strip() or None,
             actor=actor.strip() or None,
             subject_id=subject.strip() or None,
         )
-    context = {"events": events, "action": action, "actor": actor, "subject": subject, "operator_view": True}
+    values = {"action": action, "actor": actor, "subject": subject}
+    context = {
+        "events": listed.rows,
+        "listed": listed,
+        "links": ListLinks("/portal/operator/audit", values, "", SortDirection.DESCENDING),
+        "action": action,
+        "actor": actor,
+        "subject": subject,
+        "operator_view": True,
+    }
     return render(request, visitor.session, "audit.html", context)
 
 

@@ -127,8 +127,8 @@ def control_plane(
     group.add("beat", "beat")
     group.start_all()
     try:
-        # As long as start_api waits: three processes importing the Azure SDKs on a loaded 2-core machine.
-        wait_until_listening(base_url, timeout_seconds=120, group=group)
+        # Three processes import the app at once: on a loaded 2-core machine that alone can take a minute.
+        wait_until_listening(base_url, timeout_seconds=180, group=group)
         emulator_control.call("marketplace", "PUT", "/webhook", json={"url": f"{base_url}/marketplace/webhook"})
         emulator_control.call("marketplace", "PUT", "/landing-page", json={"url": f"{base_url}/marketplace/landing"})
         yield ControlPlane(base_url, settings, group)

@@ -31,6 +31,7 @@ from core.slo.service import cluster_slo_status, cluster_time_series, evaluate_b
 from core.usage.models import UsageLedgerEntry, UsageSample
 from core.usage.reconciliation_models import UsageReconciliationDifference
 from portal.readable import budget_used, percent
+from tests.browser.accessibility import assert_accessible, tab_to
 from tests.browser.conftest import (
     CONTOSO_ADMIN,
     FABRIKAM_ADMIN,
@@ -129,6 +130,7 @@ def test_customer_watches_provisioning_and_sees_only_own_subscriptions(
     # While the controller works, the page polls its timeline; it reloads itself once the cluster is ready.
     assert cluster_row(portal_database, story.contoso.cluster_id).status != ClusterStatus.READY
     expect(page.locator("#timeline-events li").first).to_be_visible()
+    assert_accessible(page)
     screenshot(page, "customer-subscription-provisioning")
     story.release_contoso_deployments(emulator_control)
     expect(page.locator("#cluster-status")).to_have_text("ready", timeout=90_000)
@@ -154,7 +156,11 @@ def test_customer_watches_provisioning_and_sees_only_own_subscriptions(
     sentences = page.locator("#timeline-events .sentence").all_inner_texts()
     assert len(sentences) == len(actions)
     assert not any(action in " ".join(sentences) for action in actions)
+    assert_accessible(page)
     screenshot(page, "customer-subscription-ready")
+    # The list is checked once the cluster is ready: checking it first would give provisioning a head start.
+    page.goto(f"{control_plane.base_url}/portal/subscriptions")
+    assert_accessible(page)
 
 
 def test_customer_approves_a_pending_connection_edits_the_policy_and_rotates_the_key(
@@ -193,7 +199,9 @@ def test_customer_approves_a_pending_connection_edits_the_policy_and_rotates_the
     expect(row).to_contain_text("pending")
     expect(row).to_contain_text(consumer_subscription)
     row.get_by_label("Reason").fill("analytics team asked for it")
-    row.get_by_role("button", name="Approve analytics-pe").click()
+    # The approve form works from the keyboard: Tab reaches its button, Enter submits it.
+    tab_to(page, row.get_by_role("button", name="Approve analytics-pe"))
+    page.keyboard.press("Enter")
     expect(page.locator(".flash")).to_have_text(re.compile(r"^Connection analytics-pe\.\S+ approved\.$"))
     expect(page.locator("tr[data-connection^='analytics-pe.']")).to_contain_text("approved")
 
@@ -243,11 +251,13 @@ def test_customer_approves_a_pending_connection_edits_the_policy_and_rotates_the
     page.reload()
     expect(page.locator("#current-key-id")).to_have_text(key_after)
     expect(page.locator(".rotations")).to_contain_text("completed")
+    assert_accessible(page)
     screenshot(page, "customer-connections-and-key")
     phone = sign_in(
         new_context(PHONE), control_plane.base_url, CONTOSO_ADMIN, path=detail.removeprefix(control_plane.base_url)
     )
     expect(phone.locator("#current-key-id")).to_have_text(key_after)
+    assert_accessible(phone)
     screenshot(phone, "customer-subscription-phone")
 
 
@@ -302,6 +312,7 @@ def test_cross_tenant_ids_answer_404_on_every_route(
             f"{base}/portal/operator/clusters/{other_cluster}/retry", form={"csrf_token": token}, max_redirects=0
         )
         assert retry.status == 404
+    assert_accessible(alice)
     screenshot(alice, "customer-not-found")
     # Nothing above changed anything.
     with portal_database.session() as session:
@@ -349,6 +360,7 @@ def test_forms_without_the_session_csrf_token_are_refused_and_pages_carry_securi
 
     page.get_by_role("button", name="Sign out").click()
     expect(page.locator("h1")).to_have_text("You signed out of the portal")
+    assert_accessible(page)
     page.goto(f"{base}/portal/subscriptions")
     page.wait_for_url("**/authorize**")
 
@@ -377,12 +389,14 @@ def test_operator_filters_failed_clusters_reads_the_arm_error_and_retries(
     page.get_by_role("button", name="Filter").click()
     expect(page.locator(".empty-state")).to_contain_text("No subscriptions match")
     page.goto(f"{base}/portal/operator/subscriptions?failed=on")
+    assert_accessible(page)
     screenshot(page, "operator-subscriptions-failed")
 
     page.locator("tr[data-subscription-id]").first.get_by_role("link", name="failed").click()
     expect(page.locator("#last-error-code")).to_have_text("DeploymentFailed")
     expect(page.locator(".error-box")).to_contain_text("uota")
     expect(page.locator("tr.row-failed")).to_have_count(2)  # the retry budget: two failed attempts
+    assert_accessible(page)
     screenshot(page, "operator-cluster-failed")
 
     emulator_control.call("arm", "DELETE", f"/subscriptions/{story.fabrikam.azure_subscription_id}/quotas")
@@ -399,11 +413,13 @@ def test_operator_filters_failed_clusters_reads_the_arm_error_and_retries(
     page.goto(f"{base}/portal/operator/audit?action=cluster.retry")
     expect(page.locator("tbody tr")).to_have_count(1)
     expect(page.locator("tbody tr")).to_contain_text("quota raised by the customer")
+    assert_accessible(page)
     screenshot(page, "operator-audit-search")
     page.goto(f"{base}/portal/operator/operations")
     expect(page.locator("h1")).to_have_text("Stuck work")
     page.get_by_role("button", name="Reconcile with Marketplace now").click()
     expect(page.locator(".flash")).to_contain_text("Reconciliation with Marketplace")
+    assert_accessible(page)
     screenshot(page, "operator-stuck-work")
 
 
@@ -472,10 +488,12 @@ def test_usage_charts_reconciliation_report_csv_and_configuration(
     for (_, billed), total, entry in zip(heights, totals, ordered, strict=True):
         assert abs(total / max(totals) - entry.measured_quantity / peak) < 0.01
         assert abs(billed / total - entry.billable_quantity / entry.measured_quantity) < 0.01
+    assert_accessible(alice)
     screenshot(alice, "customer-usage-chart")
 
     page = sign_in(new_context(), base, OPERATOR, path="/portal/operator/billing")
     expect(page.locator("h1")).to_have_text("Metering")
+    assert_accessible(page)
     screenshot(page, "operator-metering")
     page.get_by_role("link", name=f"Report {report.id}", exact=True).click()
     expect(page.locator("#difference-count")).to_have_text(str(report.difference_count))
@@ -488,6 +506,7 @@ def test_usage_charts_reconciliation_report_csv_and_configuration(
     expect(highlighted).to_have_count(1)
     expect(highlighted).to_contain_text("missing there")
     expect(highlighted.locator("td.differs")).to_have_count(2)
+    assert_accessible(page)
     screenshot(page, "operator-reconciliation-report")
     with page.expect_download() as download_info:
         page.get_by_role("link", name="Download differences as CSV").click()
@@ -504,6 +523,7 @@ def test_usage_charts_reconciliation_report_csv_and_configuration(
     assert secret is not None
     assert secret.get_secret_value() not in content
     expect(page.locator("tr", has_text="CP_CONTROL_PLANE_CLIENT_SECRET")).to_contain_text("secret set")
+    assert_accessible(page)
     screenshot(page, "operator-configuration")
 
 
@@ -585,6 +605,7 @@ def test_slo_page_shows_core_slo_numbers_and_charts_and_hides_other_tenants_clus
     expect(shown_alerts).to_have_count(len(status["recent_alerts"]))
     for objective_name, severity in recorded:
         expect(shown_alerts.filter(has_text=f"{severity} {objective_name}").first).to_be_visible()
+    assert_accessible(alice)
     screenshot(alice, "customer-slo")
 
     # Another tenant's cluster is as unknown as one that does not exist, and the overview is operators' only.
@@ -608,6 +629,7 @@ def test_slo_page_shows_core_slo_numbers_and_charts_and_hides_other_tenants_clus
         == status["objectives"][0]["attainment"]
     )
     expect(availability.locator(".alerts")).to_contain_text("page")
+    assert_accessible(olivia)
     screenshot(olivia, "operator-slo")
     olivia.locator(f"#slo-overview tr[data-cluster-id='{story.contoso.cluster_id}'] a").click()
     expect(olivia.locator("svg.sli-chart")).to_have_count(2)
