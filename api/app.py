@@ -10,7 +10,7 @@ from api.body_limits import BodyLimitMiddleware
 from api.errors import MIDDLEWARE_RESPONSES, install_error_handlers
 from api.middleware import CorrelationMiddleware
 from api.rate_limits import install_rate_limits
-from api.routers import billing, clusters, drift, health, managed_apps, marketplace, operations, publisher
+from api.routers import billing, clusters, connectivity, drift, health, managed_apps, marketplace, operations, publisher
 from core.db import Database, get_database
 from core.identity.tokens import EntraTokenVerifier
 from core.monitoring.log_spool import install_log_spool
@@ -67,6 +67,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(health.router)
     app.include_router(operations.router)
     app.include_router(clusters.router)
+    app.include_router(connectivity.router)
     app.include_router(drift.router)
     app.include_router(managed_apps.router)
     app.include_router(publisher.router)
