@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.dependencies import SessionDep
 from api.errors import error_response, error_responses
+from api.permissions import public_route
 from api.security import AdminDep, PrincipalDep
 from core.connectivity.catalog import ConsumerEntry, ConsumerKind, connectivity_catalog
 from core.connectivity.consumers import Instructions
@@ -61,7 +62,7 @@ class ExpectationView(BaseModel):
 
 class ConnectView(BaseModel):
     expectation: ExpectationView
-    instructions: Instructions
+    instructions: Instructions | None = Field(description="None while the cluster has no Private Link Service")
 
 
 class ConnectivityView(BaseModel):
@@ -73,10 +74,14 @@ def _view(row: ExpectedConnection) -> ExpectationView:
     return ExpectationView.model_validate(row, from_attributes=True)
 
 
-@router.get("/connectivity/consumers")
-def list_consumers(principal: PrincipalDep) -> list[ConsumerEntry]:
+@router.get(
+    "/connectivity/consumers",
+    dependencies=[
+        public_route("the connectivity catalog: facts from Microsoft's public documentation, no tenant data")
+    ],
+)
+def list_consumers() -> list[ConsumerEntry]:
     """Which Azure services can target our Private Link Service, how, and the documents each fact comes from."""
-    del principal
     return list(connectivity_catalog().consumer)
 
 
@@ -102,15 +107,13 @@ def get_expectations(cluster_id: str, session: SessionDep, principal: PrincipalD
     return [_view(row) for row in list_expectations(session, principal, cluster_id)]
 
 
-@router.get(
-    "/clusters/{cluster_id}/expected-connections/{expectation_id}",
-    responses={409: error_response("The cluster has no Private Link Service yet")},
-)
+@router.get("/clusters/{cluster_id}/expected-connections/{expectation_id}")
 def get_one(cluster_id: str, expectation_id: str, session: SessionDep, principal: PrincipalDep) -> ConnectView:
-    """One expected connection with its instructions again."""
+    """One expected connection with its instructions again (none while the cluster has no Private Link Service)."""
     cluster = visible_cluster(session, principal, cluster_id)
     row = get_expectation(session, principal, cluster_id, expectation_id)
-    return ConnectView(expectation=_view(row), instructions=instructions_for(cluster, row))
+    ready = cluster.pls_resource_id is not None and cluster.pls_alias is not None
+    return ConnectView(expectation=_view(row), instructions=instructions_for(cluster, row) if ready else None)
 
 
 @router.delete(
