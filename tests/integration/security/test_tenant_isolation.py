@@ -256,6 +256,20 @@ CUSTOMER_CASES = [
     ),
     RouteCase(
         "GET",
+        "/portal/clusters/{cluster_id}/connectivity",
+        "portal",
+        _path("/portal/clusters/{id}/connectivity", id=_cluster),
+    ),
+    RouteCase(
+        "POST",
+        "/portal/clusters/{cluster_id}/connectivity",
+        "portal",
+        _path("/portal/clusters/{id}/connectivity", id=_spare_cluster("api-connect")),
+        body={"consumer": "databricks-serverless", "resource_id": "6d1f0c43-5a0e-4d36-9d8c-0f3c2b1a9e87"},
+        owner_status=409,  # allowed; the spare cluster has no Private Link Service to connect to
+    ),
+    RouteCase(
+        "GET",
         "/api/clusters/{cluster_id}/connectivity",
         "api",
         _path("/api/clusters/{id}/connectivity", id=_cluster),
