@@ -14,6 +14,7 @@ import pytest
 from sqlmodel import col, select
 
 from cli.cluster_report import operator_headers
+from cli.scenario.consumers import endpoint_request
 from core.audit.models import AuditEvent
 from core.azure.arm import ArmClient, ArmClientFactory
 from core.clock import utc_now
@@ -84,35 +85,7 @@ def customer_ids(state: dict[str, Any]) -> dict[str, str]:
 
 def create_as_the_service(arm_control: httpx.Client, consumer: str, resource_id: str, answer: dict[str, Any]) -> None:
     """What the consumer's service does with the instructions we gave: read only from the filled-in REST call."""
-    rest = answer["instructions"]["rest"]
-    body = rest["body"]
-    request: dict[str, Any] = {"source_kind": consumer}
-    if consumer == "customer-vnet":
-        connection = body["properties"]["manualPrivateLinkServiceConnections"][0]["properties"]
-        parts = resource_id.split("/")
-        request |= {
-            "target": connection["privateLinkServiceId"],
-            "request_message": connection["requestMessage"],
-            "consumer_subscription_id": parts[2],
-            "consumer_resource_group": parts[4],
-            "name": parts[-1],
-        }
-    elif consumer in ("data-factory-managed-vnet", "synapse-managed-vnet"):
-        request |= {
-            "target": body["properties"]["privateLinkResourceId"],
-            "consumer_resource_id": resource_id,
-            "name": rest["url"].split("?")[0].rsplit("/", 1)[-1],
-        }
-    elif consumer == "databricks-serverless":
-        request |= {"target": body["resource_id"], "consumer_resource_id": resource_id, "name": "rule"}
-    else:
-        request |= {
-            "target": body["targetPrivateLinkResourceId"],
-            "consumer_resource_id": resource_id,
-            "name": body["name"],
-            "request_message": body["requestMessage"],
-        }
-    created = arm_control.post("/private-endpoints", json=request)
+    created = arm_control.post("/private-endpoints", json=endpoint_request(consumer, resource_id, answer))
     assert created.status_code == 201, created.text
 
 
