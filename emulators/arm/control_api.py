@@ -68,7 +68,7 @@ class PrivateEndpointRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     target: str = Field(description="PLS alias or resource id")
     consumer_subscription_id: str | None = Field(
-        default=None, description="the consumer's subscription (a managed service's own is used with consumer_resource_id)"
+        default=None, description="the consumer's subscription (with consumer_resource_id, the service's own)"
     )
     name: str
     request_message: str = ""
