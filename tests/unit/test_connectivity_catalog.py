@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -88,3 +89,17 @@ def test_each_rule_binds_a_consumer_by_more_than_its_subscription() -> None:
         parse_consumer(ConsumerKind.DATA_FACTORY, f"{GROUP}/providers/Microsoft.DataFactory/factories/adf1")
     )
     assert again.managed_endpoint_name != factory.managed_endpoint_name
+
+
+def test_the_readme_table_is_the_catalog() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Connecting Azure services", 1)[1].split("\n## ", 1)[0]
+    rows = {
+        line.split(" | ")[0].lstrip("| "): line
+        for line in section.splitlines()
+        if line.startswith("| ") and "(`" in line
+    }
+    for entry in connectivity_catalog().consumer:
+        row = rows[f"{entry.title} (`{entry.kind}`)"]
+        assert f" | {entry.support} | " in row
+        assert all(str(source) in row for source in entry.sources), entry.kind
