@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from api.routers import billing, clusters, drift, health, managed_apps, marketplace, operations, publisher
+from api.routers import billing, clusters, connectivity, drift, health, managed_apps, marketplace, operations, publisher
 
 
 def install_api(app: FastAPI) -> None:
@@ -13,6 +13,7 @@ def install_api(app: FastAPI) -> None:
     app.include_router(health.router)
     app.include_router(operations.router)
     app.include_router(clusters.router)
+    app.include_router(connectivity.router)
     app.include_router(drift.router)
     app.include_router(managed_apps.router)
     app.include_router(publisher.router)

@@ -8,6 +8,7 @@ from core.catalog.models import MeteredDimension, Offer, Plan, PlanIncludedQuant
 from core.clusters.drift_models import ClusterDrift
 from core.clusters.models import Cluster
 from core.clusters.provisioning_models import ArmDeployment, KeyRotation
+from core.connectivity.models import ExpectedConnection
 from core.inbox.models import InboundEvent
 from core.managed_apps.models import ManagedApplication
 from core.monitoring.models import LogRecord, MonitorExportMark
@@ -28,6 +29,7 @@ __all__ = [
     "BrowserSessionRecord",
     "Cluster",
     "ClusterDrift",
+    "ExpectedConnection",
     "InboundEvent",
     "KeyRotation",
     "LogRecord",

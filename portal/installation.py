@@ -8,7 +8,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from portal.routers import customer, operator, purchase, sign_in
+from portal.routers import connectivity, customer, operator, purchase, sign_in
 
 STATIC_DIRECTORY = Path(__file__).resolve().parent / "static"
 
@@ -18,5 +18,6 @@ def install_portal(app: FastAPI) -> None:
     app.include_router(purchase.router)
     app.include_router(sign_in.router)
     app.include_router(customer.router)
+    app.include_router(connectivity.router)
     app.include_router(operator.router)
     app.mount("/portal/static", StaticFiles(directory=STATIC_DIRECTORY), name="portal-static")

@@ -66,6 +66,12 @@ class AuditAction(StrEnum):
     CONNECTION_APPROVED = "private_endpoint_connection.approved"
     CONNECTION_REJECTED = "private_endpoint_connection.rejected"
 
+    # Expected connections ("connect a service"): declared by a customer admin, matched, expired or cancelled
+    EXPECTED_CONNECTION_CREATED = "expected_connection.created"
+    EXPECTED_CONNECTION_MATCHED = "expected_connection.matched"
+    EXPECTED_CONNECTION_EXPIRED = "expected_connection.expired"
+    EXPECTED_CONNECTION_CANCELLED = "expected_connection.cancelled"
+
     # Managed applications
     CLUSTER_OBSERVED_FROM_MANAGED_APP = "cluster.observed_from_managed_app"
     CLUSTER_DELETED_BY_MANAGED_APP = "cluster.deleted_by_managed_app"

@@ -45,11 +45,11 @@ STEP_NAMES = {
     "retention": "keeping the data for the retention period",
     "delete-resource-group": "removing the cluster",
 }
-STATUS_NAMES = {
-    SubscriptionStatus.PENDING_FULFILLMENT_START.value: "waiting for activation",
-    SubscriptionStatus.SUBSCRIBED.value: "active",
-    SubscriptionStatus.SUSPENDED.value: "suspended",
-    SubscriptionStatus.UNSUBSCRIBED.value: "cancelled",
+STATUS_NAMES: dict[str, str] = {  # keyed by value: audit details hold the status as a plain string
+    SubscriptionStatus.PENDING_FULFILLMENT_START: "waiting for activation",
+    SubscriptionStatus.SUBSCRIBED: "active",
+    SubscriptionStatus.SUSPENDED: "suspended",
+    SubscriptionStatus.UNSUBSCRIBED: "cancelled",
 }
 OBJECTIVE_NAMES = {"availability": "availability", "latency": "latency"}
 
@@ -64,7 +64,7 @@ class EventFacts:
 
     @property
     def succeeded(self) -> bool:
-        return self.outcome == AuditOutcome.SUCCESS.value
+        return self.outcome == AuditOutcome.SUCCESS
 
     def step(self) -> str:
         return STEP_NAMES.get(str(self.details.get("step")), "a deployment step")
@@ -85,7 +85,7 @@ def _activated(facts: EventFacts) -> Sentence:
 
 
 def _transition(facts: EventFacts) -> Sentence:
-    if facts.outcome == AuditOutcome.REFUSED.value:
+    if facts.outcome == AuditOutcome.REFUSED:
         return Sentence("A change of status was refused", Tone.NOTICE)
     status = str(facts.after.get("status", ""))
     return Sentence(f"Subscription is now {STATUS_NAMES.get(status, 'updated')}")
@@ -185,6 +185,12 @@ SENTENCES: dict[AuditAction, Describe] = {
     AuditAction.CONNECTION_PENDING: _fixed("A private endpoint asked to connect"),
     AuditAction.CONNECTION_APPROVED: _fixed("A private endpoint connection was approved"),
     AuditAction.CONNECTION_REJECTED: _fixed("A private endpoint connection was rejected"),
+    AuditAction.EXPECTED_CONNECTION_CREATED: _fixed("A service connection was announced; its endpoint is awaited"),
+    AuditAction.EXPECTED_CONNECTION_MATCHED: _fixed("The announced service connection arrived and was approved"),
+    AuditAction.EXPECTED_CONNECTION_EXPIRED: _fixed(
+        "An announced service connection did not arrive in time; announce it again", Tone.NOTICE
+    ),
+    AuditAction.EXPECTED_CONNECTION_CANCELLED: _fixed("An announced service connection was withdrawn"),
     # Managed applications
     AuditAction.CLUSTER_OBSERVED_FROM_MANAGED_APP: _fixed("Cluster found in the managed application"),
     AuditAction.CLUSTER_DELETED_BY_MANAGED_APP: _fixed("Cluster removed with the managed application"),

@@ -62,7 +62,7 @@ def clusters_needing_attention(session: Session, *, unchanged_since: datetime, l
         col(Cluster.status).in_(IN_PROGRESS_STATUSES),
         col(Cluster.updated_at) < unchanged_since,
         sa.or_(
-            col(Cluster.status) != ClusterStatus.DEPROVISIONING.value,
+            col(Cluster.status) != ClusterStatus.DEPROVISIONING,
             col(Cluster.retention_until).is_(None),
             col(Cluster.retention_until) < unchanged_since,
         ),
@@ -77,7 +77,7 @@ def clusters_in_retention(session: Session, *, now: datetime, limit: int = 200) 
     """Unsubscribed clusters keeping the customer's data until their retention ends, soonest deletion first."""
     statement = (
         select(Cluster)
-        .where(Cluster.status == ClusterStatus.DEPROVISIONING.value, col(Cluster.retention_until) >= now)
+        .where(Cluster.status == ClusterStatus.DEPROVISIONING, col(Cluster.retention_until) >= now)
         .order_by(col(Cluster.retention_until), col(Cluster.id))
         .limit(limit)
     )
@@ -86,7 +86,7 @@ def clusters_in_retention(session: Session, *, now: datetime, limit: int = 200) 
 
 def stuck_cluster_reason(cluster: Cluster, *, now: datetime) -> str:
     """Why the cluster is on the stuck-work page, in words."""
-    if cluster.status == ClusterStatus.FAILED.value:
+    if cluster.status == ClusterStatus.FAILED:
         error = ": ".join(part for part in (cluster.last_error_code, cluster.last_error_message) if part)
         return f"Failed after its retry budget ran out. {error or 'No error was recorded.'}"
     minutes = int((now - cluster.updated_at).total_seconds() // 60)

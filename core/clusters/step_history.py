@@ -21,7 +21,7 @@ def typical_step_seconds(session: Session, steps: Sequence[str]) -> dict[str, fl
             select(ArmDeployment.started_at, ArmDeployment.finished_at)
             .where(
                 ArmDeployment.step == step,
-                ArmDeployment.state == DeploymentState.SUCCEEDED.value,
+                ArmDeployment.state == DeploymentState.SUCCEEDED,
                 col(ArmDeployment.finished_at).is_not(None),
             )
             .order_by(col(ArmDeployment.id).desc())

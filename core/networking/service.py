@@ -7,6 +7,8 @@ portal or API to ARM (desired state, then converge), so the API never waits on A
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlmodel import Session, col, select
 
 from core.audit.actions import AuditAction
@@ -14,6 +16,7 @@ from core.audit.service import record_audit_event
 from core.azure.arm import ArmClient
 from core.clock import utc_now
 from core.clusters.models import Cluster
+from core.connectivity.matching import expire_due, match_expected
 from core.db import lock_rows
 from core.errors import NotFound
 from core.identity.principal import Principal
@@ -23,6 +26,7 @@ from core.task_payloads import SyncPrivateEndpoints
 from core.tenants.models import Tenant
 
 POLICY_AUTO_APPROVAL = "policy:auto-approval-subscriptions"
+POLICY_EXPECTED_CONNECTION = "policy:expected-connection"
 ARM_STATUS = {ConnectionStatus.APPROVED: "Approved", ConnectionStatus.REJECTED: "Rejected"}
 
 
@@ -54,6 +58,7 @@ def sync_private_endpoint_connections(session: Session, cluster: Cluster, arm: A
     auto_approved = {item.lower() for item in cluster.pls_auto_approval_subscriptions}
     connections = arm.list_endpoint_connections(cluster.resource_group, service)
     now = utc_now()
+    expire_due(session, cluster, now)
     for connection in connections:
         row = known.get(connection.name)
         source = _subscription_of(connection.private_endpoint_id)
@@ -81,6 +86,7 @@ def sync_private_endpoint_connections(session: Session, cluster: Cluster, arm: A
                 row.decision_reason = f"subscription {source} is on the cluster's auto-approval list"
             session.add(row)
             session.flush()
+            _approve_if_expected(session, cluster, row, now)
             record_audit_event(
                 session,
                 actor="system:private-endpoint-controller",
@@ -92,6 +98,23 @@ def sync_private_endpoint_connections(session: Session, cluster: Cluster, arm: A
                     "connection": row.connection_name,
                     "source_subscription_id": source,
                     "decided_by": row.decided_by,
+                    "reason": row.decision_reason,
+                },
+            )
+        elif row.status == ConnectionStatus.PENDING and _approve_if_expected(session, cluster, row, now):
+            record_audit_event(
+                session,
+                actor="system:private-endpoint-controller",
+                action=AuditAction.CONNECTION_APPROVED,
+                subject_type="cluster",
+                subject_id=cluster.id,
+                tenant_id=cluster.tenant_id,
+                before={"status": ConnectionStatus.PENDING},
+                after={"status": row.status},
+                details={
+                    "connection": row.connection_name,
+                    "decided_by": row.decided_by,
+                    "reason": row.decision_reason,
                 },
             )
         wanted = ARM_STATUS.get(ConnectionStatus(row.status))
@@ -102,6 +125,24 @@ def sync_private_endpoint_connections(session: Session, cluster: Cluster, arm: A
         row.updated_at = now
         session.add(row)
     return len(connections)
+
+
+def _approve_if_expected(session: Session, cluster: Cluster, row: PrivateEndpointConnection, now: datetime) -> bool:
+    """Approve a pending connection that meets a waiting expectation (the expectation keeps the evidence)."""
+    if row.status != ConnectionStatus.PENDING:
+        return False
+    expectation = match_expected(session, cluster, row, now)
+    if expectation is None:
+        return False
+    row.status = ConnectionStatus.APPROVED
+    row.source_kind = expectation.consumer_kind
+    row.decided_by, row.decided_at = f"{POLICY_EXPECTED_CONNECTION}:{expectation.id}", now
+    fields = ", ".join(check["field"] for check in expectation.evidence["checks"])
+    row.decision_reason = (
+        f"matched the expected {expectation.consumer_kind} connection {expectation.id} ({fields} equal)"
+    )
+    session.add(row)
+    return True
 
 
 def _tenant_clusters_filter(session: Session, principal: Principal) -> str | None:

@@ -122,9 +122,9 @@ def _narrowed(statement: Any, filters: SubscriptionFilters) -> Any:
             col(MarketplaceSubscription.beneficiary_tenant_id) == filters.beneficiary_tenant_id.strip()
         )
     if filters.failed_only:
-        failed_cluster = select(Cluster.subscription_id).where(col(Cluster.status) == ClusterStatus.FAILED.value)
+        failed_cluster = select(Cluster.subscription_id).where(col(Cluster.status) == ClusterStatus.FAILED)
         failed_operation = select(MarketplaceOperation.subscription_id).where(
-            col(MarketplaceOperation.state) == OperationState.FAILED.value
+            col(MarketplaceOperation.state) == OperationState.FAILED
         )
         statement = statement.where(
             sa.or_(

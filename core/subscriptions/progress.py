@@ -192,7 +192,7 @@ def _steps(session: Session, cluster: Cluster | None) -> list[ProgressStep]:
     names = [step.name for step in FACADE_CLUSTER_STEPS]
     typical = typical_step_seconds(session, names)
     states = latest_step_states(session, cluster.id) if cluster is not None else {}
-    ready = cluster is not None and cluster.status == ClusterStatus.READY.value
+    ready = cluster is not None and cluster.status == ClusterStatus.READY
     steps = []
     for name in names:
         deployment = states.get(name)

@@ -74,12 +74,20 @@ class PrivateEndpointRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     target: str = Field(description="PLS alias or resource id")
-    consumer_subscription_id: str
+    consumer_subscription_id: str | None = Field(
+        default=None, description="the consumer's subscription (with consumer_resource_id, the service's own)"
+    )
     name: str
     request_message: str = ""
     source_kind: str = Field(default="customer-vnet", description=f"one of {', '.join(ENDPOINT_SOURCE_KINDS)}")
     consumer_resource_group: str = "consumer-network"
     location: str | None = None
+    consumer_resource_id: str | None = Field(
+        default=None,
+        description="a managed service's consumer (factory or workspace ARM id, NCC id, Fabric workspace id): the "
+        "service creates the endpoint in its own subscription with its naming and message; `name` is then the "
+        "managed private endpoint's name",
+    )
 
 
 class ForeignResourceRequest(BaseModel):
@@ -215,6 +223,7 @@ def build_control_router(emulator: ArmEmulator) -> APIRouter:
                 request.source_kind,
                 request.consumer_resource_group,
                 request.location,
+                request.consumer_resource_id,
             )
         except ArmError as error:
             return JSONResponse(error.body(), status_code=error.status)

@@ -26,6 +26,32 @@ ENDPOINT_SOURCE_KINDS = {
     "ai-search-shared-private-link": "search-shared-private-link-{suffix}",
     "data-factory-managed-vnet": "datafactory-managed-{suffix}",
 }
+# A managed service's endpoint lives in a subscription the service (Microsoft, Databricks) holds, one per kind
+# here; the consumer's own subscription never appears on the connection.
+MANAGED_SUBSCRIPTIONS = {
+    kind: str(uuid.uuid5(uuid.NAMESPACE_URL, f"managed-endpoints/{kind}"))
+    for kind in ENDPOINT_SOURCE_KINDS
+    if kind != "customer-vnet"
+}
+DATABRICKS_REQUEST_MESSAGE = "Databricks network connectivity configuration {ncc_id}"
+
+
+def managed_endpoint(
+    source_kind: str, consumer_resource_id: str, managed_endpoint_name: str, request_message: str
+) -> tuple[str, str]:
+    """The endpoint name and request message a managed service gives its connection (as the emulator models them).
+
+    Data Factory and Synapse name the endpoint '<factory|workspace>.<managed private endpoint>' and carry no message
+    of the customer's; Databricks names the NCC in the message; Fabric forwards the customer's requestMessage.
+    """
+    if source_kind in ("data-factory-managed-vnet", "synapse-managed-vnet"):
+        owner = parse_resource_id(consumer_resource_id).leaf_name
+        return f"{owner}.{managed_endpoint_name}", ""
+    if source_kind == "databricks-serverless":
+        return f"databricks-{uuid.uuid4().hex[:20]}", DATABRICKS_REQUEST_MESSAGE.format(ncc_id=consumer_resource_id)
+    if source_kind == "fabric-managed-vnet":
+        return f"{consumer_resource_id}.{managed_endpoint_name}", request_message
+    return f"{consumer_resource_id.rsplit('/', 1)[-1]}.{managed_endpoint_name}", request_message
 
 
 def _subnet(providers: ResourceProviders, subnet_id: str | None, owner: str) -> StoredResource:
@@ -330,18 +356,34 @@ def find_private_link_service(providers: ResourceProviders, alias_or_id: str) ->
 def connect_private_endpoint(
     providers: ResourceProviders,
     alias_or_id: str,
-    consumer_subscription_id: str,
+    consumer_subscription_id: str | None,
     endpoint_name: str,
     request_message: str,
     source_kind: str,
     consumer_resource_group: str,
     location: str | None,
+    consumer_resource_id: str | None = None,
 ) -> dict[str, Any]:
-    """A consumer's private endpoint against a PLS: Approved when its subscription is auto-approved, else Pending."""
+    """A consumer's private endpoint against a PLS: Approved when its subscription is auto-approved, else Pending.
+
+    With `consumer_resource_id` (the factory, workspace or NCC a managed service creates the endpoint for), the
+    endpoint lives in the service's own subscription and carries the service's name and message; `endpoint_name`
+    is then the managed private endpoint's name as the customer gave it.
+    """
     if source_kind not in ENDPOINT_SOURCE_KINDS:
         raise ArmError(
             400, "InvalidSourceKind", f"Unknown source kind '{source_kind}'; known: {', '.join(ENDPOINT_SOURCE_KINDS)}."
         )
+    if consumer_resource_id is not None and source_kind in MANAGED_SUBSCRIPTIONS:
+        consumer_subscription_id = MANAGED_SUBSCRIPTIONS[source_kind]
+        try:
+            endpoint_name, request_message = managed_endpoint(
+                source_kind, consumer_resource_id, endpoint_name, request_message
+            )
+        except ValueError as error:
+            raise ArmError(400, "InvalidConsumerResourceId", str(error)) from error
+    if consumer_subscription_id is None:
+        raise ArmError(400, "MissingConsumerSubscription", "A private endpoint needs the consumer's subscription.")
     with providers.store.lock:
         service = find_private_link_service(providers, alias_or_id)
         service_id = parse_resource_id(service.id)

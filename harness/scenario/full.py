@@ -226,6 +226,7 @@ def scenario_settings(
         # saturate two workers on two cores.
         "provisioning_poll_interval_seconds": max(0.5, subscriptions / 40),
         "provisioning_sweep_interval_seconds": 5.0,
+        "private_endpoint_sync_interval_seconds": 2.0,
         "provisioning_retry_backoff_seconds": 1.0,
         "provisioning_retry_budget": 12,
         # Unsubscribed clusters are deleted at once, so ARM can be checked for orphans at the end.
@@ -377,6 +378,8 @@ def run_full_scenario(options: ScenarioOptions) -> int:
                 _wait_until_whole(database, workload, planted, options.phase_deadline)
                 # A repair's deployment re-creates the resource before the controller records the cluster ready.
                 workload.wait_until_converged(options.phase_deadline)
+                say("consumers: each kind connects through 'connect a service', with a spoof per cluster")
+                workload.connect_consumers(options.phase_deadline)
             except (ScenarioError, OSError) as problem:
                 error = str(problem)
         say("checking the invariants")
@@ -484,5 +487,6 @@ def _check_invariants(
         invariants.no_orphaned_resources(database, groups, RESOURCE_GROUP_PREFIX),
         invariants.customer_resources_untouched_and_clusters_whole(database, resources, planted),
         invariants.audit_trail_complete(database),
+        invariants.expected_connections_only(database),
         invariants.no_secrets_written_down(log_files, database, secret_values(settings, workload)),
     ]

@@ -23,8 +23,11 @@ from core.catalog.models import Plan
 from core.clusters.drift import expected_resources
 from core.clusters.models import Cluster, ClusterStatus
 from core.clusters.provisioning_models import ArmDeployment, DeploymentState
+from core.connectivity.models import ExpectationStatus, ExpectedConnection
 from core.db import Database
 from core.models import metadata as every_table
+from core.networking.models import ConnectionStatus, PrivateEndpointConnection
+from core.networking.service import POLICY_AUTO_APPROVAL, POLICY_EXPECTED_CONNECTION
 from core.subscriptions.models import (
     MarketplaceOperation,
     MarketplaceSubscription,
@@ -328,6 +331,43 @@ def _secrets_in(where: str, text: str, needles: list[str]) -> list[str]:
     if PRIVATE_KEY_PATTERN.search(text):
         problems.append(f"{where}: holds private key material")
     return problems
+
+
+def expected_connections_only(database: Database) -> InvariantResult:
+    """Every expected connection approved through its match; nothing else approved automatically.
+
+    An automatic approval is one by policy: the expectation that matched it (which must name that connection), or
+    the cluster's auto-approval list holding the endpoint's subscription (the customer's own rule).
+    """
+    problems: list[str] = []
+    with database.session() as session:
+        expectations = session.exec(select(ExpectedConnection)).all()
+        connections = {row.id: row for row in session.exec(select(PrivateEndpointConnection)).all()}
+        clusters = {row.id: row for row in session.exec(select(Cluster)).all()}
+    matched_by = {row.matched_connection_id: row.id for row in expectations if row.matched_connection_id}
+    for row in expectations:
+        connection = connections.get(row.matched_connection_id or "")
+        if row.status != ExpectationStatus.MATCHED.value or connection is None:
+            problems.append(f"expected connection {row.id} ({row.consumer_kind}) is {row.status}, not matched")
+        elif connection.status != ConnectionStatus.APPROVED:
+            problems.append(f"expected connection {row.id} matched {connection.connection_name}, {connection.status}")
+    for connection in connections.values():
+        decided_by = connection.decided_by or ""
+        if connection.status != ConnectionStatus.APPROVED or not decided_by.startswith("policy:"):
+            continue
+        if decided_by.startswith(POLICY_EXPECTED_CONNECTION):
+            if matched_by.get(connection.id) != decided_by.rsplit(":", 1)[-1]:
+                problems.append(f"{connection.connection_name} approved by an expectation that did not match it")
+        elif decided_by == POLICY_AUTO_APPROVAL:
+            cluster = clusters.get(connection.cluster_id)
+            allowed = {item.lower() for item in (cluster.pls_auto_approval_subscriptions if cluster else [])}
+            if "*" not in allowed and (connection.source_subscription_id or "") not in allowed:
+                problems.append(f"{connection.connection_name} auto-approved without its subscription on the list")
+        else:
+            problems.append(f"{connection.connection_name} approved automatically by {decided_by}")
+    return _result(
+        "expected connections approved, nothing else automatically", len(expectations) + len(connections), problems
+    )
 
 
 def final_states(database: Database) -> dict[str, dict[str, int]]:

@@ -18,17 +18,19 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import httpx
-from sqlmodel import select
+from sqlmodel import col, select
 
 from billing.jobs import run_close, run_collection, run_reconciliation, run_settlement, run_submission
 from core.catalog.loader import load_catalog
 from core.clock import utc_now
 from core.clusters.models import Cluster, ClusterStatus
+from core.connectivity.models import ExpectationStatus, ExpectedConnection
 from core.db import Database
 from core.settings import Settings
 from core.subscriptions.models import MarketplaceOperation, MarketplaceSubscription, OperationState
 from core.usage.models import LedgerStatus, UsageLedgerEntry
 from harness.marketplace_demo import CONTOSO_ADMIN, CONTOSO_TENANT_ID, CustomerBrowser, deployment_choices
+from harness.scenario.consumers import CONNECTABLE, consumer_resource_id, endpoint_request
 
 ResultT = TypeVar("ResultT")
 
@@ -95,6 +97,8 @@ class WorkloadFigures:
     marketplace_reconciliation: dict[str, Any] = field(default_factory=dict)
     usage_reconciliation: dict[str, Any] = field(default_factory=dict)
     phase_seconds: dict[str, float] = field(default_factory=dict)
+    consumers_connected: dict[str, int] = field(default_factory=dict)
+    spoofed_connections: int = 0
 
 
 class Workload:
@@ -370,6 +374,87 @@ class Workload:
 
         wait_for(converged, timeout_seconds=timeout_seconds, what="operations and clusters to converge", interval=0.5)
         self._timed("convergence", began)
+
+    # Consumers connecting to clusters --------------------------------------------------------------------------
+
+    def connect_consumers(self, timeout_seconds: float) -> None:
+        """Each kind of consumer connects to a ready cluster through "connect a service", plus one spoof per
+        cluster (another subscription copying a customer VNet's request message); waits until every expected
+        connection is matched. The invariant then holds that nothing else was approved automatically."""
+        began = time.monotonic()
+        with self.database.session() as session:
+            clusters = session.exec(
+                select(Cluster)
+                .where(
+                    Cluster.status == ClusterStatus.READY,
+                    col(Cluster.pls_resource_id).is_not(None),
+                    col(Cluster.desired_deleted).is_(False),
+                )
+                .order_by(col(Cluster.name))
+            ).all()
+        targets = [(cluster.id, cluster.azure_subscription_id, cluster.pls_resource_id) for cluster in clusters[:2]]
+        if not targets:
+            return
+        headers = {"Authorization": f"Bearer {self._customer_admin_token()}"}
+        arm = httpx.Client(base_url=self.state["arm"]["control_url"], verify=self.ca_bundle, timeout=30)
+        with httpx.Client(base_url=self.api_base_url, timeout=30) as api, arm:
+            for index, consumer in enumerate(CONNECTABLE):
+                cluster_id, subscription_id, pls_id = targets[index % len(targets)]
+                resource_id = consumer_resource_id(consumer, subscription_id, f"{index}-{cluster_id[:8]}")
+                declared = api.post(
+                    f"/api/clusters/{cluster_id}/expected-connections",
+                    json={"consumer": consumer, "resource_id": resource_id},
+                    headers=headers,
+                )
+                if declared.status_code != 201:
+                    raise ScenarioError(
+                        f"connect a service ({consumer}) answered {declared.status_code}: {declared.text}"
+                    )
+                answer = declared.json()
+                arm.post("/private-endpoints", json=endpoint_request(consumer, resource_id, answer)).raise_for_status()
+                self.figures.consumers_connected[consumer] = self.figures.consumers_connected.get(consumer, 0) + 1
+                if consumer == "customer-vnet":
+                    spoof = {
+                        "target": pls_id,
+                        "consumer_subscription_id": str(uuid.uuid4()),
+                        "name": resource_id.rsplit("/", 1)[-1],
+                        "request_message": answer["expectation"]["expected_request_message"],
+                    }
+                    arm.post("/private-endpoints", json=spoof).raise_for_status()
+                    self.figures.spoofed_connections += 1
+
+        def all_matched() -> bool:
+            with self.database.session() as session:
+                statuses = session.exec(select(ExpectedConnection.status)).all()
+            return bool(statuses) and all(status != ExpectationStatus.WAITING.value for status in statuses)
+
+        wait_for(all_matched, timeout_seconds=timeout_seconds, what="every expected connection to be matched")
+        self._timed("consumers", began)
+
+    def _customer_admin_token(self) -> str:
+        entra = self.state["entra"]
+        app_id = entra["control_plane_app_id"]
+        response = httpx.post(
+            f"{entra['control_url']}/tokens",
+            verify=self.ca_bundle,
+            timeout=10,
+            json={
+                "tenant_id": CONTOSO_TENANT_ID,
+                "audience": app_id,
+                "client_id": app_id,
+                "extra_claims": {
+                    "idtyp": "user",
+                    "scp": "user_impersonation",
+                    "roles": ["Customer.Admin"],
+                    "oid": str(uuid.uuid4()),
+                    "name": "Scenario customer admin",
+                },
+            },
+        )
+        response.raise_for_status()
+        token: str = response.json()["access_token"]
+        self.tokens_seen.append(token)
+        return token
 
     # Billing and reconciliation ------------------------------------------------------------------------------
 

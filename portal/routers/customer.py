@@ -99,7 +99,7 @@ def subscription_page(
             "charts": _usage_charts(db, overview) if cluster else [],
             "timeline_done": timeline_done(cluster),
             "failure": failure_advice(cluster, settings.control_plane_client_id)
-            if cluster is not None and cluster.status == ClusterStatus.FAILED.value
+            if cluster is not None and cluster.status == ClusterStatus.FAILED
             else None,
             "timeline_url": _detail_path(subscription_id) + "/timeline",
             "change_url": AZURE_SAAS_RESOURCES_URL,

@@ -110,7 +110,7 @@ def seeded(portal_database: Database, control_plane: ControlPlane) -> Iterator[S
                 next_attempt_at=now + timedelta(days=29),
             ),
         )
-        subscriptions[2].status = SubscriptionStatus.UNSUBSCRIBED.value
+        subscriptions[2].status = SubscriptionStatus.UNSUBSCRIBED
         for hour in range(3):
             for dimension, quantity in (("capacity_tib", 12.5), ("data_transfer_gib", 300.0)):
                 session.add(

@@ -633,3 +633,72 @@ def test_slo_page_shows_core_slo_numbers_and_charts_and_hides_other_tenants_clus
     screenshot(olivia, "operator-slo")
     olivia.locator(f"#slo-overview tr[data-cluster-id='{story.contoso.cluster_id}'] a").click()
     expect(olivia.locator("svg.sli-chart")).to_have_count(2)
+
+
+def test_customer_connects_a_databricks_ncc_and_the_matrix_shows_it_connected(
+    story: Story,
+    control_plane: ControlPlane,
+    emulator_control: EmulatorControl,
+    new_context: ContextFactory,
+    portal_database: Database,
+) -> None:
+    def ready_cluster() -> Cluster | None:
+        row = cluster_row(portal_database, story.contoso.cluster_id)
+        return row if row.status == ClusterStatus.READY else None
+
+    cluster = wait_for(ready_cluster, what="Contoso's cluster ready")
+    page = sign_in(new_context(), control_plane.base_url, CONTOSO_ADMIN)
+    page.goto(f"{control_plane.base_url}/portal/subscriptions/{story.contoso.subscription_id}")
+    page.locator("#connectivity-link").click()
+    expect(page.locator("h1")).to_have_text(f"Connectivity of {cluster.name}")
+    databricks = page.locator("#consumer-matrix tr[data-consumer='databricks-serverless']")
+    expect(databricks.locator(".state")).to_have_text("not connected")
+    expect(page.locator("#consumer-matrix tr[data-consumer='ai-search-shared-private-link'] .state")).to_have_text(
+        "not supported"
+    )
+    assert cluster.endpoint_fqdn
+    expect(page.locator("#dns-table tr[data-consumer='customer-vnet']")).to_contain_text(cluster.endpoint_fqdn)
+
+    # A hostile id is refused on the form with the reason, and nothing is recorded.
+    page.get_by_label("Service", exact=True).select_option("databricks-serverless")
+    page.get_by_label(re.compile("^Your resource")).fill("not-an-ncc-id")
+    page.get_by_role("button", name="Connect").click()
+    expect(page.locator("#connect-error")).to_contain_text("NCC id must be a UUID")
+    expect(page.locator("#expectations .expectation")).to_have_count(0)
+
+    ncc_id = str(uuid.uuid4())
+    page.get_by_label(re.compile("^Your resource")).fill(ncc_id)
+    page.get_by_role("button", name="Connect").click()
+    expect(page.locator(".flash")).to_contain_text("Expected connection recorded")
+    expectation = page.locator("#expectations .expectation").first
+    expect(expectation).to_have_attribute("data-status", "waiting")
+    assert cluster.pls_resource_id
+    expect(expectation).to_contain_text(cluster.pls_resource_id)
+    expect(expectation).to_contain_text(f"network-connectivity-configs/{ncc_id}/private-endpoint-rules")
+    expect(databricks.locator(".state")).to_have_text("waiting")
+    screenshot(page, "customer-connect-a-service")
+
+    # Databricks creates the endpoint the way it does; the running sync approves it by the NCC it names.
+    emulator_control.call(
+        "arm",
+        "POST",
+        "/private-endpoints",
+        json={
+            "target": cluster.pls_resource_id,
+            "source_kind": "databricks-serverless",
+            "consumer_resource_id": ncc_id,
+            "name": "rule",
+        },
+    )
+
+    def connected() -> bool:
+        page.reload()
+        return (
+            page.locator("#consumer-matrix tr[data-consumer='databricks-serverless'] .state").inner_text()
+            == "connected"
+        )
+
+    wait_for(connected, what="the Databricks connection approved on the matrix", timeout_seconds=60)
+    expect(page.locator("#expectations .expectation").first).to_have_attribute("data-status", "matched")
+    expect(page.locator("#expectations .evidence")).to_contain_text("request_message")
+    screenshot(page, "customer-connectivity-matrix")

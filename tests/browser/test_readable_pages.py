@@ -75,7 +75,7 @@ def test_a_lost_role_reads_as_who_must_act_and_how_and_the_timeline_in_words(
 
     def failed() -> Cluster | None:
         row = cluster_row(portal_database, purchase.cluster_id)
-        return row if row.status == ClusterStatus.FAILED.value else None
+        return row if row.status == ClusterStatus.FAILED else None
 
     cluster = wait_for(failed, what="the cluster to fail without access")
     assert cluster.last_error_code == "ArmAccessDenied"
@@ -135,7 +135,7 @@ def _ledger_hours(database: Database, purchase: Purchase, measured: list[float],
                     measured_quantity=quantity,
                     included_quantity=included,
                     billable_quantity=max(quantity - included, 0.0),
-                    status=LedgerStatus.ACCEPTED.value,
+                    status=LedgerStatus.ACCEPTED,
                 )
             )
 

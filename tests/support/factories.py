@@ -17,6 +17,8 @@ from sqlmodel import Session
 from core.clock import utc_now
 from core.clusters.models import Cluster, ClusterStatus
 from core.clusters.provisioning_models import KeyRotation, KeyRotationState
+from core.connectivity.catalog import ConsumerKind
+from core.connectivity.models import ExpectedConnection
 from core.correlation import new_correlation_id
 from core.networking.models import ConnectionStatus, PrivateEndpointConnection
 from core.outbox.models import OutboxMessage
@@ -159,6 +161,31 @@ def create_private_endpoint_connection(
     session.add(connection)
     session.flush()
     return connection
+
+
+def create_expected_connection(session: Session, cluster: Cluster, **fields: Any) -> ExpectedConnection:
+    """A waiting expectation of a Synapse workspace's managed private endpoint on the cluster, for a day."""
+    workspace = fields.pop("workspace", f"syn-{uuid.uuid4().hex[:8]}")
+    managed = f"vast-{uuid.uuid4().hex[:24]}"
+    now = utc_now()
+    expectation = ExpectedConnection(
+        **{
+            "cluster_id": cluster.id,
+            "tenant_id": cluster.tenant_id,
+            "consumer_kind": ConsumerKind.SYNAPSE.value,
+            "consumer_resource_id": f"/subscriptions/{cluster.azure_subscription_id}/resourceGroups/analytics/"
+            f"providers/Microsoft.Synapse/workspaces/{workspace}",
+            "expected_endpoint_name": f"{workspace}.{managed}",
+            "managed_endpoint_name": managed,
+            "created_by": "user:test",
+            "created_at": now,
+            "expires_at": now + timedelta(days=1),
+            **fields,
+        }
+    )
+    session.add(expectation)
+    session.flush()
+    return expectation
 
 
 def create_key_rotation(

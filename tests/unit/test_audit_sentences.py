@@ -51,7 +51,7 @@ def test_every_action_has_a_sentence_without_its_code() -> None:
 def test_events_handled_on_their_own_are_notices_not_failures(
     action: AuditAction, details: dict[str, str], text: str
 ) -> None:
-    sentence = describe(action.value, AuditOutcome.FAILURE.value, details, {})
+    sentence = describe(action.value, AuditOutcome.FAILURE, details, {})
 
     assert (sentence.text, sentence.tone) == (text, Tone.NOTICE)
 

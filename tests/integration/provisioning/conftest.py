@@ -84,6 +84,30 @@ def tenant_and_subscription(state: dict[str, Any], tenant_key: str) -> tuple[str
     return tenant_id, subscription["id"]
 
 
+def bearer(state: dict[str, Any], tenant_key: str, object_id: str, roles: list[str] | None = None) -> dict[str, str]:
+    """A v2 token for the control-plane app, as a user of `tenant_key` would get one."""
+    entra = state["entra"]
+    client_id = entra["apps"]["control-plane"]["client_id"]
+    response = httpx.post(
+        f"{entra['control_url']}/tokens",
+        json={
+            "tenant_id": entra["tenants"][tenant_key]["id"],
+            "audience": client_id,
+            "client_id": client_id,
+            "extra_claims": {
+                "idtyp": "user",
+                "scp": "user_impersonation",
+                "oid": object_id,
+                "roles": roles or [],
+                "name": object_id,
+            },
+        },
+        verify=state["ca_bundle"],
+    )
+    response.raise_for_status()
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
 def create_cluster(
     database: Database,
     state: dict[str, Any],

@@ -16,7 +16,7 @@ from core.networking.service import sync_private_endpoint_connections
 from core.settings import Settings
 from harness.cluster_report import operator_headers, print_cluster_outputs, wait_for_cluster
 from tests.conftest import start_api
-from tests.integration.provisioning.conftest import Driver, create_cluster, tenant_and_subscription
+from tests.integration.provisioning.conftest import Driver, bearer, create_cluster, tenant_and_subscription
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -26,30 +26,6 @@ def api_url(tmp_path_factory: pytest.TempPathFactory, provisioning_settings: Set
     group, base_url = start_api(tmp_path_factory.mktemp("clusters-api-logs"), provisioning_settings)
     yield base_url
     group.stop_all()
-
-
-def bearer(state: dict[str, Any], tenant_key: str, object_id: str, roles: list[str] | None = None) -> dict[str, str]:
-    """A v2 token for the control-plane app, as a user of `tenant_key` would get one."""
-    entra = state["entra"]
-    client_id = entra["apps"]["control-plane"]["client_id"]
-    response = httpx.post(
-        f"{entra['control_url']}/tokens",
-        json={
-            "tenant_id": entra["tenants"][tenant_key]["id"],
-            "audience": client_id,
-            "client_id": client_id,
-            "extra_claims": {
-                "idtyp": "user",
-                "scp": "user_impersonation",
-                "oid": object_id,
-                "roles": roles or [],
-                "name": object_id,
-            },
-        },
-        verify=state["ca_bundle"],
-    )
-    response.raise_for_status()
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
 def test_cluster_detail_is_tenant_scoped_and_actions_are_authorized(

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from harness.scenario.consumers import CONNECTABLE
 from harness.scenario.private_redis import redis_server_available
 from tests.conftest import POSTGRES_URL, TEST_DATABASE
 
@@ -71,6 +72,7 @@ def assert_held(completed: subprocess.CompletedProcess[str], summary: dict[str, 
         "no orphaned ARM resources",
         "nothing foreign touched, nothing needed missing",
         "audit trail complete",
+        "expected connections approved, nothing else automatically",
         "no secrets written down",
     }
     # The run did what it claims: every purchase recorded, actions taken, usage billed, faults injected.
@@ -82,6 +84,9 @@ def assert_held(completed: subprocess.CompletedProcess[str], summary: dict[str, 
     assert summary["ledger"].get("accepted", 0) > 0
     assert sum(summary["faults_injected"].values()) > 0
     assert summary["reconciliation"]["marketplace"]["status"] == "completed"
+    # Each kind of consumer that can target a partner Private Link Service connected, and a spoof was tried.
+    assert set(summary["workload"]["consumers_connected"]) == set(CONNECTABLE)
+    assert summary["workload"]["spoofed_connections"] > 0
 
 
 @pytest.mark.timeout(RUN_TIMEOUT_SECONDS + 60)

@@ -41,6 +41,7 @@ FRAMEWORK_ROUTES = {"GET /openapi.json", "MOUNT /portal/static"}
 OTHER_ACT_ROUTES = {
     "GET /marketplace/subscriptions/{subscription_id}/placement": "test_placement",
     "POST /marketplace/subscriptions/{subscription_id}/placement": "test_placement",
+    "DELETE /api/clusters/{cluster_id}/expected-connections/{expectation_id}": "test_connect_a_service",
 }
 
 

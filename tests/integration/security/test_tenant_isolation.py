@@ -32,6 +32,7 @@ from tests.integration.security.routes import app_route_keys
 from tests.integration.security.visitors import OPERATOR_USERNAME, PortalVisitor, sign_in_to_portal
 from tests.support.factories import (
     create_cluster,
+    create_expected_connection,
     create_key_rotation,
     create_operation,
     create_private_endpoint_connection,
@@ -42,7 +43,7 @@ from tests.support.factories import (
 # Generous: the first test of a module may wait for the control plane to start on a loaded machine.
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(150)]
 # Clusters that a mutating case changes, so no case sees another's effect (or the worker's reaction to it).
-SPARE_CLUSTERS = ("api-key-rotation", "portal-key-rotation", "portal-auto-approval")
+SPARE_CLUSTERS = ("api-key-rotation", "portal-key-rotation", "portal-auto-approval", "api-connect")
 
 
 @dataclass
@@ -56,6 +57,7 @@ class TenantData:
     rotation_id: str
     operation_id: str
     spare: dict[str, tuple[str, str]] = field(default_factory=dict)  # case -> (subscription id, cluster id)
+    expectation_ids: dict[str, str] = field(default_factory=dict)  # purpose -> expected connection id
     markers: tuple[str, ...] = ()
 
 
@@ -88,6 +90,10 @@ def _own_everything(database: Database, entra_tenant_id: str, label: str) -> Ten
             for purpose in ("api", "portal")
         }
         rotation = create_key_rotation(session, cluster, reason=f"rotated for {marker}")
+        expectations = {
+            purpose: create_expected_connection(session, cluster, workspace=f"syn-{purpose}-{marker}").id
+            for purpose in ("read", "cancel")
+        }
         operation = create_operation(session, subscription)
         record_audit_event(
             session,
@@ -110,6 +116,7 @@ def _own_everything(database: Database, entra_tenant_id: str, label: str) -> Ten
             rotation_id=rotation.id,
             operation_id=operation.id,
             spare=spare,
+            expectation_ids=expectations,
             markers=(marker,),
         )
 
@@ -244,6 +251,65 @@ CUSTOMER_CASES = [
             "/api/clusters/{id}/key-rotations/{rotation}",
             id=_cluster,
             rotation=_child(lambda data: data.rotation_id),
+        ),
+        child=True,
+    ),
+    RouteCase(
+        "GET",
+        "/portal/clusters/{cluster_id}/connectivity",
+        "portal",
+        _path("/portal/clusters/{id}/connectivity", id=_cluster),
+    ),
+    RouteCase(
+        "POST",
+        "/portal/clusters/{cluster_id}/connectivity",
+        "portal",
+        _path("/portal/clusters/{id}/connectivity", id=_spare_cluster("api-connect")),
+        body={"consumer": "databricks-serverless", "resource_id": "6d1f0c43-5a0e-4d36-9d8c-0f3c2b1a9e87"},
+        owner_status=409,  # allowed; the spare cluster has no Private Link Service to connect to
+    ),
+    RouteCase(
+        "GET",
+        "/api/clusters/{cluster_id}/connectivity",
+        "api",
+        _path("/api/clusters/{id}/connectivity", id=_cluster),
+    ),
+    RouteCase(
+        "GET",
+        "/api/clusters/{cluster_id}/expected-connections",
+        "api",
+        _path("/api/clusters/{id}/expected-connections", id=_cluster),
+    ),
+    RouteCase(
+        "POST",
+        "/api/clusters/{cluster_id}/expected-connections",
+        "api",
+        _path("/api/clusters/{id}/expected-connections", id=_spare_cluster("api-connect")),
+        body={
+            "consumer": "databricks-serverless",
+            "resource_id": "6d1f0c43-5a0e-4d36-9d8c-0f3c2b1a9e87",
+        },
+        owner_status=409,  # allowed; the spare cluster has no Private Link Service to connect to
+    ),
+    RouteCase(
+        "GET",
+        "/api/clusters/{cluster_id}/expected-connections/{expectation_id}",
+        "api",
+        _path(
+            "/api/clusters/{id}/expected-connections/{expectation}",
+            id=_cluster,
+            expectation=_child(lambda data: data.expectation_ids["read"]),
+        ),
+        child=True,
+    ),
+    RouteCase(
+        "DELETE",
+        "/api/clusters/{cluster_id}/expected-connections/{expectation_id}",
+        "api",
+        _path(
+            "/api/clusters/{id}/expected-connections/{expectation}",
+            id=_cluster,
+            expectation=_child(lambda data: data.expectation_ids["cancel"]),
         ),
         child=True,
     ),
@@ -492,6 +558,7 @@ PUBLIC_ROUTES = {
     "GET /openapi.json": "the API description; no data",
     "GET /healthz": "liveness for the orchestrator; no data",
     "GET /readyz": "readiness for the orchestrator; names dependencies, no tenant data",
+    "GET /api/connectivity/consumers": "the connectivity catalog: facts from Microsoft's public documentation",
     "GET /metrics": "counts for the scraper inside the deployment; test_metrics_hold_no_tenant_data checks it",
     "POST /managedapp/resource": "Azure's managed-application notifications, authenticated by the shared `sig`",
     "POST /marketplace/webhook": "Marketplace's webhook, authenticated by its Entra token (test_token_attacks)",
