@@ -86,8 +86,21 @@ def load(database: Database, clusters: int, days: int, samples_per_hour: int, en
             ),
             {"clusters": clusters, "start": start, "end": end, "step": step_seconds},
         )
+        mark_collections(connection, end)
         connection.execute(sa.text("ANALYZE"))
         return int(connection.execute(sa.text("SELECT count(*) FROM usage_samples")).scalar_one())
+
+
+def mark_collections(connection: sa.Connection, end: datetime) -> None:
+    """Every cluster read through `end`, as the collector records it, so the close may close all the hours."""
+    connection.execute(
+        sa.text(
+            "INSERT INTO usage_collection_marks (cluster_id, collected_through, complete_hours_before,"
+            " consecutive_failures, last_attempt_at) SELECT id, :end, :end, 0, :end FROM clusters"
+            " ON CONFLICT (cluster_id) DO NOTHING"
+        ),
+        {"end": end},
+    )
 
 
 CEILING_SQL = (
@@ -196,6 +209,8 @@ def main() -> None:
                 samples = int(connection.execute(sa.text("SELECT count(*) FROM usage_samples")).scalar_one())
                 newest = connection.execute(sa.text("SELECT max(hour_start) FROM usage_samples")).scalar_one()
             end = newest + timedelta(hours=1)
+            with database.engine.begin() as connection:
+                mark_collections(connection, end)
             print(f"reusing {samples:,} samples in schema {schema}")
         else:
             migrator.upgrade(url)

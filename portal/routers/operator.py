@@ -13,7 +13,7 @@ from sqlmodel import select
 
 from api.dependencies import DatabaseDep, RowId, SettingsDep
 from billing.reconciliation import differences_csv, list_reports, report_with_differences
-from billing.reports import rejected_samples, status_counts
+from billing.reports import collection_lag, rejected_samples, status_counts
 from core.audit.queries import search_audit_events
 from core.catalog.models import Plan
 from core.clock import utc_now
@@ -175,13 +175,19 @@ REFUSED_SAMPLES_SHOWN = 50
 
 
 @router.get("/billing", response_class=HTMLResponse)
-def billing_page(request: Request, visitor: OperatorDep, database: DatabaseDep) -> Response:
-    """Ledger entries by status and the usage reconciliation reports."""
+def billing_page(request: Request, visitor: OperatorDep, database: DatabaseDep, settings: SettingsDep) -> Response:
+    """Ledger entries by status, clusters whose usage reads fail, refused samples and the reconciliation reports."""
     with database.session() as db:
         context = {
             "ledger": status_counts(db),
             "reports": list_reports(db, limit=50),
             "refused": rejected_samples(db, cluster_id=None, limit=REFUSED_SAMPLES_SHOWN),
+            "lagging": collection_lag(
+                db,
+                utc_now(),
+                grace=timedelta(minutes=settings.billing_hour_close_grace_minutes),
+                window=timedelta(hours=settings.metering_window_hours),
+            ),
         }
     return render(request, visitor.session, "operator/billing.html", context)
 

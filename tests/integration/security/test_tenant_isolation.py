@@ -394,6 +394,7 @@ OPERATOR_CASES = [
     ),
     RouteCase("GET", "/publisher/billing/ledger", "api", _fixed("/publisher/billing/ledger")),
     RouteCase("GET", "/publisher/billing/rejected-samples", "api", _fixed("/publisher/billing/rejected-samples")),
+    RouteCase("GET", "/publisher/billing/collection-lag", "api", _fixed("/publisher/billing/collection-lag")),
     RouteCase(
         "GET", "/publisher/billing/reconciliation-reports", "api", _fixed("/publisher/billing/reconciliation-reports")
     ),
