@@ -87,7 +87,8 @@ def load(database: Database, clusters: int, days: int, samples_per_hour: int, en
             {"clusters": clusters, "start": start, "end": end, "step": step_seconds},
         )
         mark_collections(connection, end)
-        connection.execute(sa.text("ANALYZE"))
+    analyze(database)
+    with database.engine.begin() as connection:
         return int(connection.execute(sa.text("SELECT count(*) FROM usage_samples")).scalar_one())
 
 
@@ -97,7 +98,7 @@ def mark_collections(connection: sa.Connection, end: datetime) -> None:
         sa.text(
             "INSERT INTO usage_collection_marks (cluster_id, collected_through, complete_hours_before,"
             " consecutive_failures, last_attempt_at) SELECT id, :end, :end, 0, :end FROM clusters"
-            " ON CONFLICT (cluster_id) DO NOTHING"
+            " ON CONFLICT (cluster_id) DO UPDATE SET collected_through = :end, complete_hours_before = :end"
         ),
         {"end": end},
     )
@@ -111,9 +112,16 @@ CEILING_SQL = (
 
 
 def analyze(database: Database) -> None:
-    """Fresh statistics for every table either side reads or writes."""
+    """Fresh statistics for every table of the benchmark's schema (either side reads or writes them).
+
+    Named tables: a bare ANALYZE covers every schema of the database, other users' included, and deadlocks
+    with a concurrent ANALYZE of theirs.
+    """
     with database.engine.begin() as connection:
-        connection.execute(sa.text("ANALYZE"))
+        tables = connection.execute(
+            sa.text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename")
+        ).scalars()
+        connection.execute(sa.text("ANALYZE " + ", ".join(f'"{table}"' for table in tables)))
 
 
 def ceiling(database: Database) -> tuple[float, int]:
