@@ -1,5 +1,8 @@
 """How far each cluster's usage was read: the close bills an hour only once its collection passed the hour's end.
 
+The ledger's unique key leads with the hour, which lets it serve queries by period, so the separate hour_start
+index goes: one index less for the close to maintain per new entry.
+
 Revision ID: 0014_usage_collected_through
 Revises: 0013_authz
 Create Date: 2026-12-08 00:50:00
@@ -67,6 +70,19 @@ def upgrade() -> None:
     if rows:
         op.bulk_insert(marks, rows)
 
+    with op.batch_alter_table("usage_ledger_entries", schema=None) as batch_op:
+        batch_op.drop_index("ix_usage_ledger_entries_hour_start")
+        batch_op.drop_constraint("uq_usage_ledger_resource_hour", type_="unique")
+        batch_op.create_unique_constraint(
+            "uq_usage_ledger_resource_hour", ["hour_start", "resource_id", "dimension_id"]
+        )
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("usage_ledger_entries", schema=None) as batch_op:
+        batch_op.drop_constraint("uq_usage_ledger_resource_hour", type_="unique")
+        batch_op.create_unique_constraint(
+            "uq_usage_ledger_resource_hour", ["resource_id", "dimension_id", "hour_start"]
+        )
+        batch_op.create_index("ix_usage_ledger_entries_hour_start", ["hour_start"], unique=False)
     op.drop_table("usage_collection_marks")
