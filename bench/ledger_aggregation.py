@@ -4,12 +4,12 @@ Loads clusters x 3 dimensions x days x samples-per-hour samples into a throwaway
 the database, seeded), then, over several rounds, times (1) the ceiling: a plain GROUP BY of the samples
 table written to a table, and (2) the close of every hour of the period into an empty ledger (joins to
 clusters, subscriptions, plans, dimensions, included quantities and the collection marks, every cluster
-read through the period; rounding; ON CONFLICT into the indexed ledger), then the hourly job's two other costs at the default close lookback: a replayed close
-(nothing new) and the adjustment scan. Both sides are warmed first, every table is ANALYZEd before each
-timed statement, and the order of the two sides alternates from round to round, so neither always runs
-on a warmer cache. Prints the median, the spread (min-max) and the machine's load average (the machine
-is shared: figures mean little without it). The issue's size is `--clusters 1000 --days 30
---samples-per-hour 5` (10.8M samples); `--clusters 100` is 1.08M.
+read through the period; rounding; ON CONFLICT into the indexed ledger), then the hourly job's two other
+costs at the default close lookback: a replayed close (nothing new) and the adjustment scan. Both sides
+are warmed first, every table is ANALYZEd before each timed statement, and the order of the two sides
+alternates from round to round, so neither always runs on a warmer cache. Prints the median, the spread
+(min-max) and the machine's load average (the machine is shared: figures mean little without it). The
+issue's size is `--clusters 1000 --days 30 --samples-per-hour 5` (10.8M samples); `--clusters 100` is 1.08M.
 """
 
 from __future__ import annotations
