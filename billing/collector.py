@@ -1,5 +1,9 @@
 """Usage collection: read each running cluster's metrics endpoint and store raw samples.
 
+Each successful read moves the cluster's mark (usage_collection_marks) to the end of the period it read, in
+the transaction that stores the samples; the close bills only hours the mark has passed. A failed read moves
+nothing, so the cluster's hours wait for the next successful read instead of closing without their samples.
+
 A sample is stored once (the unique key makes replays and duplicates no-ops). Late and
 out-of-order samples are stored like any other: the ledger bills them while their hour is open
 and records an adjustment if they arrive after it closed. Samples dated after the collector's
@@ -21,18 +25,29 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from billing.sql_inserts import insert_rows_ignoring_conflicts, table_of
-from billing.window import BillableWindow, billable_windows, waiving_offer_ids
+from billing.window import BillableWindow, billable_windows, usage_stopped_at, waiving_offer_ids
 from core.clock import utc_now
 from core.clusters.models import Cluster, ClusterStatus
-from core.db import Database
+from core.columns import UTCDateTime
+from core.db import Database, insert_ignoring_conflicts
 from core.errors import UpstreamUnavailable
 from core.settings import Settings
-from core.usage.models import RejectedUsageSample, UsageSample
+from core.subscriptions.models import MarketplaceSubscription
+from core.usage.models import RejectedUsageSample, UsageCollectionMark, UsageSample
 
 logger = logging.getLogger(__name__)
 
-# Clusters that run and serve Blob API traffic, so they have usage to bill.
-COLLECTED_STATUSES = (ClusterStatus.READY, ClusterStatus.UPDATING)
+# Clusters that serve Blob API traffic, so they have usage to bill (a failed change leaves the cluster serving).
+COLLECTED_STATUSES = (ClusterStatus.READY, ClusterStatus.UPDATING, ClusterStatus.FAILED)
+# Clusters stopped or on their way to or from it: read only until their mark passes the end of their usage.
+STOPPED_STATUSES = (
+    ClusterStatus.SUSPENDING,
+    ClusterStatus.SUSPENDED,
+    ClusterStatus.RESUMING,
+    ClusterStatus.DEPROVISIONING,
+)
+# The longest span one read asks for (the façade's metrics endpoint answers at most a week).
+MAX_READ_SPAN = timedelta(days=6)
 # How a cluster's metrics become the catalog's dimensions.
 DIMENSION_MEASURES: dict[str, Callable[[dict[str, Any]], float]] = {
     "capacity_tib": lambda point: float(point["capacity_tib"]),
@@ -124,29 +139,102 @@ class ClusterMetricsSource:
         return samples
 
 
-def collection_targets(session: Session, settings: Settings, now: datetime) -> list[tuple[ClusterTarget, datetime]]:
-    """Running clusters and where each one's next read starts (its newest sample, or the lookback)."""
+def collection_targets(
+    session: Session, settings: Settings, now: datetime, waiving_offers: frozenset[str] = frozenset()
+) -> list[tuple[ClusterTarget, datetime]]:
+    """Clusters to read and where each read starts: after its newest sample, else its mark, else the lookback.
+
+    Serving clusters are read every run. A cluster that stopped serving (suspended, stopped for retention)
+    is read on until its mark passes the instant its usage stopped counting, so its last partial hour is
+    read to the end before it closes.
+    """
     newest = (
         select(UsageSample.cluster_id, sa.func.max(UsageSample.sampled_at).label("newest"))
         .group_by(col(UsageSample.cluster_id))
         .subquery()
     )
-    rows = session.exec(
-        select(Cluster.id, Cluster.name, Cluster.endpoint_fqdn, newest.c.newest)
+    marks = table_of(UsageCollectionMark)
+    subscriptions = table_of(MarketplaceSubscription)
+    open_suspensions, stopped_at = usage_stopped_at(waiving_offers)
+    owes_final_read = sa.and_(
+        col(Cluster.status).in_(STOPPED_STATUSES),
+        stopped_at.is_not(None),
+        sa.or_(marks.c.collected_through.is_(None), marks.c.collected_through < stopped_at),
+    )
+    rows = session.execute(
+        sa.select(
+            col(Cluster.id), col(Cluster.name), col(Cluster.endpoint_fqdn), newest.c.newest, marks.c.collected_through
+        )
         .outerjoin(newest, newest.c.cluster_id == Cluster.id)
-        .where(col(Cluster.status).in_(COLLECTED_STATUSES))
+        .outerjoin(marks, marks.c.cluster_id == Cluster.id)
+        .outerjoin(subscriptions, subscriptions.c.id == Cluster.subscription_id)
+        .outerjoin(open_suspensions, open_suspensions.c.subscription_id == Cluster.subscription_id)
+        .where(
+            col(Cluster.first_ready_at).is_not(None),
+            sa.or_(col(Cluster.status).in_(COLLECTED_STATUSES), owes_final_read),
+        )
         .order_by(col(Cluster.id))
     ).all()
     lookback_start = now - timedelta(hours=settings.billing_collection_lookback_hours)
     targets = []
-    for cluster_id, name, fqdn, newest_sampled_at in rows:
-        start = lookback_start
+    for cluster_id, name, fqdn, newest_sampled_at, collected_through in rows:
+        # A cluster read before continues after its newest sample however long ago (starting at the lookback
+        # would close the hours in between without their samples); from the newest sample rather than the mark,
+        # so points a cluster publishes late are still read. SQLite hands the aggregate back as text.
         if newest_sampled_at is not None:
-            # SQLite hands back the aggregate as text, PostgreSQL as an aware datetime.
-            newest_value = _as_datetime(newest_sampled_at)
-            start = max(newest_value, lookback_start)
+            start = _as_datetime(newest_sampled_at)
+        elif collected_through is not None:
+            start = _as_datetime(collected_through)
+        else:
+            start = lookback_start
         targets.append((ClusterTarget(cluster_id, name, fqdn), start))
     return targets
+
+
+def record_collected(session: Session, cluster_id: str, through: datetime, now: datetime) -> None:
+    """Move the cluster's mark to `through` (never back) and clear its failures, beside the read's samples."""
+    marks = table_of(UsageCollectionMark)
+    session.execute(
+        insert_ignoring_conflicts(session, marks).values(
+            cluster_id=cluster_id, consecutive_failures=0, last_attempt_at=now
+        )
+    )
+    complete_before = through.replace(minute=0, second=0, microsecond=0)
+    behind = sa.or_(marks.c.collected_through.is_(None), marks.c.collected_through < through)
+    session.execute(
+        sa.update(marks)
+        .where(marks.c.cluster_id == cluster_id)
+        .values(
+            collected_through=sa.case((behind, sa.literal(through, UTCDateTime())), else_=marks.c.collected_through),
+            complete_hours_before=sa.case(
+                (behind, sa.literal(complete_before, UTCDateTime())), else_=marks.c.complete_hours_before
+            ),
+            failing_since=None,
+            consecutive_failures=0,
+            last_error=None,
+            last_attempt_at=now,
+        )
+    )
+
+
+def record_failed(session: Session, cluster_id: str, error: str, now: datetime) -> None:
+    """Count a failed read: the mark stays, so the cluster's hours stay open and it shows on the lag list."""
+    marks = table_of(UsageCollectionMark)
+    session.execute(
+        insert_ignoring_conflicts(session, marks).values(
+            cluster_id=cluster_id, consecutive_failures=0, last_attempt_at=now
+        )
+    )
+    session.execute(
+        sa.update(marks)
+        .where(marks.c.cluster_id == cluster_id)
+        .values(
+            failing_since=sa.func.coalesce(marks.c.failing_since, sa.literal(now, UTCDateTime())),
+            consecutive_failures=marks.c.consecutive_failures + 1,
+            last_error=error[:512],
+            last_attempt_at=now,
+        )
+    )
 
 
 def store_samples(
@@ -229,22 +317,29 @@ def collect_usage(
     summary = CollectionSummary()
     waiving_offers = waiving_offer_ids(settings)
     with database.session() as session:
-        targets = collection_targets(session, settings, now)
+        targets = collection_targets(session, settings, now, waiving_offers)
     for target, start in targets:
         summary.clusters += 1
         if start >= now:
             continue
+        # Bounded like the metrics endpoint's reads; a cluster far behind catches up over several runs.
+        end = min(now, start + MAX_READ_SPAN)
         try:
-            samples = source.read(target, start, now)
+            samples = source.read(target, start, end)
         except UpstreamUnavailable as error:
-            # One silent cluster must not stop the others; its samples are read next run from the same start.
+            # One silent cluster must not stop the others. Its mark stays, so its hours stay open (the close
+            # would bill them without these samples) and it is read next run from the same start.
             summary.failed_clusters += 1
             logger.warning("usage collection failed", extra={"cluster_id": target.cluster_id, "error": error.message})
+            with database.session() as session:
+                record_failed(session, target.cluster_id, error.message, now)
             continue
         with database.session() as session:
             # Read just before the insert, so a change of term since the read of the targets is seen.
             window = billable_windows(session, [target.cluster_id], waiving_offers).get(target.cluster_id)
             stored, rejected = store_samples(session, target.cluster_id, samples, now, window)
+            # In the samples' transaction: a crash leaves both or neither.
+            record_collected(session, target.cluster_id, end, now)
         summary.stored += stored
         summary.rejected += rejected
         summary.duplicates += len(samples) - stored - rejected

@@ -45,7 +45,8 @@ def run_close(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> CloseResult:
-    """Close every hour past its grace period (within the close lookback unless `since` is given)."""
+    """Close every hour past its grace period that each cluster's collection has read through (within the close
+    lookback unless `since` is given)."""
     now = now or utc_now()
     with database.session() as session:
         return close_hours(
@@ -54,6 +55,7 @@ def run_close(
             grace=timedelta(minutes=settings.billing_hour_close_grace_minutes),
             since=since or now - timedelta(hours=settings.billing_close_lookback_hours),
             until=until,
+            waiving_offers=waiving_offer_ids(settings),
         )
 
 

@@ -6,6 +6,12 @@ DO NOTHING: it applies each dimension's aggregation (mean, sum, max), the plan's
 it again, or over replayed samples, adds nothing. Hours with nothing above the included quantity get
 no entry (Marketplace takes only positive quantities).
 
+An hour of a cluster closes only once the collector has read the cluster through the hour's end (its mark in
+usage_collection_marks), or through the instant its usage stopped counting (unsubscribed, or a suspension the
+offer waives; its last partial hour), or when the cluster is deleted (nothing more can come). A cluster whose
+metrics cannot be read keeps its hours open, listed for operators (billing.reports.collection_lag), instead of
+billing them without their samples.
+
 Samples that reach a closed hour later never change its entry: the same aggregation, run over the
 entries whose samples changed, writes an adjustment beside the entry for the operator.
 """
@@ -20,16 +26,26 @@ from sqlmodel import Session
 
 from billing.quantities import billable_quantity_sql
 from billing.sql_inserts import execute_insert_counting, table_of
+from billing.window import usage_stopped_at
 from core.catalog.models import Aggregation, MeteredDimension, Plan, PlanIncludedQuantity
 from core.clock import utc_now
-from core.clusters.models import Cluster
+from core.clusters.models import Cluster, ClusterStatus
 from core.columns import UTCDateTime
 from core.db import insert_ignoring_conflicts
 from core.managed_apps.models import ManagedApplication
 from core.subscriptions.models import MarketplaceSubscription
-from core.usage.models import LedgerStatus, ResourceKind, UsageLedgerAdjustment, UsageLedgerEntry, UsageSample
+from core.usage.models import (
+    LedgerStatus,
+    ResourceKind,
+    UsageCollectionMark,
+    UsageLedgerAdjustment,
+    UsageLedgerEntry,
+    UsageSample,
+)
 
 HOUR = timedelta(hours=1)
+# Memory for the close's sort of its new entries (PostgreSQL's default 4 MB spilled 215k entries to disk).
+CLOSE_WORK_MEM = "64MB"
 
 
 @dataclass(frozen=True)
@@ -90,41 +106,39 @@ def close_hours(
     grace: timedelta,
     since: datetime | None = None,
     until: datetime | None = None,
+    waiving_offers: frozenset[str] = frozenset(),
 ) -> CloseResult:
-    """Create the entries of every closed hour in [since, cutoff], then adjustments (flushes; the caller commits)."""
+    """Create the entries of every closed hour in [since, cutoff], then adjustments (flushes; the caller commits).
+
+    `waiving_offers` are the offers whose catalog waives suspended usage: a suspension of theirs ends a cluster's
+    usage, so its last partial hour closes once read through the suspension.
+    """
     now = now or utc_now()
     cutoff = close_cutoff(now, grace)
     if until is not None:
         cutoff = min(cutoff, until)
-    created = create_entries(session, now=now, since=since, cutoff=cutoff)
+    created = create_entries(session, now=now, since=since, cutoff=cutoff, waiving_offers=waiving_offers)
     adjustments = record_adjustments(session, now=now, since=since)
     session.flush()
     return CloseResult(cutoff=cutoff, entries_created=created, adjustments_recorded=adjustments)
 
 
-def create_entries(session: Session, *, now: datetime, since: datetime | None, cutoff: datetime) -> int:
-    """One INSERT ... SELECT: an entry per billable (resource, dimension, hour) in [since, cutoff] not yet held.
+def billing_terms(waiving_offers: frozenset[str]) -> sa.Select[tuple[object, ...]]:
+    """Per (cluster, dimension): what an hour of it bills under and whether it may close, from the few small tables.
 
-    On PostgreSQL the GROUP BY is a MATERIALIZED CTE, aggregated as the plain GROUP BY is (the same plan),
-    then hash-joined to the few cluster rows; inlined, the planner misjudged the joins' sizes and chose a
-    merge join and nested loops around it. The rows are inserted in the order of the ledger's unique key, so
-    its index grows at its right edge per resource instead of at random pages, and JIT is off for the
-    statement (compiling its expressions took most of a second per close). Profiled at 1.08M samples, what
-    remains beyond the GROUP BY is inserting the entries into the ledger's indexes (README, Known gaps).
+    The resource and plan (the subscription's, else the managed application's, else the cluster's), the
+    dimension's aggregation, precision and rounding, the plan's included quantity times the purchased quantity;
+    and how far the cluster's hours may close: before `complete_hours_before` (its collection's mark), before
+    `stopped_at` once the collection read past the end of its usage, or all of them once it is deleted.
     """
-    postgresql = session.get_bind().dialect.name == "postgresql"
-    hourly: sa.Subquery | sa.CTE
-    if postgresql:
-        hourly = hourly_select(since, cutoff).cte("hourly").prefix_with("MATERIALIZED")
-        session.execute(sa.text("SET LOCAL jit = off"))
-    else:
-        hourly = hourly_aggregates(since, cutoff)
     clusters = table_of(Cluster)
     subscriptions = table_of(MarketplaceSubscription)
     applications = table_of(ManagedApplication)
     plans = table_of(Plan)
     dimensions = table_of(MeteredDimension)
     included = table_of(PlanIncludedQuantity)
+    marks = table_of(UsageCollectionMark)
+    open_suspensions, stopped_at = usage_stopped_at(waiving_offers)
 
     plan_id = sa.func.coalesce(
         subscriptions.c.plan_id, applications.c.plan_id, clusters.c.observed_plan_id, clusters.c.desired_plan_id
@@ -136,26 +150,23 @@ def create_entries(session: Session, *, now: datetime, since: datetime | None, c
     resource_kind = sa.case(
         (clusters.c.subscription_id.is_not(None), ResourceKind.SAAS.value), else_=ResourceKind.MANAGED_APP.value
     )
-    measured = measured_quantity(dimensions.c.aggregation, hourly)
-    included_quantity = sa.func.coalesce(included.c.included_per_hour_per_unit, 0.0) * plan_quantity
-    billable = billable_quantity_sql(measured, included_quantity, dimensions.c.precision, dimensions.c.rounding)
-
-    selection = (
+    return (
         sa.select(
-            resource_id,
-            resource_kind,
-            clusters.c.id,
-            hourly.c.dimension_id,
-            plan_id,
-            hourly.c.hour_start,
-            measured,
-            included_quantity,
-            billable,
-            sa.literal(LedgerStatus.PENDING),
-            sa.literal(now, UTCDateTime()),
+            clusters.c.id.label("cluster_id"),
+            dimensions.c.dimension_id,
+            resource_id.label("resource_id"),
+            resource_kind.label("resource_kind"),
+            plan_id.label("plan_id"),
+            dimensions.c.aggregation,
+            dimensions.c.precision,
+            dimensions.c.rounding,
+            (sa.func.coalesce(included.c.included_per_hour_per_unit, 0.0) * plan_quantity).label("included_quantity"),
+            # Nothing more can come from a deleted cluster.
+            (clusters.c.status == ClusterStatus.DELETED).label("deleted"),
+            marks.c.complete_hours_before,
+            sa.case((stopped_at <= marks.c.collected_through, stopped_at), else_=None).label("stopped_at"),
         )
-        .select_from(hourly)
-        .join(clusters, clusters.c.id == hourly.c.cluster_id)
+        .select_from(clusters)
         .outerjoin(subscriptions, subscriptions.c.id == clusters.c.subscription_id)
         .outerjoin(applications, applications.c.application_id == clusters.c.managed_application_id)
         .join(
@@ -165,13 +176,70 @@ def create_entries(session: Session, *, now: datetime, since: datetime | None, c
                 plans.c.offer_id == sa.func.coalesce(subscriptions.c.offer_id, plans.c.offer_id),
             ),
         )
-        .join(
-            dimensions,
-            sa.and_(dimensions.c.offer_id == plans.c.offer_id, dimensions.c.dimension_id == hourly.c.dimension_id),
-        )
+        .join(dimensions, dimensions.c.offer_id == plans.c.offer_id)
         .outerjoin(included, sa.and_(included.c.plan_pk == plans.c.id, included.c.dimension_pk == dimensions.c.id))
-        .where(resource_id.is_not(None), billable > 0)
-        .order_by(resource_id, hourly.c.dimension_id, hourly.c.hour_start)
+        .outerjoin(marks, marks.c.cluster_id == clusters.c.id)
+        .outerjoin(open_suspensions, open_suspensions.c.subscription_id == clusters.c.subscription_id)
+        .where(resource_id.is_not(None))
+    )
+
+
+def create_entries(
+    session: Session,
+    *,
+    now: datetime,
+    since: datetime | None,
+    cutoff: datetime,
+    waiving_offers: frozenset[str] = frozenset(),
+) -> int:
+    """One INSERT ... SELECT: an entry per billable (resource, dimension, hour) in [since, cutoff] not yet held.
+
+    The hourly aggregates are joined once, on (cluster, dimension), to the billing terms (`billing_terms`: a few
+    rows per cluster, built from the small tables first), rather than row by row to each catalog table. On
+    PostgreSQL both are MATERIALIZED CTEs, so the GROUP BY is the plain GROUP BY's plan and the planner does not
+    misjudge the joins' sizes; the rows are inserted in the order of the ledger's unique key (hour first), so
+    its index grows at its right edge; JIT is off for the statement (compiling its expressions took most of a
+    second) and the sort gets the memory to stay off disk. Profiled at 1.08M samples (README, Known gaps).
+    """
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    hourly: sa.Subquery | sa.CTE
+    terms: sa.Subquery | sa.CTE
+    if postgresql:
+        hourly = hourly_select(since, cutoff).cte("hourly").prefix_with("MATERIALIZED")
+        terms = billing_terms(waiving_offers).cte("terms").prefix_with("MATERIALIZED")
+        session.execute(sa.text("SET LOCAL jit = off"))
+        session.execute(sa.text(f"SET LOCAL work_mem = '{CLOSE_WORK_MEM}'"))
+    else:
+        hourly = hourly_aggregates(since, cutoff)
+        terms = billing_terms(waiving_offers).subquery("terms")
+    measured = measured_quantity(terms.c.aggregation, hourly)
+    billable = billable_quantity_sql(measured, terms.c.included_quantity, terms.c.precision, terms.c.rounding)
+    read_through = sa.or_(
+        terms.c.deleted,
+        hourly.c.hour_start < terms.c.complete_hours_before,
+        hourly.c.hour_start < terms.c.stopped_at,
+    )
+    selection = (
+        sa.select(
+            terms.c.resource_id,
+            terms.c.resource_kind,
+            terms.c.cluster_id,
+            hourly.c.dimension_id,
+            terms.c.plan_id,
+            hourly.c.hour_start,
+            measured,
+            terms.c.included_quantity,
+            billable,
+            sa.literal(LedgerStatus.PENDING),
+            sa.literal(now, UTCDateTime()),
+        )
+        .select_from(hourly)
+        .join(
+            terms,
+            sa.and_(terms.c.cluster_id == hourly.c.cluster_id, terms.c.dimension_id == hourly.c.dimension_id),
+        )
+        .where(read_through, billable > 0)
+        .order_by(hourly.c.hour_start, terms.c.resource_id, hourly.c.dimension_id)
     )
     ledger = table_of(UsageLedgerEntry)
     statement = insert_ignoring_conflicts(session, ledger).from_select(

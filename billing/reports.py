@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 
 from core.catalog.models import MeteredDimension
 from core.clusters.models import Cluster
-from core.usage.models import RejectedUsageSample, UsageLedgerAdjustment, UsageLedgerEntry
+from core.usage.models import RejectedUsageSample, UsageCollectionMark, UsageLedgerAdjustment, UsageLedgerEntry
 
 ENTRY_COLUMNS = (
     "id",
@@ -133,3 +133,41 @@ def rejected_samples(session: Session, *, cluster_id: str | None, limit: int) ->
         }
         for sample, name in session.exec(statement).all()
     ]
+
+
+def collection_lag(session: Session, now: datetime, *, grace: timedelta, window: timedelta) -> list[dict[str, Any]]:
+    """Clusters whose usage reads fail, longest failing first: their hours wait unbilled until a read succeeds.
+
+    `waiting_hours` counts the hours past their close time that the cluster's mark holds open; those starting
+    before `now - window` are past Marketplace's acceptance window (usage older than 24 hours is Expired), so
+    they can no longer be billed through metering and need an operator.
+    """
+    newest_closable = now - grace - timedelta(hours=1)
+    oldest_accepted = now - window
+    rows = session.exec(
+        select(UsageCollectionMark, Cluster.name)
+        .join(Cluster, col(Cluster.id) == col(UsageCollectionMark.cluster_id))
+        .where(col(UsageCollectionMark.failing_since).is_not(None))
+        .order_by(col(UsageCollectionMark.failing_since), col(UsageCollectionMark.cluster_id))
+    ).all()
+    lagging = []
+    for mark, name in rows:
+        waiting_from = mark.complete_hours_before
+        waiting = expired = 0
+        if waiting_from is not None and waiting_from <= newest_closable:
+            waiting = int((newest_closable - waiting_from) // timedelta(hours=1)) + 1
+            if waiting_from < oldest_accepted:
+                expired = int((oldest_accepted - waiting_from - timedelta(microseconds=1)) // timedelta(hours=1)) + 1
+        lagging.append(
+            {
+                "cluster_id": mark.cluster_id,
+                "cluster_name": name,
+                "collected_through": mark.collected_through,
+                "failing_since": mark.failing_since,
+                "consecutive_failures": mark.consecutive_failures,
+                "last_error": mark.last_error,
+                "waiting_hours": waiting,
+                "hours_past_marketplace_window": min(expired, waiting),
+            }
+        )
+    return lagging

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from core.usage.reconciliation_models import UsageReconciliationDifference, UsageReconciliationReport
 
@@ -78,3 +78,18 @@ class RejectedSampleView(BaseModel):
     value: float
     reason: str
     received_at: datetime
+
+
+class CollectionLagView(BaseModel):
+    """A cluster whose usage reads fail: its hours wait, unbilled, until a read succeeds."""
+
+    cluster_id: str
+    cluster_name: str
+    collected_through: datetime | None = Field(description="the end of the last successful read; null: never read")
+    failing_since: datetime
+    consecutive_failures: int
+    last_error: str | None
+    waiting_hours: int = Field(description="hours past their close time held open by the failing reads")
+    hours_past_marketplace_window: int = Field(
+        description="of those, hours older than Marketplace's acceptance window: no longer billable by metering"
+    )

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from core.catalog.loader import load_catalog
@@ -129,6 +130,30 @@ def billable_windows(
             waive_suspended=subscription.offer_id in waiving_offers,
         )
     return windows
+
+
+def usage_stopped_at(waiving_offers: frozenset[str]) -> tuple[sa.Subquery, sa.ColumnElement[datetime]]:
+    """Since when a cluster's usage stopped being billable for now: its unsubscribe, else the start of a suspension
+    the offer waives that still lasts; NULL while usage still counts.
+
+    Returned as an open-suspensions subquery (outer-join it on `subscription_id`) and the column expression over it
+    and `marketplace_subscriptions`: the collector reads a stopped cluster until it has read through this instant,
+    and the close then bills the cluster's last partial hour.
+    """
+    suspensions = SubscriptionSuspension.__table__  # type: ignore[attr-defined]
+    subscriptions = MarketplaceSubscription.__table__  # type: ignore[attr-defined]
+    open_suspensions = (
+        sa.select(suspensions.c.subscription_id, sa.func.max(suspensions.c.suspended_at).label("suspended_at"))
+        .where(suspensions.c.reinstated_at.is_(None))
+        .group_by(suspensions.c.subscription_id)
+        .subquery("open_suspensions")
+    )
+    waived = (
+        sa.case((subscriptions.c.offer_id.in_(sorted(waiving_offers)), open_suspensions.c.suspended_at), else_=None)
+        if waiving_offers
+        else sa.null()
+    )
+    return open_suspensions, sa.func.coalesce(subscriptions.c.unsubscribed_at, waived)
 
 
 def waiving_offer_ids(settings: Settings) -> frozenset[str]:

@@ -17,7 +17,13 @@ from core.outbox.models import OutboxMessage
 from core.probes.models import BlobProbeSample
 from core.subscriptions.models import MarketplaceOperation, MarketplaceReconciliationReport, MarketplaceSubscription
 from core.tenants.models import Tenant
-from core.usage.models import RejectedUsageSample, UsageLedgerAdjustment, UsageLedgerEntry, UsageSample
+from core.usage.models import (
+    RejectedUsageSample,
+    UsageCollectionMark,
+    UsageLedgerAdjustment,
+    UsageLedgerEntry,
+    UsageSample,
+)
 from core.usage.reconciliation_models import UsageReconciliationDifference, UsageReconciliationReport
 
 metadata = SQLModel.metadata
@@ -46,6 +52,7 @@ __all__ = [
     "PrivateEndpointConnection",
     "RejectedUsageSample",
     "Tenant",
+    "UsageCollectionMark",
     "UsageLedgerAdjustment",
     "UsageLedgerEntry",
     "UsageReconciliationDifference",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -11,10 +11,18 @@ from fastapi.responses import PlainTextResponse, Response
 
 from api.security import OperatorDep
 from billing.reconciliation import differences_csv, list_reports, report_with_differences
-from billing.reports import rejected_samples, status_counts
-from billing.schemas import DifferenceView, LedgerStatusView, RejectedSampleView, ReportSummaryView, ReportView
+from billing.reports import collection_lag, rejected_samples, status_counts
+from billing.schemas import (
+    CollectionLagView,
+    DifferenceView,
+    LedgerStatusView,
+    RejectedSampleView,
+    ReportSummaryView,
+    ReportView,
+)
+from core.clock import utc_now
 from core.errors import ValidationFailed
-from web.dependencies import RowId, SessionDep
+from web.dependencies import RowId, SessionDep, SettingsDep
 from web.errors import error_response, error_responses
 
 ERROR_RESPONSES = {
@@ -52,6 +60,23 @@ def get_rejected_samples(
     """Newest measurement first: samples outside a cluster's billable window, dated in the future or negative."""
     rows = rejected_samples(session, cluster_id=str(cluster_id) if cluster_id else None, limit=limit)
     return [RejectedSampleView.model_validate(row) for row in rows]
+
+
+@router.get(
+    "/collection-lag",
+    response_model=list[CollectionLagView],
+    summary="Clusters whose usage cannot be read, with the hours they hold open",
+)
+def get_collection_lag(session: SessionDep, operator: OperatorDep, settings: SettingsDep) -> list[CollectionLagView]:
+    """Longest failing first. Their hours close only after a successful read; hours older than Marketplace's window
+    can no longer be billed through metering."""
+    rows = collection_lag(
+        session,
+        utc_now(),
+        grace=timedelta(minutes=settings.billing_hour_close_grace_minutes),
+        window=timedelta(hours=settings.metering_window_hours),
+    )
+    return [CollectionLagView.model_validate(row) for row in rows]
 
 
 @router.get("/reconciliation-reports", response_model=list[ReportSummaryView], summary="Usage reconciliation runs")

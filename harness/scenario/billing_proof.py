@@ -8,7 +8,10 @@ time and the subscription's activation until unsubscribe, minus suspensions the 
 For every ledger hour, the measured quantity equals the aggregation (mean, sum, max) of the
 in-window ground-truth samples, and the billed quantity follows from it, the entry's included
 quantity and the dimension's precision and rounding. Every closed hour with usage above the
-inclusion has an entry. Per subscription and dimension, what Marketplace holds plus what the ledger
+inclusion has an entry, where "closed" is per cluster: an hour closes once the cluster's usage was read
+through its end (or through the end of its usage, or the cluster was deleted), so a cluster whose reads
+failed at the last pass is checked up to its mark, and only if its failure is on the operators' lag list.
+Per subscription and dimension, what Marketplace holds plus what the ledger
 declared unsent (rejected or expired, with a reason) plus recorded adjustments equals the expected
 sum, to the dimension's precision.
 """
@@ -25,15 +28,17 @@ from sqlmodel import col, select
 from billing.collector import DIMENSION_MEASURES
 from billing.quantities import billable_quantity, included_quantity
 from core.catalog.models import Aggregation, MeteredDimension, Plan, PlanIncludedQuantity, Rounding
-from core.clusters.models import Cluster
+from core.clusters.models import Cluster, ClusterStatus
 from core.db import Database
 from core.subscriptions.models import MarketplaceSubscription, SubscriptionSuspension
-from core.usage.models import LedgerStatus, UsageLedgerAdjustment, UsageLedgerEntry
+from core.usage.models import LedgerStatus, UsageCollectionMark, UsageLedgerAdjustment, UsageLedgerEntry
 from harness.scenario.invariants import InvariantResult
 
 HOUR = timedelta(hours=1)
 NAME = "every subscription billed its in-window usage, to each dimension's precision"
 DECLARED_UNSENT = (LedgerStatus.REJECTED, LedgerStatus.EXPIRED)
+# Clusters the collector reads at every pass, so their marks keep up unless a read fails.
+SERVING = (ClusterStatus.READY, ClusterStatus.UPDATING)
 
 
 def _utc(moment: datetime) -> datetime:
@@ -84,6 +89,20 @@ def ground_truth(
     return samples
 
 
+def _closed_through(
+    cluster: Cluster, mark: UsageCollectionMark | None, closes: datetime | None, closed_through: datetime | None
+) -> datetime | None:
+    """The newest hour start of this cluster surely closed: the run's close cutoff, held back to the hours its
+    collection read to the end (all of them once it read past its unsubscribe, or once it is deleted)."""
+    if closed_through is None or cluster.status == ClusterStatus.DELETED:
+        return closed_through
+    if mark is None or mark.collected_through is None or mark.complete_hours_before is None:
+        return None
+    if closes is not None and _utc(mark.collected_through) >= closes:
+        return closed_through
+    return min(_hour_of(closed_through), _utc(mark.complete_hours_before) - HOUR)
+
+
 def billed_as_provided(
     database: Database,
     marketplace: dict[str, Any],
@@ -119,6 +138,7 @@ def billed_as_provided(
             for row in session.exec(select(PlanIncludedQuantity)).all()
         }
         entries = session.exec(select(UsageLedgerEntry)).all()
+        marks = {mark.cluster_id: mark for mark in session.exec(select(UsageCollectionMark)).all()}
         adjustments = session.exec(
             select(UsageLedgerAdjustment).order_by(col(UsageLedgerAdjustment.samples_received_through))
         ).all()
@@ -143,8 +163,19 @@ def billed_as_provided(
             closes = _utc(subscription.unsubscribed_at) if subscription.unsubscribed_at else None
             waived = suspensions[subscription.id] if subscription.offer_id in waiving_offers else []
             cluster_entries = entries_by_cluster[cluster.id]
+            cluster_closed_through = _closed_through(cluster, marks.get(cluster.id), closes, closed_through)
+            if (
+                closed_through is not None
+                and (cluster_closed_through is None or cluster_closed_through < _hour_of(closed_through))
+                and cluster.status in SERVING
+                and (cluster.id not in marks or marks[cluster.id].failing_since is None)
+            ):
+                problems.append(
+                    f"{label}: hours after {cluster_closed_through} wait unclosed, yet its collection is not "
+                    "reported failing"
+                )
             newest_entry = max((_utc(entry.hour_start) for entry in cluster_entries), default=None)
-            last_hour = max(filter(None, [closed_through, newest_entry]), default=None)
+            last_hour = max(filter(None, [cluster_closed_through, newest_entry]), default=None)
             if last_hour is None:
                 continue
             end = min(last_hour + HOUR, closes) if closes else last_hour + HOUR
@@ -167,7 +198,7 @@ def billed_as_provided(
                     included,
                     latest_adjustment,
                     held,
-                    closed_through,
+                    cluster_closed_through,
                 )
             )
     return InvariantResult(name=NAME, passed=not problems, checked=checked, problems=problems)

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from sqlmodel import select
 
 from billing.reconciliation import differences_csv, list_reports, report_with_differences
-from billing.reports import adjustment_count, rejected_samples, status_by_dimension
+from billing.reports import adjustment_count, collection_lag, rejected_samples, status_by_dimension
 from core.audit.queries import search_audit_page
 from core.catalog.models import Plan
 from core.clock import utc_now
@@ -206,14 +206,20 @@ REFUSED_SAMPLES_SHOWN = 50
 
 
 @router.get("/billing", response_class=HTMLResponse)
-def billing_page(request: Request, visitor: OperatorDep, database: DatabaseDep) -> Response:
-    """Ledger entries by status and the usage reconciliation reports."""
+def billing_page(request: Request, visitor: OperatorDep, database: DatabaseDep, settings: SettingsDep) -> Response:
+    """Ledger entries by status, clusters whose usage reads fail, refused samples and the reconciliation reports."""
     with database.session() as db:
         context = {
             "ledger": status_by_dimension(db),
             "adjustments": adjustment_count(db),
             "reports": list_reports(db, limit=50),
             "refused": rejected_samples(db, cluster_id=None, limit=REFUSED_SAMPLES_SHOWN),
+            "lagging": collection_lag(
+                db,
+                utc_now(),
+                grace=timedelta(minutes=settings.billing_hour_close_grace_minutes),
+                window=timedelta(hours=settings.metering_window_hours),
+            ),
         }
     return render(request, visitor.session, "operator/billing.html", context)
 

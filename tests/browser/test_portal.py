@@ -19,6 +19,7 @@ import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 from sqlmodel import col, select
 
+from billing.collector import record_collected
 from billing.jobs import run_close, run_reconciliation, run_submission
 from core.audit.models import AuditEvent
 from core.clock import utc_now
@@ -445,6 +446,8 @@ def test_usage_charts_reconciliation_report_csv_and_configuration(
                     value=capacity,
                 )
             )
+        # ...and read through now, as the collector marks a successful read (hours close only behind the mark).
+        record_collected(session, story.contoso.cluster_id, now, now)
     run_close(control_plane.settings, portal_database, now=now, since=first_hour)
     # Marketplace accepts usage only for an active subscription: activation follows the cluster becoming ready.
     wait_for(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,6 +21,7 @@ from billing.jobs import (
 )
 from billing.submission import claim_batches, send_batch
 from core.audit.models import AuditEvent
+from core.clock import utc_now
 from core.db import Database
 from core.marketplace.metering_client import MeteringClient
 from core.settings import Settings
@@ -57,6 +60,17 @@ def samples_per_hour(database: Database, cluster_id: str) -> dict[tuple[str, dat
             .group_by(col(UsageSample.dimension_id), col(UsageSample.hour_start))
         ).all()
     return {(dimension, hour): count for dimension, hour, count in rows}
+
+
+@contextmanager
+def facade_clock_at(state: dict[str, Any], moment: datetime) -> Iterator[None]:
+    """The façade emulator's clock (it publishes nothing later than its now) at `moment`, real time after."""
+    with control_client(state, "facade") as control:
+        control.put("/clock", json={"offset_seconds": (moment - utc_now()).total_seconds()}).raise_for_status()
+        try:
+            yield
+        finally:
+            control.put("/clock", json={"offset_seconds": 0}).raise_for_status()
 
 
 def bill(settings: Settings, database: Database, client: MeteringClient, now: datetime) -> None:
@@ -368,8 +382,10 @@ def test_samples_arriving_after_an_hour_closed_become_adjustments_not_edits(
     customer = add_customer(database, emulator_state, billing_settings)
     this_hour = now.replace(minute=0, second=0, microsecond=0)
     last_hour = this_hour - timedelta(hours=1)
-    # The cluster's endpoint has only reported up to half past when the hour closes.
-    run_collection(billing_settings, database, now=last_hour + timedelta(minutes=30))
+    # The cluster's endpoint lags: at twenty past it has only published up to half past last hour (its clock
+    # is behind). The read covered the whole period asked for, so the hour closes on what was there.
+    with facade_clock_at(emulator_state, last_hour + timedelta(minutes=30, seconds=30)):
+        run_collection(billing_settings, database, now=this_hour + timedelta(minutes=20))
     run_close(billing_settings, database, now=this_hour + timedelta(minutes=20))
     closed = {
         entry.dimension_id: entry

@@ -467,6 +467,7 @@ OPERATOR_CASES = [
     RouteCase(
         "GET", "/api/publisher/billing/rejected-samples", "api", _fixed("/api/publisher/billing/rejected-samples")
     ),
+    RouteCase("GET", "/api/publisher/billing/collection-lag", "api", _fixed("/api/publisher/billing/collection-lag")),
     RouteCase(
         "GET",
         "/api/publisher/billing/reconciliation-reports",
