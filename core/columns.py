@@ -55,6 +55,16 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+class _ComparedText(sa.TypeDecorator[str]):
+    """A value compared with an enum column: bound as its plain string, whatever it is."""
+
+    impl = sa.String
+    cache_ok = True
+
+    def process_bind_param(self, value: object, dialect: Dialect) -> str | None:
+        return None if value is None else str(value)  # a StrEnum member's str() is its value
+
+
 class StrEnumColumn(sa.TypeDecorator[EnumT]):
     """A StrEnum stored as its plain string value (VARCHAR, no database enum type), read back as the enum.
 
@@ -68,6 +78,7 @@ class StrEnumColumn(sa.TypeDecorator[EnumT]):
     def __init__(self, enum_type: type[EnumT], length: int) -> None:
         super().__init__(length)
         self.enum_type = enum_type
+        self.length = length
 
     def process_bind_param(self, value: EnumT | str | None, dialect: Dialect) -> str | None:
         if value is None:
@@ -76,3 +87,8 @@ class StrEnumColumn(sa.TypeDecorator[EnumT]):
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> EnumT | None:
         return None if value is None else self.enum_type(value)
+
+    def coerce_compared_value(self, op: Any, value: Any) -> sa.types.TypeEngine[Any]:
+        # A filter (e.g. a status typed into a search form) compares as text: a value the enum does not define
+        # matches no row instead of failing the query. Writes still go through process_bind_param above.
+        return _ComparedText(self.length)

@@ -45,3 +45,14 @@ def test_a_value_the_enum_does_not_define_is_refused_on_write_and_on_read(engine
         connection.execute(sa.text("INSERT INTO things (id, status) VALUES (2, 'sleeping')"))  # a newer release's
         with pytest.raises(ValueError, match="'sleeping' is not a valid ClusterStatus"):
             connection.execute(sa.select(things.c.status)).scalars().all()
+
+
+def test_a_filter_on_a_value_the_enum_does_not_define_matches_nothing(engine: sa.Engine) -> None:
+    with engine.begin() as connection:
+        connection.execute(things.insert().values(id=1, status=ClusterStatus.READY))
+        for unknown in ("sleeping", "<b>x</b>", "READY"):
+            assert connection.execute(sa.select(things.c.id).where(things.c.status == unknown)).all() == []
+            assert connection.execute(sa.select(things.c.id).where(things.c.status.in_([unknown]))).all() == []
+        assert connection.execute(sa.select(things.c.id).where(things.c.status.in_(["ready", "failed"]))).all() == [
+            (1,)
+        ]
