@@ -42,7 +42,10 @@ FIELD_HELP = {
     "pls_visibility_subscriptions": (
         "List Azure subscription IDs separated by commas or spaces (at most 100), or * for every subscription."
     ),
-    "pls_auto_approval_subscriptions": "List Azure subscription IDs separated by commas or spaces (at most 100).",
+    "pls_auto_approval_subscriptions": (
+        "List Azure subscription IDs separated by commas or spaces (at most 100). Approving every subscription (*) "
+        "is turned on later in the portal, where you confirm it."
+    ),
     "key_vault_sku": "Choose Standard or Premium.",
     "key_type": "Choose RSA or RSA-HSM.",
     "key_size": "Choose 2048, 3072 or 4096 bits.",

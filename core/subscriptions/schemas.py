@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from core.clusters.schemas import ClusterPlacement, KeyPolicy, PrivateLinkPolicy
 from core.subscriptions.models import OperationAction
@@ -51,13 +51,28 @@ class WebhookPayload(BaseModel):
         return self.subscription is None or self.subscription.id == self.subscription_id
 
 
+class PurchasePrivateLinkPolicy(PrivateLinkPolicy):
+    """The Private Link choices of a purchase form: named subscriptions only for auto-approval.
+
+    Approving every Azure subscription's endpoints without a person is turned on in the portal, which asks for
+    confirmation and audits it; a purchase form has neither.
+    """
+
+    @field_validator("auto_approval_subscriptions")
+    @classmethod
+    def _no_blanket_auto_approval(cls, values: list[str]) -> list[str]:
+        if "*" in values:
+            raise ValueError("approving every Azure subscription is turned on in the portal, with a confirmation")
+        return values
+
+
 class DeploymentChoices(BaseModel):
     """What the customer chooses on the landing page; validated by the cluster schemas."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     placement: ClusterPlacement
-    private_link: PrivateLinkPolicy
+    private_link: PurchasePrivateLinkPolicy
     key_policy: KeyPolicy
 
     @classmethod

@@ -35,6 +35,9 @@ JARGON = ("Value error", "pattern", "^", "Input should", "String should", "regex
         ("resource_group", "ends-with-a-period."),
         ("pls_visibility_subscriptions", "abc, 00000000-0000-0000-0000-000000000001"),
         ("pls_auto_approval_subscriptions", "*x"),
+        # Every subscription's endpoints approved without a person: only in the portal, with a confirmation.
+        ("pls_auto_approval_subscriptions", "*"),
+        ("pls_auto_approval_subscriptions", "00000000-0000-0000-0000-000000000001 *"),
         ("key_vault_sku", "gold"),
         ("key_type", "EC"),
         ("key_size", "1024"),
@@ -52,6 +55,12 @@ def test_a_refused_choice_is_explained_beside_its_own_field_in_plain_words(field
     assert problems.general == []
     for words in JARGON:
         assert words not in FIELD_HELP[field]
+
+
+def test_a_purchase_may_show_the_service_to_every_subscription_but_names_whom_it_approves() -> None:
+    choices = DeploymentChoices.from_form({**VALID, "pls_visibility_subscriptions": "*"})
+    assert choices.private_link.visibility_subscriptions == ["*"]
+    assert "portal" in FIELD_HELP["pls_auto_approval_subscriptions"]
 
 
 def test_several_refused_choices_are_listed_in_the_form_s_order() -> None:
