@@ -12,7 +12,7 @@ from api.security import AdminDep, PrincipalDep
 from core.connectivity.catalog import ConsumerEntry, ConsumerKind, connectivity_catalog
 from core.connectivity.consumers import Instructions
 from core.connectivity.dns import ClusterDns, cluster_dns
-from core.connectivity.models import ExpectedConnection
+from core.connectivity.models import ExpectationStatus, ExpectedConnection
 from core.connectivity.service import (
     ConsumerHealth,
     cancel_expectation,
@@ -21,7 +21,9 @@ from core.connectivity.service import (
     get_expectation,
     instructions_for,
     list_expectations,
+    may_declare,
 )
+from core.identity.principal import Principal
 from core.networking.service import visible_cluster
 from web.dependencies import SessionDep
 from web.errors import error_response, error_responses
@@ -70,8 +72,14 @@ class ConnectivityView(BaseModel):
     consumers: list[ConsumerHealth]
 
 
-def _view(row: ExpectedConnection) -> ExpectationView:
-    return ExpectationView.model_validate(row, from_attributes=True)
+def _view(row: ExpectedConnection, principal: Principal) -> ExpectationView:
+    view = ExpectationView.model_validate(row, from_attributes=True)
+    if row.status == ExpectationStatus.WAITING and not may_declare(principal):
+        # Still usable: its one-time values are for the admins who declare, not for readers or operators.
+        view = view.model_copy(
+            update={"expected_endpoint_name": None, "expected_request_message": None, "managed_endpoint_name": None}
+        )
+    return view
 
 
 @router.get(
@@ -98,13 +106,13 @@ def connect(cluster_id: str, body: ConnectRequest, session: SessionDep, principa
     answer = connect_service(
         session, principal, cluster_id, body.consumer, body.resource_id, timedelta(hours=body.lifetime_hours)
     )
-    return ConnectView(expectation=_view(answer.expectation), instructions=answer.instructions)
+    return ConnectView(expectation=_view(answer.expectation, principal), instructions=answer.instructions)
 
 
 @router.get("/clusters/{cluster_id}/expected-connections")
 def get_expectations(cluster_id: str, session: SessionDep, principal: PrincipalDep) -> list[ExpectationView]:
     """The cluster's expected connections, waiting, matched (with their evidence), expired or cancelled."""
-    return [_view(row) for row in list_expectations(session, principal, cluster_id)]
+    return [_view(row, principal) for row in list_expectations(session, principal, cluster_id)]
 
 
 @router.get("/clusters/{cluster_id}/expected-connections/{expectation_id}")
@@ -112,8 +120,10 @@ def get_one(cluster_id: str, expectation_id: str, session: SessionDep, principal
     """One expected connection with its instructions again (none while the cluster has no Private Link Service)."""
     cluster = visible_cluster(session, principal, cluster_id)
     row = get_expectation(session, principal, cluster_id, expectation_id)
-    ready = cluster.pls_resource_id is not None and cluster.pls_alias is not None
-    return ConnectView(expectation=_view(row), instructions=instructions_for(cluster, row) if ready else None)
+    shown = cluster.pls_resource_id is not None and cluster.pls_alias is not None and may_declare(principal)
+    return ConnectView(
+        expectation=_view(row, principal), instructions=instructions_for(cluster, row) if shown else None
+    )
 
 
 @router.delete(
@@ -125,7 +135,7 @@ def get_one(cluster_id: str, expectation_id: str, session: SessionDep, principal
 )
 def cancel(cluster_id: str, expectation_id: str, session: SessionDep, principal: AdminDep) -> ExpectationView:
     """Withdraw a waiting expectation: its connection, if it still comes, waits for a person."""
-    return _view(cancel_expectation(session, principal, cluster_id, expectation_id))
+    return _view(cancel_expectation(session, principal, cluster_id, expectation_id), principal)
 
 
 @router.get("/clusters/{cluster_id}/connectivity")

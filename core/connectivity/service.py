@@ -56,6 +56,12 @@ def _customer_admin_cluster(session: Session, principal: Principal, cluster_id: 
     return visible_cluster(session, principal, cluster_id)
 
 
+def may_declare(principal: Principal) -> bool:
+    """Whether the principal declares expected connections, and so may read their one-time values: a waiting
+    expectation's token, endpoint name and instructions would let anyone who reads them impersonate the service."""
+    return principal.can_act and not principal.is_operator
+
+
 def _identity(row: ExpectedConnection) -> ConsumerIdentity:
     return parse_consumer(ConsumerKind(row.consumer_kind), row.consumer_resource_id)
 

@@ -21,6 +21,7 @@ from core.connectivity.service import (
     connectivity_matrix,
     instructions_for,
     list_expectations,
+    may_declare,
 )
 from core.errors import ValidationFailed
 from core.networking.service import visible_cluster
@@ -44,7 +45,12 @@ def _context(db: Any, visitor: Any, cluster_id: str) -> dict[str, Any]:
         "matrix": connectivity_matrix(db, visitor.principal, cluster.id),
         "dns": cluster_dns(cluster),
         "expectations": [
-            (row, instructions_for(cluster, row) if ready and row.status == ExpectationStatus.WAITING.value else None)
+            (
+                row,
+                instructions_for(cluster, row)
+                if ready and row.status == ExpectationStatus.WAITING and may_declare(visitor.principal)
+                else None,
+            )
             for row in reversed(expectations)
         ],
         "ready": ready,

@@ -307,7 +307,19 @@ def test_only_the_tenants_admin_declares_and_hostile_input_records_nothing(
 
         assert api.get(path, headers=admin).json() == []
 
-        declared = api.post(path, json=body, headers=admin).json()["expectation"]["id"]
+        declared_answer = api.post(path, json=body, headers=admin).json()
+        declared = declared_answer["expectation"]["id"]
+        one_time = declared_answer["expectation"]["managed_endpoint_name"]
+        assert one_time and one_time in declared_answer["instructions"]["cli"]
+        # A waiting expectation's one-time values would let whoever reads them pass for the service: only the
+        # tenant's admins, who declare, read them; readers and operators see the expectation without them.
+        for viewer in (reader, operator_headers(state)):
+            seen = api.get(f"{path}/{declared}", headers=viewer).json()
+            assert seen["instructions"] is None
+            assert seen["expectation"]["managed_endpoint_name"] is None
+            assert seen["expectation"]["expected_endpoint_name"] is None
+            assert one_time not in api.get(path, headers=viewer).text
+        assert api.get(f"{path}/{declared}", headers=admin).json()["expectation"]["managed_endpoint_name"] == one_time
         assert api.delete(f"{path}/{declared}", headers=reader).status_code == 403
         assert api.delete(f"{path}/{declared}", headers=stranger).status_code == 404
         cancelled = api.delete(f"{path}/{declared}", headers=admin)
