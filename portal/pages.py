@@ -32,7 +32,7 @@ from portal.readable import budget_used, duration, percent, plural, utc_time
 from portal.sign_in_flow import SIGN_IN_PATH
 from web.browser_session import BrowserSession
 from web.dependencies import SettingsDep
-from web.errors import error_answer, error_body, http_status
+from web.errors import error_answer, error_body, http_status, unreadable_values
 from web.permissions import Permission, declares
 
 templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
@@ -265,7 +265,6 @@ class PortalRoute(APIRoute):
                 # A path or query value of the wrong type or out of range (e.g. "²" or 20 digits for an id).
                 if wants_json:
                     raise
-                problems = "; ".join(f"{issue['loc'][-1]}: {issue['msg']}" for issue in error.errors())
-                return error_page(request, 422, f"This address is not valid ({problems}).")
+                return error_page(request, 422, unreadable_values(error))
 
         return handle_page

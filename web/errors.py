@@ -125,14 +125,21 @@ def install_error_handlers(app: FastAPI, error_page: ErrorPage = no_error_page) 
         )
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+    async def validation_error(request: Request, error: RequestValidationError) -> Response:
         problems = [
             {"field": ".".join(str(part) for part in issue["loc"]), "message": issue["msg"]} for issue in error.errors()
         ]
         summary = "; ".join(f"{problem['field']}: {problem['message']}" for problem in problems)
-        return JSONResponse(
+        page = error_page(request, 422, unreadable_values(error), None)
+        return page or JSONResponse(
             error_body("ValidationFailed", f"invalid request: {summary}", {"problems": problems}), status_code=422
         )
+
+
+def unreadable_values(error: RequestValidationError) -> str:
+    """For a person: which values could not be used, by name, never in the validator's wording."""
+    names = sorted({str(issue["loc"][-1]).replace("_", " ") for issue in error.errors() if issue["loc"]})
+    return f"Some of what was sent could not be used ({', '.join(names) or 'the request'}). Check it and try again."
 
 
 def framework_message(error: HTTPException) -> str:
