@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 from core.audit.actions import AuditAction
 from core.audit.service import record_audit_event
 from core.clock import utc_now
-from core.clusters.models import Cluster
+from core.clusters.models import Cluster, ClusterStatus
 from core.connectivity.catalog import ConsumerKind, connectivity_catalog
 from core.connectivity.consumers import (
     ConnectionRule,
@@ -41,6 +41,12 @@ class ConsumerNotSupported(ValidationFailed):
 
 class PrivateLinkNotReady(Conflict):
     code = "PrivateLinkNotReady"
+
+
+class ClusterGoingAway(Conflict):
+    """The cluster is being removed (unsubscribed): nothing new should connect to it."""
+
+    code = "ClusterGoingAway"
 
 
 class ConnectAnswer(BaseModel):
@@ -107,6 +113,10 @@ def connect_service(
             },
         )
     identity = parse_consumer(kind, resource_id)
+    if cluster.desired_deleted or cluster.status in (ClusterStatus.DEPROVISIONING, ClusterStatus.DELETED):
+        raise ClusterGoingAway(
+            "the cluster is being removed; connect the service to another one", details={"cluster_id": cluster.id}
+        )
     if cluster.pls_resource_id is None or cluster.pls_alias is None or cluster.endpoint_fqdn is None:
         raise PrivateLinkNotReady("the cluster has no Private Link Service yet", details={"cluster_id": cluster.id})
     now = utc_now()

@@ -310,7 +310,8 @@ def test_only_the_tenants_admin_declares_and_hostile_input_records_nothing(
         declared_answer = api.post(path, json=body, headers=admin).json()
         declared = declared_answer["expectation"]["id"]
         one_time = declared_answer["expectation"]["managed_endpoint_name"]
-        assert one_time and one_time in declared_answer["instructions"]["cli"]
+        assert one_time
+        assert one_time in declared_answer["instructions"]["cli"]
         # A waiting expectation's one-time values would let whoever reads them pass for the service: only the
         # tenant's admins, who declare, read them; readers and operators see the expectation without them.
         for viewer in (reader, operator_headers(state)):
@@ -364,3 +365,21 @@ def test_dns_outputs_and_the_consumer_matrix(
     matrix = {row["consumer"]: row["state"] for row in body["consumers"]}
     assert matrix["ai-search-shared-private-link"] == "not supported"
     assert matrix["customer-vnet"] == "not connected"
+
+
+def test_a_cluster_being_removed_takes_no_new_service(
+    ready_cluster: Cluster, database: Database, state: dict[str, Any], api_url: str, admin: dict[str, str]
+) -> None:
+    with database.session() as session:
+        cluster = session.get(Cluster, ready_cluster.id)
+        assert cluster is not None
+        cluster.desired_deleted = True  # unsubscribed: the controller is about to remove it
+        session.add(cluster)
+    body = {"consumer": "synapse-managed-vnet", "resource_id": customer_ids(state)["synapse-managed-vnet"]}
+    with httpx.Client(base_url=api_url, timeout=10) as api:
+        refused = api.post(f"/api/clusters/{ready_cluster.id}/expected-connections", json=body, headers=admin)
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "ClusterGoingAway"
+    with database.session() as session:
+        recorded = session.exec(select(ExpectedConnection).where(ExpectedConnection.cluster_id == ready_cluster.id))
+        assert recorded.all() == []
