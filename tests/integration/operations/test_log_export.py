@@ -20,6 +20,7 @@ from core.monitoring.models import LogRecord, MonitorExportMark
 from core.settings import Settings
 from emulators.suite import EmulatorSuite
 from server.app import create_app
+from tests.conftest import migrated_database
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -38,6 +39,16 @@ def log_analytics(
     control.close()
 
 
+@pytest.fixture
+def export_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+    """A database of the test's own: the export sends every unmarked row, and the session's API and worker processes
+    spool their own warnings into the shared one at any moment."""
+    with migrated_database(tmp_path_factory) as url:
+        database = Database(url)
+        yield database
+        database.dispose()
+
+
 def stored_ids(control: httpx.Client, stream: str) -> list[str]:
     response = control.get("/_emulator/loganalytics/rows", params={"stream": stream})
     response.raise_for_status()
@@ -45,10 +56,10 @@ def stored_ids(control: httpx.Client, stream: str) -> list[str]:
 
 
 def test_outage_loses_nothing_and_recovery_sends_each_row_once(
-    database: Database, log_analytics: tuple[httpx.Client, Settings]
+    export_database: Database, log_analytics: tuple[httpx.Client, Settings]
 ) -> None:
     control, settings = log_analytics
-    with database.session() as session:
+    with export_database.session() as session:
         events = [
             record_audit_event(
                 session, actor="test", action="operations.test_event", subject_type="test", subject_id=str(index)
@@ -64,21 +75,21 @@ def test_outage_loses_nothing_and_recovery_sends_each_row_once(
         control.post(
             "/_emulator/faults", json={"kind": "status", "status": 503, "path_pattern": "/dataCollectionRules/"}
         )
-        failed = export_pending(database, ingestion, batch_size=3, **streams)
+        failed = export_pending(export_database, ingestion, batch_size=3, **streams)
         assert failed.error is not None
         assert stored_ids(control, settings.monitor_audit_stream) == []
-        with database.session() as session:
+        with export_database.session() as session:
             assert session.exec(select(MonitorExportMark)).all() == []
             assert pending_export_count(session) == 8
 
         # Recovery: the spool drains in batches, every row exactly once.
         control.delete("/_emulator/faults").raise_for_status()
-        recovered = export_pending(database, ingestion, batch_size=3, **streams)
+        recovered = export_pending(export_database, ingestion, batch_size=3, **streams)
         assert recovered.error is None
         assert recovered.sent == {settings.monitor_audit_stream: 7, settings.monitor_log_stream: 1}
 
         # A later pass finds nothing left to send.
-        again = export_pending(database, ingestion, batch_size=3, **streams)
+        again = export_pending(export_database, ingestion, batch_size=3, **streams)
         assert again.sent == {settings.monitor_audit_stream: 0, settings.monitor_log_stream: 0}
     finally:
         ingestion.close()
@@ -89,15 +100,15 @@ def test_outage_loses_nothing_and_recovery_sends_each_row_once(
     assert [row["Message"] for row in log_rows] == ["spooled warning"]
     uploads = control.get("/_emulator/loganalytics/uploads").json()
     assert [upload["rows"] for upload in uploads] == [3, 3, 1, 1]
-    with database.session() as session:
+    with export_database.session() as session:
         assert pending_export_count(session) == 0
 
 
 def test_a_short_outage_is_ridden_out_by_the_client_retries(
-    database: Database, log_analytics: tuple[httpx.Client, Settings]
+    export_database: Database, log_analytics: tuple[httpx.Client, Settings]
 ) -> None:
     control, settings = log_analytics
-    with database.session() as session:
+    with export_database.session() as session:
         record_audit_event(session, actor="test", action="operations.test_event", subject_type="test", subject_id="x")
     control.post(
         "/_emulator/faults",
@@ -106,7 +117,7 @@ def test_a_short_outage_is_ridden_out_by_the_client_retries(
     ingestion = LogAnalyticsIngestion(settings, CredentialFactory(settings).publisher)
     try:
         report = export_pending(
-            database,
+            export_database,
             ingestion,
             audit_stream=settings.monitor_audit_stream,
             log_stream=settings.monitor_log_stream,
