@@ -552,43 +552,27 @@ def _confirm(
         choices = DeploymentChoices.from_form(chosen)
     except ValidationError as error:
         return _landing_form(request, session, database, purchase, token, form, problems_of_choices(error), deadline)
+
+    def refused(error: ControlPlaneError) -> Response:
+        # A concurrent confirmation (double-click) may have taken the group: then its progress is the answer.
+        if _set_up_meanwhile(database, purchase.id):
+            return _to_progress(session, purchase.id)
+        problems = problems_of_placement(error)
+        return _landing_form(request, session, database, purchase, token, form, problems, deadline, http_status(error))
+
     try:
         with database.session() as db:
             beneficiary = purchase.subscription.beneficiary.tenant_id or signed_in.tenant_id
             arm = arm_clients(request).for_subscription(beneficiary, choices.placement.azure_subscription_id)
             check_placement(db, arm, choices.placement, cluster_name)
     except (PlacementRefused, ResourceGroupNotOwned) as error:
-        if _set_up_meanwhile(database, purchase.id):  # a concurrent confirmation (double-click) took the group
-            return _to_progress(session, purchase.id)
-        return _landing_form(
-            request,
-            session,
-            database,
-            purchase,
-            token,
-            form,
-            problems_of_placement(error),
-            deadline,
-            http_status(error),
-        )
+        return refused(error)
     except UpstreamUnavailable as error:
         return _azure_unavailable_page(request, session, error, "your purchase link")
     try:
         confirm_landing(database, purchase, marketplace_token=token, choices=choices, actor=actor)
     except ResourceGroupNotOwned as error:
-        if _set_up_meanwhile(database, purchase.id):
-            return _to_progress(session, purchase.id)
-        return _landing_form(
-            request,
-            session,
-            database,
-            purchase,
-            token,
-            form,
-            problems_of_placement(error),
-            deadline,
-            http_status(error),
-        )
+        return refused(error)
     except SubscriptionAlreadySetUp:
         return _to_progress(session, purchase.id)
     except PurchaseTokenAlreadyUsed as error:
